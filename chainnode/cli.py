@@ -1,0 +1,108 @@
+"""The `chainnode` command line for node operators.
+
+Every command prints human-readable text by default and one JSON document with `--json`,
+and fails with a one-line message that says what to do next (exit status 1), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
+from chainnode.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, load_key, read_key_file, write_key_file
+
+PASSWORD_ENV = "CHAINNODE_PASSWORD"
+
+
+def read_password(password_file: str | None, *, confirm: bool) -> str:
+    """The key password, from --password-file, $CHAINNODE_PASSWORD, or a prompt on a terminal."""
+    if password_file:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot read password file {password_file}: {exc.strerror}") from None
+        password = text.rstrip("\r\n")
+    elif os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV]
+    elif sys.stdin.isatty():
+        password = click.prompt("Key password", hide_input=True, confirmation_prompt=confirm)
+    else:
+        raise click.ClickException(f"no password given: pass --password-file FILE or set {PASSWORD_ENV}")
+    if not password:
+        raise click.ClickException("the password is empty; choose a non-empty password")
+    return password
+
+
+def _emit(as_json: bool, data: dict, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chainnode")
+def main() -> None:
+    """chainnode: a permissioned consortium blockchain node (PBFT, SM2/SM3, LevelDB)."""
+
+
+@main.command()
+@click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True, help="Crypto suite of the chain this key is for.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the encrypted key file.")
+@click.option("--password-file", type=click.Path(dir_okay=False), help=f"Read the password from this file (else ${PASSWORD_ENV}, else a prompt).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--scrypt-n", type=int, default=SCRYPT_N_DEFAULT, hidden=True, help="scrypt cost (tests use a small one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keygen(suite: str, out_path: str, password_file: str | None, force: bool, scrypt_n: int, as_json: bool) -> None:
+    """Generate a key pair and write it as an encrypted key file."""
+    password = read_password(password_file, confirm=True)
+    try:
+        s = get_suite(suite)
+        priv, _ = s.generate_keypair()
+        doc = encrypt_key(suite, priv, password, scrypt_n=scrypt_n)
+        write_key_file(out_path, doc, overwrite=force)
+    except (KeyFileError, CryptoUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(
+        as_json,
+        {"file": out_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]},
+        [f"wrote {out_path} ({suite})", f"address:    0x{doc['address']}", f"public key: {doc['public_key']}"],
+    )
+
+
+@main.group()
+def key() -> None:
+    """Inspect key files."""
+
+
+@key.command("show")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--check-password", is_flag=True, help="Also decrypt, to check the password.")
+@click.option("--password-file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_show(path: str, check_password: bool, password_file: str | None, as_json: bool) -> None:
+    """Print a key file's suite, address and public key (no password needed)."""
+    try:
+        doc = read_key_file(path)
+        if check_password:
+            load_key(path, read_password(password_file, confirm=False))
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    data = {"file": path, "suite": doc.get("suite"), "address": doc.get("address"), "public_key": doc.get("public_key")}
+    if check_password:
+        data["password"] = "ok"
+    lines = [f"suite:      {data['suite']}", f"address:    0x{data['address']}", f"public key: {data['public_key']}"]
+    if check_password:
+        lines.append("password:   ok")
+    _emit(as_json, data, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The node's embedded LevelDB (plyvel), opened safely.
+
+Opening a data directory:
+1. takes an exclusive lock on `<data_dir>/node.pid` holding our pid, so a second node on
+   the same directory is told which process has it, not a LevelDB lock error;
+2. opens `<data_dir>/chain.db`, turning LevelDB's errors into `StorageError`s that say what
+   to do;
+3. checks the format marker: a new, empty database gets one; a database without it (some
+   other program's) or with another version is refused.
+
+Writes happen only through `write_batch`, synced: a block's changes are one atomic,
+durable LevelDB write (DESIGN.md rule 4).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import plyvel
+
+FORMAT_KEY = b"m:format"
+FORMAT = b"chainnode-ledger/1"
+DB_DIRNAME = "chain.db"
+PID_FILENAME = "node.pid"
+
+
+class StorageError(RuntimeError):
+    """The data directory cannot be used; the message says why and what to do."""
+
+
+class DataDirInUse(StorageError):
+    pass
+
+
+class Store:
+    def __init__(self, data_dir: str | os.PathLike, *, create: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self._pid_fd: int | None = None
+        self._db: plyvel.DB | None = None
+        if not self.data_dir.exists():
+            if not create:
+                raise StorageError(f"data directory {self.data_dir} does not exist; run `chainnode init` first")
+            self.data_dir.mkdir(parents=True)
+        elif not self.data_dir.is_dir():
+            raise StorageError(f"{self.data_dir} is not a directory; choose another --data-dir")
+        self._lock_pid()
+        try:
+            self._open_db(create)
+            self._check_format()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- opening ------------------------------------------------------------------------
+
+    def _lock_pid(self) -> None:
+        path = self.data_dir / PID_FILENAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open {path}: {exc.strerror}; check the directory's permissions") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DataDirInUse(
+                    f"data directory {self.data_dir} is in use by another node (pid {holder}); "
+                    "stop that node first, or give this one its own --data-dir"
+                ) from None
+            raise StorageError(f"cannot lock {path}: {exc.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._pid_fd = fd
+
+    def _open_db(self, create: bool) -> None:
+        path = self.data_dir / DB_DIRNAME
+        if path.exists() and not (path / "CURRENT").exists():
+            raise StorageError(
+                f"{path} exists but is not a LevelDB database; move it away or choose another --data-dir"
+            )
+        if not path.exists() and not create:
+            raise StorageError(f"no chain database in {self.data_dir}; run `chainnode init` first")
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True)
+        except plyvel.CorruptionError as exc:
+            raise StorageError(
+                f"the chain database in {path} is corrupt ({exc}); restore it from a backup, "
+                "or move it away and let the node sync from its peers"
+            ) from None
+        except plyvel.IOError as exc:
+            raise StorageError(f"cannot open the chain database in {path}: {exc}") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open the chain database in {path}: {exc}") from None
+
+    def _check_format(self) -> None:
+        marker = self._db.get(FORMAT_KEY)
+        if marker == FORMAT:
+            return
+        if marker is None:
+            with self._db.iterator(include_value=False) as it:
+                if next(it, None) is not None:
+                    raise StorageError(
+                        f"{self.data_dir / DB_DIRNAME} is a LevelDB database that chainnode did not create; "
+                        "choose an empty --data-dir"
+                    )
+            self._db.put(FORMAT_KEY, FORMAT, sync=True)
+            return
+        raise StorageError(
+            f"{self.data_dir} holds format {marker.decode(errors='replace')!r}, this node reads "
+            f"{FORMAT.decode()!r}; use the chainnode version that wrote it, or migrate (docs/operations.md)"
+        )
+
+    # ---- access -------------------------------------------------------------------------
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing but the format marker has been written."""
+        with self._db.iterator(include_value=False) as it:
+            for key in it:
+                if key != FORMAT_KEY:
+                    return False
+        return True
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._db.get(key)
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self._db.iterator(prefix=prefix) as it:
+            yield from it
+
+    def write_batch(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes] = ()) -> None:
+        """Apply all puts and deletes as one atomic, synced LevelDB write."""
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            for key in deletes:
+                batch.delete(key)
+            for key, value in puts:
+                batch.put(key, value)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._pid_fd is not None:
+            os.close(self._pid_fd)  # releases the flock
+            self._pid_fd = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Contracts: the sandboxed engine (`contracts.engine`) and, later, the system and business contracts."""

@@ -1,0 +1,86 @@
+"""Builders shared by tests and benchmarks: real signed transactions, and whole blocks with
+roots and commit certificates that verify (the work an executor and PBFT will do)."""
+
+from __future__ import annotations
+
+import os
+
+from chainnode.codec import pack
+from chainnode.crypto import CryptoSuite
+from chainnode.merkle import merkle_root
+from chainnode.state import next_state_root
+from chainnode.types import (
+    ZERO_HASH,
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Event,
+    Receipt,
+    Transaction,
+    commit_signing_bytes,
+    quorum_size,
+)
+
+
+def payment_tx(suite: CryptoSuite, priv: bytes, pub: bytes, *, to: bytes = b"\x01" * 20, amount: int = 100, block_limit: int = 1000, nonce: bytes | None = None) -> Transaction:
+    tx = Transaction("chain0", "group0", nonce or os.urandom(16), block_limit, to, "transfer", [b"\x02" * 20, amount, "memo"], 100_000, pub)
+    return tx.signed(suite, priv)
+
+
+def receipt_for(suite: CryptoSuite, tx: Transaction) -> Receipt:
+    return Receipt(
+        tx_hash=tx.hash(suite),
+        status=0,
+        gas_used=1_234,
+        output=True,
+        events=[Event(tx.to or b"\x00" * 20, "Transfer", {"from": tx.sender(suite), "to": b"\x02" * 20, "amount": 100})],
+    )
+
+
+def build_block(
+    suite: CryptoSuite,
+    *,
+    height: int,
+    parent_hash: bytes,
+    parent_state_root: bytes,
+    txs: list[Transaction],
+    writes: dict[bytes, bytes | None],
+    sealer_keys: list[tuple[bytes, bytes]],
+    timestamp_ms: int = 0,
+):
+    """(block, receipts, certificate or None for genesis, writes), ready for Ledger.commit_block."""
+    receipts = [receipt_for(suite, tx) for tx in txs]
+    header = BlockHeader(
+        parent_hash=parent_hash,
+        height=height,
+        timestamp_ms=timestamp_ms,
+        proposer_index=height % max(1, len(sealer_keys)),
+        sealer_set_hash=suite.hash(pack([pub for _, pub in sealer_keys])),
+        tx_root=merkle_root([tx.hash(suite) for tx in txs], suite.hash),
+        receipt_root=merkle_root([r.encode() for r in receipts], suite.hash),
+        state_root=next_state_root(suite, parent_state_root, writes),
+        gas_used=sum(r.gas_used for r in receipts),
+        tx_count=len(txs),
+    )
+    cert = None
+    if height > 0:
+        block_hash = header.hash(suite)
+        msg = commit_signing_bytes(height, block_hash)
+        signers = range(quorum_size(len(sealer_keys)))
+        cert = CommitCertificate(height, block_hash, [(i, suite.sign(sealer_keys[i][0], msg)) for i in signers])
+    return Block(header, txs), receipts, cert, writes
+
+
+def next_block(ledger, txs, writes, sealer_keys, timestamp_ms: int = 0):
+    """The block that extends `ledger`'s head (genesis if it has none)."""
+    head = ledger.head_header
+    return build_block(
+        ledger.suite,
+        height=ledger.head_height + 1,
+        parent_hash=ledger.head_hash if head else ZERO_HASH,
+        parent_state_root=head.state_root if head else ZERO_HASH,
+        txs=txs,
+        writes=writes,
+        sealer_keys=sealer_keys,
+        timestamp_ms=timestamp_ms,
+    )
