@@ -71,9 +71,12 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_block(tmp_path):
             ready = child.stdout.readline().split()
             assert ready[0] == "ready", f"writer did not start: {ready}"
             assert int(ready[1]) >= last_reported
-            time.sleep(rng.uniform(0.0, 0.25))
+            # Kill only once it is committing, at a random moment of its stream of writes.
+            first = child.stdout.readline()
+            assert first.startswith("committed"), f"writer stopped: {first!r}"
+            time.sleep(rng.uniform(0.0, 0.2))
             os.kill(child.pid, signal.SIGKILL)
-            out = child.stdout.read()
+            out = first + child.stdout.read()
         finally:
             child.kill()
             child.wait()
