@@ -1,0 +1,234 @@
+"""The genesis file: what a consortium agrees on before the first block.
+
+A JSON document (docs/operations.md shows a full one):
+
+    {
+      "format": "chainnode-genesis/1",
+      "chain_id": "chain0", "group_id": "group0", "suite": "sm",
+      "timestamp_ms": 1767225600000,
+      "nodes": [
+        {"name": "bank-a", "role": "sealer", "consensus_pub": "04…", "peer_id": "12D3Koo…",
+         "addrs": ["/ip4/10.0.0.1/tcp/30300"], "weight": 1},
+        …
+      ],
+      "committee": [{"address": "<40 hex>", "weight": 1}],
+      "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
+      "config": {"tx_count_limit": 1000, "consensus_timeout_ms": 3000, …}
+    }
+
+It becomes block 0: a header over the initial state (system state, see sysstate.py). The
+genesis block's hash is the chain's identity: nodes refuse peers and data directories with
+another one. Peer addresses are not part of it (a node may move without forking the chain).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chainnode.codec import pack
+from chainnode.crypto import SUITE_NAMES, get_suite
+from chainnode.merkle import merkle_root
+from chainnode.state import next_state_root
+from chainnode.sysstate import (
+    CHAIN_KEY,
+    COMMITTEE_KEY,
+    GOVERNANCE_KEY,
+    NODES_MAX,
+    PEER_ID_CHARS_MAX,
+    ConfigValueError,
+    NodeEntry,
+    config_writes,
+    nodes_writes,
+    sealer_set_hash,
+)
+from chainnode.types import ZERO_HASH, Block, BlockHeader
+
+FORMAT = "chainnode-genesis/1"
+GENESIS_BYTES_MAX = 4 << 20
+
+
+class GenesisError(ValueError):
+    """The genesis file is unusable; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class GenesisNode:
+    name: str
+    entry: NodeEntry
+    addrs: list[str]
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    group_id: str
+    suite: str
+    timestamp_ms: int
+    nodes: list[GenesisNode]
+    committee: list[tuple[bytes, int]]
+    participation_rate_pct: int
+    win_rate_pct: int
+    config: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sealers(self) -> list[GenesisNode]:
+        return [n for n in self.nodes if n.entry.role == "sealer"]
+
+    def state_writes(self) -> dict[bytes, bytes]:
+        writes = {CHAIN_KEY: pack([self.chain_id, self.group_id, self.suite])}
+        writes.update(nodes_writes([n.entry for n in self.nodes]))
+        writes[COMMITTEE_KEY] = pack([[addr, weight] for addr, weight in self.committee])
+        writes[GOVERNANCE_KEY] = pack([self.participation_rate_pct, self.win_rate_pct])
+        writes.update(config_writes(self.config))
+        return writes
+
+    def block(self) -> tuple[Block, dict[bytes, bytes]]:
+        """Block 0 and its state writes (commit both with `Ledger.commit_block`)."""
+        suite = get_suite(self.suite)
+        writes = self.state_writes()
+        header = BlockHeader(
+            parent_hash=ZERO_HASH,
+            height=0,
+            timestamp_ms=self.timestamp_ms,
+            proposer_index=0,
+            sealer_set_hash=sealer_set_hash(suite, [n.entry.consensus_pub for n in self.sealers]),
+            tx_root=merkle_root([], suite.hash),
+            receipt_root=merkle_root([], suite.hash),
+            state_root=next_state_root(suite, ZERO_HASH, writes),
+            gas_used=0,
+            tx_count=0,
+        )
+        return Block(header, []), writes
+
+    def hash(self) -> bytes:
+        return self.block()[0].header.hash(get_suite(self.suite))
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "chain_id": self.chain_id,
+            "group_id": self.group_id,
+            "suite": self.suite,
+            "timestamp_ms": self.timestamp_ms,
+            "nodes": [
+                {"name": n.name, "role": n.entry.role, "consensus_pub": n.entry.consensus_pub.hex(), "peer_id": n.entry.peer_id, "addrs": n.addrs, "weight": n.entry.weight}
+                for n in self.nodes
+            ],
+            "committee": [{"address": a.hex(), "weight": w} for a, w in self.committee],
+            "governance": {"participation_rate_pct": self.participation_rate_pct, "win_rate_pct": self.win_rate_pct},
+            "config": dict(self.config),
+        }
+
+
+def _text(doc: dict, key: str, where: str, max_length: int = 64) -> str:
+    v = doc.get(key)
+    if not isinstance(v, str) or not v or len(v) > max_length:
+        raise GenesisError(f"{where}: {key!r} must be non-empty text of at most {max_length} characters")
+    return v
+
+
+def _int(doc: dict, key: str, where: str, lo: int, hi: int, default: int | None = None) -> int:
+    v = doc.get(key, default)
+    if type(v) is not int or not lo <= v <= hi:
+        raise GenesisError(f"{where}: {key!r} must be an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _hex(v: Any, what: str, lengths: tuple[int, ...]) -> bytes:
+    try:
+        b = bytes.fromhex(v.removeprefix("0x"))
+    except (AttributeError, ValueError, TypeError):
+        raise GenesisError(f"{what} must be hex") from None
+    if len(b) not in lengths:
+        raise GenesisError(f"{what} must be {' or '.join(str(n) for n in lengths)} bytes, got {len(b)}")
+    return b
+
+
+def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise GenesisError(f"{source}: not a chainnode genesis file (expected \"format\": \"{FORMAT}\")")
+    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config"}
+    unknown = set(doc) - known
+    if unknown:
+        raise GenesisError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
+    suite_name = _text(doc, "suite", source)
+    if suite_name not in SUITE_NAMES:
+        raise GenesisError(f"{source}: suite must be one of {', '.join(SUITE_NAMES)}")
+    suite = get_suite(suite_name)
+    nodes_doc = doc.get("nodes")
+    if not isinstance(nodes_doc, list) or not 1 <= len(nodes_doc) <= NODES_MAX:
+        raise GenesisError(f"{source}: 'nodes' must list 1..{NODES_MAX} nodes")
+    nodes: list[GenesisNode] = []
+    seen_names, seen_keys, seen_peers = set(), set(), set()
+    for i, n in enumerate(nodes_doc):
+        where = f"{source}: nodes[{i}]"
+        if not isinstance(n, dict):
+            raise GenesisError(f"{where} must be an object")
+        name = _text(n, "name", where)
+        role = n.get("role")
+        if role not in ("sealer", "observer"):
+            raise GenesisError(f"{where} ({name}): role must be \"sealer\" or \"observer\"")
+        pub = _hex(n.get("consensus_pub"), f"{where} ({name}): consensus_pub", (suite.public_key_bytes,))
+        peer_id = _text(n, "peer_id", where, PEER_ID_CHARS_MAX)
+        addrs = n.get("addrs", [])
+        if not isinstance(addrs, list) or not all(isinstance(a, str) and a.startswith("/") for a in addrs):
+            raise GenesisError(f"{where} ({name}): addrs must be a list of multiaddrs like /ip4/127.0.0.1/tcp/30300")
+        weight = _int(n, "weight", where, 1, 1_000_000, default=1)
+        for value, seen, what in ((name, seen_names, "name"), (pub, seen_keys, "consensus_pub"), (peer_id, seen_peers, "peer_id")):
+            if value in seen:
+                raise GenesisError(f"{where}: duplicate {what}")
+            seen.add(value)
+        nodes.append(GenesisNode(name, NodeEntry(pub, peer_id, role, weight), list(addrs)))
+    if not any(n.entry.role == "sealer" for n in nodes):
+        raise GenesisError(f"{source}: at least one node must be a sealer")
+    committee_doc = doc.get("committee", [])
+    if not isinstance(committee_doc, list) or not committee_doc:
+        raise GenesisError(f"{source}: 'committee' must list at least one governor {{\"address\", \"weight\"}}")
+    committee = []
+    for i, g in enumerate(committee_doc):
+        where = f"{source}: committee[{i}]"
+        if not isinstance(g, dict):
+            raise GenesisError(f"{where} must be an object")
+        committee.append((_hex(g.get("address"), f"{where}: address", (20,)), _int(g, "weight", where, 1, 1_000_000, default=1)))
+    gov = doc.get("governance", {})
+    if not isinstance(gov, dict):
+        raise GenesisError(f"{source}: 'governance' must be an object")
+    config = doc.get("config", {})
+    if not isinstance(config, dict):
+        raise GenesisError(f"{source}: 'config' must be an object")
+    try:
+        config_writes(config)
+    except ConfigValueError as exc:
+        raise GenesisError(f"{source}: config: {exc}") from None
+    return Genesis(
+        chain_id=_text(doc, "chain_id", source),
+        group_id=_text(doc, "group_id", source),
+        suite=suite_name,
+        timestamp_ms=_int(doc, "timestamp_ms", source, 0, 2**63 - 1),
+        nodes=nodes,
+        committee=committee,
+        participation_rate_pct=_int(gov, "participation_rate_pct", f"{source}: governance", 1, 100, default=51),
+        win_rate_pct=_int(gov, "win_rate_pct", f"{source}: governance", 1, 100, default=51),
+        config=dict(config),
+    )
+
+
+def load_genesis(path: str | os.PathLike) -> Genesis:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise GenesisError(f"genesis file {path} not found; pass --genesis with the file your consortium shared") from None
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
+    if len(raw) > GENESIS_BYTES_MAX:
+        raise GenesisError(f"{path} is larger than {GENESIS_BYTES_MAX} bytes; is it the right file?")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GenesisError(f"{path} is not valid JSON ({exc})") from None
+    return parse_genesis(doc, str(path))
