@@ -1,0 +1,175 @@
+"""JSON-RPC 2.0, exactly as the specification says (https://www.jsonrpc.org/specification).
+
+Transport-free: `Dispatcher.handle(body) -> response bytes or None` is what both the HTTP
+and the WebSocket side call. Covered: parse errors (-32700), invalid requests (-32600),
+unknown methods (-32601), invalid params (-32602, the message names the parameter),
+internal errors (-32603, logged, never leaked), batches (bounded; an empty batch is an
+invalid request; a batch of only notifications gets no response), notifications (no id:
+run, no reply). Parameters are positional, as FISCO BCOS's are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+log = logging.getLogger("chainnode.rpc")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+# Application errors (the spec reserves -32000..-32099 for servers).
+TX_REJECTED = -32000
+NOT_FOUND = -32001
+UNAVAILABLE = -32002
+
+Method = Callable[[list], Awaitable[Any]]
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict:
+        err = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+def invalid_params(message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, f"invalid params: {message}")
+
+
+def _error_response(req_id: Any, err: RpcError) -> dict:
+    return {"jsonrpc": "2.0", "id": req_id, "error": err.to_json()}
+
+
+def _valid_id(v: Any) -> bool:
+    return v is None or isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+class Dispatcher:
+    def __init__(self, *, batch_max: int = 100) -> None:
+        self._methods: dict[str, Method] = {}
+        self.batch_max = batch_max
+        self.calls: dict[str, int] = {}  # method -> count, for metrics
+
+    def register(self, name: str, fn: Method) -> None:
+        assert name not in self._methods, f"RPC method {name} registered twice"
+        self._methods[name] = fn
+
+    @property
+    def method_names(self) -> list[str]:
+        return sorted(self._methods)
+
+    async def handle(self, body: bytes | str) -> bytes | None:
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _dump(_error_response(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
+        if isinstance(request, list):
+            if not request:
+                return _dump(_error_response(None, RpcError(INVALID_REQUEST, "invalid request: empty batch")))
+            if len(request) > self.batch_max:
+                return _dump(_error_response(None, RpcError(INVALID_REQUEST, f"invalid request: batch of {len(request)} exceeds {self.batch_max}")))
+            responses = [r for r in [await self._one(item) for item in request] if r is not None]
+            return _dump(responses) if responses else None
+        response = await self._one(request)
+        return None if response is None else _dump(response)
+
+    async def _one(self, req: Any) -> dict | None:
+        if not isinstance(req, dict):
+            return _error_response(None, RpcError(INVALID_REQUEST, "invalid request: expected an object"))
+        req_id = req.get("id")
+        is_notification = "id" not in req
+        if not _valid_id(req_id):
+            return _error_response(None, RpcError(INVALID_REQUEST, "invalid request: id must be a string, number or null"))
+        if req.get("jsonrpc") != "2.0":
+            return _error_response(req_id, RpcError(INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"'))
+        method = req.get("method")
+        if not isinstance(method, str):
+            return _error_response(req_id, RpcError(INVALID_REQUEST, 'invalid request: "method" must be a string'))
+        params = req.get("params", [])
+        if not isinstance(params, list):
+            return _error_response(req_id, invalid_params("params must be an array (positional, group id first)"))
+        fn = self._methods.get(method)
+        if fn is None:
+            if is_notification:
+                return None
+            return _error_response(req_id, RpcError(METHOD_NOT_FOUND, f"method not found: {method!r}"))
+        self.calls[method] = self.calls.get(method, 0) + 1
+        try:
+            result = await fn(params)
+        except RpcError as exc:
+            return None if is_notification else _error_response(req_id, exc)
+        except Exception:
+            log.exception("internal error in RPC method %s", method)
+            return None if is_notification else _error_response(req_id, RpcError(INTERNAL_ERROR, "internal error; see the node's log"))
+        return None if is_notification else {"jsonrpc": "2.0", "id": req_id, "result": result}
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# ---- positional parameter checks ---------------------------------------------------------
+
+
+class Params:
+    """Typed access to positional params; each check names the parameter when it fails."""
+
+    def __init__(self, params: list, names: list[str], required: int) -> None:
+        if len(params) < required:
+            raise invalid_params(f"expected {', '.join(names[:required])}; got {len(params)} parameter(s)")
+        if len(params) > len(names):
+            raise invalid_params(f"at most {len(names)} parameters ({', '.join(names)}); got {len(params)}")
+        self._params = params
+        self._names = names
+
+    def _get(self, i: int, default: Any) -> Any:
+        return self._params[i] if i < len(self._params) else default
+
+    def str(self, i: int, *, default: str | None = None, max_length: int = 256) -> str:
+        v = self._get(i, default)
+        if not isinstance(v, str) or len(v) > max_length:
+            raise invalid_params(f"{self._names[i]!r} must be a string of at most {max_length} characters")
+        return v
+
+    def int(self, i: int, *, default: int | None = None, lo: int = 0, hi: int = 2**63 - 1) -> int:
+        v = self._get(i, default)
+        if isinstance(v, str):  # FISCO clients often send numbers as decimal or 0x strings
+            try:
+                v = int(v, 0)
+            except ValueError:
+                raise invalid_params(f"{self._names[i]!r} must be an integer") from None
+        if type(v) is not int or not lo <= v <= hi:
+            raise invalid_params(f"{self._names[i]!r} must be an integer in [{lo}, {hi}]")
+        return v
+
+    def bool(self, i: int, *, default: bool | None = None) -> bool:
+        v = self._get(i, default)
+        if type(v) is not bool:
+            raise invalid_params(f"{self._names[i]!r} must be true or false")
+        return v
+
+    def hex(self, i: int, *, length: int | None = None, max_length: int = 1 << 20) -> bytes:
+        v = self._get(i, None)
+        if not isinstance(v, str):
+            raise invalid_params(f"{self._names[i]!r} must be a hex string")
+        text = v[2:] if v.startswith(("0x", "0X")) else v
+        if len(text) > 2 * max_length:
+            raise invalid_params(f"{self._names[i]!r} is longer than {max_length} bytes")
+        try:
+            b = bytes.fromhex(text)
+        except ValueError:
+            raise invalid_params(f"{self._names[i]!r} must be a hex string") from None
+        if length is not None and len(b) != length:
+            raise invalid_params(f"{self._names[i]!r} must be {length} bytes ({2 * length} hex digits)")
+        return b
