@@ -1,0 +1,56 @@
+"""Node config files: defaults round-trip, every bad value is named."""
+
+import pytest
+
+from chainnode.config import ConfigError, Limits, load_config, render_config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "node.toml"
+    path.write_text(text)
+    return path
+
+
+def test_rendered_default_loads(tmp_path):
+    path = write(tmp_path, render_config(name="node0", data_dir="data", genesis_file="../genesis.json", key_file="node.key", p2p_listen="/ip4/127.0.0.1/tcp/30300", rpc_listen="127.0.0.1:8545"))
+    cfg = load_config(path)
+    assert cfg.name == "node0"
+    assert cfg.data_dir == (tmp_path / "data").resolve()
+    assert cfg.genesis_file == (tmp_path.parent / "genesis.json").resolve()
+    assert (cfg.rpc_host, cfg.rpc_port) == ("127.0.0.1", 8545)
+    assert cfg.limits == Limits() and cfg.password_file is None
+
+
+def test_minimal_file_takes_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "[limits]\ntx_bytes_max = 4096\n"))
+    assert cfg.limits.tx_bytes_max == 4096 and cfg.p2p_listen == "/ip4/127.0.0.1/tcp/30300"
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("[nodes]\nname='x'", r"unknown section \[nodes\]"),
+        ("[node]\nnmae='x'", r"unknown key\(s\) in \[node\]: nmae"),
+        ("[limits]\ntx_bytes_max = 1", r"tx_bytes_max must be an integer in \[1024"),
+        ("[limits]\ntx_bytes_max = '4096'", "tx_bytes_max must be an integer"),
+        ("[limits]\npool_txs_max = 1.5", "pool_txs_max must be an integer"),
+        ("[rpc]\nlisten = '8545'", "host:port"),
+        ("[rpc]\nlisten = 'localhost:99999'", "host:port"),
+        ("[network]\nlisten = '127.0.0.1:30300'", "multiaddr"),
+        ("[log]\nlevel = 'loud'", "level must be"),
+        ("[node]\nname = ''", "name must be a non-empty string"),
+        ("node = 5", r"\[node\] must be a table"),
+        ("[node\nname='x'", "not valid TOML"),
+    ],
+)
+def test_bad_configs(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_and_binary_files(tmp_path):
+    with pytest.raises(ConfigError, match="chainnode init"):
+        load_config(tmp_path / "none.toml")
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "bin.toml")
