@@ -104,5 +104,32 @@ def key_show(path: str, check_password: bool, password_file: str | None, as_json
     _emit(as_json, data, lines)
 
 
+@main.command()
+@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False), help="The genesis file your consortium shared.")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="This node's key file (from `chainnode keygen`).")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder for this node's chain data and config.")
+@click.option("--p2p-listen", default=None, help="libp2p listen multiaddr (default: this node's first address in genesis).")
+@click.option("--rpc-listen", default="127.0.0.1:8545", show_default=True, help="JSON-RPC host:port.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None, rpc_listen: str, as_json: bool) -> None:
+    """Prepare a data directory: check the key is a node of the genesis, commit block 0, write node.toml."""
+    from chainnode.node_init import InitError, init_node
+
+    try:
+        result = init_node(Path(genesis_path), Path(key_path), Path(data_dir), p2p_listen=p2p_listen, rpc_listen=rpc_listen)
+    except InitError as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(
+        as_json,
+        result,
+        [
+            f"{'initialised' if result['created'] else 'already initialised'} {result['data_dir']} as {result['name']} ({result['role']})",
+            f"chain:  {result['chain_id']} / {result['group_id']}, genesis {result['genesis_hash']}",
+            f"config: {result['config']}",
+            f"start it with: chainnode start --config {result['config']}",
+        ],
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,67 @@
+"""`chainnode init`: a ready data directory, or a one-line reason why not."""
+
+import json
+
+from click.testing import CliRunner
+
+from chainnode.cli import main
+from chainnode.config import load_config
+from chainnode.crypto import get_suite
+from chainnode.keyfile import encrypt_key, write_key_file
+from chainnode.ledger import Ledger
+
+SUITE = get_suite("sm")
+
+
+def setup(tmp_path, chain_id="chain0"):
+    keys = [SUITE.generate_keypair() for _ in range(2)]
+    for i, (priv, _) in enumerate(keys):
+        path = tmp_path / f"k{i}.key"
+        if not path.exists():
+            write_key_file(path, encrypt_key("sm", priv, "pw", scrypt_n=1024))
+    genesis = {
+        "format": "chainnode-genesis/1", "chain_id": chain_id, "group_id": "g", "suite": "sm", "timestamp_ms": 0,
+        "nodes": [{"name": f"bank{i}", "role": "sealer", "consensus_pub": json.loads((tmp_path / f"k{i}.key").read_text())["public_key"], "peer_id": f"p{i}", "addrs": [f"/ip4/127.0.0.1/tcp/{31000 + i}"]} for i in range(2)],
+        "committee": [{"address": "00" * 20}],
+    }
+    (tmp_path / f"{chain_id}.json").write_text(json.dumps(genesis))
+    return tmp_path / f"{chain_id}.json"
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_init_creates_then_is_idempotent(tmp_path):
+    genesis = setup(tmp_path)
+    data = tmp_path / "node1"
+    r = run("init", "--genesis", str(genesis), "--key", str(tmp_path / "k1.key"), "--data-dir", str(data), "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["created"] and info["name"] == "bank1" and info["role"] == "sealer"
+    cfg = load_config(info["config"])
+    assert cfg.p2p_listen == "/ip4/127.0.0.1/tcp/31001" and cfg.data_dir == data.resolve()
+    assert cfg.genesis_file == (data / "genesis.json").resolve() and cfg.key_file == (tmp_path / "k1.key").resolve()
+    with Ledger.open(data, SUITE) as ledger:
+        assert ledger.head_height == 0 and ledger.genesis_hash.hex() == info["genesis_hash"]
+    again = run("init", "--genesis", str(genesis), "--key", str(tmp_path / "k1.key"), "--data-dir", str(data))
+    assert again.exit_code == 0 and "already initialised" in again.output
+
+
+def test_init_refusals(tmp_path):
+    genesis = setup(tmp_path)
+    stranger = tmp_path / "stranger.key"
+    write_key_file(stranger, encrypt_key("sm", SUITE.generate_keypair()[0], "pw", scrypt_n=1024))
+    r = run("init", "--genesis", str(genesis), "--key", str(stranger), "--data-dir", str(tmp_path / "x"))
+    assert r.exit_code == 1 and "is not a node of" in r.output
+    ed = tmp_path / "ed.key"
+    write_key_file(ed, encrypt_key("ed25519", get_suite("ed25519").generate_keypair()[0], "pw", scrypt_n=1024))
+    r = run("init", "--genesis", str(genesis), "--key", str(ed), "--data-dir", str(tmp_path / "x"))
+    assert r.exit_code == 1 and "ed25519 key but the chain uses the sm suite" in r.output
+    r = run("init", "--genesis", str(tmp_path / "none.json"), "--key", str(stranger), "--data-dir", str(tmp_path / "x"))
+    assert r.exit_code == 1 and "not found" in r.output
+    data = tmp_path / "node0"
+    assert run("init", "--genesis", str(genesis), "--key", str(tmp_path / "k0.key"), "--data-dir", str(data)).exit_code == 0
+    other = setup(tmp_path, chain_id="other")
+    r = run("init", "--genesis", str(other), "--key", str(tmp_path / "k0.key"), "--data-dir", str(data))
+    assert r.exit_code == 1 and "holds another chain" in r.output
