@@ -1,0 +1,443 @@
+"""The engine's public API: compile, call, deploy, execute.
+
+    engine = Engine(suite=get_suite("sm"))
+    compiled = engine.compile(source)                      # raises ContractRejected
+    result = engine.call(compiled, "transfer", [to, 5], state=store, ctx=ctx, gas_limit=100_000)
+
+`call` runs against a byte store already scoped to one contract. `deploy` and `execute` run
+against the node's raw base store (the state overlay of the block being executed): they
+load code from it, scope storage per contract, and support cross-contract calls. Every call
+gets a write buffer layered on its caller's; it is merged on success and dropped on any
+failure, including running out of gas. A failed call is a `CallResult` with `ok=False`,
+never an exception: outside input never crashes a node.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from decimal import getcontext, setcontext
+from typing import Any
+
+from chainnode.crypto import get_suite
+
+from contracts.engine import values
+from contracts.engine.compiler import (
+    INIT_METHOD,
+    CodeCache,
+    CompiledContract,
+    cache_key,
+    compile_contract,
+)
+from contracts.engine.errors import (
+    CallDepthExceeded,
+    CallError,
+    ContractError,
+    ContractRejected,
+    EngineAbort,
+    LimitExceeded,
+    OutOfGas,
+    ReentrancyError,
+    abort_state,
+)
+from contracts.engine.gas import (
+    CALL_BASE_GAS,
+    CALL_DEPTH_MAX,
+    CODE_BYTE_GAS,
+    CROSS_CALL_GAS,
+    DEPLOY_BASE_GAS,
+    DEPLOY_BYTE_GAS,
+    VALUE_BYTE_GAS,
+    VALUE_BYTES_MAX,
+)
+from contracts.engine.model import CallContext, CallResult
+from contracts.engine.runtime import DECIMAL_CONTEXT, Runtime
+from contracts.engine.store import ADDRESS_BYTES, ContractStore, Storage, WriteBuffer, code_key, storage_prefix
+
+DEPLOY_DOMAIN = b"chainnode/deploy/v1"
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+# Python frames the host needs above the deepest contract stack (contract frames, guard
+# frames, engine frames per nested call). Our own depth limits trip long before this.
+_RECURSION_HEADROOM = 3_000
+
+
+def contract_address(suite: Any, sender: bytes, nonce: bytes) -> bytes:
+    """The address a deploy creates: H("chainnode/deploy/v1" + sender + nonce)[-20:]."""
+    assert type(sender) is bytes and len(sender) == 20, "sender must be a 20-byte address"
+    assert type(nonce) is bytes, "nonce must be bytes"
+    return suite.hash(DEPLOY_DOMAIN + sender + nonce)[-20:]
+
+
+class MethodNotFound(Exception):
+    """The method does not exist or may not be called from outside (private, init)."""
+
+
+class Engine:
+    """Compiles and runs contracts. One engine runs one transaction at a time."""
+
+    def __init__(self, suite: Any = None, *, cache_size: int = 1024) -> None:
+        self.suite = suite if suite is not None else get_suite("ed25519")
+        self._cache = CodeCache(cache_size)
+        self._rt = Runtime(self.suite, self._cross_call)
+        # The transaction in progress: its world layer (None for Engine.call: no
+        # cross-contract calls), whether it is read-only, and whether one is running.
+        self._world: WriteBuffer | None = None
+        self._readonly = False
+        self._busy = False
+        self._host_decimal: Any = None  # the host's Decimal context while ours is entered
+        self._lock = threading.Lock()
+        # Python frames are not what limits a contract (our own counters are), but the host
+        # must never be the one to fail first.
+        if sys.getrecursionlimit() < _RECURSION_HEADROOM + 1000:
+            sys.setrecursionlimit(_RECURSION_HEADROOM + 1000)
+
+    # ---- compile ----------------------------------------------------------------------
+
+    def compile(self, source: str) -> CompiledContract:
+        """Compile (or fetch from the bounded cache) a contract; raises ContractRejected."""
+        if type(source) is not str:
+            raise ContractRejected(0, 0, "source must be text")
+        key = cache_key(source)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = compile_contract(source)
+            self._cache.put(key, compiled)
+        return compiled
+
+    # ---- entry points -----------------------------------------------------------------
+
+    def call(
+        self,
+        compiled: CompiledContract,
+        method: str,
+        args: list,
+        *,
+        state: Any,
+        ctx: CallContext,
+        gas_limit: int,
+        readonly: bool = False,
+    ) -> CallResult:
+        """Run `method` of `compiled` against `state` (a byte store scoped to the contract).
+
+        Writes reach `state` only if the call succeeds. Cross-contract `call()` needs the
+        world and fails here; use `execute` for that.
+        """
+        return self._top(None, readonly, compiled, method, args, state, b"", ctx, gas_limit, CALL_BASE_GAS, False)
+
+    def deploy(
+        self,
+        base_store: Any,
+        ctx: CallContext,
+        source: str,
+        init_args: list,
+        gas_limit: int,
+        nonce: bytes,
+    ) -> CallResult:
+        """Deploy `source` at contract_address(sender, nonce) and run its `init`."""
+        address = contract_address(self.suite, ctx.sender, nonce)
+        gas = DEPLOY_BASE_GAS + DEPLOY_BYTE_GAS * len(source.encode("utf-8", "surrogatepass")) if type(source) is str else DEPLOY_BASE_GAS
+        if gas > gas_limit:
+            return CallResult(False, None, (), gas_limit, "OutOfGas", None, address)
+        try:
+            compiled = self.compile(source)
+        except ContractRejected:
+            # The reason is for the developer (Engine.compile gives it); receipts carry the
+            # type only, as parser texts differ between CPython releases.
+            return CallResult(False, None, (), gas, "ContractRejected", None, address)
+        world = WriteBuffer(base_store)
+        if world.get(code_key(address)) is not None:
+            return CallResult(False, None, (), gas, "AddressInUse", None, address)
+        world.set(code_key(address), source.encode("utf-8", "surrogatepass"))
+        ctx = _with_contract(ctx, address)
+        if compiled.has_init:
+            result = self._top(world, False, compiled, INIT_METHOD, init_args, world, storage_prefix(address), ctx, gas_limit, gas, True)
+        else:
+            if init_args:
+                return CallResult(False, None, (), gas, "TypeError", None, address)
+            result = CallResult(True, None, (), gas)
+        if result.ok:
+            world.merge()
+        return result._replace(contract_address=address)
+
+    def execute(
+        self,
+        base_store: Any,
+        ctx: CallContext,
+        to_address: bytes,
+        method: str,
+        args: list,
+        gas_limit: int,
+    ) -> CallResult:
+        """Call `method` on the contract at `to_address` (a transaction with a `to`)."""
+        return self._execute(base_store, ctx, to_address, method, args, gas_limit, False)
+
+    def query(
+        self,
+        base_store: Any,
+        ctx: CallContext,
+        to_address: bytes,
+        method: str,
+        args: list,
+        gas_limit: int,
+    ) -> CallResult:
+        """Run a method read-only (storage writes and events fail); nothing is written."""
+        return self._execute(base_store, ctx, to_address, method, args, gas_limit, True)
+
+    def _execute(self, base_store: Any, ctx: CallContext, to_address: bytes, method: str, args: list,
+                 gas_limit: int, readonly: bool) -> CallResult:
+        world = WriteBuffer(base_store)
+        if type(to_address) is not bytes or len(to_address) != ADDRESS_BYTES:
+            return CallResult(False, None, (), min(CALL_BASE_GAS, gas_limit), "NoContract", None)
+        source = world.get(code_key(to_address))
+        if source is None:
+            return CallResult(False, None, (), min(CALL_BASE_GAS, gas_limit), "NoContract", None)
+        try:
+            compiled = self.compile(source.decode("utf-8", "surrogatepass"))
+        except (ContractRejected, UnicodeDecodeError):
+            # Stored code this node cannot compile (it compiled at deploy): fail the call,
+            # never the node.
+            return CallResult(False, None, (), min(CALL_BASE_GAS, gas_limit), "ContractRejected", None)
+        if ctx.contract != to_address:
+            ctx = _with_contract(ctx, to_address)
+        # Loading code is charged by its size whether or not it was in this node's cache:
+        # gas must not depend on what a node happens to have cached.
+        base_gas = CALL_BASE_GAS + CODE_BYTE_GAS * len(source)
+        result = self._top(world, readonly, compiled, method, args, world, storage_prefix(to_address), ctx, gas_limit, base_gas, False)
+        if result.ok and not readonly:
+            world.merge()
+        return result
+
+    # ---- the call machinery -----------------------------------------------------------
+
+    def _top(self, world: WriteBuffer | None, readonly: bool, compiled: CompiledContract, method: str, args: Any,
+             parent: Any, prefix: bytes, ctx: CallContext, gas_limit: int, base_gas: int, is_init: bool) -> CallResult:
+        if type(gas_limit) is not int or gas_limit < 0:
+            raise ValueError("gas_limit must be a non-negative int")
+        if base_gas > gas_limit:
+            return CallResult(False, None, (), gas_limit, "OutOfGas", None)
+        # One transaction at a time per engine: the runtime's gas, frames and namespaces
+        # belong to the call in progress. A second thread (an RPC query during a block)
+        # waits instead of corrupting them.
+        self._lock.acquire()
+        rt = self._rt
+        gas = [gas_limit - base_gas, 0]
+        rt.gas = gas
+        rt.frames = frames = []
+        rt.events_total = 0
+        rt.event_bytes = 0
+        self._busy = True
+        self._world = world
+        self._readonly = readonly
+        self._host_decimal = None
+        try:
+            try:
+                # The fixed Decimal context is entered for any call whose code can touch a
+                # Decimal (only code that names Decimal/decimal_div can make one: storage,
+                # arguments and results are plain values). Callees enter it too.
+                if compiled.uses_decimal:
+                    self._host_decimal = getcontext()
+                    setcontext(DECIMAL_CONTEXT)
+                if type(args) is not list:
+                    if type(args) is not tuple:
+                        raise TypeError("args must be a list")
+                    args = list(args)
+                for a in args:  # the common case: scalars; anything else takes the walker
+                    t = type(a)
+                    if not (t is bytes or t is str or t is bool or a is None
+                            or (t is int and _INT64_MIN <= a <= _UINT64_MAX)):
+                        values.to_plain(a, "argument")
+                # The top-level call, inlined (see _invoke for the nested form): this is the
+                # hot path of every transaction.
+                if is_init:
+                    fn_name = INIT_METHOD
+                elif method in compiled.public_methods:
+                    fn_name = method
+                else:
+                    raise MethodNotFound(method if type(method) is str else "?")
+                ns = compiled._namespaces.get(rt)
+                if ns is None:
+                    ns = self._namespace(compiled)
+                buf = WriteBuffer(parent)
+                storage = Storage(buf, prefix, gas, readonly or method in compiled.view_methods)
+                events: list = []
+                frames.append([ctx.contract, events, storage._readonly, storage, ctx])
+                ns["storage"] = storage
+                ns["ctx"] = ctx
+                ns["_g_"] = gas
+                abort_state.pending = None
+                value = ns[fn_name](*args)
+                if gas[0] < 0:
+                    raise OutOfGas("out of gas")
+                swallowed = abort_state.pending
+                if swallowed is not None:
+                    raise swallowed
+                if value is not None:
+                    value = values.to_receipt_value(value, "return value", gas)
+                    encoded = values.encode(value)
+                    if len(encoded) > VALUE_BYTES_MAX:
+                        raise LimitExceeded("return value too large")
+                    rt.charge(VALUE_BYTE_GAS * len(encoded))
+                buf.merge()
+            except OutOfGas:
+                return CallResult(False, None, (), gas_limit, "OutOfGas", None)
+            except EngineAbort as exc:
+                if gas[0] < 0:
+                    return CallResult(False, None, (), gas_limit, "OutOfGas", None)
+                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, None)
+            except ContractError as exc:
+                if gas[0] < 0:
+                    return CallResult(False, None, (), gas_limit, "OutOfGas", None)
+                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, exc.message)
+            except RecursionError:
+                # Our counters trip first; if the host stack still ran out, fail the same
+                # way the counter would have.
+                return CallResult(False, None, (), _used(gas_limit, gas), "CallDepthExceeded", None)
+            except Exception as exc:  # TypeError, KeyError, MethodNotFound ... (type only)
+                if gas[0] < 0:
+                    # An error raised while unwinding from out-of-gas (say, an except clause
+                    # naming an unknown type) must not turn OutOfGas into something cheaper.
+                    return CallResult(False, None, (), gas_limit, "OutOfGas", None)
+                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, None)
+        finally:
+            # Frames and the world layer are replaced at the start of the next transaction.
+            if self._host_decimal is not None:
+                setcontext(self._host_decimal)
+            self._busy = False
+            self._lock.release()
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (defaults): hot path.
+        return _new_result(CallResult, (True, value, tuple(events), gas_limit - gas[0], None, None, None))
+
+    def _invoke(self, compiled: CompiledContract, method: str, args: Any, parent: Any, prefix: bytes,
+                ctx: CallContext, caller_readonly: bool) -> tuple[Any, list]:
+        """Run a nested contract call in a new write layer; merge it only if the call returns.
+
+        A view stays read-only all the way down: whatever it calls cannot write or emit."""
+        if method in compiled.public_methods:
+            fn_name = method
+        else:
+            raise MethodNotFound(method if type(method) is str else "?")
+        readonly = caller_readonly or method in compiled.view_methods
+        rt = self._rt
+        ns = compiled._namespaces.get(rt)
+        if ns is None:
+            ns = self._namespace(compiled)
+        address = ctx.contract
+        frames = rt.frames
+        for f in frames:
+            if f[0] == address:
+                raise ReentrancyError("contract is already on the call stack")
+        if len(frames) >= CALL_DEPTH_MAX:
+            raise CallDepthExceeded(f"more than {CALL_DEPTH_MAX} nested contract calls")
+        buf = WriteBuffer(parent)
+        storage = Storage(buf, prefix, rt.gas, readonly)
+        events: list = []
+        # [address, events, readonly, storage, ctx]: what builtins need about the caller.
+        frames.append([address, events, readonly, storage, ctx])
+        # The namespace may be shared by two addresses running the same code (the caller
+        # and a callee deployed from the same source): put the caller's bindings back.
+        saved = (ns.get("storage"), ns.get("ctx"))
+        ns["storage"] = storage
+        ns["ctx"] = ctx
+        ns["_g_"] = rt.gas
+        try:
+            value = ns[fn_name](*args)
+        finally:
+            frames.pop()
+            ns["storage"], ns["ctx"] = saved
+        buf.merge()
+        return value, events
+
+    def _namespace(self, compiled: CompiledContract) -> dict:
+        ns = compiled._namespaces.get(self._rt)
+        if ns is None:
+            ns = {"__builtins__": self._rt.builtins, "__name__": "contract"}
+            # The module body only defines functions and constant literals (checked at
+            # compile time), so running it once and reusing it is the same as running it
+            # for every call.
+            exec(compiled.code, ns)  # noqa: S102 - sandboxed, compiled code
+            compiled._namespaces[self._rt] = ns
+        return ns
+
+    def _cross_call(self, address: bytes, method: str, args: tuple) -> Any:
+        """`call(address, method, *args)` from a contract: a nested call with its own layer."""
+        rt = self._rt
+        assert self._busy
+        rt.charge(CROSS_CALL_GAS)
+        if self._world is None:
+            raise CallError("cross-contract calls need the world state (use Engine.execute)")
+        if len(address) != ADDRESS_BYTES:
+            raise CallError("address must be 20 bytes")
+        source = self._world.get(code_key(address))
+        caller_frame = rt.frames[-1]
+        # The caller's pending writes are visible to the callee: read through its layer.
+        parent = caller_frame[3]._buf
+        if source is None:
+            raise CallError(f"no contract at {address.hex()}")
+        rt.charge(CODE_BYTE_GAS * len(source))
+        try:
+            compiled = self.compile(source.decode("utf-8", "surrogatepass"))
+        except (ContractRejected, UnicodeDecodeError):
+            raise CallError(f"contract at {address.hex()} cannot be compiled") from None
+        # Arguments and results are copied: contracts never share mutable objects.
+        copied = values.encode(values.to_plain(list(args), "call arguments", rt.gas))
+        if len(copied) > VALUE_BYTES_MAX:
+            raise CallError("call arguments too large")
+        rt.charge(VALUE_BYTE_GAS * len(copied))
+        caller_ctx: CallContext = caller_frame[4]
+        if compiled.uses_decimal and self._host_decimal is None:
+            self._host_decimal = getcontext()
+            setcontext(DECIMAL_CONTEXT)
+        ctx = CallContext(
+            sender=caller_frame[0],
+            contract=address,
+            block_height=caller_ctx.block_height,
+            block_timestamp_ms=caller_ctx.block_timestamp_ms,
+            tx_hash=caller_ctx.tx_hash,
+        )
+        events_before = rt.events_total, rt.event_bytes
+        try:
+            value, events = self._invoke(compiled, method, values.decode(copied), parent,
+                                         storage_prefix(address), ctx, caller_frame[2])
+        except ContractError as exc:
+            rt.events_total, rt.event_bytes = events_before
+            raise CallError(f"{address.hex()}.{method}: {type(exc).__name__}: {exc.message}") from None
+        except EngineAbort:
+            raise
+        except Exception as exc:
+            rt.events_total, rt.event_bytes = events_before
+            raise CallError(f"{address.hex()}.{method}: {type(exc).__name__}") from None
+        caller_frame[1].extend(events)
+        if value is None:
+            return None
+        out = values.encode(values.to_plain(value, "call result", rt.gas))
+        if len(out) > VALUE_BYTES_MAX:
+            raise CallError("call result too large")
+        rt.charge(VALUE_BYTE_GAS * len(out))
+        return values.decode(out)
+
+    @property
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+
+_new_result = tuple.__new__
+
+
+def _used(gas_limit: int, gas: list[int]) -> int:
+    return min(gas_limit, gas_limit - gas[0])
+
+
+def _with_contract(ctx: CallContext, address: bytes) -> CallContext:
+    return CallContext(ctx.sender, address, ctx.block_height, ctx.block_timestamp_ms, ctx.tx_hash)
+
+
+__all__ = [
+    "CallContext",
+    "CallResult",
+    "CompiledContract",
+    "ContractStore",
+    "Engine",
+    "MethodNotFound",
+    "contract_address",
+]

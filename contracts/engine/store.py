@@ -1,0 +1,211 @@
+"""State seen by contracts: key layout, per-contract scoping, and layered write buffers.
+
+Key layout in the node's base store (bytes -> bytes), fixed by this engine version:
+
+    b"code/" + address            -> contract source, UTF-8
+    b"c" + address + b"/" + key   -> a contract's storage; key = msgpack(storage key),
+                                     value = msgpack(storage value)
+
+Each call gets a `WriteBuffer` layered on its caller's (the outermost one on the base
+store). Reads fall through the layers; writes stay in the call's own layer until the call
+succeeds and `merge()` folds them into the parent. A failing call (an error, running out of
+gas, a limit) simply drops its buffer, so nothing it wrote is ever seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from contracts.engine import values
+from contracts.engine.errors import LimitExceeded, OutOfGas
+from contracts.engine.gas import (
+    STORAGE_DELETE_GAS,
+    STORAGE_KEY_BYTES_MAX,
+    STORAGE_READ_BYTE_GAS,
+    STORAGE_READ_GAS,
+    STORAGE_VALUE_BYTES_MAX,
+    STORAGE_WRITE_BYTE_GAS,
+    STORAGE_WRITE_GAS,
+)
+
+CODE_PREFIX = b"code/"
+STORAGE_PREFIX = b"c"
+ADDRESS_BYTES = 20
+
+
+class ByteStore(Protocol):
+    """What the engine needs from the node's state overlay (or any test double)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+    def set(self, key: bytes, value: bytes) -> None: ...
+    def delete(self, key: bytes) -> None: ...
+
+
+def code_key(address: bytes) -> bytes:
+    assert type(address) is bytes and len(address) == ADDRESS_BYTES, address
+    return CODE_PREFIX + address
+
+
+def storage_prefix(address: bytes) -> bytes:
+    assert type(address) is bytes and len(address) == ADDRESS_BYTES, address
+    return STORAGE_PREFIX + address + b"/"
+
+
+class ContractStore:
+    """A byte store scoped to one contract: prefixes every key with the contract's prefix."""
+
+    __slots__ = ("base", "prefix")
+
+    def __init__(self, base: ByteStore, address: bytes) -> None:
+        self.base = base
+        self.prefix = storage_prefix(address)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.base.get(self.prefix + key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self.base.set(self.prefix + key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.base.delete(self.prefix + key)
+
+
+_MISSING = object()
+_decode = values.decode
+_pack = values.encode
+
+
+class WriteBuffer:
+    """One call's writes over its parent's view; `None` marks a delete."""
+
+    __slots__ = ("parent", "writes")
+
+    def __init__(self, parent: Any) -> None:
+        self.parent = parent
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        v = self.writes.get(key, _MISSING)
+        if v is _MISSING:
+            return self.parent.get(key)
+        return v  # type: ignore[return-value]
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def merge(self) -> None:
+        """Fold this layer into its parent (the call succeeded)."""
+        parent = self.parent
+        if type(parent) is WriteBuffer:
+            parent.writes.update(self.writes)
+            return
+        # The bottom layer writes through to the caller's store in the order the contract
+        # wrote (dict order), so the store sees the same sequence on every node.
+        for key, value in self.writes.items():
+            if value is None:
+                parent.delete(key)
+            else:
+                parent.set(key, value)
+
+
+class Storage:
+    """The `storage` object a contract sees: a mapping of plain keys to plain values.
+
+    Values are copied in and out through msgpack: `storage["a"]["x"] = 1` changes a copy,
+    so write the whole value back. Every access charges gas on the transaction's meter
+    (`gas`, a list whose first item is the gas left) before touching the store.
+    """
+
+    __slots__ = ("_buf", "_prefix", "_gas", "_readonly")
+
+    def __init__(self, buf: Any, prefix: bytes, gas: list[int], readonly: bool) -> None:
+        self._buf = buf
+        self._prefix = prefix
+        self._gas = gas
+        self._readonly = readonly
+
+    # The accessors below inline key encoding and gas charging on purpose: a payment
+    # transaction is a handful of storage accesses, and each extra Python call shows.
+
+    def _key(self, key: Any) -> bytes:
+        t = type(key)
+        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
+        if len(k) > STORAGE_KEY_BYTES_MAX:
+            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
+        return self._prefix + k
+
+    def _load(self, key: Any) -> bytes | None:
+        t = type(key)
+        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
+        if len(k) > STORAGE_KEY_BYTES_MAX:
+            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
+        data = self._buf.get(self._prefix + k)
+        g = self._gas
+        g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * (len(k) + (len(data) if data is not None else 0))
+        if g[0] < 0:
+            raise OutOfGas("out of gas in storage access")
+        return data
+
+    def read(self, key: Any) -> Any:
+        data = self._load(key)
+        if data is None:
+            raise KeyError("storage key not found")
+        return _decode(data)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        # _load, inlined: `storage.get(account, 0)` is the most common access of all.
+        t = type(key)
+        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
+        if len(k) > STORAGE_KEY_BYTES_MAX:
+            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
+        buf = self._buf
+        fk = self._prefix + k
+        data = buf.writes.get(fk, _MISSING)
+        if data is _MISSING:
+            data = buf.parent.get(fk)
+        g = self._gas
+        if data is None:
+            g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * len(k)
+            if g[0] < 0:
+                raise OutOfGas("out of gas in storage access")
+            return default
+        g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * (len(k) + len(data))
+        if g[0] < 0:
+            raise OutOfGas("out of gas in storage access")
+        return _decode(data)
+
+    def contains(self, key: Any) -> bool:
+        return self._load(key) is not None
+
+    def write(self, key: Any, value: Any) -> None:
+        self._assign(value, key)
+
+    def _assign(self, value: Any, key: Any) -> None:
+        # `storage[key] = value` compiles to this call: Python evaluates the value first.
+        if self._readonly:
+            raise PermissionError("storage is read-only in a view call")
+        t = type(key)
+        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
+        if len(k) > STORAGE_KEY_BYTES_MAX:
+            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
+        data = values.encode_value(value, "storage value", self._gas)
+        if len(data) > STORAGE_VALUE_BYTES_MAX:
+            raise LimitExceeded(f"storage value of {len(data)} bytes exceeds {STORAGE_VALUE_BYTES_MAX}")
+        g = self._gas
+        g[0] -= STORAGE_WRITE_GAS + STORAGE_WRITE_BYTE_GAS * (len(k) + len(data))
+        if g[0] < 0:
+            raise OutOfGas("out of gas in storage access")
+        self._buf.writes[self._prefix + k] = data
+
+    def remove(self, key: Any) -> None:
+        if self._readonly:
+            raise PermissionError("storage is read-only in a view call")
+        k = self._key(key)
+        g = self._gas
+        g[0] -= STORAGE_DELETE_GAS
+        if g[0] < 0:
+            raise OutOfGas("out of gas in storage access")
+        self._buf.delete(k)
