@@ -29,8 +29,8 @@ class Limits:
     rpc_body_bytes_max: int = 4 * 1024 * 1024
     rpc_batch_max: int = 100
     rpc_connections_max: int = 1_000
-    peer_frame_bytes_max: int = 8 * 1024 * 1024
-    peer_messages_per_s_max: int = 5_000
+    peer_frame_bytes_max: int = 4 * 1024 * 1024
+    peer_messages_per_s_max: int = 20_000
     sync_blocks_per_request_max: int = 64
 
 

@@ -42,7 +42,7 @@ def open_chain_ledger(data_dir: Path, genesis, *, create: bool) -> Ledger:
     return ledger
 
 
-def init_node(genesis_path: Path, key_path: Path, data_dir: Path, *, p2p_listen: str | None, rpc_listen: str) -> dict:
+def init_node(genesis_path: Path, key_path: Path, data_dir: Path, *, p2p_listen: str | None, rpc_listen: str, password_file: Path | None = None) -> dict:
     try:
         genesis = load_genesis(genesis_path)
         key_doc = read_key_file(key_path)
@@ -76,6 +76,7 @@ def init_node(genesis_path: Path, key_path: Path, data_dir: Path, *, p2p_listen:
             key_file=str(key_path.resolve()),
             p2p_listen=listen,
             rpc_listen=rpc_listen,
+            password_file=str(password_file.resolve()) if password_file else None,
         ))
     return {
         "created": not existed,

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chainnode.codec import expect_bytes, expect_int, expect_list, expect_str, pack, unpack
-from chainnode.crypto import CryptoSuite
 from chainnode.state import StateReader
+from chainnode.types import sealer_set_hash  # noqa: F401  (re-exported: membership lives here)
 
 CHAIN_KEY = b"sys/chain"
 NODES_KEY = b"sys/nodes"
@@ -92,10 +92,6 @@ def read_nodes(state: StateReader) -> list[NodeEntry]:
 def read_sealers(state: StateReader) -> list[NodeEntry]:
     """The sealer set in index order: index i in PBFT and in certificates is entry i here."""
     return [n for n in read_nodes(state) if n.role == "sealer"]
-
-
-def sealer_set_hash(suite: CryptoSuite, sealer_pubs: list[bytes]) -> bytes:
-    return suite.hash(pack(list(sealer_pubs)))
 
 
 def config_writes(values: dict[str, int]) -> dict[bytes, bytes]:

@@ -59,6 +59,15 @@ class PooledTx:
     raw: bytes
 
 
+class _PendingCheck:
+    __slots__ = ("pooled", "ok", "done")
+
+    def __init__(self, pooled: PooledTx) -> None:
+        self.pooled = pooled
+        self.ok = False
+        self.done = trio.Event()
+
+
 class TxPool:
     """Pending transactions. `is_committed(hash)` and `head_height()` come from the ledger."""
 
@@ -83,8 +92,11 @@ class TxPool:
         self._per_sender: dict[bytes, int] = {}
         self._bytes = 0
         self._verify_limiter = trio.CapacityLimiter(limits.verify_threads)
+        self._verify_queue: list[_PendingCheck] = []
+        self._drainers = 0
         self.rejected: dict[str, int] = {}  # reason code -> count, for metrics
         self._arrival = trio.Event()
+        self._drained = trio.Event()
 
     # ---- admission ----------------------------------------------------------------------
 
@@ -140,6 +152,34 @@ class TxPool:
         verify = self.suite.verify
         return [verify(p.tx.sender_pub, p.tx_hash, p.tx.signature) for p in items]
 
+    async def _verify(self, items: list[PooledTx]) -> list[bool]:
+        """Verify signatures on worker threads, batching concurrent callers together.
+
+        Each caller queues its items; up to `verify_threads` callers at a time drain the
+        queue in chunks of VERIFY_BATCH_MAX, one thread hop per chunk, and the others wait
+        for their results. Concurrent RPC requests thus cost one hop per chunk, not per
+        transaction. Draining is shielded from cancellation (a chunk takes < 100 ms) so a
+        caller that goes away cannot strand the ones whose items it took.
+        """
+        waiters = [_PendingCheck(p) for p in items]
+        self._verify_queue.extend(waiters)
+        if self._drainers < self.limits.verify_threads:
+            self._drainers += 1
+            try:
+                with trio.CancelScope(shield=True):
+                    while self._verify_queue:
+                        chunk = self._verify_queue[:VERIFY_BATCH_MAX]
+                        del self._verify_queue[: len(chunk)]
+                        oks = await trio.to_thread.run_sync(self._verify_batch, [w.pooled for w in chunk], limiter=self._verify_limiter)
+                        for w, ok in zip(chunk, oks):
+                            w.ok = ok
+                            w.done.set()
+            finally:
+                self._drainers -= 1
+        for w in waiters:
+            await w.done.wait()
+        return [w.ok for w in waiters]
+
     async def submit(self, raw: bytes) -> bytes:
         """Admit one transaction; returns its hash or raises `Rejected`."""
         result = (await self.submit_many([raw]))[0]
@@ -162,10 +202,9 @@ class TxPool:
                 results.append(pooled.tx_hash)
             except Rejected as exc:
                 results.append(exc)
-        for start in range(0, len(checked), VERIFY_BATCH_MAX):
-            chunk = checked[start : start + VERIFY_BATCH_MAX]
-            oks = await trio.to_thread.run_sync(self._verify_batch, [p for _, p in chunk], limiter=self._verify_limiter)
-            for (index, pooled), ok in zip(chunk, oks):
+        if checked:
+            oks = await self._verify([p for _, p in checked])
+            for (index, pooled), ok in zip(checked, oks):
                 if not ok:
                     results[index] = self._reject("bad_signature", "the signature does not verify for this transaction and sender key")
                     continue
@@ -213,6 +252,8 @@ class TxPool:
             if p is not None:
                 self._forget(p)
                 removed += 1
+        if not self._txs:
+            self._drained.set()
         return removed
 
     def drop_expired(self, head_height: int) -> int:
@@ -234,6 +275,12 @@ class TxPool:
         while not self._txs:
             self._arrival = trio.Event()
             await self._arrival.wait()
+
+    async def wait_until_empty(self) -> None:
+        """Return once the pool has no transactions."""
+        while self._txs:
+            self._drained = trio.Event()
+            await self._drained.wait()
 
     def __len__(self) -> int:
         return len(self._txs)

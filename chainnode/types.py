@@ -351,6 +351,11 @@ def quorum_size(sealer_count: int) -> int:
     return sealer_count - (sealer_count - 1) // 3
 
 
+def sealer_set_hash(suite: CryptoSuite, sealer_pubs: list[bytes]) -> bytes:
+    """The `sealer_set_hash` a header carries: commits the block to the set that certifies it."""
+    return suite.hash(pack([1, "chainnode/sealers", list(sealer_pubs)]))
+
+
 def commit_signing_bytes(height: int, block_hash: bytes) -> bytes:
     """What a sealer signs to commit a block (domain-separated from every other message)."""
     return pack([1, "chainnode/commit", height, block_hash])
@@ -430,4 +435,5 @@ __all__ = [
     "ZERO_HASH",
     "commit_signing_bytes",
     "quorum_size",
+    "sealer_set_hash",
 ]

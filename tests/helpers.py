@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-from chainnode.codec import pack
 from chainnode.crypto import CryptoSuite
 from chainnode.merkle import merkle_root
 from chainnode.state import next_state_root
@@ -19,6 +18,7 @@ from chainnode.types import (
     Transaction,
     commit_signing_bytes,
     quorum_size,
+    sealer_set_hash,
 )
 
 
@@ -55,7 +55,7 @@ def build_block(
         height=height,
         timestamp_ms=timestamp_ms,
         proposer_index=height % max(1, len(sealer_keys)),
-        sealer_set_hash=suite.hash(pack([pub for _, pub in sealer_keys])),
+        sealer_set_hash=sealer_set_hash(suite, [pub for _, pub in sealer_keys]),
         tx_root=merkle_root([tx.hash(suite) for tx in txs], suite.hash),
         receipt_root=merkle_root([r.encode() for r in receipts], suite.hash),
         state_root=next_state_root(suite, parent_state_root, writes),

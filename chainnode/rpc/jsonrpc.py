@@ -14,6 +14,8 @@ import json
 import logging
 from typing import Any, Awaitable, Callable
 
+import trio
+
 log = logging.getLogger("chainnode.rpc")
 
 PARSE_ERROR = -32700
@@ -79,7 +81,17 @@ class Dispatcher:
                 return _dump(_error_response(None, RpcError(INVALID_REQUEST, "invalid request: empty batch")))
             if len(request) > self.batch_max:
                 return _dump(_error_response(None, RpcError(INVALID_REQUEST, f"invalid request: batch of {len(request)} exceeds {self.batch_max}")))
-            responses = [r for r in [await self._one(item) for item in request] if r is not None]
+            # Items run concurrently (the specification allows any order of processing): a
+            # batch of transactions then shares signature checks instead of queueing them.
+            results: list[dict | None] = [None] * len(request)
+
+            async def one(i: int, item: Any) -> None:
+                results[i] = await self._one(item)
+
+            async with trio.open_nursery() as nursery:
+                for i, item in enumerate(request):
+                    nursery.start_soon(one, i, item)
+            responses = [r for r in results if r is not None]
             return _dump(responses) if responses else None
         response = await self._one(request)
         return None if response is None else _dump(response)

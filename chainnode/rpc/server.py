@@ -31,6 +31,8 @@ class PortInUse(RuntimeError):
 def check_port_free(host: str, port: int) -> None:
     """Refuse early, with a clear message, a port another process listens on."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        # SO_REUSEADDR: TIME_WAIT leftovers of our own last run are not "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -1,0 +1,19 @@
+"""The Python SDK for dApp developers.
+
+    import trio
+    from chainnode.client import Account, Client
+
+    async def main():
+        account = Account.load("alice.key", password="...")
+        async with Client("http://127.0.0.1:8545") as client:
+            receipt = await client.deploy(account, open("counter.py").read(), [0])
+            receipt = await client.send(account, receipt.contract_address, "add", [5])
+            print(receipt.output)
+
+    trio.run(main)
+"""
+
+from chainnode.client.account import Account
+from chainnode.client.rpc import Client, NodeError, ReceiptTimeout, TransactionFailed
+
+__all__ = ["Account", "Client", "NodeError", "ReceiptTimeout", "TransactionFailed"]

@@ -1,0 +1,135 @@
+"""The executor: runs a block's transactions through the contract engine on a state
+overlay and produces receipts, the state writes and the three roots.
+
+It is what the PBFT core's execute action calls, on the leader (to build a proposal) and on
+every replica (to check one): same prior state, same header fields and same transactions
+give the same receipts and roots on every node (DESIGN.md rule 3).
+
+A block whose transactions are not all valid (wrong chain, outside their block_limit
+window, already committed, repeated, badly signed) is invalid as a whole: the replica
+refuses to sign it. A valid transaction whose contract call fails is fine: it gets a failed
+receipt and its writes are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from chainnode.crypto import CryptoSuite
+from chainnode.merkle import merkle_root
+from chainnode.state import StateOverlay, StateReader, next_state_root
+from chainnode.sysstate import read_config
+from chainnode.types import ZERO_HASH, Event, Receipt, Transaction
+from contracts.engine import CallContext, CallResult, Engine
+
+STATUS_FAILED = 1
+ZERO_ADDRESS = bytes(20)
+
+
+class InvalidBlock(ValueError):
+    """A proposal that must not be signed; the message says which transaction and why."""
+
+
+@dataclass(frozen=True)
+class ExecutedBlock:
+    receipts: list[Receipt]
+    writes: dict[bytes, bytes | None]
+    tx_hashes: list[bytes]
+    tx_root: bytes
+    receipt_root: bytes
+    state_root: bytes
+    gas_used: int
+
+
+class Executor:
+    def __init__(self, suite: CryptoSuite, engine: Engine, chain_id: str, group_id: str) -> None:
+        assert engine.suite.name == suite.name, "the engine must use the chain's crypto suite"
+        self.suite = suite
+        self.engine = engine
+        self.chain_id = chain_id
+        self.group_id = group_id
+
+    def check_transactions(
+        self,
+        state: StateReader,
+        height: int,
+        txs: list[Transaction],
+        *,
+        is_committed: Callable[[bytes], bool],
+        is_verified: Callable[[bytes], bool] = lambda h: False,
+    ) -> list[bytes]:
+        """The transactions' hashes, or `InvalidBlock` if any may not be in block `height`."""
+        window = read_config(state, "block_limit_window")
+        count_max = read_config(state, "tx_count_limit")
+        if len(txs) > count_max:
+            raise InvalidBlock(f"{len(txs)} transactions exceed tx_count_limit {count_max}")
+        hashes: list[bytes] = []
+        seen: set[bytes] = set()
+        for i, tx in enumerate(txs):
+            h = tx.hash(self.suite)
+            where = f"transaction {i} ({h.hex()[:16]})"
+            if tx.chain_id != self.chain_id or tx.group_id != self.group_id:
+                raise InvalidBlock(f"{where} is for another chain or group")
+            if not height <= tx.block_limit <= height - 1 + window:
+                raise InvalidBlock(f"{where} has block_limit {tx.block_limit}, outside [{height}, {height - 1 + window}]")
+            if h in seen:
+                raise InvalidBlock(f"{where} appears twice")
+            seen.add(h)
+            if is_committed(h):
+                raise InvalidBlock(f"{where} is already committed")
+            if not is_verified(h) and not tx.verify_signature(self.suite):
+                raise InvalidBlock(f"{where} has an invalid signature")
+            hashes.append(h)
+        return hashes
+
+    def execute(
+        self,
+        state: StateReader,
+        parent_state_root: bytes,
+        height: int,
+        timestamp_ms: int,
+        txs: list[Transaction],
+        tx_hashes: list[bytes],
+    ) -> ExecutedBlock:
+        """Run checked transactions (see `check_transactions`) on top of `state`."""
+        overlay = StateOverlay(state)
+        gas_cap = read_config(state, "tx_gas_limit")
+        receipts = []
+        for tx, tx_hash in zip(txs, tx_hashes):
+            result = self._run(overlay, tx, tx_hash, height, timestamp_ms, min(tx.gas_limit, gas_cap))
+            receipts.append(_receipt(tx_hash, result))
+        writes = overlay.writes()
+        h = self.suite.hash
+        return ExecutedBlock(
+            receipts=receipts,
+            writes=writes,
+            tx_hashes=tx_hashes,
+            tx_root=merkle_root(tx_hashes, h),
+            receipt_root=merkle_root([r.encode() for r in receipts], h),
+            state_root=next_state_root(self.suite, parent_state_root or ZERO_HASH, writes),
+            gas_used=sum(r.gas_used for r in receipts),
+        )
+
+    def _run(self, overlay: StateOverlay, tx: Transaction, tx_hash: bytes, height: int, timestamp_ms: int, gas_limit: int) -> CallResult:
+        sender = tx.sender(self.suite)
+        ctx = CallContext(sender=sender, contract=tx.to or ZERO_ADDRESS, block_height=height, block_timestamp_ms=timestamp_ms, tx_hash=tx_hash)
+        if tx.is_deploy:
+            args = tx.args
+            if not (1 <= len(args) <= 2 and type(args[0]) is str and (len(args) == 1 or type(args[1]) is list)):
+                return CallResult(False, None, (), 0, "BadDeploy", "deploy arguments are [source] or [source, [init args]]")
+            return self.engine.deploy(overlay, ctx, args[0], args[1] if len(args) == 2 else [], gas_limit, tx.nonce)
+        return self.engine.execute(overlay, ctx, tx.to, tx.method, tx.args, gas_limit)
+
+
+def _receipt(tx_hash: bytes, result: CallResult) -> Receipt:
+    return Receipt(
+        tx_hash=tx_hash,
+        status=0 if result.ok else STATUS_FAILED,
+        gas_used=result.gas_used,
+        output=result.value if result.ok else None,
+        contract_address=(result.contract_address or b"") if result.ok else b"",
+        events=[Event(e.address, e.name, dict(e.fields)) for e in result.events] if result.ok else [],
+        error_type=result.error_type or "",
+        error_message=(result.error_message or "")[:1024],
+    )
