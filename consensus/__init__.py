@@ -1,0 +1,14 @@
+"""PBFT consensus as a sans-IO state machine (see docs/consensus.md).
+
+    from consensus import Replica, ReplicaConfig, events
+    replica = Replica(ReplicaConfig(), suite, priv, pub, sealer_pubs, head_height, head_hash, persisted)
+    actions = replica.start()
+    actions = replica.handle(events.MessageReceived(sender_index, data))
+
+`consensus.sim` is the deterministic simulator that tests it (`python -m consensus.sim`).
+"""
+
+from consensus import events
+from consensus.replica import Replica, ReplicaConfig
+
+__all__ = ["Replica", "ReplicaConfig", "events"]

@@ -1,0 +1,1012 @@
+"""The PBFT replica: a deterministic state machine, events in, actions out (sans-IO).
+
+One height at a time, FISCO style (execute before sign):
+
+    leader(h, v) --PRE_PREPARE(header, tx hashes)--> all
+    each replica executes the block; if its header equals the proposal bit for bit
+    (same roots) it broadcasts PREPARE(h, v, block_hash)
+    2f+1 PREPAREs  = prepared  --> COMMIT(h, v, block_hash)
+    2f+1 COMMITs   = committed locally --> CHECKPOINT(h, block_hash), signed over
+                     commit_signing_bytes(h, block_hash)
+    2f+1 CHECKPOINTs = the CommitCertificate --> Commit action, next height
+
+A timer per (height, view) runs only while there is work (a non-empty pool or a proposal);
+when it fires the replica moves to view v+1 with a VIEW_CHANGE that carries its highest
+prepared certificate; the leader of v+1 gathers 2f+1 of them and sends NEW_VIEW, which must
+re-propose the highest prepared block it carries. docs/consensus.md has the message formats
+and the safety argument.
+
+Nothing here reads a clock or a random source or does IO: the node (or the simulator) feeds
+`handle()` and performs the returned actions in order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+from chainnode.codec import DecodeError
+from chainnode.crypto import CryptoSuite
+from chainnode.types import BlockHeader, CommitCertificate, InvalidCertificate, commit_signing_bytes
+
+from consensus import events as ev
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Decided,
+    NewView,
+    PrePrepare,
+    Prepare,
+    PreparedCertificate,
+    SyncRequest,
+    ViewChange,
+    decode_message,
+    sign,
+)
+from consensus.quorum import SealerSet, VoteSet
+from consensus.safety import SafetyState
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    """Limits and timings (units last). Defaults suit a LAN consortium; the simulator uses
+    shorter timeouts."""
+
+    timeout_base_ms: int = 3000  # first view timeout of a height (FISCO: consensus_timeout 3 s)
+    timeout_max_ms: int = 30_000  # cap of the exponential backoff over failed views
+    leader_period: int = 1  # heights per leader (FISCO 3.x consensus_leader_period)
+    # Far-future bounds: a message beyond these is dropped before its signature is checked,
+    # so a huge view or height costs nothing and changes nothing (FISCO BCOS issue #2211).
+    view_ahead_max: int = 10_000  # VIEW_CHANGE / NEW_VIEW views above the current view
+    vote_view_ahead_max: int = 4  # PREPARE / COMMIT views kept above the current view
+    height_ahead_max: int = 10_000  # heights above the current one that count as "peer is ahead"
+    future_messages_per_peer_max: int = 32  # next-height messages buffered per peer
+    decided_cache_blocks: int = 128  # recent decided blocks kept to answer lagging peers
+    proposals_per_height_max: int = 16  # distinct proposals remembered at one height
+    message_bytes_max: int = 4 << 20
+    block_tx_count_max: int = 10_000
+    sealer_sets_kept: int = 16  # sealer-set history, for answering and checking old heights
+
+    def __post_init__(self) -> None:
+        assert 0 < self.timeout_base_ms <= self.timeout_max_ms
+        assert self.leader_period >= 1 and self.vote_view_ahead_max >= 1
+
+
+_BUFFERED_TYPES = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
+# Next-height messages that prove their sender finished our height (a lagging replica asks
+# it for the decided block). PRE_PREPARE/PREPARE do not: they routinely arrive a moment early.
+_AHEAD_EVIDENCE = (Commit, Checkpoint, ViewChange, NewView)
+
+
+class Replica:
+    """One sealer's PBFT state machine. See the module docstring and docs/consensus.md."""
+
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        suite: CryptoSuite,
+        my_priv: bytes,
+        my_pub: bytes,
+        sealer_pubs: list[bytes],
+        head_height: int,
+        head_hash: bytes,
+        persisted: bytes | None = None,
+        recent_blocks: list[tuple[BlockHeader, list[bytes], CommitCertificate]] = (),
+    ) -> None:
+        """`persisted`: the last `Persist` bytes (None on first start). `recent_blocks`: the
+        last few committed blocks from the ledger (header, tx hashes, certificate), oldest
+        first, so a restarted replica can still hand lagging peers what they missed."""
+        self.cfg = config
+        self.suite = suite
+        self._priv = my_priv
+        self.my_pub = my_pub
+        self.head_height = head_height
+        self.head_hash = head_hash
+        self._sets: list[tuple[int, SealerSet]] = [(head_height + 1, SealerSet.build(suite, list(sealer_pubs)))]
+        self._decided: OrderedDict[int, tuple[BlockHeader, list[bytes], CommitCertificate]] = OrderedDict()
+        for header, tx_hashes, cert in list(recent_blocks)[-config.decided_cache_blocks :]:
+            assert header.height <= head_height and cert.height == header.height
+            self._decided[header.height] = (header, list(tx_hashes), cert)
+        self._helped: dict[int, tuple[int, int]] = {}  # peer -> last (height, view) we sent it a decided block for
+        self._out: list[Any] = []
+        self.timer_id: Hashable | None = None
+        self._timer_seq = 0
+        self.stats: dict[str, int] = {
+            "messages_in": 0,
+            "messages_out": 0,
+            "dropped": 0,
+            "misbehaviour": 0,
+            "view_changes": 0,
+            "timeouts": 0,
+            "equivocations": 0,
+            "commits": 0,
+            "sync_requests": 0,
+        }
+        restored = SafetyState.decode(persisted) if persisted else None
+        if restored is not None and restored.height > head_height + 1:
+            # Rule: a Commit is durable before any later Persist, so the safety state can never
+            # be for a height above head + 1. If it is, the ledger lost a block we voted on.
+            raise AssertionError(
+                f"persisted consensus state is for height {restored.height} but the chain head is {head_height}"
+            )
+        self._enter_height(head_height + 1)
+        if restored is not None and restored.height == self.height:
+            self.view = restored.view
+            self.in_view_change = restored.in_view_change
+            self.prepare_vote = restored.prepare_vote
+            self.commit_vote = restored.commit_vote
+            self.prepared = restored.prepared
+            self.checkpoint = restored.checkpoint
+            self._restored = True
+
+    # ---- public API -------------------------------------------------------------------
+
+    def start(self) -> list[Any]:
+        """Actions to perform once at start-up (re-arm the timer and re-send what a restarted
+        replica had signed at its current height, so peers that missed it can still use it)."""
+        self._out = []
+        if self._restored and self.me is not None:
+            # Our own votes of the current view count towards our quorums again (re-signing
+            # the same content is not equivocation), and peers that missed them get them.
+            for vote, cls, store in ((self.prepare_vote, Prepare, self.prepares), (self.commit_vote, Commit, self.commits)):
+                if vote is not None and vote[0] == self.view and not self.in_view_change:
+                    msg = self._signed(cls(self.height, vote[0], self.me, vote[1]))
+                    self._add_vote(store, msg)
+                    self._broadcast(msg)
+            if self.in_view_change:
+                vc = self._signed(ViewChange(self.height, self.view, self.me, self.prepared))
+                self.view_changes[self.me] = vc
+                self._broadcast(vc)
+            if self.checkpoint is not None:
+                block_hash, sig = self.checkpoint
+                self.checkpoints[self.me] = (block_hash, sig)
+                self._broadcast(Checkpoint(self.height, 0, self.me, block_hash, sig))
+            self._ensure_timer()
+        return self._take()
+
+    def handle(self, event: Any) -> list[Any]:
+        """Feed one event; return the actions to perform, in order."""
+        assert not self._out, "handle() is not re-entrant"
+        t = type(event)
+        if t is ev.MessageReceived:
+            self._on_message(event.sender_index, event.data)
+        elif t is ev.TimerFired:
+            self._on_timer(event.timer_id)
+        elif t is ev.ExecutionDone:
+            self._on_execution_done(event.proposal_id, event.header)
+        elif t is ev.ProposalReady:
+            self._on_proposal_ready(event)
+        elif t is ev.PoolNotEmpty:
+            self.pool_has_work = True
+            self._ensure_timer()
+            self._maybe_propose()
+        elif t is ev.BlockCommitted:
+            self._on_block_committed(event.height, event.block_hash)
+        elif t is ev.SealersChanged:
+            self._on_sealers_changed(event.from_height, event.sealer_pubs)
+        else:
+            raise TypeError(f"unknown consensus event {event!r}")
+        return self._take()
+
+    def status(self) -> dict[str, Any]:
+        """For RPC (getPbftView, getConsensusStatus) and traces."""
+        return {
+            "height": self.height,
+            "view": self.view,
+            "in_view_change": self.in_view_change,
+            "leader": self.sealers.leader(self.height, self.view, self.cfg.leader_period),
+            "my_index": self.me,
+            "head_height": self.head_height,
+        }
+
+    def sealers_at(self, height: int) -> SealerSet:
+        chosen = self._sets[0][1]
+        for from_height, sset in self._sets:
+            if from_height <= height:
+                chosen = sset
+        return chosen
+
+    # ---- per-height state -------------------------------------------------------------
+
+    def _enter_height(self, height: int) -> None:
+        self.height = height
+        self.sealers = self.sealers_at(height)
+        self.me = self.sealers.index_of(self.my_pub)  # None: not a sealer at this height (observer)
+        self.view = 0
+        self.in_view_change = False
+        self.prepare_vote: tuple[int, bytes] | None = None
+        self.commit_vote: tuple[int, bytes] | None = None
+        self.prepared: PreparedCertificate | None = None
+        self.checkpoint: tuple[bytes, bytes] | None = None
+        self._restored = False
+        self.accepted: dict[int, bytes] = {}  # view -> hash of the leader's proposal we accepted
+        self.proposals: dict[bytes, tuple[BlockHeader, list[bytes]]] = {}
+        self.executed: dict[bytes, bool] = {}
+        self.executing: set[bytes] = set()
+        self._retried: set[bytes] = set()
+        self.prepares: dict[int, VoteSet] = {}
+        self.commits: dict[int, VoteSet] = {}
+        self.checkpoints: dict[int, tuple[bytes, bytes]] = {}
+        self.view_changes: dict[int, ViewChange] = {}  # sender -> its highest VIEW_CHANGE
+        self._nv_view_changes: list[ViewChange] = []
+        self._nv_fresh = True
+        self.new_view_sent = False
+        self._committed_local_view = -1
+        self._quorum_timer_view = -1
+        self.proposal_requested: tuple[int, int] | None = None
+        self.certified: tuple[bytes, CommitCertificate] | None = None
+        self._certified_source: tuple[int, int] | None = None  # (peer, its head height) of a Decided
+        self.pool_has_work = False
+        self.future: dict[int, list[Any]] = {}
+        self.peer_ahead: dict[int, int] = {}
+
+    # ---- output helpers ---------------------------------------------------------------
+
+    def _take(self) -> list[Any]:
+        out, self._out = self._out, []
+        return out
+
+    def _emit(self, action: Any) -> None:
+        self._out.append(action)
+
+    def _signed(self, msg: Any) -> Any:
+        return sign(msg, lambda data: self.suite.sign(self._priv, data))
+
+    def _broadcast(self, msg: Any) -> None:
+        self.stats["messages_out"] += 1
+        self._emit(ev.Broadcast(msg.encode()))
+
+    def _send(self, to_index: int, msg: Any) -> None:
+        self.stats["messages_out"] += 1
+        self._emit(ev.Send(to_index, msg.encode()))
+
+    def _persist(self) -> None:
+        """Write barrier before sending a signature (see consensus/safety.py)."""
+        state = SafetyState(
+            self.height, self.view, self.in_view_change, self.prepare_vote, self.commit_vote, self.prepared, self.checkpoint
+        )
+        if self._out and type(self._out[-1]) is ev.Persist:
+            self._out.pop()  # nothing was sent since: the newer state supersedes it
+        self._emit(ev.Persist(state.encode()))
+
+    def _misbehave(self, peer: int, reason: str) -> None:
+        self.stats["misbehaviour"] += 1
+        self._emit(ev.Misbehaviour(peer, reason))
+
+    def _verify(self, msg: Any, sset: SealerSet) -> bool:
+        if self.suite.verify(sset.pubs[msg.sender], msg.signing_bytes(), msg.signature):
+            return True
+        self._misbehave(msg.sender, f"bad signature on {type(msg).__name__}")
+        return False
+
+    def _leader(self, view: int) -> int:
+        return self.sealers.leader(self.height, view, self.cfg.leader_period)
+
+    # ---- timers -----------------------------------------------------------------------
+
+    def _timeout_ms(self, view: int) -> int:
+        # Exponential backoff over consecutive failed views of this height; a new height starts
+        # again at view 0, so progress resets it.
+        return min(self.cfg.timeout_base_ms << min(view, 24), self.cfg.timeout_max_ms)
+
+    def _ensure_timer(self) -> None:
+        # A replica that is not a sealer at this height never votes, so it never needs to
+        # change views: it follows by certificates (CHECKPOINTs, DECIDED, block sync).
+        if self.timer_id is None and self.me is not None:
+            self._timer_seq += 1  # ids are never reused, so a late firing is always recognised
+            self.timer_id = ("view", self.height, self.view, self._timer_seq)
+            self._emit(ev.SetTimer(self.timer_id, self._timeout_ms(self.view)))
+
+    def _cancel_timer(self) -> None:
+        if self.timer_id is not None:
+            self._emit(ev.CancelTimer(self.timer_id))
+            self.timer_id = None
+
+    def _on_timer(self, timer_id: Hashable) -> None:
+        if timer_id != self.timer_id:
+            return  # a timer of a view or height we already left
+        self.timer_id = None
+        self.stats["timeouts"] += 1
+        self.peer_ahead.clear()  # let sync requests that may have been lost go out again
+        if self.in_view_change and self.me is not None:
+            support = sum(1 for vc in self.view_changes.values() if vc.view >= self.view)
+            if support < self.sealers.quorum:
+                # Fewer than a quorum has even reached our view: moving further ahead would
+                # only keep us out of step with them (replicas one view apart with equal
+                # timeouts would never meet). Re-send our VIEW_CHANGE, in case it was lost,
+                # and wait for the others to catch up; they count us as support and move.
+                self._broadcast(self.view_changes[self.me])
+                self._ensure_timer()
+                return
+        self._start_view_change(self.view + 1)
+
+    # ---- message intake ---------------------------------------------------------------
+
+    def _on_message(self, sender: int, data: bytes) -> None:
+        self.stats["messages_in"] += 1
+        if len(data) > self.cfg.message_bytes_max:
+            self._misbehave(sender, f"message of {len(data)} bytes exceeds {self.cfg.message_bytes_max}")
+            return
+        try:
+            msg = decode_message(data, max_bytes=self.cfg.message_bytes_max)
+        except DecodeError as exc:
+            self._misbehave(sender, f"undecodable message: {exc}")
+            return
+        if msg.sender != sender:
+            # No relaying: every message comes from its signer, so misbehaviour is attributable.
+            self._misbehave(sender, f"message claims sender {msg.sender}")
+            return
+        self._dispatch(msg)
+
+    def _dispatch(self, msg: Any) -> None:
+        t = type(msg)
+        if t is SyncRequest:
+            self._on_sync_request(msg)
+            return
+        if t is Decided:
+            self._on_decided(msg)
+            return
+        if msg.height < self.height:
+            if t is ViewChange:
+                # The sender timed out on a height we decided. (Late votes of a decided height
+                # are normal and need no answer: the checkpoints are on their way.)
+                self._maybe_help(msg)
+            else:
+                self._drop()
+            return
+        if msg.height > self.height:
+            self._on_future(msg)
+            return
+        if msg.sender >= self.sealers.n or msg.sender == self.me:
+            self._drop()
+            return
+        if t is PrePrepare:
+            self._on_pre_prepare(msg)
+        elif t is Prepare:
+            self._on_prepare(msg)
+        elif t is Commit:
+            self._on_commit(msg)
+        elif t is Checkpoint:
+            self._on_checkpoint(msg)
+        elif t is ViewChange:
+            self._on_view_change(msg)
+        elif t is NewView:
+            self._on_new_view(msg)
+        else:  # pragma: no cover - decode_message returns only the types above
+            raise AssertionError(f"unhandled message type {t.__name__}")
+
+    def _drop(self) -> None:
+        self.stats["dropped"] += 1
+
+    def _on_future(self, msg: Any) -> None:
+        if msg.height > self.height + self.cfg.height_ahead_max:
+            self._drop()  # far future: not even worth a signature check
+            return
+        sset = self.sealers_at(msg.height)
+        if msg.sender >= sset.n or msg.sender == self.me:
+            self._drop()
+            return
+        if msg.height == self.height + 1:
+            buffered = self.future.setdefault(msg.sender, [])
+            if len(buffered) < self.cfg.future_messages_per_peer_max:
+                buffered.append(msg)  # checked when we reach that height
+            else:
+                self._drop()
+            if not isinstance(msg, _AHEAD_EVIDENCE):
+                return
+        if self._verify(msg, sset):
+            self._note_ahead(msg.sender, msg.height)
+
+    def _note_ahead(self, peer: int, height: int) -> None:
+        """`peer` signed a message for `height` above ours: it has decided our height. Ask it
+        for the decided block, once per peer per height it reaches (bounded, and retried
+        whenever the peer shows progress)."""
+        if height <= self.peer_ahead.get(peer, self.height) or self.me is None:
+            return
+        self.peer_ahead[peer] = height
+        self.stats["sync_requests"] += 1
+        self._send(peer, self._signed(SyncRequest(self.height, 0, self.me)))
+
+    def _maybe_help(self, msg: Any) -> None:
+        """A peer still works on a height we decided: send it the decided block, once per
+        (height, view) it shows us, so a replica that missed the checkpoints catches up."""
+        entry = self._decided.get(msg.height)
+        if entry is None or self.me is None:
+            self._drop()
+            return
+        key = (msg.height, msg.view)
+        if self._helped.get(msg.sender, (-1, -1)) >= key:
+            return
+        sset = self.sealers_at(msg.height)
+        if msg.sender >= sset.n or not self._verify(msg, sset):
+            return
+        self._helped[msg.sender] = key
+        self._send_decided(msg.sender, msg.height)
+
+    def _send_decided(self, to_index: int, height: int) -> None:
+        header, tx_hashes, cert = self._decided[height]
+        self._send(to_index, self._signed(Decided(height, 0, self.me, header, tx_hashes, cert, self.head_height)))
+
+    def _on_sync_request(self, msg: SyncRequest) -> None:
+        if msg.height not in self._decided or self.me is None:
+            self._drop()
+            return
+        sset = self.sealers_at(msg.height)
+        if msg.sender >= sset.n or not self._verify(msg, sset):
+            return
+        self._send_decided(msg.sender, msg.height)
+
+    def _on_decided(self, msg: Decided) -> None:
+        if msg.height != self.height or (self.certified is not None and self.certified[0] in self.proposals):
+            self._drop()  # not our height, or we already hold a certified block we can commit
+            return
+        if msg.sender >= self.sealers.n or not self._verify(msg, self.sealers):
+            return
+        header = msg.header
+        problem = self._check_header(header, msg.tx_hashes)
+        block_hash = header.hash(self.suite)
+        if problem is None and (msg.certificate.height != self.height or msg.certificate.block_hash != block_hash):
+            problem = "certificate is for another block"
+        if problem is None:
+            try:
+                msg.certificate.verify(self.suite, list(self.sealers.pubs))
+            except InvalidCertificate as exc:
+                problem = f"invalid certificate: {exc}"
+        if problem is not None:
+            self._misbehave(msg.sender, f"decided block: {problem}")
+            return
+        if self.certified is not None and self.certified[0] != block_hash:
+            # Two valid certificates for one height: more than f sealers lied. Fail loudly.
+            raise AssertionError(f"conflicting commit certificates at height {self.height}")
+        self._remember_proposal(block_hash, header, msg.tx_hashes)
+        if self.certified is None:
+            self.certified = (block_hash, msg.certificate)
+        self._certified_source = (msg.sender, msg.head_height)
+        self._try_commit()
+
+    # ---- normal case ------------------------------------------------------------------
+
+    def _check_header(self, header: BlockHeader, tx_hashes: list[bytes]) -> str | None:
+        if header.height != self.height:
+            return f"header height {header.height}, expected {self.height}"
+        if header.parent_hash != self.head_hash:
+            return "header does not extend our chain head"
+        if header.sealer_set_hash != self.sealers.set_hash:
+            return "header names another sealer set"
+        if header.tx_count != len(tx_hashes):
+            return f"header counts {header.tx_count} transactions, proposal lists {len(tx_hashes)}"
+        if len(tx_hashes) > self.cfg.block_tx_count_max:
+            return f"{len(tx_hashes)} transactions exceed block_tx_count_max {self.cfg.block_tx_count_max}"
+        if len(set(tx_hashes)) != len(tx_hashes):
+            return "duplicate transaction hashes"
+        return None
+
+    def _remember_proposal(self, block_hash: bytes, header: BlockHeader, tx_hashes: list[bytes]) -> None:
+        if block_hash in self.proposals:
+            return
+        if len(self.proposals) >= self.cfg.proposals_per_height_max:
+            keep = {self.accepted.get(self.view)}
+            if self.prepared is not None:
+                keep.add(self.prepared.header.hash(self.suite))
+            if self.checkpoint is not None:
+                keep.add(self.checkpoint[0])
+            for old in [h for h in self.proposals if h not in keep][: len(self.proposals) - self.cfg.proposals_per_height_max + 1]:
+                del self.proposals[old]
+        self.proposals[block_hash] = (header, list(tx_hashes))
+
+    def _maybe_propose(self) -> None:
+        if (
+            self.me is not None
+            and self.view == 0
+            and not self.in_view_change
+            and self.pool_has_work
+            and self.proposal_requested is None
+            and 0 not in self.accepted
+            and self.prepare_vote is None  # restarted after proposing: never propose a second block
+            and self._leader(0) == self.me
+        ):
+            self.proposal_requested = (self.height, 0)
+            self._emit(
+                ev.BuildProposal(self.height, 0, self.head_hash, self.me, self.sealers.set_hash, allow_empty=False)
+            )
+
+    def _on_proposal_ready(self, event: ev.ProposalReady) -> None:
+        if self.proposal_requested != (event.height, event.view) or event.height != self.height or event.view != self.view:
+            return  # answer to a request of a view or height we left
+        self.proposal_requested = None
+        header = event.header
+        if header is None:
+            assert event.view == 0, "BuildProposal with allow_empty must produce a block"
+            self.pool_has_work = False  # nothing proposable after all: stay idle, stop the clock
+            if not self.accepted:
+                self._cancel_timer()
+            return
+        problem = self._check_header(header, event.tx_hashes)
+        assert problem is None and header.proposer_index == self.me, f"application built a bad proposal: {problem}"
+        block_hash = header.hash(self.suite)
+        self._remember_proposal(block_hash, header, event.tx_hashes)
+        self.executed[block_hash] = True  # the application executed what it built
+        if event.view == 0:
+            # Vote (persisting the vote) before the proposal leaves: a leader that crashes and
+            # restarts then knows it proposed in this view and never proposes another block.
+            self._accept_proposal(0, header, event.tx_hashes, fresh=True, leader=self.me)
+            self._broadcast(self._signed(PrePrepare(self.height, 0, self.me, header, list(event.tx_hashes))))
+        else:
+            self._send_new_view(header, event.tx_hashes)
+
+    def _on_pre_prepare(self, msg: PrePrepare) -> None:
+        if msg.view != 0:
+            # Proposals of later views travel inside NEW_VIEW, with their justification.
+            self._misbehave(msg.sender, "PRE_PREPARE for a view above 0 outside NEW_VIEW")
+            return
+        if self.view != 0 or self.in_view_change:
+            self._drop()
+            return
+        leader = self._leader(0)
+        if msg.sender != leader:
+            self._misbehave(msg.sender, f"PRE_PREPARE from {msg.sender}, the leader is {leader}")
+            return
+        known = self.accepted.get(0)
+        if known is not None and self.proposals.get(known) == (msg.header, msg.tx_hashes):
+            return  # duplicate
+        if not self._verify(msg, self.sealers):
+            return
+        self._accept_proposal(0, msg.header, msg.tx_hashes, fresh=True, leader=leader)
+
+    def _accept_proposal(self, view: int, header: BlockHeader, tx_hashes: list[bytes], *, fresh: bool, leader: int) -> None:
+        """A leader-signed proposal for (height, view), already authenticated."""
+        assert view == self.view and not self.in_view_change
+        problem = self._check_header(header, tx_hashes)
+        if problem is None and fresh and header.proposer_index != leader:
+            problem = f"header names proposer {header.proposer_index}, the leader is {leader}"
+        if problem is not None:
+            self._misbehave(leader, f"invalid proposal: {problem}")
+            self._start_view_change(view + 1)
+            return
+        block_hash = header.hash(self.suite)
+        previous = self.accepted.get(view)
+        if previous is None and self.prepare_vote is not None and self.prepare_vote[0] == view:
+            previous = self.prepare_vote[1]  # restarted: what we voted for before the crash
+            self.accepted[view] = previous
+        if previous is not None:
+            if previous != block_hash:
+                self.stats["equivocations"] += 1
+                self._misbehave(leader, f"equivocation: two proposals for height {self.height} view {view}")
+                self._start_view_change(view + 1)
+            elif block_hash not in self.proposals:
+                # Restarted after voting for it: the body is back, so it can be executed (we
+                # need its state to commit it) and certificates can be built.
+                self._remember_proposal(block_hash, header, tx_hashes)
+                self._execute_if_needed(block_hash)
+                self._check_prepares(view)
+            return
+        self.accepted[view] = block_hash
+        self._remember_proposal(block_hash, header, tx_hashes)
+        self._ensure_timer()
+        if self.checkpoint is not None and self.checkpoint[0] != block_hash:
+            # Impossible with at most f faulty sealers (docs/consensus.md); refuse, never sign.
+            self._misbehave(leader, "proposal contradicts a block this replica committed")
+            return
+        executed = self.executed.get(block_hash)
+        if executed is True:
+            self._vote_prepare(view, block_hash)
+        elif executed is False:
+            self._misbehave(leader, "proposal failed execution")
+            self._start_view_change(view + 1)
+            return
+        else:
+            self._execute_if_needed(block_hash)
+        height = self.height
+        # Votes that arrived before the proposal may already form a quorum or show equivocation.
+        self._check_prepares(view)
+        if self.height == height and self.certified is not None and self.certified[0] == block_hash:
+            self._try_commit()  # the checkpoints came before the block
+
+    def _execute_if_needed(self, block_hash: bytes) -> None:
+        if block_hash not in self.executed and block_hash not in self.executing:
+            header, tx_hashes = self.proposals[block_hash]
+            self.executing.add(block_hash)
+            self._emit(ev.Execute(block_hash, header, list(tx_hashes)))
+
+    def _on_execution_done(self, proposal_id: bytes, header: BlockHeader | None) -> None:
+        if proposal_id not in self.executing:
+            return  # result for a height we already left
+        self.executing.discard(proposal_id)
+        ok = header is not None and header.hash(self.suite) == proposal_id
+        self.executed[proposal_id] = ok
+        if self.certified is not None and self.certified[0] == proposal_id:
+            self._try_commit()
+            return
+        if self.accepted.get(self.view) == proposal_id and not self.in_view_change:
+            if ok:
+                self._vote_prepare(self.view, proposal_id)
+            else:
+                self._misbehave(self._leader(self.view), "proposal failed execution (roots differ)")
+                self._start_view_change(self.view + 1)
+
+    def _vote_prepare(self, view: int, block_hash: bytes) -> None:
+        if self.me is None:
+            return
+        if self.prepare_vote is not None and self.prepare_vote[0] == view:
+            assert self.prepare_vote[1] == block_hash, "would sign two PREPAREs in one view"
+            return
+        self.prepare_vote = (view, block_hash)
+        msg = self._signed(Prepare(self.height, view, self.me, block_hash))
+        self._persist()
+        self._broadcast(msg)
+        self._add_vote(self.prepares, msg)
+        self._check_prepares(view)
+
+    def _in_vote_window(self, view: int) -> bool:
+        return self.view <= view <= self.view + self.cfg.vote_view_ahead_max
+
+    def _on_prepare(self, msg: Prepare) -> None:
+        if not self._in_vote_window(msg.view) or not self._admit_vote(self.prepares, msg):
+            return
+        self._add_vote(self.prepares, msg)
+        self._check_prepares(msg.view)
+
+    def _on_commit(self, msg: Commit) -> None:
+        if not self._in_vote_window(msg.view) or not self._admit_vote(self.commits, msg):
+            return
+        self._add_vote(self.commits, msg)
+        self._check_commits(msg.view)
+
+    def _admit_vote(self, store: dict[int, VoteSet], msg: Any) -> bool:
+        """Duplicates cost no signature check; a second different vote is equivocation."""
+        votes = store.get(msg.view)
+        seen = votes.has(msg.sender, msg.block_hash) if votes is not None else None
+        if seen is True:
+            return False
+        if seen is False:
+            self._misbehave(msg.sender, f"two different {type(msg).__name__} votes in view {msg.view}")
+            return False
+        return self._verify(msg, self.sealers)
+
+    def _add_vote(self, store: dict[int, VoteSet], msg: Any) -> None:
+        votes = store.get(msg.view)
+        if votes is None:
+            votes = store[msg.view] = VoteSet()
+        votes.add(msg.sender, msg.block_hash, msg.signature)
+
+    def _check_prepares(self, view: int) -> None:
+        if view != self.view or self.in_view_change:
+            return
+        votes = self.prepares.get(view)
+        accepted = self.accepted.get(view)
+        if votes is None or accepted is None:
+            return
+        if votes.max_other(accepted) >= self.sealers.f + 1:
+            # At least one honest replica prepared a different block in this view: the leader
+            # sent two proposals. Do not wait for the timeout.
+            self.stats["equivocations"] += 1
+            self._misbehave(self._leader(view), f"equivocation seen in PREPAREs of view {view}")
+            self._start_view_change(view + 1)
+            return
+        if self.prepare_vote != (view, accepted) or (self.commit_vote is not None and self.commit_vote[0] == view):
+            return
+        if accepted not in self.proposals:
+            return  # restarted after voting and the proposal has not come again yet
+        if votes.count(accepted) < self.sealers.quorum:
+            return
+        header, tx_hashes = self.proposals[accepted]
+        self.prepared = PreparedCertificate(view, header, tx_hashes, votes.signatures(accepted)[: self.sealers.quorum])
+        self.commit_vote = (view, accepted)
+        msg = self._signed(Commit(self.height, view, self.me, accepted))
+        self._persist()  # the prepared certificate and the vote are on disk before the COMMIT leaves
+        self._broadcast(msg)
+        self._add_vote(self.commits, msg)
+        self._check_commits(view)
+
+    def _check_commits(self, view: int) -> None:
+        if (
+            view != self.view
+            or self.in_view_change
+            or self.commit_vote is None
+            or self.commit_vote[0] != view
+            or self._committed_local_view == view
+        ):
+            return
+        block_hash = self.commit_vote[1]
+        if self.commits[view].count(block_hash) < self.sealers.quorum:
+            return
+        self._committed_local_view = view
+        if self.checkpoint is None:
+            sig = self.suite.sign(self._priv, commit_signing_bytes(self.height, block_hash))
+            self.checkpoint = (block_hash, sig)
+            self._persist()
+        else:
+            # PBFT agreement: every block committed locally at one height is the same block.
+            assert self.checkpoint[0] == block_hash, "safety violated: committed two blocks at one height"
+        sig = self.checkpoint[1]
+        self._broadcast(Checkpoint(self.height, 0, self.me, block_hash, sig))
+        self._add_checkpoint(self.me, block_hash, sig)
+
+    def _on_checkpoint(self, msg: Checkpoint) -> None:
+        previous = self.checkpoints.get(msg.sender)
+        if previous is not None:
+            if previous[0] != msg.block_hash:
+                self._misbehave(msg.sender, "two CHECKPOINTs for different blocks at one height")
+            return
+        if not self._verify(msg, self.sealers):
+            return
+        self._add_checkpoint(msg.sender, msg.block_hash, msg.signature)
+
+    def _add_checkpoint(self, sender: int, block_hash: bytes, sig: bytes) -> None:
+        self.checkpoints.setdefault(sender, (block_hash, sig))
+        if self.certified is not None:
+            return
+        signatures = sorted((i, s) for i, (h, s) in self.checkpoints.items() if h == block_hash)
+        if len(signatures) < self.sealers.quorum:
+            return
+        self.certified = (block_hash, CommitCertificate(self.height, block_hash, signatures))
+        self._try_commit()
+
+    def _try_commit(self) -> None:
+        assert self.certified is not None
+        block_hash, cert = self.certified
+        proposal = self.proposals.get(block_hash)
+        if proposal is None:
+            return  # we never saw this block: the peers that decided it send it (see _note_ahead)
+        executed = self.executed.get(block_hash)
+        if executed is False and block_hash not in self._retried:
+            # The failure may have been transient (say, a transaction we could not fetch in
+            # time); a certificate proves the block is good, so execute it once more.
+            self._retried.add(block_hash)
+            del self.executed[block_hash]
+            executed = None
+        if executed is None:
+            self._execute_if_needed(block_hash)
+            return
+        # A certificate means f+1 honest sealers executed this block to these roots; if our
+        # application still disagrees, it has diverged, and committing anything would be wrong.
+        assert executed, "a certified block failed to execute here: the application diverged"
+        header, tx_hashes = proposal
+        self._emit(ev.Commit(header, tx_hashes, cert))
+        self.stats["commits"] += 1
+        self._decided[self.height] = (header, tx_hashes, cert)
+        while len(self._decided) > self.cfg.decided_cache_blocks:
+            self._decided.popitem(last=False)
+        source = self._certified_source
+        self._advance(self.height, block_hash)
+        if source is not None and source[1] > self.head_height and self.me is not None:
+            # The peer that sent us this block is further ahead: keep pulling from it.
+            self.peer_ahead[source[0]] = source[1]
+            self.stats["sync_requests"] += 1
+            self._send(source[0], self._signed(SyncRequest(self.height, 0, self.me)))
+
+    def _advance(self, height: int, block_hash: bytes) -> None:
+        assert height >= self.height - 1, "the chain only grows"
+        self._cancel_timer()
+        self.head_height, self.head_hash = height, block_hash
+        buffered = self.future
+        self._enter_height(height + 1)
+        for msgs in buffered.values():
+            for msg in msgs:
+                if msg.height == self.height:
+                    self._dispatch(msg)
+        self._maybe_propose()
+
+    # ---- view change ------------------------------------------------------------------
+
+    def _start_view_change(self, new_view: int) -> None:
+        assert new_view > self.view, "views only move forward"
+        self._cancel_timer()
+        self.view = new_view
+        self.in_view_change = True
+        self.stats["view_changes"] += 1
+        self.prepare_vote = None
+        self.commit_vote = None
+        self.new_view_sent = False
+        self.proposal_requested = None
+        self._prune_views()
+        if self.me is not None:
+            vc = self._signed(ViewChange(self.height, new_view, self.me, self.prepared))
+            self._persist()  # never go back to a lower view after a restart
+            self._broadcast(vc)
+            self.view_changes[self.me] = vc
+        self._ensure_timer()
+        self._restart_timer_on_quorum()
+        self._maybe_new_view()
+
+    def _prune_views(self) -> None:
+        for store in (self.prepares, self.commits):
+            for view in [v for v in store if v < self.view]:
+                del store[view]
+        for view in [v for v in self.accepted if v < self.view]:
+            del self.accepted[view]
+
+    def _on_view_change(self, msg: ViewChange) -> None:
+        if msg.view == 0:
+            self._misbehave(msg.sender, "VIEW_CHANGE to view 0")
+            return
+        if msg.view < self.view or msg.view > self.view + self.cfg.view_ahead_max:
+            self._drop()
+            return
+        previous = self.view_changes.get(msg.sender)
+        if previous is not None and previous.view >= msg.view:
+            return  # duplicate or superseded
+        if not self._verify(msg, self.sealers):
+            return
+        if msg.prepared is not None:
+            problem = self._check_prepared_certificate(msg.prepared)
+            if problem is not None:
+                self._misbehave(msg.sender, f"VIEW_CHANGE with {problem}")
+                return
+        self.view_changes[msg.sender] = msg
+        self._restart_timer_on_quorum()
+        # f+1 replicas ask for higher views: at least one honest one timed out, so follow
+        # (to the highest view f+1 of them reached). f liars alone can never move us.
+        higher = sorted((vc.view for vc in self.view_changes.values() if vc.view > self.view), reverse=True)
+        if len(higher) > self.sealers.f:
+            self._start_view_change(higher[self.sealers.f])
+            return
+        self._maybe_new_view()
+
+    def _restart_timer_on_quorum(self) -> None:
+        """Castro-Liskov: the clock of a new view starts when a quorum has asked for it, not
+        when this replica did. Replicas that timed out at different moments then give the new
+        leader the same full timeout, instead of the early ones leaving before it can finish."""
+        if not self.in_view_change or self._quorum_timer_view == self.view:
+            return
+        if sum(1 for vc in self.view_changes.values() if vc.view >= self.view) >= self.sealers.quorum:
+            self._quorum_timer_view = self.view
+            self._cancel_timer()
+            self._ensure_timer()
+
+    def _check_prepared_certificate(self, cert: PreparedCertificate) -> str | None:
+        problem = self._check_header(cert.header, cert.tx_hashes)
+        if problem is not None:
+            return f"prepared certificate: {problem}"
+        if len(cert.signatures) < self.sealers.quorum:
+            return f"prepared certificate with {len(cert.signatures)} signatures, a quorum is {self.sealers.quorum}"
+        block_hash = cert.header.hash(self.suite)
+        for index, sig in cert.signatures:
+            if index >= self.sealers.n:
+                return f"prepared certificate names sealer {index}"
+            prepare = cert.prepare_for(index, sig, block_hash)
+            if not self.suite.verify(self.sealers.pubs[index], prepare.signing_bytes(), sig):
+                return f"prepared certificate: bad signature of sealer {index}"
+        return None
+
+    def _maybe_new_view(self) -> None:
+        if (
+            not self.in_view_change
+            or self.me is None
+            or self.new_view_sent
+            or self.proposal_requested is not None
+            or (self.prepare_vote is not None and self.prepare_vote[0] == self.view)
+            or self._leader(self.view) != self.me
+        ):
+            return
+        vcs = [vc for vc in self.view_changes.values() if vc.view == self.view]
+        if len(vcs) < self.sealers.quorum:
+            return
+        # Any quorum is safe; prefer VIEW_CHANGEs that carry certificates (fewer wasted views).
+        vcs.sort(key=lambda vc: (vc.prepared is None, vc.sender))
+        vcs = sorted(vcs[: self.sealers.quorum], key=lambda vc: vc.sender)
+        self._nv_view_changes = vcs
+        best = _highest_prepared(vcs)
+        self._nv_fresh = best is None
+        if best is not None:
+            block_hash = best.header.hash(self.suite)
+            self._remember_proposal(block_hash, best.header, best.tx_hashes)
+            self._send_new_view(best.header, best.tx_hashes)
+        else:
+            self.proposal_requested = (self.height, self.view)
+            # A view change means some replica had work; end the view with a block even if
+            # this leader's own pool is empty.
+            self._emit(ev.BuildProposal(self.height, self.view, self.head_hash, self.me, self.sealers.set_hash, allow_empty=True))
+
+    def _send_new_view(self, header: BlockHeader, tx_hashes: list[bytes]) -> None:
+        pre_prepare = self._signed(PrePrepare(self.height, self.view, self.me, header, list(tx_hashes)))
+        new_view = self._signed(NewView(self.height, self.view, self.me, self._nv_view_changes, pre_prepare))
+        self.new_view_sent = True
+        self.in_view_change = False
+        self._cancel_timer()
+        self._ensure_timer()
+        # As for view 0: our PREPARE (persisted) goes first, so a restart cannot propose twice.
+        self._accept_proposal(self.view, header, tx_hashes, fresh=self._nv_fresh, leader=self.me)
+        if self.prepare_vote is None or self.prepare_vote[0] != self.view:
+            self._persist()  # we could not vote (execution pending or failed): still record the view
+        self._broadcast(new_view)
+
+    def _on_new_view(self, msg: NewView) -> None:
+        if msg.view == 0:
+            self._misbehave(msg.sender, "NEW_VIEW for view 0")
+            return
+        if msg.view < self.view or (msg.view == self.view and not self.in_view_change):
+            self._drop()
+            return
+        if msg.view > self.view + self.cfg.view_ahead_max:
+            self._drop()
+            return
+        leader = self.sealers.leader(self.height, msg.view, self.cfg.leader_period)
+        if msg.sender != leader:
+            self._misbehave(msg.sender, f"NEW_VIEW from {msg.sender}, the leader of view {msg.view} is {leader}")
+            return
+        if not self._verify(msg, self.sealers):
+            return
+        problem, best = self._check_new_view(msg)
+        if problem is not None:
+            self._misbehave(msg.sender, f"invalid NEW_VIEW: {problem}")
+            return
+        if msg.view > self.view:
+            self._cancel_timer()
+            self.view = msg.view
+            self.stats["view_changes"] += 1
+            self.prepare_vote = None
+            self.commit_vote = None
+            self.new_view_sent = False
+            self.proposal_requested = None
+            self._prune_views()
+        self.in_view_change = False
+        self._cancel_timer()  # the new leader gets a full timeout from its NEW_VIEW on
+        self._ensure_timer()
+        pp = msg.pre_prepare
+        self._accept_proposal(msg.view, pp.header, pp.tx_hashes, fresh=best is None, leader=leader)
+
+    def _check_new_view(self, msg: NewView) -> tuple[str | None, PreparedCertificate | None]:
+        pp = msg.pre_prepare
+        if pp.height != msg.height or pp.view != msg.view or pp.sender != msg.sender:
+            return "its PRE_PREPARE is for another height, view or sender", None
+        if not self.suite.verify(self.sealers.pubs[pp.sender], pp.signing_bytes(), pp.signature):
+            return "bad PRE_PREPARE signature", None
+        senders: set[int] = set()
+        for vc in msg.view_changes:
+            if vc.height != msg.height or vc.view != msg.view:
+                return f"VIEW_CHANGE of sealer {vc.sender} is for another height or view", None
+            if vc.sender >= self.sealers.n or vc.sender in senders:
+                return f"VIEW_CHANGE sender {vc.sender} unknown or repeated", None
+            senders.add(vc.sender)
+            if self.view_changes.get(vc.sender) == vc:
+                continue  # this exact message was already verified on arrival
+            if not self.suite.verify(self.sealers.pubs[vc.sender], vc.signing_bytes(), vc.signature):
+                return f"bad VIEW_CHANGE signature of sealer {vc.sender}", None
+            if vc.prepared is not None:
+                problem = self._check_prepared_certificate(vc.prepared)
+                if problem is not None:
+                    return f"VIEW_CHANGE of sealer {vc.sender}: {problem}", None
+        if len(senders) < self.sealers.quorum:
+            return f"{len(senders)} VIEW_CHANGEs, a quorum is {self.sealers.quorum}", None
+        best = _highest_prepared(msg.view_changes)
+        if best is not None and (pp.header != best.header or pp.tx_hashes != best.tx_hashes):
+            return "it does not re-propose the highest prepared block", None
+        return None, best
+
+    # ---- blocks from outside the core -------------------------------------------------
+
+    def _on_block_committed(self, height: int, block_hash: bytes) -> None:
+        if height < self.height:
+            return  # we already have it (the node may report our own commits back)
+        self._advance(height, block_hash)
+
+    def _on_sealers_changed(self, from_height: int, sealer_pubs: list[bytes]) -> None:
+        if from_height < self.height or (
+            from_height == self.height and (self.view != 0 or self.prepare_vote is not None or self.checkpoint is not None)
+        ):
+            raise ValueError(
+                f"sealer set change for height {from_height} arrived after this replica started voting at height "
+                f"{self.height}: deliver SealersChanged before any other event that follows the Commit "
+                "(docs/consensus.md, Sealer-set changes)"
+            )
+        sset = SealerSet.build(self.suite, list(sealer_pubs))
+        self._sets = [(h, s) for h, s in self._sets if h < from_height] + [(from_height, sset)]
+        self._sets = self._sets[-self.cfg.sealer_sets_kept :]
+        if from_height == self.height:
+            buffered, pool = self.future, self.pool_has_work
+            self._cancel_timer()
+            self._enter_height(self.height)
+            self.future, self.pool_has_work = buffered, pool
+            if pool:
+                self._ensure_timer()
+            self._maybe_propose()
+
+
+def _highest_prepared(vcs: list[ViewChange]) -> PreparedCertificate | None:
+    best = None
+    for vc in vcs:
+        if vc.prepared is not None and (best is None or vc.prepared.view > best.view):
+            best = vc.prepared
+    return best

@@ -1,0 +1,966 @@
+"""Deterministic simulator: n real replicas, a seeded hostile network, byzantine sealers.
+
+This is the one module in `consensus/` allowed to import `random` (a seeded
+`random.Random`, never the global one); its clock is a number it advances itself.
+
+Each seed derives everything from `random.Random(seed)`: the number of sealers (from
+`--nodes`), which sealers are byzantine and how they lie, the delay distribution, drop and
+duplicate rates, partitions, crashes and restarts (also right after a Persist, before the
+signed message leaves), a sealer removal, and when transactions arrive. A run has
+an unstable phase (drops, partitions, crashes) followed by a healed network; the run ends
+once every honest replica has committed new heights after the heal (liveness) or when the
+liveness bound passes (a failure).
+
+Checked on every commit, i.e. every time the safety-relevant state changes:
+- agreement: no two honest replicas commit different blocks at one height;
+- validity: the block was proposed by some replica's application and re-executes
+  successfully on the committing replica's parent state (roots match, known transactions,
+  none committed before);
+- certificate validity: the CommitCertificate verifies against the sealer list of its
+  height and names the committed header; the chain links to its parent.
+And on every message an honest replica sends, across crashes and restarts:
+- non-equivocation: it never signs two different proposals or votes for one (height, view).
+
+A failing seed prints its seed, the reason, the exact replay command and a readable trace
+of the last events: `python -m consensus.sim --seed N --nodes 4,7 --byzantine max`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import heapq
+import hmac
+import random
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from chainnode.codec import DecodeError, pack
+from chainnode.crypto import get_suite
+from chainnode.types import BlockHeader, CommitCertificate, InvalidCertificate
+
+from consensus import events as ev
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Decided,
+    NewView,
+    PrePrepare,
+    Prepare,
+    SyncRequest,
+    ViewChange,
+    decode_message,
+    sign,
+)
+from consensus.quorum import SealerSet
+from consensus.replica import Replica, ReplicaConfig
+
+UINT63 = 2**63
+
+# ---- crypto for the simulator -----------------------------------------------------------
+
+
+class SimSuite:
+    """A fast stand-in for a signature suite with the same interface: a signature is a keyed
+    BLAKE2b MAC, and verification looks the key up by public key. Inside the simulation it is
+    unforgeable (byzantine code never reads the key table), and it costs ~1 us instead of
+    ~40 us (ed25519) or ~300 us (SM2), which is what lets CI run hundreds of seeds. Run with
+    `--suite ed25519` or `--suite sm` to use the real thing."""
+
+    name = "sim"
+    public_key_bytes = 32
+    private_key_bytes = 32
+    signature_bytes = 64
+
+    def __init__(self) -> None:
+        self._keys: dict[bytes, bytes] = {}
+
+    def generate_keypair(self) -> tuple[bytes, bytes]:
+        self._generated = getattr(self, "_generated", 0) + 1
+        return self.keypair_from_private(hashlib.sha256(b"sim-key%d" % self._generated).digest())
+
+    def keypair_from_private(self, priv: bytes) -> tuple[bytes, bytes]:
+        pub = hashlib.sha256(b"sim-pub" + priv).digest()
+        self._keys[pub] = priv
+        return priv, pub
+
+    def public_key(self, priv: bytes) -> bytes:
+        return self.keypair_from_private(priv)[1]
+
+    def sign(self, priv: bytes, msg: bytes) -> bytes:
+        return hashlib.blake2b(msg, key=priv, digest_size=64).digest()
+
+    def verify(self, pub: bytes, msg: bytes, sig: bytes) -> bool:
+        priv = self._keys.get(pub)
+        if priv is None or type(sig) is not bytes or len(sig) != 64:
+            return False
+        return hmac.compare_digest(hashlib.blake2b(msg, key=priv, digest_size=64).digest(), sig)
+
+    def hash(self, data: bytes) -> bytes:
+        return hashlib.sha256(data).digest()
+
+    def address(self, pub: bytes) -> bytes:
+        return self.hash(pub)[-20:]
+
+
+class CountingSuite:
+    """Wraps a suite and counts (and times) signs and verifications, so the simulator and
+    the benchmark can report the core's own cost separately from the crypto's."""
+
+    def __init__(self, inner: Any, clock: Callable[[], float] | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.signs = 0
+        self.verifies = 0
+        self.crypto_seconds = 0.0
+        self._clock = clock
+
+    def keypair_from_private(self, priv: bytes) -> tuple[bytes, bytes]:
+        return self.inner.keypair_from_private(priv)
+
+    def sign(self, priv: bytes, msg: bytes) -> bytes:
+        self.signs += 1
+        if self._clock is None:
+            return self.inner.sign(priv, msg)
+        t = self._clock()
+        sig = self.inner.sign(priv, msg)
+        self.crypto_seconds += self._clock() - t
+        return sig
+
+    def verify(self, pub: bytes, msg: bytes, sig: bytes) -> bool:
+        self.verifies += 1
+        if self._clock is None:
+            return self.inner.verify(pub, msg, sig)
+        t = self._clock()
+        ok = self.inner.verify(pub, msg, sig)
+        self.crypto_seconds += self._clock() - t
+        return ok
+
+    def hash(self, data: bytes) -> bytes:
+        return self.inner.hash(data)
+
+    def address(self, pub: bytes) -> bytes:
+        return self.inner.address(pub)
+
+
+def make_suite(name: str) -> Any:
+    return SimSuite() if name == "sim" else get_suite(name)
+
+
+# ---- the application stand-in -----------------------------------------------------------
+
+GENESIS_STATE_ROOT = hashlib.sha256(b"chainnode/sim/genesis-state").digest()
+
+
+class FakeApp:
+    """A deterministic application: state_root = H(parent state root, tx root). Valid
+    transactions are the ones the world injected; none may be committed twice."""
+
+    def __init__(self, world: "World", genesis_hash: bytes) -> None:
+        self.world = world
+        self.suite = world.suite
+        self.head_height = 0
+        self.head_hash = genesis_hash
+        self.head_timestamp_ms = 0
+        self.state_root = GENESIS_STATE_ROOT
+        self.committed_txs: set[bytes] = set()
+        self.pool: dict[bytes, None] = {}  # insertion-ordered, so runs are reproducible
+        self.blocks: dict[int, bytes] = {}
+        self.recent: list = []  # (header, tx hashes, certificate) of committed blocks: the ledger
+
+    def compute(self, header: BlockHeader, tx_hashes: list[bytes]) -> BlockHeader | None:
+        """Execute on our head: the header the proposal should have, or None if invalid."""
+        if header.height != self.head_height + 1 or header.parent_hash != self.head_hash:
+            return None
+        if header.timestamp_ms <= self.head_timestamp_ms or header.tx_count != len(tx_hashes):
+            return None
+        seen = set()
+        for tx in tx_hashes:
+            if tx not in self.world.valid_txs or tx in self.committed_txs or tx in seen:
+                return None
+            seen.add(tx)
+        tx_root = self.suite.hash(pack([b"txs", list(tx_hashes)]))
+        state_root = self.suite.hash(self.state_root + tx_root)
+        return replace(
+            header,
+            tx_root=tx_root,
+            state_root=state_root,
+            receipt_root=self.suite.hash(b"receipts" + state_root),
+            gas_used=21_000 * len(tx_hashes),
+        )
+
+    def build(self, req: ev.BuildProposal, now_ms: int, tx_limit: int) -> tuple[BlockHeader | None, list[bytes]]:
+        if req.parent_hash != self.head_hash:
+            return None, []
+        txs = [tx for tx in self.pool if tx not in self.committed_txs][:tx_limit]
+        if not txs and not req.allow_empty:
+            return None, []
+        draft = BlockHeader(
+            parent_hash=req.parent_hash,
+            height=req.height,
+            timestamp_ms=max(now_ms, self.head_timestamp_ms + 1),
+            proposer_index=req.proposer_index,
+            sealer_set_hash=req.sealer_set_hash,
+            tx_root=bytes(32),
+            receipt_root=bytes(32),
+            state_root=bytes(32),
+            gas_used=0,
+            tx_count=len(txs),
+        )
+        header = self.compute(draft, txs)
+        assert header is not None
+        return header, txs
+
+    def commit(self, header: BlockHeader, tx_hashes: list[bytes], cert: CommitCertificate) -> None:
+        computed = self.compute(header, tx_hashes)
+        assert computed == header
+        self.head_height = header.height
+        self.head_hash = header.hash(self.suite)
+        self.head_timestamp_ms = header.timestamp_ms
+        self.state_root = header.state_root
+        self.committed_txs.update(tx_hashes)
+        self.blocks[header.height] = self.head_hash
+        self.recent.append((header, list(tx_hashes), cert))
+        del self.recent[:-256]
+        for tx in tx_hashes:
+            self.pool.pop(tx, None)
+
+
+# ---- scenario ---------------------------------------------------------------------------
+
+BEHAVIOURS = ("silent", "equivocate", "replay", "forge", "huge", "garbage")
+
+
+@dataclass
+class Scenario:
+    seed: int
+    n: int
+    byzantine: dict[int, tuple[str, ...]]
+    delay: str
+    delay_max_ms: int
+    drop_rate: float
+    dup_rate: float
+    unstable_ms: int
+    liveness_ms: int
+    partitions: list[tuple[int, int, frozenset]]  # (start, end, one side)
+    crashes: list[tuple[int, int, int]]  # (node, crash at, restart at)
+    tx_interval_ms: tuple[int, int]
+    crash_after_persist_rate: float = 0.0  # honest replica dies right after a Persist, before sending
+    # Governance removes the last sealer (a byzantine one when there is one) from this height
+    # on; the change is delivered at the block boundary two heights earlier.
+    remove_last_at_height: int | None = None
+
+    def describe(self) -> str:
+        byz = ", ".join(f"n{i}:{'+'.join(b)}" for i, b in sorted(self.byzantine.items())) or "none"
+        return (
+            f"n={self.n} byzantine=[{byz}] delay={self.delay}<= {self.delay_max_ms}ms drop={self.drop_rate} "
+            f"dup={self.dup_rate} unstable={self.unstable_ms}ms partitions={len(self.partitions)} crashes={len(self.crashes)} "
+            f"crash-after-persist={self.crash_after_persist_rate} remove-last-at={self.remove_last_at_height}"
+        )
+
+
+def make_scenario(seed: int, nodes: list[int], byzantine: str, unstable_ms: int, liveness_ms: int) -> Scenario:
+    rng = random.Random(f"scenario/{seed}")
+    n = nodes[seed % len(nodes)]
+    f = (n - 1) // 3
+    count = f if byzantine == "max" else min(int(byzantine), f) if byzantine != "none" else 0
+    byz_nodes = rng.sample(range(n), count)
+    remove_last_at_height = rng.choice([None, None, None, rng.randint(3, 8)])
+    if remove_last_at_height is not None and byz_nodes and n - 1 not in byz_nodes:
+        byz_nodes[0] = n - 1  # vote the liar out: the others stay within the fault model
+    byz: dict[int, tuple[str, ...]] = {}
+    for i in byz_nodes:
+        if rng.random() < 0.2:
+            byz[i] = ("silent",)
+        else:
+            byz[i] = tuple(sorted(rng.sample(BEHAVIOURS[1:], rng.randint(1, 3))))
+    delay = rng.choice(["uniform", "exponential", "bimodal"])
+    delay_max_ms = rng.choice([20, 50, 100])
+    honest = [i for i in range(n) if i not in byz]
+    partitions = []
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        start = rng.randrange(0, unstable_ms)
+        end = min(unstable_ms, start + rng.randrange(200, unstable_ms))
+        side = frozenset(rng.sample(range(n), rng.randint(1, n // 2)))
+        partitions.append((start, end, side))
+    crashes = []
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        node = rng.choice(honest)
+        at = rng.randrange(0, unstable_ms)
+        crashes.append((node, at, min(unstable_ms, at + rng.randrange(50, 1500))))
+    return Scenario(
+        seed=seed,
+        n=n,
+        byzantine=byz,
+        delay=delay,
+        delay_max_ms=delay_max_ms,
+        drop_rate=rng.choice([0.0, 0.02, 0.1]),
+        dup_rate=rng.choice([0.0, 0.05, 0.2]),
+        unstable_ms=unstable_ms,
+        liveness_ms=liveness_ms,
+        partitions=partitions,
+        crashes=crashes,
+        tx_interval_ms=rng.choice([(100, 400), (300, 1200)]),
+        crash_after_persist_rate=rng.choice([0.0, 0.0, 0.01, 0.05]),
+        remove_last_at_height=remove_last_at_height,
+    )
+
+
+# ---- the world --------------------------------------------------------------------------
+
+
+class SafetyViolation(AssertionError):
+    pass
+
+
+class LivenessViolation(AssertionError):
+    pass
+
+
+@dataclass
+class Node:
+    index: int
+    priv: bytes
+    pub: bytes
+    app: FakeApp
+    behaviours: tuple[str, ...] = ()
+    replica: Replica | None = None
+    alive: bool = True
+    incarnation: int = 0
+    persisted: bytes | None = None
+    timers: dict = field(default_factory=dict)
+    sent_log: deque = field(default_factory=lambda: deque(maxlen=64))
+
+    @property
+    def byzantine(self) -> bool:
+        return bool(self.behaviours)
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    n: int
+    ok: bool
+    blocks: int
+    view_changes: int
+    messages: int
+    verifies: int
+    sim_ms: int
+    error: str = ""
+    trace: str = ""
+    scenario: str = ""
+
+
+class World:
+    def __init__(self, scenario: Scenario, suite_name: str = "sim", tx_limit: int = 50, trace_events: int = 300) -> None:
+        self.sc = scenario
+        self.rng = random.Random(f"world/{scenario.seed}")
+        self.suite = CountingSuite(make_suite(suite_name))
+        self.tx_limit = tx_limit
+        self.now_ms = 0
+        self._queue: list = []
+        self._seq = 0
+        self._urgent_seq = 0
+        self.valid_txs: set[bytes] = set()
+        self._tx_counter = 0
+        self.proposed: set[bytes] = set()
+        self.decided: dict[int, bytes] = {}  # height -> block hash first committed by an honest replica
+        self.signed_by_honest: dict[tuple, bytes] = {}  # (node, type, height, view) -> what it signed
+        self.messages = 0
+        self.trace: deque = deque(maxlen=trace_events)
+        self.healed = False
+        self.stable_target: int | None = None
+        self.done = False
+        self.config = ReplicaConfig(
+            timeout_base_ms=4 * scenario.delay_max_ms + 100,
+            timeout_max_ms=8 * (4 * scenario.delay_max_ms + 100),
+            future_messages_per_peer_max=16,
+        )
+        genesis = self.suite.hash(pack([b"genesis", scenario.seed]))
+        self.genesis = genesis
+        self.nodes: list[Node] = []
+        for i in range(scenario.n):
+            priv, pub = self.suite.keypair_from_private(hashlib.sha256(pack([b"key", scenario.seed, i])).digest())
+            self.nodes.append(Node(i, priv, pub, FakeApp(self, genesis), scenario.byzantine.get(i, ())))
+        self.pubs = [node.pub for node in self.nodes]
+        self.sealers = SealerSet.build(self.suite, self.pubs)
+        self.change_height = scenario.remove_last_at_height
+        self.pubs_after = self.pubs[:-1]
+        for node in self.nodes:
+            self._boot(node)
+
+    # -- scheduling --
+
+    def at(self, time_ms: int, fn: Callable, *args: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (time_ms, self._seq, fn, args))
+
+    def _boot(self, node: Node) -> None:
+        node.incarnation += 1
+        node.alive = True
+        node.timers = {}
+        node.replica = Replica(
+            self.config,
+            self.suite,
+            node.priv,
+            node.pub,
+            self.pubs_at(node.app.head_height + 1),
+            node.app.head_height,
+            node.app.head_hash,
+            node.persisted,
+            recent_blocks=node.app.recent[-self.config.decided_cache_blocks :],
+        )
+        self.perform(node, node.replica.start())
+        if self.change_height is not None and node.app.head_height + 1 < self.change_height:
+            self.perform(node, node.replica.handle(ev.SealersChanged(self.change_height, self.pubs_after)))
+        if node.app.pool:
+            self.at(self.now_ms, self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
+
+    def _feed(self, index: int, incarnation: int, event: Any) -> None:
+        node = self.nodes[index]
+        if not node.alive or node.incarnation != incarnation:
+            return
+        self.trace.append((self.now_ms, index, event))
+        self.perform(node, node.replica.handle(event))
+
+    # -- the network --
+
+    def _delay(self) -> int:
+        r, top = self.rng, self.sc.delay_max_ms
+        if self.sc.delay == "uniform":
+            return r.randint(1, top)
+        if self.sc.delay == "exponential":
+            return min(top * 4, 1 + int(r.expovariate(3.0 / top)))
+        return r.randint(1, top // 4 + 1) if r.random() < 0.9 else r.randint(top, top * 5)
+
+    def _cut(self, a: int, b: int) -> bool:
+        if self.healed:
+            return False
+        for start, end, side in self.sc.partitions:
+            if start <= self.now_ms < end and ((a in side) != (b in side)):
+                return True
+        return False
+
+    def transmit(self, src: int, dst: int, data: bytes, *, claimed_src: int | None = None) -> None:
+        if dst == src or self._cut(src, dst):
+            return
+        if not self.healed and self.rng.random() < self.sc.drop_rate:
+            return
+        copies = 2 if self.rng.random() < self.sc.dup_rate else 1
+        for _ in range(copies):
+            self.at(self.now_ms + self._delay(), self._deliver, dst, src if claimed_src is None else claimed_src, data)
+
+    def _deliver(self, dst: int, src: int, data: bytes) -> None:
+        node = self.nodes[dst]
+        if not node.alive:
+            return
+        self.messages += 1
+        self.trace.append((self.now_ms, dst, ("recv", src, data)))
+        if node.byzantine and "replay" in node.behaviours:
+            node.sent_log.append((src, data))
+        self.perform(node, node.replica.handle(ev.MessageReceived(src, data)))
+
+    # -- actions --
+
+    def _check_not_equivocating(self, node: Node, data: bytes) -> None:
+        """Invariant: an honest replica, across any number of crashes and restarts, never signs
+        two different proposals or votes where the protocol allows one."""
+        msg = decode_message(data)
+        t = type(msg)
+        if t is PrePrepare:
+            what = msg.header.hash(self.suite)
+        elif t in (Prepare, Commit, Checkpoint):
+            what = msg.block_hash
+        else:
+            return
+        key = (node.index, t.__name__, msg.height, msg.view)
+        first = self.signed_by_honest.setdefault(key, what)
+        if first != what:
+            raise SafetyViolation(
+                f"n{node.index} (honest) signed two different {t.__name__}s at height {msg.height} view {msg.view}"
+            )
+
+    def perform(self, node: Node, actions: list) -> None:
+        for action in actions:
+            t = type(action)
+            if t is ev.Broadcast:
+                if not node.byzantine:
+                    self._check_not_equivocating(node, action.data)
+                if node.byzantine:
+                    self.byzantine_send(node, None, action.data)
+                else:
+                    for dst in range(self.sc.n):
+                        self.transmit(node.index, dst, action.data)
+            elif t is ev.Send:
+                if node.byzantine:
+                    self.byzantine_send(node, action.to_index, action.data)
+                else:
+                    self.transmit(node.index, action.to_index, action.data)
+            elif t is ev.SetTimer:
+                token = object()
+                node.timers[action.timer_id] = token
+                self.at(self.now_ms + action.delay_ms, self._timer, node.index, node.incarnation, action.timer_id, token)
+            elif t is ev.CancelTimer:
+                node.timers.pop(action.timer_id, None)
+            elif t is ev.Persist:
+                node.persisted = action.data  # synchronous: durable before the next action
+                if not node.byzantine and not self.healed and self.rng.random() < self.sc.crash_after_persist_rate:
+                    # The worst moment to die: the vote is on disk, not yet on the wire. The
+                    # restarted replica must not sign anything that contradicts it.
+                    self.crash(node.index)
+                    back = min(self.sc.unstable_ms, self.now_ms + self.rng.randint(20, 800))
+                    self.at(back, self.restart, node.index)
+                    return
+            elif t is ev.BuildProposal:
+                header, txs = node.app.build(action, self.now_ms, self.tx_limit)
+                if header is not None:
+                    self.proposed.add(header.hash(self.suite))
+                done = ev.ProposalReady(action.height, action.view, header, txs)
+                self.at(self.now_ms + self.rng.randint(1, 5), self._feed, node.index, node.incarnation, done)
+            elif t is ev.Execute:
+                self.at(self.now_ms + self.rng.randint(1, 5), self._execute, node.index, node.incarnation, action)
+            elif t is ev.Commit:
+                self.commit(node, action)
+            elif t is ev.Misbehaviour:
+                pass
+            else:
+                raise AssertionError(f"unknown action {action!r}")
+
+    def _timer(self, index: int, incarnation: int, timer_id: Any, token: object) -> None:
+        node = self.nodes[index]
+        if node.alive and node.incarnation == incarnation and node.timers.get(timer_id) is token:
+            del node.timers[timer_id]
+            self._feed(index, incarnation, ev.TimerFired(timer_id))
+
+    def _execute(self, index: int, incarnation: int, action: ev.Execute) -> None:
+        node = self.nodes[index]
+        if node.alive and node.incarnation == incarnation:
+            result = node.app.compute(action.header, action.tx_hashes)
+            self._feed(index, incarnation, ev.ExecutionDone(action.proposal_id, result))
+
+    def commit(self, node: Node, action: ev.Commit) -> None:
+        header, cert = action.header, action.certificate
+        block_hash = header.hash(self.suite)
+        self.trace.append((self.now_ms, node.index, ("COMMIT", header.height, block_hash)))
+        if not node.byzantine:
+            app = node.app
+            if header.height != app.head_height + 1 or header.parent_hash != app.head_hash:
+                raise SafetyViolation(f"n{node.index} committed height {header.height} not on its head {app.head_height}")
+            if block_hash not in self.proposed:
+                raise SafetyViolation(f"n{node.index} committed a block nobody proposed at height {header.height}")
+            if app.compute(header, action.tx_hashes) != header:
+                raise SafetyViolation(f"n{node.index} committed an invalid block at height {header.height}")
+            if cert.height != header.height or cert.block_hash != block_hash:
+                raise SafetyViolation(f"n{node.index} commit certificate names another block at height {header.height}")
+            try:
+                CommitCertificate.decode(cert.encode()).verify(self.suite, self.pubs_at(header.height))
+            except InvalidCertificate as exc:
+                raise SafetyViolation(f"n{node.index} commit certificate invalid at height {header.height}: {exc}") from None
+            first = self.decided.setdefault(header.height, block_hash)
+            if first != block_hash:
+                raise SafetyViolation(
+                    f"AGREEMENT: n{node.index} committed {block_hash.hex()[:12]} at height {header.height}, "
+                    f"another honest replica committed {first.hex()[:12]}"
+                )
+        node.app.commit(header, action.tx_hashes, cert)
+        if self.change_height is not None and header.height == self.change_height - 2:
+            # The node learns the new set from the block it just committed and tells its core
+            # before anything else happens (an urgent event: first in the queue at this time).
+            self._urgent(node, ev.SealersChanged(self.change_height, self.pubs_after))
+        if node.app.pool:
+            self.at(self.now_ms, self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
+        self._check_liveness_goal()
+
+    # -- the environment --
+
+    def inject_txs(self) -> None:
+        batch = []
+        for _ in range(self.rng.randint(1, 5)):
+            self._tx_counter += 1
+            tx = self.suite.hash(pack([b"tx", self.sc.seed, self._tx_counter]))
+            self.valid_txs.add(tx)
+            batch.append(tx)
+        for node in self.nodes:
+            was_empty = not node.app.pool
+            for tx in batch:
+                node.app.pool[tx] = None
+            if node.alive and was_empty:
+                self.at(self.now_ms + self.rng.randint(0, 20), self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
+        low, high = self.sc.tx_interval_ms
+        self.at(self.now_ms + self.rng.randint(low, high), self.inject_txs)
+
+    def crash(self, index: int) -> None:
+        node = self.nodes[index]
+        if node.alive:
+            self.trace.append((self.now_ms, index, ("CRASH",)))
+            node.alive = False
+            node.replica = None
+            node.timers = {}
+
+    def restart(self, index: int) -> None:
+        node = self.nodes[index]
+        if not node.alive:
+            self.trace.append((self.now_ms, index, ("RESTART", node.app.head_height)))
+            self._boot(node)
+
+    def heal(self) -> None:
+        self.healed = True
+        self.trace.append((self.now_ms, -1, ("HEAL",)))
+        for node in self.nodes:
+            if not node.alive:
+                self.restart(node.index)
+        # Two new heights for everyone, and past the sealer-set change if there is one.
+        self.stable_target = max(
+            max(self.nodes[i].app.head_height for i in self.honest()) + 2, (self.change_height or 0) + 1
+        )
+        self._check_liveness_goal()
+
+    def honest(self) -> list[int]:
+        """Honest replicas that must stay live: a removed sealer only follows (block sync's
+        job in a real node), so it is checked for safety but not for liveness."""
+        last = self.sc.n - 1 if self.change_height is not None else None
+        return [n.index for n in self.nodes if not n.byzantine and n.index != last]
+
+    def pubs_at(self, height: int) -> list[bytes]:
+        if self.change_height is not None and height >= self.change_height:
+            return self.pubs_after
+        return self.pubs
+
+    def _urgent(self, node: Node, event: Any) -> None:
+        self._urgent_seq -= 1
+        heapq.heappush(self._queue, (self.now_ms, self._urgent_seq, self._feed, (node.index, node.incarnation, event)))
+
+    def _check_liveness_goal(self) -> None:
+        if self.stable_target is not None and all(
+            self.nodes[i].app.head_height >= self.stable_target for i in self.honest()
+        ):
+            self.done = True
+
+    # -- byzantine behaviour --
+
+    def byzantine_send(self, node: Node, to: int | None, data: bytes) -> None:
+        """A byzantine sealer runs the real core; this is what it does with its output."""
+        b = node.behaviours
+        if "silent" in b:
+            return
+        targets = [to] if to is not None else [i for i in range(self.sc.n) if i != node.index]
+        node.sent_log.append((node.index, data))
+        msg = None
+        if "equivocate" in b:
+            try:
+                msg = decode_message(data)
+            except DecodeError:
+                msg = None
+        if msg is not None and to is None and type(msg) in (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView):
+            self._equivocate(node, msg, targets)
+        else:
+            for dst in targets:
+                self.transmit(node.index, dst, data)
+        for _ in range(self.rng.randint(0, 2)):
+            self._attack(node)
+
+    def _sign_as(self, node: Node, msg: Any) -> Any:
+        return sign(msg, lambda d: self.suite.sign(node.priv, d))
+
+    def _equivocate(self, node: Node, msg: Any, targets: list[int]) -> None:
+        rng = self.rng
+        if type(msg) is PrePrepare:
+            evil_header = replace(msg.header, extra=b"evil" + rng.randbytes(4))
+            self.proposed.add(evil_header.hash(self.suite))  # a real (executable) second proposal
+            evil = self._sign_as(node, replace(msg, header=evil_header))
+        elif type(msg) is ViewChange:
+            evil = self._sign_as(node, replace(msg, prepared=None))  # hide what it prepared
+        elif type(msg) is NewView:
+            # A second NEW_VIEW with another (executable) block: valid only if no VIEW_CHANGE
+            # carried a prepared block, which the replicas check.
+            pp = msg.pre_prepare
+            evil_header = replace(pp.header, extra=b"evil-nv" + rng.randbytes(4))
+            self.proposed.add(evil_header.hash(self.suite))
+            evil_pp = self._sign_as(node, replace(pp, header=evil_header))
+            evil = self._sign_as(node, replace(msg, pre_prepare=evil_pp))
+        else:
+            evil = self._sign_as(node, replace(msg, block_hash=rng.randbytes(32)))
+        rng.shuffle(targets)
+        half = len(targets) // 2
+        both = set(rng.sample(targets, rng.randint(0, 1)))
+        for pos, dst in enumerate(targets):
+            if pos < half or dst in both:
+                self.transmit(node.index, dst, evil.encode())
+            if pos >= half or dst in both:
+                self.transmit(node.index, dst, msg.encode())
+
+    def _attack(self, node: Node) -> None:
+        rng = self.rng
+        kinds = [k for k in node.behaviours if k in ("replay", "forge", "huge", "garbage")]
+        if not kinds:
+            return
+        kind = rng.choice(kinds)
+        dst = rng.choice([i for i in range(self.sc.n) if i != node.index])
+        me = node.index
+        replica = node.replica
+        height, view = replica.height, replica.view
+        if kind == "replay" and node.sent_log:
+            src, data = rng.choice(node.sent_log)
+            # Its own old messages pass the sender check; others' are replayed with their
+            # original sender claimed on the wire.
+            self.transmit(me, dst, data, claimed_src=src if rng.random() < 0.5 else me)
+        elif kind == "forge":
+            victim = rng.choice([i for i in range(self.sc.n) if i != me])
+            fake = Prepare(height, view, victim, rng.randbytes(32), rng.randbytes(64))
+            if rng.random() < 0.5:
+                fake = Checkpoint(height, 0, victim, rng.randbytes(32), rng.randbytes(64))
+            self.transmit(me, dst, fake.encode(), claimed_src=victim)  # a spoofed transport
+            # A well-formed DECIDED, honestly signed by the liar, with a forged certificate.
+            header, txs = node.app.build(
+                ev.BuildProposal(node.app.head_height + 1, 0, node.app.head_hash, me, self.sealers.set_hash, True),
+                self.now_ms,
+                self.tx_limit,
+            )
+            cert = CommitCertificate(header.height, header.hash(self.suite), [(i, rng.randbytes(64)) for i in range(self.sc.n)])
+            self.transmit(me, dst, self._sign_as(node, Decided(header.height, 0, me, header, txs, cert, header.height)).encode())
+            if node.sent_log:
+                _, data = rng.choice(node.sent_log)
+                corrupted = bytearray(data)
+                corrupted[-1 - rng.randrange(min(64, len(data)))] ^= 1 << rng.randrange(8)
+                self.transmit(me, dst, bytes(corrupted))
+        elif kind == "huge":
+            choice = rng.randrange(5)
+            if choice == 0:
+                msg = ViewChange(height, UINT63 + rng.randrange(1000), me, None)
+            elif choice == 1:
+                msg = ViewChange(height, view + rng.randint(1, 20_000), me, None)
+            elif choice == 2:
+                msg = Prepare(UINT63, 0, me, rng.randbytes(32))
+            elif choice == 3:
+                msg = Commit(height + rng.randint(2, 20_000), 0, me, rng.randbytes(32))
+            else:
+                msg = SyncRequest(rng.randrange(2**64), 0, me)
+            self.transmit(me, dst, self._sign_as(node, msg).encode())
+        elif kind == "garbage":
+            choice = rng.randrange(4)
+            if choice == 0:
+                data = rng.randbytes(rng.randint(0, 200))
+            elif choice == 1 and node.sent_log:
+                data = rng.choice(node.sent_log)[1]
+                data = data[: rng.randrange(len(data))]
+            elif choice == 2:
+                data = pack([1, rng.randint(0, 9), height, view, me, [rng.randbytes(5)], rng.randbytes(64)])
+            else:
+                data = pack({"hello": [1, 2, 3]}) if rng.random() < 0.5 else pack([1, 2, height, view, me, "x", b"y" * 64])
+            self.transmit(me, dst, data)
+
+    # -- running --
+
+    def run(self) -> None:
+        sc = self.sc
+        self.at(0, self.inject_txs)
+        for node, at, back in sc.crashes:
+            self.at(at, self.crash, node)
+            self.at(back, self.restart, node)
+        self.at(sc.unstable_ms, self.heal)
+        deadline = sc.unstable_ms + sc.liveness_ms
+        while self._queue and not self.done:
+            time_ms, _, fn, args = heapq.heappop(self._queue)
+            if time_ms > deadline:
+                break
+            self.now_ms = time_ms
+            fn(*args)
+        if not self.done:
+            heights = {i: self.nodes[i].app.head_height for i in self.honest()}
+            raise LivenessViolation(
+                f"after the heal at {sc.unstable_ms} ms, honest replicas did not all reach height "
+                f"{self.stable_target} within {sc.liveness_ms} ms: heights {heights}"
+            )
+
+    def format_trace(self) -> str:
+        lines = []
+        for time_ms, index, item in self.trace:
+            who = f"n{index:<2}" if index >= 0 else "-- "
+            lines.append(f"{time_ms:>8} ms  {who} {_describe(item)}")
+        for node in self.nodes:
+            role = "+".join(node.behaviours) if node.byzantine else "honest"
+            status = node.replica.status() if node.replica else "crashed"
+            lines.append(f"final n{node.index} ({role}): head {node.app.head_height} {status}")
+        return "\n".join(lines)
+
+
+def _describe(item: Any) -> str:
+    if isinstance(item, tuple):
+        if item[0] == "recv":
+            _, src, data = item
+            try:
+                msg = decode_message(data)
+            except DecodeError as exc:
+                return f"<- n{src} garbage ({str(exc)[:60]})"
+            name = type(msg).__name__
+            extra = ""
+            if hasattr(msg, "block_hash"):
+                extra = f" block {msg.block_hash.hex()[:8]}"
+            elif isinstance(msg, PrePrepare):
+                extra = f" txs={len(msg.tx_hashes)} extra={msg.header.extra!r}"
+            return f"<- n{src} {name} h={msg.height} v={msg.view} from={msg.sender}{extra}"
+        if item[0] == "COMMIT":
+            return f"COMMIT height {item[1]} block {item[2].hex()[:8]}"
+        return " ".join(str(x) for x in item)
+    name = type(item).__name__
+    if isinstance(item, ev.ExecutionDone):
+        return f"{name} {item.proposal_id.hex()[:8]} ok={item.header is not None}"
+    if isinstance(item, ev.ProposalReady):
+        return f"{name} h={item.height} v={item.view} txs={len(item.tx_hashes)}"
+    if isinstance(item, ev.TimerFired):
+        return f"{name} {item.timer_id}"
+    return name
+
+
+def run_seed(
+    seed: int,
+    nodes: list[int],
+    byzantine: str = "max",
+    *,
+    unstable_ms: int = 2000,
+    liveness_ms: int = 30_000,
+    suite: str = "sim",
+    trace: bool = False,
+) -> SeedResult:
+    scenario = make_scenario(seed, nodes, byzantine, unstable_ms, liveness_ms)
+    world = World(scenario, suite)
+    error = ""
+    try:
+        world.run()
+    except (SafetyViolation, LivenessViolation) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    except AssertionError as exc:  # an invariant inside the core
+        error = f"AssertionError: {exc}"
+    honest = world.honest()
+    return SeedResult(
+        seed=seed,
+        n=scenario.n,
+        ok=not error,
+        blocks=max(world.nodes[i].app.head_height for i in honest),
+        view_changes=sum(world.nodes[i].replica.stats["view_changes"] for i in honest if world.nodes[i].replica),
+        messages=world.messages,
+        verifies=world.suite.verifies,
+        sim_ms=world.now_ms,
+        error=error,
+        trace=world.format_trace() if error or trace else "",
+        scenario=scenario.describe(),
+    )
+
+
+@dataclass
+class Summary:
+    seeds: int = 0
+    blocks: int = 0
+    view_changes: int = 0
+    messages: int = 0
+    verifies: int = 0
+    sim_ms: int = 0
+    safety_violations: int = 0
+    liveness_failures: int = 0
+    failed: list = field(default_factory=list)
+    by_n: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def add(self, r: SeedResult) -> None:
+        self.seeds += 1
+        self.blocks += r.blocks
+        self.view_changes += r.view_changes
+        self.messages += r.messages
+        self.verifies += r.verifies
+        self.sim_ms += r.sim_ms
+        self.by_n[r.n] = self.by_n.get(r.n, 0) + 1
+        if not r.ok:
+            if r.error.startswith("LivenessViolation"):
+                self.liveness_failures += 1
+            else:
+                self.safety_violations += 1
+            self.failed.append(r.seed)
+
+    def render(self) -> str:
+        per_n = ", ".join(f"n={n}: {c}" for n, c in sorted(self.by_n.items()))
+        return (
+            f"consensus simulation: {self.seeds} seeds ({per_n}) in {self.wall_s:.1f} s wall, "
+            f"{self.sim_ms / 1000:.0f} s simulated\n"
+            f"  blocks committed: {self.blocks}   view changes: {self.view_changes}   "
+            f"messages delivered: {self.messages}   signature checks: {self.verifies}\n"
+            f"  safety violations = {self.safety_violations}   liveness failures = {self.liveness_failures}"
+            + (f"   failing seeds: {self.failed[:20]}" if self.failed else "")
+        )
+
+
+def run_many(
+    seeds: range | list[int],
+    nodes: list[int],
+    byzantine: str = "max",
+    *,
+    unstable_ms: int = 2000,
+    liveness_ms: int = 30_000,
+    suite: str = "sim",
+    on_failure: Callable[[SeedResult], None] | None = None,
+) -> Summary:
+    summary = Summary()
+    start = time.perf_counter()
+    for seed in seeds:
+        result = run_seed(seed, nodes, byzantine, unstable_ms=unstable_ms, liveness_ms=liveness_ms, suite=suite)
+        summary.add(result)
+        if not result.ok and on_failure is not None:
+            on_failure(result)
+    summary.wall_s = time.perf_counter() - start
+    return summary
+
+
+def replay_command(seed: int, nodes: list[int], byzantine: str, unstable_ms: int, liveness_ms: int, suite: str) -> str:
+    return (
+        f"python -m consensus.sim --seed {seed} --nodes {','.join(map(str, nodes))} --byzantine {byzantine}"
+        f" --unstable-ms {unstable_ms} --liveness-ms {liveness_ms} --suite {suite}"
+    )
+
+
+def format_failure(r: SeedResult, replay: str) -> str:
+    return f"FAILED seed {r.seed}: {r.error}\n  scenario: {r.scenario}\n  replay: {replay}\n--- trace (last events) ---\n{r.trace}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m consensus.sim", description="Run the PBFT simulator over many seeds.")
+    p.add_argument("--seeds", type=int, default=200, help="number of seeds to run (0..N-1, offset by --first)")
+    p.add_argument("--first", type=int, default=0)
+    p.add_argument("--seed", type=int, help="replay one seed and print its trace")
+    p.add_argument("--nodes", default="4,7", help="comma-separated sealer counts (n = 3f+1)")
+    p.add_argument("--byzantine", default="max", help="'max' (f per run), 'none', or a number")
+    p.add_argument("--unstable-ms", type=int, default=2000, help="simulated time of drops, partitions and crashes")
+    p.add_argument("--liveness-ms", type=int, default=30_000, help="bound on simulated time to progress after the heal")
+    p.add_argument("--suite", default="sim", choices=["sim", "ed25519", "sm"])
+    p.add_argument("--trace", action="store_true", help="with --seed: print the trace even when the seed passes")
+    a = p.parse_args(argv)
+    nodes = [int(x) for x in a.nodes.split(",") if x]
+    replay = lambda s: replay_command(s, nodes, a.byzantine, a.unstable_ms, a.liveness_ms, a.suite)  # noqa: E731
+    if a.seed is not None:
+        r = run_seed(
+            a.seed, nodes, a.byzantine, unstable_ms=a.unstable_ms, liveness_ms=a.liveness_ms, suite=a.suite, trace=a.trace
+        )
+        print(f"seed {r.seed}: {r.scenario}")
+        if r.ok and a.trace:
+            print(r.trace)
+        if r.ok:
+            print(f"ok: {r.blocks} blocks, {r.view_changes} view changes, {r.messages} messages, {r.sim_ms} ms simulated")
+            return 0
+        print(format_failure(r, replay(r.seed)))
+        return 1
+    summary = run_many(
+        range(a.first, a.first + a.seeds),
+        nodes,
+        a.byzantine,
+        unstable_ms=a.unstable_ms,
+        liveness_ms=a.liveness_ms,
+        suite=a.suite,
+        on_failure=lambda r: print(format_failure(r, replay(r.seed)), file=sys.stderr),
+    )
+    print(summary.render())
+    return 0 if not summary.failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
