@@ -1,0 +1,138 @@
+"""Builders for in-process test clusters of real Network services on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from dataclasses import dataclass, field
+
+import trio
+
+from chainnode.crypto import get_suite
+from chainnode.network import Network, NetworkLimits, PeerInfo, host_seed_from_consensus_key, peer_id_from_seed
+
+GENESIS = hashlib.sha256(b"test genesis").digest()
+SUITE_NAME = "sm"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Member:
+    index: int
+    priv: bytes
+    pub: bytes
+    seed: bytes
+    port: int
+    role: str = "sealer"
+    info: PeerInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.info = PeerInfo(self.index, peer_id_from_seed(self.seed), [f"/ip4/127.0.0.1/tcp/{self.port}"], self.pub, self.role)
+
+    @property
+    def peer_id(self) -> str:
+        return self.info.peer_id
+
+
+def make_members(n: int, *, start_index: int = 0) -> list[Member]:
+    suite = get_suite(SUITE_NAME)
+    out = []
+    for i in range(n):
+        priv, pub = suite.generate_keypair()
+        out.append(Member(start_index + i, priv, pub, host_seed_from_consensus_key(suite, priv), free_port()))
+    return out
+
+
+def make_network(me: Member, admitted: list[Member] | list[PeerInfo], *, genesis: bytes = GENESIS,
+                 limits: NetworkLimits | None = None, priv: bytes | None = None, pub: bytes | None = None) -> Network:
+    infos = [m.info if isinstance(m, Member) else m for m in admitted]
+    return Network(
+        host_key_seed=me.seed,
+        listen_addr=f"/ip4/127.0.0.1/tcp/{me.port}",
+        peers=infos,
+        consensus_priv=priv or me.priv,
+        consensus_pub=pub or me.pub,
+        suite=get_suite(SUITE_NAME),
+        genesis_hash=genesis,
+        limits=limits,
+    )
+
+
+class Running:
+    """A Network started in a nursery, stoppable on its own (like a process exiting)."""
+
+    def __init__(self, net: Network, scope: trio.CancelScope) -> None:
+        self.net = net
+        self.scope = scope
+        self.stopped = trio.Event()
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+
+async def start(nursery: trio.Nursery, net: Network) -> Running:
+    async def runner(task_status=trio.TASK_STATUS_IGNORED):
+        with trio.CancelScope() as scope:
+            running = Running(net, scope)
+            try:
+                await net.run(task_status=_Forward(task_status, running))
+            finally:
+                running.stopped.set()
+
+    return await nursery.start(runner)
+
+
+class _Forward:
+    def __init__(self, task_status, value) -> None:
+        self._ts = task_status
+        self._value = value
+
+    def started(self, _=None) -> None:
+        self._ts.started(self._value)
+
+
+def sorted_by_peer_id(members: list[Member]) -> list[Member]:
+    """Members in dial order: the lower peer id (as raw bytes) dials the higher one."""
+    from libp2p.peer.id import ID
+
+    return sorted(members, key=lambda m: ID.from_base58(m.peer_id).to_bytes())
+
+
+def all_tasks() -> int:
+    """How many trio tasks exist right now (walks the whole task tree)."""
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
+
+
+async def drain(channel, n: int, timeout_s: float) -> list:
+    """Receive n items, taking whatever is already queued without a checkpoint per item."""
+    out = []
+    with trio.fail_after(timeout_s):
+        while len(out) < n:
+            try:
+                out.append(channel.receive_nowait())
+            except trio.WouldBlock:
+                out.append(await channel.receive())
+    return out
+
+
+def task_names() -> list[str]:
+    out = []
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        out.append(task.name)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return sorted(out)
