@@ -17,12 +17,13 @@ $(STAMP): $(PY) pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# A local 4-node chain on the embedded LevelDB, with a live status table until Ctrl-C.
 run: $(STAMP)
-	@echo "make run starts a local devnet; the devnet arrives with issue 6. For now: make test, make bench."
-	$(VENV)/bin/chainnode --help
+	$(VENV)/bin/devnet up --nodes 4
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.foundation
+	$(PY) -m tests.bench.chain
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

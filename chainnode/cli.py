@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -129,6 +130,52 @@ def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None
             f"start it with: chainnode start --config {result['config']}",
         ],
     )
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The node's config file (node.toml from `chainnode init`).")
+def start(config_path: str) -> None:
+    """Run the node in the foreground until Ctrl-C or SIGTERM."""
+    import signal
+
+    import multiaddr
+    import trio
+
+    from chainnode.config import ConfigError, load_config
+    from chainnode.genesis import GenesisError, load_genesis
+    from chainnode.logs import setup_logging
+    from chainnode.network import PortInUse as P2PPortInUse
+    from chainnode.network.service import check_port_free as check_p2p_port_free
+    from chainnode.node import Node, NodeError
+    from chainnode.rpc.server import PortInUse as RpcPortInUse, check_port_free
+    from chainnode.storage import StorageError
+
+    try:
+        config = load_config(config_path)
+        genesis = load_genesis(config.genesis_file)
+        password = read_password(str(config.password_file) if config.password_file else None, confirm=False)
+        key = load_key(config.key_file, password)
+        check_port_free(config.rpc_host, config.rpc_port)
+        check_p2p_port_free(multiaddr.Multiaddr(config.p2p_listen))
+        setup_logging(config.log_level, config.log_format)
+        node = Node(config, genesis, key)
+    except (ConfigError, GenesisError, KeyFileError, StorageError, NodeError, RpcPortInUse, P2PPortInUse, CryptoUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.run)
+                async for signum in signals:
+                    logging.getLogger("chainnode.node").info("%s: %s received, stopping", config.name, signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(run)
+    finally:
+        node.chain.ledger.close()
+    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.chain.height)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,53 @@
-"""The `devnet` command line for testers: a local multi-node network.
+"""The `devnet` command line for testers: a local multi-node network with one command.
 
-`devnet keys` makes the node keys a local network needs; `devnet up` (starting the nodes)
-arrives with the node itself (issue 6).
+    devnet up --nodes 4              # create (first time) and start; live status until Ctrl-C
+    devnet up --nodes 4 --detach     # start and return
+    devnet status | logs NODE | stop NODE | start NODE | kill NODE | down | clean
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 
 import click
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-from chainnode.crypto import SUITE_NAMES, get_suite
+from chainnode.client import Account, Client
+from chainnode.crypto import SUITE_NAMES
 from chainnode.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, write_key_file
+from devnet.layout import DEVNET_PASSWORD
+from devnet.supervisor import LAYOUT_FILE, Devnet, DevnetError
 
-DEVNET_PASSWORD = "devnet"  # local test networks only; documented in the README
+DEFAULT_DIR = "devnet-data"
+HELLO_CONTRACT = "def hello():\n    return 'hello from devnet'\n"
+console = Console(width=160) if not Console().is_terminal else Console()
+
+dir_option = click.option("--dir", "folder", type=click.Path(file_okay=False), default=DEFAULT_DIR, show_default=True, help="The devnet folder.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _open(folder: str) -> Devnet:
+    try:
+        return Devnet(Path(folder))
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _table(rows: list[dict]) -> Table:
+    table = Table(title="chainnode devnet", title_justify="left")
+    for col in ("node", "role", "state", "pid", "height", "peers", "pending", "JSON-RPC", "p2p"):
+        table.add_column(col, no_wrap=True)
+    dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+    for r in rows:
+        state = "up" if r["pid"] else "[red]down[/red]"
+        table.add_row(r["node"], r["role"], state, dash(r["pid"]), dash(r["height"]), dash(r["peers"]), dash(r["pending"]), r["rpc"], r["p2p"])
+    return table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,13 +56,180 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--nodes", type=click.IntRange(1, 32), default=4, show_default=True, help="Sealers.")
+@click.option("--observers", type=click.IntRange(0, 16), default=0, show_default=True)
+@click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True)
+@click.option("--p2p-port", type=click.IntRange(1024, 65000), default=30300, show_default=True, help="First libp2p port.")
+@click.option("--rpc-port", type=click.IntRange(1024, 65000), default=8545, show_default=True, help="First JSON-RPC port.")
+@click.option("--detach", is_flag=True, help="Return once the network commits blocks; leave the nodes running.")
+@dir_option
+@json_option
+def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, detach: bool, folder: str, as_json: bool) -> None:
+    """Create the network (first time), start every node, check it commits, show it."""
+    path = Path(folder)
+    created = False
+    try:
+        if not (path / LAYOUT_FILE).exists():
+            Devnet.create(path, sealers=nodes, observers=observers, suite=suite, p2p_port_base=p2p_port, rpc_port_base=rpc_port)
+            created = True
+        net = Devnet(path)
+        with console.status("starting nodes...", spinner="dots") if not as_json else _nullcontext():
+            for n in net.nodes:
+                net.start(n.name)
+            for n in net.nodes:
+                net.wait_rpc(n.name)
+            if created:
+                trio.run(_hello, net.nodes[0].rpc_url)
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = net.status()
+    if as_json:
+        click.echo(json.dumps({"dir": str(path.resolve()), "nodes": rows}, indent=2))
+    else:
+        console.print(_table(rows))
+        console.print(f"JSON-RPC: {net.nodes[0].rpc_url} (and the others above); node keys' password: {DEVNET_PASSWORD!r}")
+    if detach:
+        if not as_json:
+            console.print(f"detached: `devnet status --dir {folder}` to look, `devnet down --dir {folder}` to stop")
+        return
+    console.print("live status; Ctrl-C stops the nodes")
+    try:
+        with Live(_table(rows), console=console, refresh_per_second=2) as live:
+            while True:
+                time.sleep(1)
+                live.update(_table(net.status()))
+    except KeyboardInterrupt:
+        pass
+    _down(net)
+
+
+async def _hello(url: str) -> None:
+    """Commit one transaction: proof that the network agrees on blocks."""
+    async with Client(url, timeout_s=30) as client:
+        await client.deploy(Account.generate((await client.group_info())["suite"]), HELLO_CONTRACT, [], timeout_s=60)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _down(net: Devnet) -> list[str]:
+    stopped = []
+    for n in net.nodes:
+        try:
+            if net.stop(n.name):
+                stopped.append(n.name)
+        except DevnetError:
+            net.kill(n.name)
+            stopped.append(n.name)
+    console.print(f"stopped {', '.join(stopped) or 'nothing (no node was running)'}")
+    return stopped
+
+
+@main.command()
+@dir_option
+@json_option
+def status(folder: str, as_json: bool) -> None:
+    """Each node: up or down, height, peers, pending transactions, endpoints."""
+    rows = _open(folder).status()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        console.print(_table(rows))
+
+
+@main.command()
+@click.argument("node")
+@click.option("--lines", "-n", type=int, default=50, show_default=True)
+@dir_option
+def logs(node: str, lines: int, folder: str) -> None:
+    """Print the end of a node's log."""
+    net = _open(folder)
+    try:
+        text = net.log(node)
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("\n".join(text.splitlines()[-lines:]))
+
+
+def _each(action: str, node: str, folder: str) -> None:
+    net = _open(folder)
+    try:
+        if action == "start":
+            net.start(node)
+            net.wait_rpc(node)
+            done = True
+        else:
+            done = getattr(net, action)(node)
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{node}: {action} {'done' if done else '(it was not running)'}")
+
+
+@main.command()
+@click.argument("node")
+@dir_option
+def start(node: str, folder: str) -> None:
+    """Start one node."""
+    _each("start", node, folder)
+
+
+@main.command()
+@click.argument("node")
+@dir_option
+def stop(node: str, folder: str) -> None:
+    """Stop one node cleanly (SIGTERM)."""
+    _each("stop", node, folder)
+
+
+@main.command()
+@click.argument("node")
+@dir_option
+def kill(node: str, folder: str) -> None:
+    """Kill one node at once (SIGKILL), as a crash would."""
+    _each("kill", node, folder)
+
+
+@main.command()
+@dir_option
+def down(folder: str) -> None:
+    """Stop every node (the data stays; `devnet up` resumes)."""
+    _down(_open(folder))
+
+
+@main.command()
+@dir_option
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def clean(folder: str, yes: bool) -> None:
+    """Stop every node and delete the devnet folder."""
+    path = Path(folder)
+    if not path.exists():
+        click.echo(f"{folder} does not exist; nothing to clean")
+        return
+    if (path / LAYOUT_FILE).exists():
+        _down(Devnet(path))
+    elif any(path.iterdir()):
+        raise click.ClickException(f"{folder} is not a devnet folder (no {LAYOUT_FILE}); not deleting it")
+    if not yes and not click.confirm(f"delete {path.resolve()}?"):
+        return
+    shutil.rmtree(path)
+    click.echo(f"deleted {folder}")
+
+
+@main.command()
 @click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="devnet-data", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="devnet-keys", show_default=True)
 @click.option("--scrypt-n", type=int, default=SCRYPT_N_DEFAULT, hidden=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def keys(nodes: int, suite: str, out_dir: str, scrypt_n: int, as_json: bool) -> None:
     """Generate one encrypted key file per node (password "devnet")."""
+    from chainnode.crypto import get_suite
+
     s = get_suite(suite)
     out = Path(out_dir)
     rows = []

@@ -1,0 +1,492 @@
+"""The node: the composition root that wires ledger, executor, pool, network, PBFT, sync
+and RPC into one trio nursery tree (DESIGN.md rule 6).
+
+Who does what:
+- the consensus loop feeds the sans-IO PBFT core one event at a time and performs its
+  actions in order (sends, timers, building and checking proposals, persisting votes,
+  committing);
+- chain work (executing, committing, applying synced blocks, read-only queries) runs on a
+  worker thread, one piece at a time (`_chain_limiter`), so the event loop keeps serving
+  the network and RPC while a block executes;
+- frames on the per-peer consensus stream carry a one-byte channel tag: PBFT messages, or
+  head announcements that drive sync;
+- transactions accepted over RPC are gossiped in batches every `TX_GOSSIP_INTERVAL_MS`;
+  gossip is best effort, so a replica fetches any transaction a proposal lists but it lacks
+  from the proposer (`/chainnode/txfetch/1`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+
+from chainnode.chain import Chain, Proposal
+from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
+from chainnode.config import NodeConfig
+from chainnode.crypto import get_suite
+from chainnode.executor import Executor, InvalidBlock
+from chainnode.genesis import Genesis
+from chainnode.keyfile import KeyPair
+from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
+from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
+from chainnode.node_init import InitError, open_chain_ledger
+from chainnode.rpc.jsonrpc import Dispatcher
+from chainnode.rpc.methods import ChainRpc
+from chainnode.rpc.server import RpcApp, serve_rpc
+from chainnode.sync import SYNC_PROTOCOL, BlockSyncer, FetchFailed, serve_request
+from chainnode.sysstate import NodeEntry, read_config, read_nodes
+from chainnode.txpool import PoolLimits, TxPool
+from chainnode.types import Transaction
+from consensus import events as ev
+from consensus.replica import Replica, ReplicaConfig
+from contracts.engine import Engine
+
+log = logging.getLogger("chainnode.node")
+
+CHANNEL_PBFT = b"\x01"
+CHANNEL_STATUS = b"\x02"
+TXFETCH_PROTOCOL = "/chainnode/txfetch/1"
+TX_GOSSIP_INTERVAL_MS = 50
+TX_GOSSIP_BATCH_BYTES_MAX = 256 * 1024
+STATUS_INTERVAL_MS = 1_000
+EVENT_QUEUE_MAX = 10_000
+TXFETCH_HASHES_MAX = 10_000
+RECENT_BLOCKS_FOR_REPLICA = 128
+SAFETY_FILE = "consensus.state"
+
+
+class NodeError(RuntimeError):
+    """The node cannot start; the message says why and what to do."""
+
+
+@dataclass
+class PeerStatus:
+    height: int
+    head_hash: bytes
+    seen_ms: float
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old or the new bytes."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
+        self.config = config
+        self.name = config.name
+        self.group_id = genesis.group_id
+        self.genesis = genesis
+        suite = get_suite(genesis.suite)
+        self.suite = suite
+        if key.suite != genesis.suite:
+            raise NodeError(f"{config.key_file} is a {key.suite} key but the chain uses {genesis.suite}")
+        try:
+            ledger = open_chain_ledger(config.data_dir, genesis, create=False)
+        except InitError as exc:
+            raise NodeError(str(exc)) from None
+        self.chain = Chain(ledger, Executor(suite, Engine(suite), genesis.chain_id, genesis.group_id))
+        self.key = key
+        limits = config.limits
+        self.pool = TxPool(
+            suite,
+            genesis.chain_id,
+            genesis.group_id,
+            head_height=lambda: self.chain.height,
+            is_committed=self.chain.is_committed,
+            limits=PoolLimits(
+                tx_bytes_max=limits.tx_bytes_max,
+                pool_txs_max=limits.pool_txs_max,
+                pool_bytes_max=limits.pool_bytes_max,
+                sender_share_pct=limits.sender_share_pct,
+                block_limit_window=read_config(ledger.state, "block_limit_window"),
+            ),
+        )
+        self._addrs = {n.entry.peer_id: n.addrs for n in genesis.nodes}
+        seed = host_seed_from_consensus_key(suite, key.private_key)
+        self.peer_id = peer_id_from_seed(seed)
+        self._nodes = read_nodes(ledger.state)
+        me = next((n for n in self._nodes if n.consensus_pub == key.public_key), None)
+        if me is None:
+            raise NodeError(f"this node's key ({config.key_file}) is not a member of the chain; ask the consortium to add it")
+        if me.peer_id != self.peer_id:
+            raise NodeError(f"this node's key derives peer id {self.peer_id}, but the chain lists {me.peer_id} for it; check the genesis file")
+        self.network = Network(
+            host_key_seed=seed,
+            listen_addr=config.p2p_listen,
+            peers=self._peer_infos(self._nodes),
+            consensus_priv=key.private_key,
+            consensus_pub=key.public_key,
+            suite=suite,
+            genesis_hash=ledger.genesis_hash,
+            limits=NetworkLimits(
+                frame_bytes_max=limits.peer_frame_bytes_max,
+                messages_per_s_max=limits.peer_messages_per_s_max,
+                messages_burst_max=2 * limits.peer_messages_per_s_max,
+            ),
+        )
+        self.syncer = BlockSyncer(self.chain, self._fetch_blocks, blocks_per_request=limits.sync_blocks_per_request_max, apply=self._apply_synced)
+        self.peers: dict[int, PeerStatus] = {}
+        self._chain_limiter = trio.CapacityLimiter(1)
+        self._proposals: dict[bytes, Proposal] = {}  # header hash -> executed proposal
+        self._timers: dict[Any, trio.CancelScope] = {}
+        self._gossip_out: list[bytes] = []
+        self._events_send, self._events_recv = trio.open_memory_channel(EVENT_QUEUE_MAX)
+        self.replica: Replica | None = None
+        self.committed_blocks = 0
+        self.dispatcher = Dispatcher(batch_max=limits.rpc_batch_max)
+        ChainRpc(self).register(self.dispatcher)
+        self.rpc_app = RpcApp(self.dispatcher, body_bytes_max=limits.rpc_body_bytes_max, health=self._health)
+        self._nursery: trio.Nursery | None = None
+
+    # ---- membership -----------------------------------------------------------------------
+
+    def _peer_infos(self, nodes: list[NodeEntry]) -> list[PeerInfo]:
+        return [
+            PeerInfo(index=i, peer_id=n.peer_id, addrs=self._addrs.get(n.peer_id, []), consensus_pub=n.consensus_pub, role=n.role)
+            for i, n in enumerate(nodes)
+        ]
+
+    def _sealer_pubs(self) -> list[bytes]:
+        return [n.consensus_pub for n in self._nodes if n.role == "sealer"]
+
+    def _network_index_of_sealer(self, sealer_index: int) -> int | None:
+        sealers = [i for i, n in enumerate(self._nodes) if n.role == "sealer"]
+        return sealers[sealer_index] if 0 <= sealer_index < len(sealers) else None
+
+    def _sealer_index_of_peer(self, network_index: int) -> int | None:
+        if not 0 <= network_index < len(self._nodes) or self._nodes[network_index].role != "sealer":
+            return None
+        return sum(1 for n in self._nodes[:network_index] if n.role == "sealer")
+
+    async def _membership_changed(self) -> None:
+        """After a block: if governance changed the node list, tell the network and PBFT."""
+        nodes = read_nodes(self.chain.ledger.state)
+        if nodes == self._nodes:
+            return
+        old_sealers = self._sealer_pubs()
+        self._nodes = nodes
+        self.network.set_admitted(self._peer_infos(nodes))
+        if self.replica is not None and self._sealer_pubs() != old_sealers:
+            await self._events_send.send(ev.SealersChanged(self.chain.height + 1, self._sealer_pubs()))
+
+    # ---- chain work on the worker thread ----------------------------------------------------
+
+    async def on_chain(self, fn: Callable, *args: Any) -> Any:
+        """Run `fn(*args)` on the chain worker thread, after any chain work already queued."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._chain_limiter)
+
+    async def _apply_synced(self, block, certificate) -> None:
+        await self.on_chain(self.chain.apply_certified, block, certificate)
+        await self._after_commit(block.header.height, [tx.hash(self.suite) for tx in block.transactions])
+        if self.replica is not None:
+            await self._events_send.send(ev.BlockCommitted(block.header.height, block.header.hash(self.suite)))
+
+    async def _after_commit(self, height: int, tx_hashes: list[bytes]) -> None:
+        self.committed_blocks += 1
+        self.pool.remove(tx_hashes)
+        self.pool.drop_expired(height)
+        self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
+        await self._membership_changed()
+        log.info("%s: committed block %d (%d txs, pool %d)", self.name, height, len(tx_hashes), len(self.pool))
+
+    # ---- running ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.network.register_handler(SYNC_PROTOCOL, self._serve_sync)
+        self.network.register_handler(TXFETCH_PROTOCOL, self._serve_txfetch)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.network.run)
+            await nursery.start(serve_rpc, self.rpc_app, self.config.rpc_host, self.config.rpc_port)
+            nursery.start_soon(self._pump_frames)
+            nursery.start_soon(self._pump_gossip_in)
+            nursery.start_soon(self._gossip_out_loop)
+            nursery.start_soon(self._status_loop)
+            nursery.start_soon(self.syncer.run)
+            if self.key.public_key in self._sealer_pubs():
+                self.replica = self._build_replica()
+                nursery.start_soon(self._consensus_loop)
+                nursery.start_soon(self._pool_watch)
+            log.info(
+                "%s: started at height %d as %s; p2p %s, rpc http://%s:%d",
+                self.name, self.chain.height, "sealer" if self.replica else "observer",
+                ", ".join(self.network.listen_addrs), self.config.rpc_host, self.config.rpc_port,
+            )
+            task_status.started()
+
+    def _build_replica(self) -> Replica:
+        ledger = self.chain.ledger
+        safety_path = self.config.data_dir / SAFETY_FILE
+        persisted = safety_path.read_bytes() if safety_path.exists() else None
+        recent = []
+        for height in range(max(1, ledger.head_height - RECENT_BLOCKS_FOR_REPLICA + 1), ledger.head_height + 1):
+            recent.append((ledger.get_header(height), ledger.get_block_tx_hashes(height), ledger.get_certificate(height)))
+        state = ledger.state
+        cfg = ReplicaConfig(
+            timeout_base_ms=read_config(state, "consensus_timeout_ms"),
+            timeout_max_ms=max(30_000, read_config(state, "consensus_timeout_ms")),
+            leader_period=read_config(state, "leader_period"),
+            block_tx_count_max=read_config(state, "tx_count_limit"),
+        )
+        return Replica(cfg, self.suite, self.key.private_key, self.key.public_key, self._sealer_pubs(), ledger.head_height, ledger.head_hash, persisted, recent)
+
+    async def _consensus_loop(self) -> None:
+        await self._perform(self.replica.start())
+        if len(self.pool):
+            await self._events_send.send(ev.PoolNotEmpty())
+        async for event in self._events_recv:
+            await self._perform(self.replica.handle(event))
+
+    async def _pool_watch(self) -> None:
+        """Wake an idle leader when transactions arrive in an empty pool."""
+        while True:
+            await self.pool.wait_for_transactions()
+            await self._events_send.send(ev.PoolNotEmpty())
+            await self.pool.wait_until_empty()
+
+    async def _perform(self, actions: list) -> None:
+        for action in actions:
+            t = type(action)
+            if t is ev.Send:
+                peer = self._network_index_of_sealer(action.to_index)
+                if peer is not None:
+                    self.network.send(peer, CHANNEL_PBFT + action.data)
+            elif t is ev.Broadcast:
+                for sealer in range(len(self._sealer_pubs())):
+                    peer = self._network_index_of_sealer(sealer)
+                    if peer is not None and self._nodes[peer].consensus_pub != self.key.public_key:
+                        self.network.send(peer, CHANNEL_PBFT + action.data)
+            elif t is ev.SetTimer:
+                self._nursery.start_soon(self._timer, action.timer_id, action.delay_ms)
+            elif t is ev.CancelTimer:
+                scope = self._timers.pop(action.timer_id, None)
+                if scope is not None:
+                    scope.cancel()
+            elif t is ev.BuildProposal:
+                self._nursery.start_soon(self._build_proposal, action)
+            elif t is ev.Execute:
+                self._nursery.start_soon(self._execute, action)
+            elif t is ev.Persist:
+                await trio.to_thread.run_sync(write_durably, self.config.data_dir / SAFETY_FILE, action.data)
+            elif t is ev.Commit:
+                await self._commit(action)
+            elif t is ev.Misbehaviour:
+                peer = self._network_index_of_sealer(action.peer_index)
+                log.warning("%s: sealer %d misbehaved: %s", self.name, action.peer_index, action.reason)
+                if peer is not None:
+                    self.network.report_misbehaviour(peer, action.reason)
+            else:
+                raise AssertionError(f"unknown consensus action {action!r}")
+
+    async def _timer(self, timer_id: Any, delay_ms: int) -> None:
+        with trio.CancelScope() as scope:
+            self._timers[timer_id] = scope
+            await trio.sleep(delay_ms / 1000)
+            self._timers.pop(timer_id, None)
+            await self._events_send.send(ev.TimerFired(timer_id))
+
+    async def _build_proposal(self, action: ev.BuildProposal) -> None:
+        ledger = self.chain.ledger
+        parent = ledger.head_header
+        interval_ms = read_config(ledger.state, "block_interval_min_ms")
+        wait_ms = parent.timestamp_ms + interval_ms - _now_ms()
+        if wait_ms > 0:
+            await trio.sleep(wait_ms / 1000)
+        header = None
+        hashes: list[bytes] = []
+        if action.height == self.chain.height + 1 and ledger.head_hash == action.parent_hash:
+            pooled = self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height)
+            if pooled or action.allow_empty:
+                timestamp = max(_now_ms(), parent.timestamp_ms)
+                verified = {p.tx_hash for p in pooled}
+                try:
+                    proposal = await self.on_chain(
+                        lambda: self.chain.execute_proposal([p.tx for p in pooled], timestamp_ms=timestamp, proposer_index=action.proposer_index, is_verified=verified.__contains__)
+                    )
+                    header, hashes = proposal.header, proposal.executed.tx_hashes
+                    self._proposals[header.hash(self.suite)] = proposal
+                except InvalidBlock as exc:
+                    # A pooled transaction became invalid (e.g. committed through sync): drop the pool's view and retry later.
+                    log.warning("%s: could not build block %d: %s", self.name, action.height, exc)
+                    self.pool.drop_expired(self.chain.height)
+        await self._events_send.send(ev.ProposalReady(action.height, action.view, header, hashes))
+
+    async def _execute(self, action: ev.Execute) -> None:
+        header = action.header
+        result = None
+        try:
+            txs = await self._gather(action.tx_hashes, header.proposer_index)
+            if header.height == self.chain.height + 1:
+                verified = set(action.tx_hashes)  # every tx came through the pool's checks
+                proposal = await self.on_chain(lambda: self.chain.check_proposal(header, txs, is_verified=verified.__contains__))
+                self._proposals[header.hash(self.suite)] = proposal
+                result = proposal.header
+        except (InvalidBlock, FetchFailed) as exc:
+            log.warning("%s: proposal for block %d refused: %s", self.name, header.height, exc)
+        await self._events_send.send(ev.ExecutionDone(action.proposal_id, result))
+
+    async def _gather(self, tx_hashes: list[bytes], proposer_sealer: int) -> list[Transaction]:
+        """The proposal's transactions, from our pool or else fetched from the proposer and
+        admitted through the pool (so each is checked and verified like any other)."""
+        missing = [h for h in tx_hashes if self.pool.get(h) is None]
+        if missing:
+            peer = self._network_index_of_sealer(proposer_sealer)
+            if peer is None:
+                raise FetchFailed(f"proposer {proposer_sealer} is not a known sealer")
+            try:
+                raw = await self.network.request(peer, TXFETCH_PROTOCOL, pack([1, missing]))
+                f = expect_list(unpack(raw, max_bytes=64 << 20), "txfetch response", length=2)
+                expect_version(f, "txfetch response", 1)
+                raws = [expect_bytes(r, "txfetch tx", max_length=self.pool.limits.tx_bytes_max) for r in expect_list(f[1], "txfetch txs", length=len(missing))]
+            except (NetworkError, DecodeError) as exc:
+                raise FetchFailed(f"cannot fetch {len(missing)} transactions from the proposer: {exc}") from None
+            await self.pool.submit_many(raws)
+        txs = []
+        for h in tx_hashes:
+            pooled = self.pool.get(h)
+            if pooled is None:
+                raise InvalidBlock(f"transaction {h.hex()[:16]} of the proposal is unavailable or invalid")
+            txs.append(pooled.tx)
+        return txs
+
+    async def _commit(self, action: ev.Commit) -> None:
+        header = action.header
+        if header.height <= self.chain.height:
+            return  # already committed through sync
+        proposal = self._proposals.get(header.hash(self.suite))
+        assert proposal is not None, f"PBFT committed block {header.height} that this node never executed"
+        await self.on_chain(self.chain.commit, proposal, action.certificate)
+        await self._after_commit(header.height, list(action.tx_hashes))
+        if len(self.pool):
+            await self._events_send.send(ev.PoolNotEmpty())
+
+    # ---- network pumps ------------------------------------------------------------------------
+
+    async def _pump_frames(self) -> None:
+        async for peer, frame in self.network.incoming:
+            channel, body = frame[:1], frame[1:]
+            if channel == CHANNEL_PBFT:
+                sealer = self._sealer_index_of_peer(peer)
+                if sealer is not None and self.replica is not None:
+                    await self._events_send.send(ev.MessageReceived(sealer, body))
+            elif channel == CHANNEL_STATUS:
+                self._on_status(peer, body)
+            else:
+                self.network.report_misbehaviour(peer, f"unknown frame channel {channel.hex()}")
+
+    def _on_status(self, peer: int, body: bytes) -> None:
+        try:
+            f = expect_list(unpack(body, max_bytes=128), "status", length=3)
+            expect_version(f, "status", 1)
+            height = expect_int(f[1], "status height")
+            head_hash = expect_bytes(f[2], "status hash", length=32)
+        except DecodeError as exc:
+            self.network.report_misbehaviour(peer, f"bad status frame: {exc}")
+            return
+        self.peers[peer] = PeerStatus(height, head_hash, _now_ms())
+        self.syncer.peer_head(peer, height)
+
+    async def _status_loop(self) -> None:
+        while True:
+            ledger = self.chain.ledger
+            self.network.broadcast(CHANNEL_STATUS + pack([1, ledger.head_height, ledger.head_hash]))
+            await trio.sleep(STATUS_INTERVAL_MS / 1000)
+
+    async def _pump_gossip_in(self) -> None:
+        async for peer, batch in self.network.incoming_txs:
+            try:
+                f = expect_list(unpack(batch, max_bytes=TX_GOSSIP_BATCH_BYTES_MAX + 1024), "tx batch", length=2)
+                expect_version(f, "tx batch", 1)
+                raws = expect_list(f[1], "tx batch txs", max_length=10_000)
+            except DecodeError as exc:
+                self.network.report_misbehaviour(peer, f"bad tx batch: {exc}")
+                continue
+            await self.pool.submit_many([r for r in raws if type(r) is bytes])
+
+    async def submit_transaction(self, raw: bytes) -> bytes:
+        """Admit a client's transaction (raises `Rejected`) and queue it for gossip."""
+        tx_hash = await self.pool.submit(raw)
+        self._gossip_out.append(bytes(raw))
+        return tx_hash
+
+    async def _gossip_out_loop(self) -> None:
+        while True:
+            await trio.sleep(TX_GOSSIP_INTERVAL_MS / 1000)
+            while self._gossip_out:
+                batch, size = [], 0
+                while self._gossip_out and size + len(self._gossip_out[0]) <= TX_GOSSIP_BATCH_BYTES_MAX:
+                    raw = self._gossip_out.pop(0)
+                    batch.append(raw)
+                    size += len(raw)
+                if not batch:  # a single transaction over the batch size: never gossiped, only fetched
+                    self._gossip_out.pop(0)
+                    continue
+                try:
+                    await self.network.publish_txs(pack([1, batch]))
+                except NetworkError as exc:
+                    log.debug("%s: tx gossip failed: %s", self.name, exc)
+
+    async def _fetch_blocks(self, peer: int, request: bytes) -> bytes:
+        try:
+            return await self.network.request(peer, SYNC_PROTOCOL, request)
+        except NetworkError as exc:
+            raise FetchFailed(str(exc)) from None
+
+    async def _serve_sync(self, peer: int, request: bytes) -> bytes:
+        limits = self.config.limits
+        response_max = self.network.limits.response_bytes_max - 1024
+        return await trio.to_thread.run_sync(lambda: serve_request(self.chain.ledger, request, blocks_max=limits.sync_blocks_per_request_max, response_bytes_max=response_max))
+
+    async def _serve_txfetch(self, peer: int, request: bytes) -> bytes:
+        f = expect_list(unpack(request, max_bytes=TXFETCH_HASHES_MAX * 40 + 64), "txfetch request", length=2)
+        expect_version(f, "txfetch request", 1)
+        out = []
+        for h in expect_list(f[1], "txfetch hashes", max_length=TXFETCH_HASHES_MAX):
+            pooled = self.pool.get(h) if type(h) is bytes else None
+            if pooled is not None:
+                out.append(pooled.raw)
+            else:
+                found = self.chain.ledger.get_transaction(h) if type(h) is bytes and len(h) == 32 else None
+                out.append(found[0].encode() if found else b"")
+        return pack([1, out])
+
+    # ---- RPC support --------------------------------------------------------------------------
+
+    def peer_summaries(self) -> list[dict]:
+        connected = set(self.network.connected_peers())
+        return [
+            {"index": i, "nodeId": n.peer_id, "role": n.role, "connected": i in connected, "blockNumber": self.peers[i].height if i in self.peers else None}
+            for i, n in enumerate(self._nodes)
+            if n.consensus_pub != self.key.public_key
+        ]
+
+    async def _health(self) -> dict:
+        return {
+            "status": "ok",
+            "node": self.name,
+            "blockNumber": self.chain.height,
+            "peersConnected": len(self.network.connected_peers()),
+            "pendingTxs": len(self.pool),
+            "role": "sealer" if self.replica else "observer",
+        }

@@ -1,0 +1,174 @@
+"""A local network of real node processes in one folder: create it, start and stop its
+nodes, ask them how they are.
+
+The folder holds `devnet.json` (the layout) and one subfolder per node (see layout.py).
+A node's process writes its pid into `<node>/node.pid` and holds a lock on it while it
+runs (chainnode/storage.py), so whether a node is up is read from the lock, not guessed:
+a devnet folder can be driven from any shell, and a crashed node never looks alive.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+
+from devnet.layout import NodeLayout, create_network
+
+LAYOUT_FILE = "devnet.json"
+CHAINNODE = str(Path(sys.executable).parent / "chainnode")
+
+
+class DevnetError(RuntimeError):
+    pass
+
+
+def running_pid(folder: Path) -> int | None:
+    """The pid of the node process holding `folder`'s lock, or None if none does."""
+    path = folder / "node.pid"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class Devnet:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        path = self.folder / LAYOUT_FILE
+        if not path.exists():
+            raise DevnetError(f"no devnet in {self.folder}; create one with `devnet up --dir {self.folder}`")
+        data = json.loads(path.read_text())
+        self.nodes = [NodeLayout(**{**n, "folder": Path(n["folder"]), "config": Path(n["config"])}) for n in data["nodes"]]
+        self._procs: dict[str, subprocess.Popen] = {}
+        self.exit_codes: dict[str, int] = {}  # of processes this object started and saw end
+
+    @classmethod
+    def create(cls, folder: Path, **kwargs) -> "Devnet":
+        folder = Path(folder)
+        if (folder / LAYOUT_FILE).exists():
+            raise DevnetError(f"{folder} already holds a devnet; use it, or `devnet clean --dir {folder}` first")
+        nodes = create_network(folder, **kwargs)
+        rows = [{**asdict(n), "folder": str(n.folder.resolve()), "config": str(n.config.resolve())} for n in nodes]
+        (folder / LAYOUT_FILE).write_text(json.dumps({"nodes": rows}, indent=2) + "\n")
+        return cls(folder)
+
+    def node(self, name: str) -> NodeLayout:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise DevnetError(f"no node {name!r} in this devnet; nodes: {', '.join(n.name for n in self.nodes)}")
+
+    def index(self, name: str) -> int:
+        return self.nodes.index(self.node(name))
+
+    # ---- processes ----------------------------------------------------------------------
+
+    def pid(self, name: str) -> int | None:
+        return running_pid(self.node(name).folder)
+
+    def start(self, name: str) -> None:
+        node = self.node(name)
+        if self.pid(name) is not None:
+            return
+        with open(node.folder / "node.log", "ab") as log:
+            # A session of its own: Ctrl-C in the terminal that ran `devnet up --detach` later
+            # must not reach the nodes; `devnet stop`/`down` stop them.
+            self._procs[name] = subprocess.Popen(
+                [CHAINNODE, "start", "--config", str(node.config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+            )
+
+    def signal(self, name: str, sig: int, *, wait_s: float = 15.0) -> bool:
+        """Send `sig` to the node; wait until it has let go of its folder. False if it was not running."""
+        pid = self.pid(name)
+        if pid is None or pid <= 0:
+            return False
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + wait_s
+        while self.pid(name) is not None and time.monotonic() < deadline:
+            proc = self._procs.get(name)
+            if proc is not None:
+                proc.poll()
+            time.sleep(0.05)
+        proc = self._procs.pop(name, None)
+        if proc is not None:
+            self.exit_codes[name] = proc.wait(timeout=5)
+        if self.pid(name) is not None:
+            raise DevnetError(f"{name} (pid {pid}) did not stop within {wait_s} s; `devnet kill {name}` ends it")
+        return True
+
+    def stop(self, name: str) -> bool:
+        return self.signal(name, signal.SIGTERM)
+
+    def kill(self, name: str) -> bool:
+        return self.signal(name, signal.SIGKILL)
+
+    def exit_code(self, name: str) -> int | None:
+        proc = self._procs.get(name)
+        return None if proc is None else proc.poll()
+
+    def log(self, name: str) -> str:
+        path = self.node(name).folder / "node.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ---- RPC ----------------------------------------------------------------------------
+
+    def rpc(self, name: str, method: str, *params, timeout_s: float = 10.0):
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": ["group0", "", *params]}
+        reply = httpx.post(self.node(name).rpc_url, json=body, timeout=timeout_s).json()
+        if "error" in reply:
+            raise DevnetError(f"{name} {method}: {reply['error']['message']}")
+        return reply["result"]
+
+    def wait_rpc(self, name: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = self.exit_code(name)
+            if code is not None:
+                raise DevnetError(f"{name} exited with status {code}; its log ends:\n{self.log(name)[-2000:]}")
+            try:
+                self.rpc(name, "getBlockNumber", timeout_s=1.0)
+                return
+            except (httpx.HTTPError, OSError):
+                time.sleep(0.1)
+        raise DevnetError(f"{name} did not answer RPC within {timeout_s} s; see {self.node(name).folder / 'node.log'}")
+
+    def status(self) -> list[dict]:
+        rows = []
+        for n in self.nodes:
+            pid = self.pid(n.name)
+            row = {"node": n.name, "role": n.role, "pid": pid, "rpc": n.rpc_url, "p2p": f"/ip4/127.0.0.1/tcp/{n.p2p_port}", "height": None, "peers": None, "pending": None}
+            if pid is not None:
+                try:
+                    health = httpx.get(n.rpc_url + "/health", timeout=1.0).json()
+                    row.update(height=health["blockNumber"], peers=health["peersConnected"], pending=health["pendingTxs"])
+                except (httpx.HTTPError, OSError, ValueError, KeyError):
+                    pass
+            rows.append(row)
+        return rows

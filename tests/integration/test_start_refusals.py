@@ -1,0 +1,69 @@
+"""`chainnode start` refuses to run, with one line saying why, instead of a traceback."""
+
+import json
+import socket
+import subprocess
+
+import pytest
+
+from devnet.supervisor import CHAINNODE
+from tests.integration.cluster import Cluster
+
+
+@pytest.fixture
+def net(tmp_path):
+    with Cluster(tmp_path / "net", sealers=1) as c:
+        yield c
+
+
+def start(config, env=None, timeout=60):
+    return subprocess.run([CHAINNODE, "start", "--config", str(config)], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def assert_refused(result, fragment):
+    assert result.returncode == 1, result.stderr
+    assert fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_refusals(net, tmp_path):
+    node = net.layout[0]
+    cfg = node.config
+    (node.folder / "password.txt").write_text("not-the-password\n")
+    assert_refused(start(cfg), "wrong password")
+    (node.folder / "password.txt").write_text("devnet\n")
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text(cfg.read_text().replace("[limits]", "[limits]\nbogus_limit = 1"))
+    assert_refused(start(broken), "unknown key(s) in [limits]: bogus_limit")
+
+    missing_key = tmp_path / "nokey.toml"
+    missing_key.write_text(cfg.read_text().replace(str(node.folder / "node.key"), str(tmp_path / "gone.key")))
+    assert_refused(start(missing_key), "not found")
+
+    with socket.socket() as s:  # something else listens on the RPC port
+        s.bind(("127.0.0.1", node.rpc_port))
+        s.listen()
+        assert_refused(start(cfg), f"port {node.rpc_port}")
+    with socket.socket() as s:  # ... or on the p2p port
+        s.bind(("127.0.0.1", node.p2p_port))
+        s.listen()
+        assert_refused(start(cfg), f"port {node.p2p_port} is in use")
+
+    genesis = json.loads((node.folder / "genesis.json").read_text())
+    genesis["chain_id"] = "another"
+    (node.folder / "genesis.json").write_text(json.dumps(genesis))
+    assert_refused(start(cfg), "holds another chain")
+
+
+def test_data_dir_in_use(net):
+    net.start(0)
+    net.wait_rpc(0)
+    pid = net.net.pid("node0")
+    # Same data directory, other ports: refused because of the directory, naming the pid.
+    node = net.layout[0]
+    other = node.folder / "other.toml"
+    text = node.config.read_text().replace(f"tcp/{node.p2p_port}", "tcp/0").replace(f"127.0.0.1:{node.rpc_port}", "127.0.0.1:1")
+    other.write_text(text)
+    assert_refused(start(other), f"in use by another node (pid {pid})")
