@@ -79,17 +79,7 @@ class Engine:
     def __init__(self, suite: Any = None, *, cache_size: int = 1024) -> None:
         self.suite = suite if suite is not None else get_suite("ed25519")
         self._cache = CodeCache(cache_size)
-        self._rt = rt = Runtime(self.suite, self._cross_call)
-        # Per-transaction state that lives as long as the engine and is reset by every
-        # top-level call (never shared by two transactions: the lock below serialises them).
-        # The gas meter ([gas left, contract function depth]) is bound once into every
-        # namespace (`_g_`), the runtime and the top-level storage; the top-level write
-        # buffer and storage object are re-pointed per call, their writes emptied when the
-        # call ends, whatever the outcome.
-        self._gas = rt.gas
-        self._frames = rt.frames
-        self._top_buf = WriteBuffer(None)
-        self._top_storage = Storage(self._top_buf, b"", rt.gas, False)
+        self._rt = Runtime(self.suite, self._cross_call)
         # The transaction in progress: its world layer (None for Engine.call: no
         # cross-contract calls), whether it is read-only, and whether one is running.
         self._world: WriteBuffer | None = None
@@ -231,19 +221,15 @@ class Engine:
         # waits instead of corrupting them.
         self._lock.acquire()
         rt = self._rt
-        gas = self._gas
-        gas[0] = gas_limit - base_gas
-        gas[1] = 0
-        frames = self._frames
-        frames.clear()
+        gas = [gas_limit - base_gas, 0]
+        rt.gas = gas
+        rt.frames = frames = []
         rt.events_total = 0
         rt.event_bytes = 0
         self._busy = True
         self._world = world
         self._readonly = readonly
         self._host_decimal = None
-        buf = self._top_buf
-        writes = buf.writes
         try:
             try:
                 # The fixed Decimal context is entered for any call whose code can touch a
@@ -272,17 +258,13 @@ class Engine:
                 ns = compiled._namespaces.get(rt)
                 if ns is None:
                     ns = self._namespace(compiled)
-                # The reused top-level layer, re-pointed: its writes are empty (cleared in
-                # the `finally` below by every call that used it).
-                buf.parent = parent
-                storage = self._top_storage
-                storage._parent = parent
-                storage._prefix = prefix
-                storage._readonly = ro = readonly or method in compiled.view_methods
+                buf = WriteBuffer(parent)
+                storage = Storage(buf, prefix, gas, readonly or method in compiled.view_methods)
                 events: list = []
-                frames.append([ctx.contract, events, ro, storage, ctx])
+                frames.append([ctx.contract, events, storage._readonly, storage, ctx])
                 ns["storage"] = storage
                 ns["ctx"] = ctx
+                ns["_g_"] = gas
                 abort_state.pending = None
                 value = ns[fn_name](*args)
                 if gas[0] < 0:
@@ -296,18 +278,7 @@ class Engine:
                     if len(encoded) > VALUE_BYTES_MAX:
                         raise LimitExceeded("return value too large")
                     rt.charge(VALUE_BYTE_GAS * len(encoded))
-                # buf.merge(), inlined.
-                if writes:
-                    if type(parent) is WriteBuffer:
-                        parent.writes.update(writes)
-                    else:
-                        # The bottom layer writes through to the caller's store in the order
-                        # the contract wrote (dict order): the same sequence on every node.
-                        for key, data in writes.items():
-                            if data is None:
-                                parent.delete(key)
-                            else:
-                                parent.set(key, data)
+                buf.merge()
             except OutOfGas:
                 return CallResult(False, None, (), gas_limit, "OutOfGas", None)
             except EngineAbort as exc:
@@ -329,12 +300,7 @@ class Engine:
                     return CallResult(False, None, (), gas_limit, "OutOfGas", None)
                 return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, None)
         finally:
-            # Nothing of this call survives it in the reused objects: its writes (merged
-            # above, or dropped on failure), its store and its frames are released here.
-            writes.clear()
-            buf.parent = None
-            self._top_storage._parent = None
-            frames.clear()
+            # Frames and the world layer are replaced at the start of the next transaction.
             if self._host_decimal is not None:
                 setcontext(self._host_decimal)
             self._busy = False
@@ -373,6 +339,7 @@ class Engine:
         saved = (ns.get("storage"), ns.get("ctx"))
         ns["storage"] = storage
         ns["ctx"] = ctx
+        ns["_g_"] = rt.gas
         try:
             value = ns[fn_name](*args)
         finally:
@@ -384,8 +351,7 @@ class Engine:
     def _namespace(self, compiled: CompiledContract) -> dict:
         ns = compiled._namespaces.get(self._rt)
         if ns is None:
-            # `_g_` is the engine's gas meter for good: it is the same list for every call.
-            ns = {"__builtins__": self._rt.builtins, "__name__": "contract", "_g_": self._gas}
+            ns = {"__builtins__": self._rt.builtins, "__name__": "contract"}
             # The module body only defines functions and constant literals (checked at
             # compile time), so running it once and reusing it is the same as running it
             # for every call.

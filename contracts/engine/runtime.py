@@ -53,7 +53,7 @@ from contracts.engine.gas import (
     WALK_NODE_GAS,
     WALK_NODES_MAX,
 )
-from contracts.engine.model import CallContext, Event, _new_object, _set_address, _set_fields, _set_name
+from contracts.engine.model import CallContext, make_event
 from chainnode.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
 from contracts.engine.store import Storage
 
@@ -97,9 +97,7 @@ _PCT_RE = re.compile(r"%(?:\(([^)]*)\))?([#0\- +]*)(\*|\d+)?(?:\.(\*|\d+))?[hlL]
 
 
 class Runtime:
-    """Builds the builtins once. `gas` and `frames` are the same lists for the runtime's
-    whole life (bound into the builtins' closures): the engine resets their contents at the
-    start of every transaction instead of replacing them."""
+    """Builds the builtins once; `gas` and `frames` are swapped in per transaction."""
 
     def __init__(self, suite: Any, cross_call: Callable[[bytes, str, tuple], Any]) -> None:
         self.suite = suite
@@ -127,9 +125,7 @@ def _bits_ok(n: int) -> int:
 def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure scope on purpose
     charge = rt.charge
     to_receipt_value = values.to_receipt_value
-    pack = values.pack_plain
-    gas_meter = rt.gas  # never rebound (see Runtime)
-    frames = rt.frames
+    encode = values.encode
 
     # ---- accounting helpers ----------------------------------------------------------
 
@@ -232,13 +228,13 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
     # ---- control: gas, depth ----------------------------------------------------------
 
     def _abort_() -> None:
-        g = gas_meter
+        g = rt.gas
         if g[0] < 0:
             raise OutOfGas("out of gas")
         raise CallDepthExceeded(f"more than {FUNCTION_DEPTH_MAX} nested contract function calls")
 
     def _tick_(cost: int) -> bool:
-        g = gas_meter
+        g = rt.gas
         g[0] -= cost
         if g[0] < 0:
             raise OutOfGas("out of gas")
@@ -1081,7 +1077,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
     def emit(name: str, **fields: Any) -> None:
         # Hot path (one event per payment): checks are inlined, the walkers only run for
         # fields that are not all scalars.
-        frame = frames[-1]
+        frame = rt.frames[-1]
         if frame[2]:
             raise PermissionError("view calls cannot emit events")
         if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
@@ -1099,24 +1095,19 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             elif t is not str and t is not bytes and t is not bool and v is not None:
                 flat = False
         if not flat:
-            fields = to_receipt_value(fields, "event fields", gas_meter)
-        size = len(pack(fields))
+            fields = to_receipt_value(fields, "event fields", rt.gas)
+        size = len(encode(fields))
         if size > EVENT_BYTES_MAX:
             raise LimitExceeded(f"event of {size} bytes exceeds {EVENT_BYTES_MAX}")
         if rt.event_bytes + size > TX_EVENT_BYTES_MAX:
             raise LimitExceeded(f"events of one transaction exceed {TX_EVENT_BYTES_MAX} bytes")
-        g = gas_meter
+        g = rt.gas
         g[0] -= EVENT_GAS + EVENT_BYTE_GAS * size
         if g[0] < 0:
             raise OutOfGas("out of gas")
         rt.events_total += 1
         rt.event_bytes += size
-        # make_event, inlined.
-        event = _new_object(Event)
-        _set_address(event, frame[0])
-        _set_name(event, name)
-        _set_fields(event, fields)
-        frame[1].append(event)
+        frame[1].append(make_event(frame[0], name, fields))
 
     def hash_(data: bytes) -> bytes:
         if type(data) is not bytes:
