@@ -154,6 +154,9 @@ class Node:
         self._events_send, self._events_recv = trio.open_memory_channel(EVENT_QUEUE_MAX)
         self.replica: Replica | None = None
         self.committed_blocks = 0
+        # Called with each newly committed height, on the event loop, after the block is
+        # durable (RPC subscriptions, metrics). A listener must not block.
+        self.commit_listeners: list[Callable[[int], None]] = []
         self.dispatcher = Dispatcher(batch_max=limits.rpc_batch_max)
         ChainRpc(self).register(self.dispatcher)
         self.rpc_app = RpcApp(self.dispatcher, body_bytes_max=limits.rpc_body_bytes_max, health=self._health)
@@ -209,6 +212,8 @@ class Node:
         self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
         await self._membership_changed()
         log.info("%s: committed block %d (%d txs, pool %d)", self.name, height, len(tx_hashes), len(self.pool))
+        for listener in self.commit_listeners:
+            listener(height)
 
     # ---- running ---------------------------------------------------------------------------
 
@@ -480,6 +485,12 @@ class Node:
             for i, n in enumerate(self._nodes)
             if n.consensus_pub != self.key.public_key
         ]
+
+    def consensus_status(self) -> dict | None:
+        """The PBFT core's view of things (None on an observer)."""
+        if self.replica is None:
+            return None
+        return {**self.replica.status(), "stats": dict(self.replica.stats)}
 
     async def _health(self) -> dict:
         return {
