@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -54,9 +55,12 @@ CHANNEL_STATUS = b"\x02"
 TXFETCH_PROTOCOL = "/chainnode/txfetch/1"
 TX_GOSSIP_INTERVAL_MS = 50
 TX_GOSSIP_BATCH_BYTES_MAX = 256 * 1024
+GOSSIP_QUEUE_TXS_MAX = 100_000  # beyond this, the oldest unsent are dropped: peers fetch them on demand
 STATUS_INTERVAL_MS = 1_000
 EVENT_QUEUE_MAX = 10_000
 TXFETCH_HASHES_MAX = 10_000
+TXFETCH_ROUNDS = 3
+TXFETCH_RETRY_MS = 300
 RECENT_BLOCKS_FOR_REPLICA = 128
 SAFETY_FILE = "consensus.state"
 
@@ -150,7 +154,7 @@ class Node:
         self._chain_limiter = trio.CapacityLimiter(1)
         self._proposals: dict[bytes, Proposal] = {}  # header hash -> executed proposal
         self._timers: dict[Any, trio.CancelScope] = {}
-        self._gossip_out: list[bytes] = []
+        self._gossip_out: deque[bytes] = deque(maxlen=GOSSIP_QUEUE_TXS_MAX)
         self._events_send, self._events_recv = trio.open_memory_channel(EVENT_QUEUE_MAX)
         self.replica: Replica | None = None
         self.committed_blocks = 0
@@ -348,32 +352,52 @@ class Node:
                 self._proposals[header.hash(self.suite)] = proposal
                 result = proposal.header
         except (InvalidBlock, FetchFailed) as exc:
-            log.warning("%s: proposal for block %d refused: %s", self.name, header.height, exc)
+            log.warning("%s: proposal for block %d not signed: %s", self.name, header.height, exc)
         await self._events_send.send(ev.ExecutionDone(action.proposal_id, result))
 
     async def _gather(self, tx_hashes: list[bytes], proposer_sealer: int) -> list[Transaction]:
-        """The proposal's transactions, from our pool or else fetched from the proposer and
-        admitted through the pool (so each is checked and verified like any other)."""
-        missing = [h for h in tx_hashes if self.pool.get(h) is None]
-        if missing:
-            peer = self._network_index_of_sealer(proposer_sealer)
-            if peer is None:
-                raise FetchFailed(f"proposer {proposer_sealer} is not a known sealer")
-            try:
-                raw = await self.network.request(peer, TXFETCH_PROTOCOL, pack([1, missing]))
-                f = expect_list(unpack(raw, max_bytes=64 << 20), "txfetch response", length=2)
-                expect_version(f, "txfetch response", 1)
-                raws = [expect_bytes(r, "txfetch tx", max_length=self.pool.limits.tx_bytes_max) for r in expect_list(f[1], "txfetch txs", length=len(missing))]
-            except (NetworkError, DecodeError) as exc:
-                raise FetchFailed(f"cannot fetch {len(missing)} transactions from the proposer: {exc}") from None
-            await self.pool.submit_many(raws)
+        """The proposal's transactions, from our pool or else fetched from peers and admitted
+        through the pool (so each is checked and verified like any other).
+
+        The proposer is asked first, then every other connected sealer, for a few rounds:
+        a certified block's transactions are held by at least f + 1 honest sealers, so a
+        proposer that died right after proposing does not leave us unable to execute.
+        """
+        proposer = self._network_index_of_sealer(proposer_sealer)
+        for attempt in range(TXFETCH_ROUNDS):
+            missing = [h for h in tx_hashes if self.pool.get(h) is None]
+            if not missing:
+                break
+            sealers = [self._network_index_of_sealer(i) for i in range(len(self._sealer_pubs()))]
+            peers = [proposer] + [p for p in sealers if p is not None and p != proposer]
+            for peer in [p for p in peers if p is not None and p in self.network.connected_peers()]:
+                raws = await self._fetch_txs(peer, missing)
+                if raws:
+                    await self.pool.submit_many(raws)
+                    missing = [h for h in missing if self.pool.get(h) is None]
+                    if not missing:
+                        break
+            if missing and attempt + 1 < TXFETCH_ROUNDS:
+                await trio.sleep(TXFETCH_RETRY_MS / 1000)
         txs = []
         for h in tx_hashes:
             pooled = self.pool.get(h)
             if pooled is None:
-                raise InvalidBlock(f"transaction {h.hex()[:16]} of the proposal is unavailable or invalid")
+                raise FetchFailed(f"transaction {h.hex()[:16]} of the proposal could not be fetched or is invalid")
             txs.append(pooled.tx)
         return txs
+
+    async def _fetch_txs(self, peer: int, hashes: list[bytes]) -> list[bytes]:
+        """Ask one peer for transactions by hash; what it has (empty on any failure)."""
+        try:
+            raw = await self.network.request(peer, TXFETCH_PROTOCOL, pack([1, hashes]))
+            f = expect_list(unpack(raw, max_bytes=64 << 20), "txfetch response", length=2)
+            expect_version(f, "txfetch response", 1)
+            raws = [expect_bytes(r, "txfetch tx", max_length=self.pool.limits.tx_bytes_max) for r in expect_list(f[1], "txfetch txs", length=len(hashes))]
+        except (NetworkError, DecodeError) as exc:
+            log.info("%s: fetching %d transactions from peer %d failed: %s", self.name, len(hashes), peer, exc)
+            return []
+        return [r for r in raws if r]
 
     async def _commit(self, action: ev.Commit) -> None:
         header = action.header
@@ -441,11 +465,11 @@ class Node:
             while self._gossip_out:
                 batch, size = [], 0
                 while self._gossip_out and size + len(self._gossip_out[0]) <= TX_GOSSIP_BATCH_BYTES_MAX:
-                    raw = self._gossip_out.pop(0)
+                    raw = self._gossip_out.popleft()
                     batch.append(raw)
                     size += len(raw)
                 if not batch:  # a single transaction over the batch size: never gossiped, only fetched
-                    self._gossip_out.pop(0)
+                    self._gossip_out.popleft()
                     continue
                 try:
                     await self.network.publish_txs(pack([1, batch]))
