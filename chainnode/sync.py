@@ -107,6 +107,7 @@ class BlockSyncer:
         self.penalty_ms = penalty_ms
         self.peers: dict[int, PeerHead] = {}
         self.blocks_applied = 0
+        self._rotation = 0
         self._wake = trio.Event()
 
     def peer_head(self, peer: int, height: int) -> None:
@@ -124,11 +125,15 @@ class BlockSyncer:
         return max([h.height for h in self.peers.values()], default=self.chain.height)
 
     def _candidates(self, height: int) -> list[int]:
+        """Peers that claim `height`, rotated per request so that successive ranges come
+        from different peers (spreading the load, and not trusting one peer's pace)."""
         now = trio.current_time() * 1000
-        return sorted(
-            (p for p, h in self.peers.items() if h.height >= height and h.skip_until_ms <= now),
-            key=lambda p: (-self.peers[p].height, p),
-        )
+        ready = sorted(p for p, h in self.peers.items() if h.height >= height and h.skip_until_ms <= now)
+        if not ready:
+            return []
+        self._rotation += 1
+        k = self._rotation % len(ready)
+        return ready[k:] + ready[:k]
 
     async def catch_up(self) -> int:
         """Fetch and apply blocks until no reachable peer is ahead; returns blocks applied."""

@@ -128,3 +128,20 @@ async def test_run_wakes_on_announcement(pair):
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert behind.ledger.head_hash == ahead.ledger.head_hash
+
+
+async def test_ranges_are_spread_over_peers(pair):
+    ahead, behind = pair
+    grow(ahead, 12)
+    served = {1: 0, 2: 0}
+    inner = server(ahead, blocks_max=3)
+
+    async def fetch(peer, request):
+        served[peer] += 1
+        return await inner(peer, request)
+
+    syncer = BlockSyncer(behind, fetch, blocks_per_request=3)
+    syncer.peer_head(1, 12)
+    syncer.peer_head(2, 12)
+    assert await syncer.catch_up() == 12
+    assert served[1] >= 2 and served[2] >= 2, served
