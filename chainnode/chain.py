@@ -94,10 +94,19 @@ class Chain:
         block = Block(proposal.header, proposal.transactions)
         self.ledger.commit_block(block, proposal.executed.receipts, certificate, proposal.executed.writes)
 
-    def apply_certified(self, block: Block, certificate: CommitCertificate) -> None:
+    def apply_certified(self, block: Block, certificate: CommitCertificate) -> bool:
         """Verify and commit a block from a peer (sync). Raises `InvalidBlock` or
-        `InvalidCertificate`; nothing is written unless every check holds."""
+        `InvalidCertificate`; nothing is written unless every check holds.
+
+        Returns False, writing nothing, for a block we already committed (consensus got
+        there first); a different block at a height we committed is refused loudly.
+        """
         header = block.header
+        if header.height <= self.ledger.head_height:
+            ours = self.ledger.get_header(header.height)
+            if ours is not None and ours.hash(self.suite) == header.hash(self.suite):
+                return False
+            raise InvalidBlock(f"block {header.height} conflicts with the block we committed at that height")
         sealers = self.sealers()
         pubs = [s.consensus_pub for s in sealers]
         if certificate.height != header.height or certificate.block_hash != header.hash(self.suite):
@@ -105,3 +114,4 @@ class Chain:
         certificate.verify(self.suite, pubs)
         proposal = self.check_proposal(header, block.transactions)
         self.commit(proposal, certificate)
+        return True

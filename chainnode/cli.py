@@ -1,4 +1,6 @@
-"""The `chainnode` command line for node operators.
+"""The `chainnode` command line for node operators: keys and running a node here; the
+console commands that talk to a running node (account, tx, contract, block, receipt,
+status, peers, sealers, config) are in `cli_rpc.py` and docs/cli.md.
 
 Every command prints human-readable text by default and one JSON document with `--json`,
 and fails with a one-line message that says what to do next (exit status 1), never a
@@ -7,45 +9,14 @@ traceback.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import sys
 from pathlib import Path
 
 import click
 
+from chainnode.cli_common import PASSWORD_ENV, emit as _emit, read_password
 from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
 from chainnode.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, load_key, read_key_file, write_key_file
-
-PASSWORD_ENV = "CHAINNODE_PASSWORD"
-
-
-def read_password(password_file: str | None, *, confirm: bool) -> str:
-    """The key password, from --password-file, $CHAINNODE_PASSWORD, or a prompt on a terminal."""
-    if password_file:
-        try:
-            text = Path(password_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise click.ClickException(f"cannot read password file {password_file}: {exc.strerror}") from None
-        password = text.rstrip("\r\n")
-    elif os.environ.get(PASSWORD_ENV):
-        password = os.environ[PASSWORD_ENV]
-    elif sys.stdin.isatty():
-        password = click.prompt("Key password", hide_input=True, confirmation_prompt=confirm)
-    else:
-        raise click.ClickException(f"no password given: pass --password-file FILE or set {PASSWORD_ENV}")
-    if not password:
-        raise click.ClickException("the password is empty; choose a non-empty password")
-    return password
-
-
-def _emit(as_json: bool, data: dict, lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        for line in lines:
-            click.echo(line)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,6 +148,25 @@ def start(config_path: str) -> None:
         node.chain.ledger.close()
     logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.chain.height)
 
+
+@main.group()
+def account() -> None:
+    """Accounts that sign transactions (console names for `keygen` and `key show`)."""
+
+
+# The same commands under the console's names: one implementation, two spellings.
+account.add_command(keygen, "new")
+account.add_command(key_show, "show")
+
+
+def _add_console_commands() -> None:
+    from chainnode import cli_rpc
+
+    for command in cli_rpc.COMMANDS:
+        main.add_command(command)
+
+
+_add_console_commands()
 
 if __name__ == "__main__":
     main()

@@ -34,12 +34,14 @@ from chainnode.crypto import get_suite
 from chainnode.executor import Executor, InvalidBlock
 from chainnode.genesis import Genesis
 from chainnode.keyfile import KeyPair
+from chainnode.metrics import NodeMetrics
 from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node_init import InitError, open_chain_ledger
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
+from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.sync import SYNC_PROTOCOL, BlockSyncer, FetchFailed, serve_request
 from chainnode.sysstate import NodeEntry, read_config, read_nodes
 from chainnode.txpool import PoolLimits, TxPool
@@ -163,7 +165,16 @@ class Node:
         self.commit_listeners: list[Callable[[int], None]] = []
         self.dispatcher = Dispatcher(batch_max=limits.rpc_batch_max)
         ChainRpc(self).register(self.dispatcher)
-        self.rpc_app = RpcApp(self.dispatcher, body_bytes_max=limits.rpc_body_bytes_max, health=self._health)
+        self.metrics = NodeMetrics(self)
+        self.subscriptions = SubscriptionHub(ledger, suite, genesis.group_id, SubscriptionLimits(), node_name=config.name)
+        self.commit_listeners.append(self.subscriptions.on_commit)
+        self.rpc_app = RpcApp(
+            self.dispatcher,
+            hub=self.subscriptions,
+            body_bytes_max=limits.rpc_body_bytes_max,
+            health=self._health,
+            extra_routes={"/metrics": self.metrics.route},
+        )
         self._nursery: trio.Nursery | None = None
 
     # ---- membership -----------------------------------------------------------------------
@@ -203,14 +214,17 @@ class Node:
         """Run `fn(*args)` on the chain worker thread, after any chain work already queued."""
         return await trio.to_thread.run_sync(fn, *args, limiter=self._chain_limiter)
 
-    async def _apply_synced(self, block, certificate) -> None:
-        await self.on_chain(self.chain.apply_certified, block, certificate)
+    async def _apply_synced(self, block, certificate) -> bool:
+        if not await self.on_chain(self.chain.apply_certified, block, certificate):
+            return False  # consensus committed it first
         await self._after_commit(block.header.height, [tx.hash(self.suite) for tx in block.transactions])
         if self.replica is not None:
             await self._events_send.send(ev.BlockCommitted(block.header.height, block.header.hash(self.suite)))
+        return True
 
     async def _after_commit(self, height: int, tx_hashes: list[bytes]) -> None:
         self.committed_blocks += 1
+        self.metrics.committed([p.arrived_s for p in map(self.pool.get, tx_hashes) if p is not None])
         self.pool.remove(tx_hashes)
         self.pool.drop_expired(height)
         self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
@@ -336,8 +350,10 @@ class Node:
                     header, hashes = proposal.header, proposal.executed.tx_hashes
                     self._proposals[header.hash(self.suite)] = proposal
                 except InvalidBlock as exc:
-                    # A pooled transaction became invalid (e.g. committed through sync): drop the pool's view and retry later.
+                    # A pooled transaction became invalid (say, committed by a block that arrived
+                    # while it was being verified). Drop such ones; the core retries after its timeout.
                     log.warning("%s: could not build block %d: %s", self.name, action.height, exc)
+                    self.pool.remove([p.tx_hash for p in pooled if self.chain.is_committed(p.tx_hash)])
                     self.pool.drop_expired(self.chain.height)
         await self._events_send.send(ev.ProposalReady(action.height, action.view, header, hashes))
 

@@ -96,10 +96,11 @@ class BlockSyncer:
         *,
         blocks_per_request: int = 32,
         penalty_ms: float = 2_000,
-        apply: Callable[[Block, CommitCertificate], Awaitable[None]] | None = None,
+        apply: Callable[[Block, CommitCertificate], Awaitable[bool | None]] | None = None,
     ) -> None:
-        """`apply` commits one verified-on-arrival block; the node passes one that runs on its
-        chain thread and tells consensus. By default: `chain.apply_certified` on a thread."""
+        """`apply` verifies and commits one block (False: we already had it); the node passes
+        one that runs on its chain thread and tells consensus. By default:
+        `chain.apply_certified` on a worker thread."""
         self.chain = chain
         self.fetch = fetch
         self.apply = apply or (lambda block, cert: trio.to_thread.run_sync(chain.apply_certified, block, cert))
@@ -151,9 +152,9 @@ class BlockSyncer:
                     if not items:
                         raise InvalidBlock(f"peer {peer} claims height {self.peers[peer].height} but sent nothing from {next_height}")
                     for block, cert in items:
-                        await self.apply(block, cert)
-                        applied += 1
-                        self.blocks_applied += 1
+                        if await self.apply(block, cert) is not False:
+                            applied += 1
+                            self.blocks_applied += 1
                     progressed = True
                     break
                 except (FetchFailed, DecodeError, InvalidBlock, InvalidCertificate) as exc:
@@ -162,10 +163,17 @@ class BlockSyncer:
             if not progressed:
                 return applied
 
-    async def run(self, *, poll_ms: int = 1_000) -> None:
-        """Catch up whenever a peer is ahead: woken by `peer_head`, and polled."""
+    async def run(self, *, poll_ms: int = 1_000, grace_ms: int = 500) -> None:
+        """Catch up whenever a peer is ahead: woken by `peer_head`, and polled.
+
+        After waking it waits `grace_ms` first: peers routinely announce a block a moment
+        before consensus commits it here, and fetching what is about to arrive anyway
+        would only race consensus for the same height.
+        """
         while True:
-            await self.catch_up()
+            if self.target_height > self.chain.height:
+                await trio.sleep(grace_ms / 1000)
+                await self.catch_up()
             with trio.move_on_after(poll_ms / 1000):
                 await self._wake.wait()
             self._wake = trio.Event()

@@ -19,8 +19,9 @@ threads verify ~1.9x as fast as one, and the event loop keeps serving.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import trio
@@ -57,6 +58,7 @@ class PooledTx:
     tx_hash: bytes
     sender: bytes
     raw: bytes
+    arrived_s: float = field(default_factory=time.monotonic)  # for the commit-latency metric
 
 
 class _PendingCheck:
@@ -217,6 +219,8 @@ class TxPool:
     def _insert(self, p: PooledTx) -> None:
         if p.tx_hash in self._txs:
             raise self._reject("already_in_pool", "this transaction is already pending")
+        if self._is_committed(p.tx_hash):  # a block may have committed it while we verified
+            raise self._reject("already_committed", "this transaction was already committed (replay)")
         if (p.sender, p.tx.nonce) in self._nonces:
             raise self._reject("nonce_reused", "this sender already has a pending transaction with this nonce")
         self._check_room(p.sender, len(p.raw))

@@ -221,6 +221,44 @@ def clean(folder: str, yes: bool) -> None:
 
 
 @main.command()
+@click.option("--txs", type=click.IntRange(1, 1_000_000), default=5000, show_default=True, help="Transfers to send.")
+@click.option("--rate", type=click.FloatRange(1, None), default=None, help="Target transactions per second (default: as fast as the nodes take them).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the results to this file.")
+@dir_option
+def bench(txs: int, rate: float | None, json_path: str | None, folder: str) -> None:
+    """Send pre-signed payment transfers to every node; report TPS, latency, CPU and memory."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from devnet.bench import run_bench
+
+    net = _open(folder)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=console) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        try:
+            result = trio.run(lambda: run_bench(net, txs, rate_tps=rate, progress=progress))
+        except (RuntimeError, DevnetError) as exc:
+            raise click.ClickException(str(exc)) from None
+    if json_path:
+        Path(json_path).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    console.print(
+        f"{result.committed}/{result.transactions} committed in {result.seconds} s: [bold]{result.tps:,.0f} TPS[/bold] "
+        f"({result.sealers} sealers; sent in {result.send_seconds} s)"
+    )
+    console.print(f"commit latency p50 {result.latency_p50_s} s, p95 {result.latency_p95_s} s, p99 {result.latency_p99_s} s")
+    console.print(f"raw SM2 verify on this machine: {result.raw_sm2_verify_per_s:,.0f}/s per core; TPS / raw = {result.tps_per_raw_verify:.2f}")
+    table = Table(title="nodes during the run", title_justify="left")
+    for col in ("node", "CPU s", "CPU %", "RSS MiB"):
+        table.add_column(col)
+    for n in result.nodes:
+        table.add_row(n["node"], str(n["cpu_s"]), str(n["cpu_pct"]), str(n["rss_mib"]))
+    console.print(table)
+
+
+@main.command()
 @click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="devnet-keys", show_default=True)

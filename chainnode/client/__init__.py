@@ -14,6 +14,11 @@
 """
 
 from chainnode.client.account import Account
-from chainnode.client.rpc import Client, NodeError, ReceiptTimeout, TransactionFailed
+from chainnode.client.proof import ProofError, verify_receipt_proof
+from chainnode.client.rpc import CallFailed, Client, NodeError, ReceiptInfo, ReceiptTimeout, TransactionFailed
+from chainnode.client.subscriptions import BlockNotification, EventNotification, Subscription
 
-__all__ = ["Account", "Client", "NodeError", "ReceiptTimeout", "TransactionFailed"]
+__all__ = [
+    "Account", "BlockNotification", "CallFailed", "Client", "EventNotification", "NodeError", "ProofError",
+    "ReceiptInfo", "ReceiptTimeout", "Subscription", "TransactionFailed", "verify_receipt_proof",
+]

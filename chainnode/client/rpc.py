@@ -7,14 +7,24 @@ human-readable JSON views, so bytes and text are never confused.
 from __future__ import annotations
 
 import itertools
+import json
+import logging
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import trio
+from trio_websocket import open_websocket_url
 
 from chainnode.client.account import DEFAULT_GAS_LIMIT, Account
+from chainnode.client.proof import ProofError, verify_receipt_proof
+from chainnode.client.subscriptions import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, Subscription, _connection_error, open_subscription, ws_call
+from chainnode.codec import pack, unpack
+from chainnode.crypto import CryptoSuite, get_suite
 from chainnode.types import Event, Receipt, Transaction
+
+log = logging.getLogger("chainnode.client")
 
 BLOCK_LIMIT_MARGIN = 10  # blocks kept in hand below the node's window, for clock skew between nodes
 
@@ -35,18 +45,33 @@ class NodeError(Exception):
 
 
 class ReceiptTimeout(Exception):
-    pass
+    """No receipt within the time asked; the transaction may still be pending or may expire."""
 
 
 class TransactionFailed(Exception):
+    """The transaction was committed with a failed receipt (`.receipt` has the details)."""
+
     def __init__(self, receipt: "ReceiptInfo") -> None:
         what = receipt.error_type + (f": {receipt.error_message}" if receipt.error_message else "")
         super().__init__(f"transaction 0x{receipt.tx_hash.hex()} failed in block {receipt.block_number}: {what}")
         self.receipt = receipt
 
 
+class CallFailed(Exception):
+    """A read-only `call` failed: `error_type` (NoContract, MethodNotFound, ContractError,
+    OutOfGas, PermissionError, ...) and the contract's own `error_message`."""
+
+    def __init__(self, to: bytes, method: str, error_type: str, error_message: str) -> None:
+        what = error_type + (f": {error_message}" if error_message else "")
+        super().__init__(f"call of {method!r} on 0x{to.hex()} failed: {what}")
+        self.error_type = error_type
+        self.error_message = error_message
+
+
 @dataclass(frozen=True)
 class ReceiptInfo:
+    """A receipt (decoded from its exact encoding) and where its transaction was committed."""
+
     receipt: Receipt
     block_number: int
     index: int
@@ -88,13 +113,31 @@ def _unhex(s: str) -> bytes:
     return bytes.fromhex(s[2:] if s.startswith("0x") else s)
 
 
-class Client:
-    """`async with Client(url, group="group0") as c: ...`"""
+def ws_url_for(http_url: str) -> str:
+    """The WebSocket address of a node's RPC port (the same port serves both)."""
+    if http_url.startswith("https://"):
+        return "wss://" + http_url[len("https://"):]
+    if http_url.startswith("http://"):
+        return "ws://" + http_url[len("http://"):]
+    return http_url
 
-    def __init__(self, url: str, *, group: str = "group0", node: str = "", timeout_s: float = 10.0) -> None:
+
+class Client:
+    """`async with Client(url, group="group0") as c: ...`
+
+    `url` is the node's JSON-RPC address (http://host:port). `ws_url` is its WebSocket
+    address for subscriptions; by default the same port (ws://host:port/). Pass
+    `ws_url=""` to never use WebSocket (then `wait_for_receipt` polls).
+    Errors: `NodeError` (the node's JSON-RPC error: code, message, data),
+    `ConnectionError` (node unreachable), `ReceiptTimeout`, `TransactionFailed`, `ProofError`.
+    """
+
+    def __init__(self, url: str, *, group: str = "group0", node: str = "", timeout_s: float = 10.0, ws_url: str | None = None) -> None:
         self.url = url.rstrip("/") + "/"
+        self.ws_url = ws_url_for(self.url) if ws_url is None else ws_url
         self.group = group
         self.node = node
+        self._ws_subscriptions_ok = bool(self.ws_url)  # False once a node says it has none
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self._ids = itertools.count(1)
         self._info: dict | None = None
@@ -141,13 +184,112 @@ class Client:
         return ReceiptInfo(Receipt.decode(_unhex(out["raw"])), out["blockNumber"], out["transactionIndex"])
 
     async def wait_for_receipt(self, tx_hash: bytes, *, timeout_s: float = 30.0, poll_ms: int = 100) -> ReceiptInfo:
+        """The receipt once the transaction is committed; raises `ReceiptTimeout` after `timeout_s`.
+
+        Uses a receipt subscription over WebSocket when the node offers one (pushed the
+        moment the block commits), else polls every `poll_ms`.
+        """
         with trio.move_on_after(timeout_s):
+            if self._ws_subscriptions_ok:
+                receipt = await self._receipt_by_subscription(tx_hash)
+                if receipt is not None:
+                    return receipt
             while True:
                 receipt = await self.get_receipt(tx_hash)
                 if receipt is not None:
                     return receipt
                 await trio.sleep(poll_ms / 1000)
         raise ReceiptTimeout(f"no receipt for 0x{tx_hash.hex()} after {timeout_s} s; it may still be pending (check getTransaction) or may have expired")
+
+    async def call(self, to: bytes, method: str, args: list | None = None, *, sender: bytes | None = None) -> Any:
+        """Run a contract method read-only on the head state; returns its output exactly
+        (bytes stay bytes). Raises `CallFailed` if the method failed. Nothing is signed or sent.
+        """
+        # Arguments travel as their canonical encoding, so bytes are never mistaken for text.
+        params: list[Any] = ["0x" + to.hex(), method, "0x" + pack(list(args or [])).hex()]
+        if sender is not None:
+            params.append("0x" + sender.hex())
+        out = await self.request("call", *params)
+        if out["status"] != 0:
+            raise CallFailed(to, method, out.get("errorType", ""), out.get("errorMessage", ""))
+        return unpack(_unhex(out["raw"]), max_bytes=len(out["raw"]))
+
+    async def _receipt_by_subscription(self, tx_hash: bytes) -> ReceiptInfo | None:
+        """The receipt through a `receipt` subscription; None to fall back to polling."""
+        try:
+            async with open_websocket_url(self.ws_url, max_message_size=WS_MESSAGE_BYTES_MAX) as ws:
+                sub_id = await ws_call(ws, 1, "subscribe", [self.group, self.node, "receipt", {"transactionHash": "0x" + tx_hash.hex()}])
+                while True:
+                    message = json.loads(await ws.get_message())
+                    params = message.get("params") if isinstance(message, dict) and message.get("method") == "subscription" else None
+                    if isinstance(params, dict) and params.get("subscription") == sub_id:
+                        out = params["result"]
+                        return ReceiptInfo(Receipt.decode(_unhex(out["raw"])), out["blockNumber"], out["transactionIndex"])
+        except NodeError as exc:
+            if exc.code != METHOD_NOT_FOUND:
+                raise
+            self._ws_subscriptions_ok = False  # an older node: poll from now on
+            return None
+        except BaseException as exc:
+            if not _connection_error(exc):
+                raise
+            log.debug("receipt subscription at %s failed (%s); polling instead", self.ws_url, exc)
+            return None
+
+    def subscribe_events(
+        self, *, address: bytes | None = None, name: str | None = None, from_block: int | None = None,
+        resume_after: tuple[int, int, int] | None = None, reconnect_attempts_max: int = 20,
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Contract events, as an async iterator of `EventNotification`, in chain order.
+
+        `address` and `name` filter (None: any). `from_block`: replay committed blocks from
+        that height first (None: from the next block). `resume_after`: an event position
+        (block, tx index, log index) saved from an earlier run (`Subscription.position`);
+        events up to and including it are skipped. Reconnects by itself after a dropped
+        connection and resumes without losing or repeating an event; raises
+        `ConnectionError` after `reconnect_attempts_max` failed attempts in a row.
+
+            async with client.subscribe_events(address=token, name="Transfer", from_block=0) as events:
+                async for ev in events:
+                    ...
+        """
+        options: dict[str, Any] = {}
+        if address is not None:
+            options["address"] = "0x" + address.hex()
+        if name is not None:
+            options["name"] = name
+        return open_subscription(self._require_ws(), self.group, self.node, "events", options, from_block, reconnect_attempts_max=reconnect_attempts_max, resume_after=resume_after)
+
+    def subscribe_blocks(self, *, from_block: int | None = None, reconnect_attempts_max: int = 20) -> AbstractAsyncContextManager[Subscription]:
+        """Committed blocks, as an async iterator of `BlockNotification` (header and
+        certificate), each height once and in order; see `subscribe_events`."""
+        return open_subscription(self._require_ws(), self.group, self.node, "newBlocks", {}, from_block, reconnect_attempts_max=reconnect_attempts_max)
+
+    def _require_ws(self) -> str:
+        if not self.ws_url:
+            raise ValueError("this Client was made with ws_url=\"\"; subscriptions need the node's WebSocket address")
+        return self.ws_url
+
+    # ---- proofs --------------------------------------------------------------------------
+
+    async def suite(self) -> CryptoSuite:
+        """The chain's crypto suite (from getGroupInfo)."""
+        return get_suite((await self.group_info())["suite"])
+
+    async def sealer_pubs(self) -> list[bytes]:
+        """The sealer public keys this node reports. For proofs that must not trust the
+        node, get them out of band instead (the genesis file, governance records)."""
+        return [_unhex(s["publicKey"]) for s in await self.request("getSealerList")]
+
+    async def get_verified_receipt(self, tx_hash: bytes, sealer_pubs: list[bytes], *, suite: CryptoSuite | None = None) -> ReceiptInfo:
+        """The receipt of `tx_hash`, proven against `sealer_pubs` (see `verify_receipt_proof`).
+
+        Raises `ProofError` if any link of the proof fails, or if the node has no receipt.
+        """
+        out = await self.request("getTransactionReceipt", "0x" + tx_hash.hex(), True)
+        if out is None:
+            raise ProofError(f"the node has no receipt for 0x{tx_hash.hex()}: not committed (yet)")
+        return verify_receipt_proof(out, sealer_pubs, suite or await self.suite(), tx_hash=tx_hash)
 
     # ---- writes --------------------------------------------------------------------------
 

@@ -4,16 +4,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import platform
+from importlib import metadata
+from typing import Any, Callable, Protocol
 
 from chainnode.chain import Chain
+from chainnode.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
-from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json
+from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json, value_json
 from chainnode.sync import BlockSyncer
-from chainnode.sysstate import read_config
+from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes
 from chainnode.txpool import Rejected, TxPool
+from chainnode.types import ZERO_HASH
+from contracts.engine import CallContext, Engine, code_key
 
 HEIGHT_MAX = 2**63 - 1
+ADDRESS_BYTES = 20
+ZERO_ADDRESS = bytes(ADDRESS_BYTES)
+METHOD_NAME_CHARS_MAX = 256
+# `call` arguments: bounded like a transaction's (the request body limit bounds them too,
+# but a hex form is decoded, so it gets its own explicit bound).
+CALL_ARGS_BYTES_MAX = 1 << 20
+# FISCO BCOS node types -> our roles in sys/nodes.
+NODE_TYPES = {"consensus_sealer": "sealer", "consensus_observer": "observer"}
 
 
 class NodeView(Protocol):
@@ -27,15 +40,40 @@ class NodeView(Protocol):
 
     def peer_summaries(self) -> list[dict]: ...
 
+    def consensus_status(self) -> dict | None: ...
+
     async def submit_transaction(self, raw: bytes) -> bytes: ...
+
+    async def on_chain(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
+METHODS = (
+    "sendTransaction", "getTransactionReceipt", "getTransaction", "call", "getCode",
+    "getBlockNumber", "getBlockByNumber", "getBlockByHash", "getBlockHashByNumber",
+    "getSealerList", "getObserverList", "getNodeListByType", "getPbftView", "getConsensusStatus",
+    "getSystemConfigByKey", "getSyncStatus", "getPeers", "getPendingTxSize", "getTotalTransactionCount",
+    "getGroupList", "getGroupInfo", "getClientVersion",
+)
+
+
+def client_version() -> str:
+    try:
+        return metadata.version("chainnode")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 class ChainRpc:
     def __init__(self, node: NodeView) -> None:
         self.node = node
+        # `call` gets its own engine: the executor's engine belongs to block execution, and
+        # an engine runs one call at a time. Queries run on the chain worker thread
+        # (node.on_chain), serialised with block execution, so they never see a
+        # half-committed state and never run two at once on this engine.
+        self._query_engine = Engine(node.chain.suite)
 
     def register(self, dispatcher: Dispatcher) -> None:
-        for name in ("sendTransaction", "getTransactionReceipt", "getTransaction", "getBlockNumber", "getBlockByNumber", "getBlockHashByNumber", "getSealerList", "getSyncStatus", "getPendingTxSize", "getTotalTransactionCount", "getGroupInfo"):
+        for name in METHODS:
             dispatcher.register(name, getattr(self, name))
 
     def _params(self, params: list, names: list[str], required: int) -> Params:
@@ -112,6 +150,22 @@ class ChainRpc:
         header = ledger.get_header(height)
         if header is None:
             raise RpcError(NOT_FOUND, f"block {height} not found; the chain is at height {ledger.head_height}")
+        return self._block_json(height, header, only_header, only_tx_hash)
+
+    async def getBlockByHash(self, params: list) -> Any:
+        p = self._params(params, ["blockHash", "onlyHeader", "onlyTxHash"], 1)
+        block_hash = p.hex(2, length=32)
+        only_header = p.bool(3, default=False)
+        only_tx_hash = p.bool(4, default=False)
+        ledger = self._ledger
+        height = ledger.get_height_by_hash(block_hash)
+        header = None if height is None else ledger.get_header(height)
+        if header is None:
+            raise RpcError(NOT_FOUND, f"no block with hash {hx(block_hash)}; the chain is at height {ledger.head_height}")
+        return self._block_json(height, header, only_header, only_tx_hash)
+
+    def _block_json(self, height: int, header, only_header: bool, only_tx_hash: bool) -> dict:
+        ledger = self._ledger
         suite = self.node.chain.suite
         out = header_json(header, suite)
         cert = ledger.get_certificate(height)
@@ -174,3 +228,147 @@ class ChainRpc:
         self._params(params, [], 0)
         ledger = self._ledger
         return {"blockNumber": ledger.head_height, "transactionCount": ledger.total_tx_count}
+
+    # ---- contracts ------------------------------------------------------------------------
+
+    async def call(self, params: list) -> Any:
+        """Run a contract method read-only on the head state.
+
+        `args` is a JSON array of JSON values (no floats), or, for arguments JSON cannot
+        express exactly (bytes), a hex string: the canonical msgpack encoding of the
+        argument list. A "0x..." string inside the array stays a string.
+        """
+        p = self._params(params, ["to", "method", "args", "from"], 3)
+        to = p.hex(2, length=ADDRESS_BYTES)
+        method = p.str(3, max_length=METHOD_NAME_CHARS_MAX)
+        args = _call_args(params[4])
+        sender = p.hex(5, length=ADDRESS_BYTES) if len(params) > 5 and params[5] not in ("", None) else ZERO_ADDRESS
+        return await self.node.on_chain(self._query, to, method, args, sender)
+
+    def _query(self, to: bytes, method: str, args: list, sender: bytes) -> dict:
+        # On the chain worker thread: the head (height, header, state) cannot move under us.
+        ledger = self._ledger
+        head = ledger.head_header
+        ctx = CallContext(sender=sender, contract=to, block_height=ledger.head_height, block_timestamp_ms=head.timestamp_ms, tx_hash=ZERO_HASH)
+        # A query is bounded like a transaction: it may not run longer than one could.
+        gas_limit = read_config(ledger.state, "tx_gas_limit")
+        result = self._query_engine.query(ledger.state, ctx, to, method, args, gas_limit)
+        output = result.value if result.ok else None
+        return {
+            "output": value_json(output),
+            "raw": hx(pack(output)),
+            "status": 0 if result.ok else 1,
+            "errorType": result.error_type or "",
+            "errorMessage": (result.error_message or "")[:1024],
+            "gasUsed": result.gas_used,
+            "blockNumber": ledger.head_height,
+        }
+
+    async def getCode(self, params: list) -> Any:
+        p = self._params(params, ["address"], 1)
+        address = p.hex(2, length=ADDRESS_BYTES)
+        source = self._ledger.state.get(code_key(address))
+        return None if source is None else source.decode("utf-8", "surrogatepass")
+
+    # ---- membership and consensus -----------------------------------------------------------
+
+    def _node_list(self, role: str) -> list[dict]:
+        suite = self.node.chain.suite
+        nodes = [n for n in read_nodes(self._ledger.state) if n.role == role]
+        return [
+            {"index": i, "nodeId": n.peer_id, "publicKey": hx(n.consensus_pub), "address": hx(suite.address(n.consensus_pub)), "weight": n.weight}
+            for i, n in enumerate(nodes)
+        ]
+
+    async def getObserverList(self, params: list) -> Any:
+        self._params(params, [], 0)
+        return self._node_list("observer")
+
+    async def getNodeListByType(self, params: list) -> Any:
+        p = self._params(params, ["type"], 1)
+        kind = p.str(2, max_length=64)
+        if kind not in NODE_TYPES:
+            raise invalid_params(f"'type' must be one of {', '.join(NODE_TYPES)}; got {kind!r}")
+        return self._node_list(NODE_TYPES[kind])
+
+    async def getPbftView(self, params: list) -> Any:
+        """The PBFT view; null on an observer, which takes no part in PBFT."""
+        self._params(params, [], 0)
+        status = self.node.consensus_status()
+        return None if status is None else status["view"]
+
+    async def getConsensusStatus(self, params: list) -> Any:
+        self._params(params, [], 0)
+        status = self.node.consensus_status()
+        if status is None:
+            return {"role": "observer", "note": "this node is an observer: it follows the chain by sync and takes no part in PBFT; ask a sealer for its consensus status"}
+        return {"role": "sealer", **status}
+
+    async def getSystemConfigByKey(self, params: list) -> Any:
+        p = self._params(params, ["key"], 1)
+        key = p.str(2, max_length=64)
+        if key not in CONFIG_SPEC:
+            raise invalid_params(f"'key' {key!r} is not a system config key; known: {', '.join(sorted(CONFIG_SPEC))}")
+        ledger = self._ledger
+
+        def read() -> tuple[int, int]:
+            # On the chain thread, so the value and the height it was read at agree.
+            return read_config(ledger.state, key), ledger.head_height
+
+        value, height = await self.node.on_chain(read)
+        return {"value": value, "blockNumber": height}
+
+    async def getPeers(self, params: list) -> Any:
+        """The peers this node is connected to now, with the height each last announced."""
+        self._params(params, [], 0)
+        return [
+            {"index": s["index"], "nodeId": s["nodeId"], "role": s["role"], "blockNumber": s["blockNumber"]}
+            for s in self.node.peer_summaries()
+            if s["connected"]
+        ]
+
+    # ---- groups and the node ------------------------------------------------------------------
+
+    async def getGroupList(self, params: list) -> Any:
+        # FISCO BCOS passes no params here; SDKs that always put the group and node first are
+        # served too (the group is not checked: the question is which groups exist).
+        p = Params(params, ["group", "node"], 0)
+        for i in range(len(params)):
+            p.str(i, max_length=64)
+        return [self.node.group_id]
+
+    async def getClientVersion(self, params: list) -> Any:
+        self._params(params, [], 0)
+        return {
+            "version": client_version(),
+            "python": platform.python_version(),
+            "suite": self.node.chain.suite.name,
+            "groupId": self.node.group_id,
+            "nodeName": self.node.name,
+        }
+
+
+def _call_args(raw: Any) -> list:
+    """`call`'s args: a JSON array of user values, or hex of the canonical encoding of the list."""
+    try:
+        if isinstance(raw, str):
+            text = raw[2:] if raw.startswith(("0x", "0X")) else raw
+            if len(text) > 2 * CALL_ARGS_BYTES_MAX:
+                raise invalid_params(f"'args' is longer than {CALL_ARGS_BYTES_MAX} bytes")
+            try:
+                data = bytes.fromhex(text)
+            except ValueError:
+                raise invalid_params("'args' must be a JSON array, or a hex string of the msgpack-encoded argument list") from None
+            try:
+                decoded = unpack(data, max_bytes=CALL_ARGS_BYTES_MAX)
+            except DecodeError as exc:
+                raise DecodeError(f"'args' is not a canonical msgpack encoding: {exc}") from None
+            args = expect_list(decoded, "'args'")
+        elif isinstance(raw, list):
+            args = raw
+        else:
+            raise invalid_params("'args' must be a JSON array, or a hex string of the msgpack-encoded argument list")
+        expect_value(args, "'args'")
+    except DecodeError as exc:
+        raise invalid_params(f"{exc} (arguments are integers, strings, booleans, null, arrays and objects; for bytes, pass 'args' as the hex of its msgpack encoding)") from None
+    return args

@@ -18,6 +18,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, RpcError
+from chainnode.rpc.subscriptions import SubscriptionHub, serve_session
 
 log = logging.getLogger("chainnode.rpc")
 
@@ -40,7 +41,12 @@ def check_port_free(host: str, port: int) -> None:
 
 
 class RpcApp:
-    """ASGI application: POST / (JSON-RPC), GET /health, WebSocket / (JSON-RPC per message)."""
+    """ASGI application: POST / (JSON-RPC), GET /health, WebSocket / (JSON-RPC per message).
+
+    With a `hub` (chainnode.rpc.subscriptions), WebSocket connections also get the
+    `subscribe` / `unsubscribe` methods and pushed notifications; the hub registers those
+    two methods in `dispatcher`, where HTTP callers get a clear error from them.
+    """
 
     def __init__(
         self,
@@ -49,8 +55,12 @@ class RpcApp:
         body_bytes_max: int = 4 << 20,
         health: Callable[[], Awaitable[dict]] | None = None,
         extra_routes: dict[str, Callable[[], Awaitable[tuple[int, list, bytes]]]] | None = None,
+        hub: SubscriptionHub | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.hub = hub
+        if hub is not None:
+            hub.register(dispatcher)
         self.body_bytes_max = body_bytes_max
         self._health = health
         self._routes = extra_routes or {}
@@ -114,6 +124,9 @@ class RpcApp:
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
+        if self.hub is not None:
+            await serve_session(self.hub, receive, send, self.dispatcher)
+            return
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":

@@ -39,3 +39,15 @@ async def test_observer_follows_the_chain_and_relays_transactions(cluster):
     cluster.start(4)
     cluster.wait_rpc(4)
     cluster.wait_height([4], cluster.height(1))
+
+
+def test_metrics_and_health(cluster):
+    import httpx
+
+    node = cluster.layout[0]
+    text = httpx.get(node.rpc_url + "/metrics", timeout=5).text
+    for name in ("chainnode_block_height", "chainnode_peers_connected", "chainnode_txpool_transactions", "chainnode_sync_lag_blocks",
+                 "chainnode_consensus_view", "chainnode_commit_latency_seconds_bucket", "chainnode_network_events_total"):
+        assert name in text, name
+    health = httpx.get(node.rpc_url + "/health", timeout=5).json()
+    assert health["status"] == "ok" and health["role"] == "sealer" and health["peersConnected"] == 4

@@ -3,10 +3,13 @@
 import json
 import os
 from dataclasses import dataclass, field
+from importlib import metadata
 
 import pytest
+import trio
 
 from chainnode.chain import Chain
+from chainnode.codec import pack
 from chainnode.merkle import MerkleProof, verify_proof
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
@@ -22,12 +25,23 @@ class Node:  # the fields ChainRpc reads; the real node provides the same
     name: str = "node0"
     group_id: str = "g"
     syncer: object = None
+    replica_status: dict | None = None  # None: an observer
+    limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
 
     def peer_summaries(self):
-        return [{"index": 1, "blockNumber": 3}]
+        return [
+            {"index": 1, "nodeId": "p1", "role": "sealer", "connected": True, "blockNumber": 3},
+            {"index": 2, "nodeId": "p2", "role": "sealer", "connected": False, "blockNumber": None},
+        ]
+
+    def consensus_status(self):
+        return self.replica_status
 
     async def submit_transaction(self, raw):
         return await self.pool.submit(raw)
+
+    async def on_chain(self, fn, *args):  # as the node does: one worker thread at a time
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
 
 @pytest.fixture
@@ -110,3 +124,143 @@ async def test_group_info(rpc):
     info = await call("getGroupInfo", "g", "")
     assert info["chainId"] == "c" and info["suite"] == "sm" and info["blockLimitWindow"] == 1000
     assert info["genesisHash"] == "0x" + node.chain.ledger.genesis_hash.hex()
+
+
+VIEWS = """
+def init(start):
+    storage["n"] = start
+
+def get():
+    return storage["n"]
+
+def echo(x):
+    return x
+
+def whoami():
+    return ctx.sender
+
+def bump():
+    storage["n"] = storage["n"] + 1
+
+def fail():
+    require(False, "no luck")
+
+def spin():
+    i = 0
+    while True:
+        i = i + 1
+"""
+
+
+async def deploy(node, call, source, init_args):
+    tx = Transaction("c", "g", os.urandom(16), 10, b"", "", [source, init_args], 1_000_000, USER[1]).signed(SUITE, USER[0])
+    sent = await call("sendTransaction", "g", "", "0x" + tx.encode().hex())
+    commit_pool(node)
+    receipt = await call("getTransactionReceipt", "g", "", sent["transactionHash"])
+    assert receipt["status"] == 0, receipt
+    return receipt["contractAddress"]
+
+
+async def test_call_runs_read_only_on_the_head(rpc):
+    node, call = rpc
+    address = await deploy(node, call, VIEWS, [41])
+    out = await call("call", "g", "", address, "get", [])
+    assert out == {"output": 41, "raw": "0x" + pack(41).hex(), "status": 0, "errorType": "", "errorMessage": "", "gasUsed": out["gasUsed"], "blockNumber": 1}
+    assert 0 < out["gasUsed"] < 1_000_000
+    # JSON values round-trip; a "0x..." string in the array stays text
+    assert (await call("call", "g", "", address, "echo", [{"a": [1, "0xff", None, True]}]))["output"] == {"a": [1, "0xff", None, True]}
+    # bytes go through the hex form of args: the canonical encoding of the argument list
+    out = await call("call", "g", "", address, "echo", "0x" + pack([b"\x00\xff"]).hex())
+    assert out["output"] == "0x00ff" and out["raw"] == "0x" + pack(b"\x00\xff").hex()
+    # the sender defaults to the zero address; `from` sets it
+    assert (await call("call", "g", "", address, "whoami", []))["output"] == "0x" + "00" * 20
+    me = "0x" + SUITE.address(USER[1]).hex()
+    assert (await call("call", "g", "", address, "whoami", [], me))["output"] == me
+    # read-only: a write fails the call and changes nothing
+    out = await call("call", "g", "", address, "bump", [])
+    assert out["status"] == 1 and out["errorType"] and out["output"] is None and out["raw"] == "0xc0"
+    assert (await call("call", "g", "", address, "get", []))["output"] == 41
+    failed = await call("call", "g", "", address, "fail", [])
+    assert failed["status"] == 1 and failed["errorType"] == "ContractError" and failed["errorMessage"] == "no luck"
+    # gas is bounded by the chain's tx_gas_limit: an endless loop ends as OutOfGas
+    spun = await call("call", "g", "", address, "spin", [])
+    assert spun["errorType"] == "OutOfGas" and spun["gasUsed"] == 30_000_000
+    assert (await call("call", "g", "", "0x" + "11" * 20, "get", []))["errorType"] == "NoContract"
+    assert (await call("call", "g", "", address, "nope", []))["status"] == 1
+    assert await call("getCode", "g", "", address) == VIEWS
+    assert await call("getCode", "g", "", "0x" + "11" * 20) is None
+
+
+async def test_call_and_get_code_reject_bad_params(rpc):
+    node, call = rpc
+    addr = "0x" + "11" * 20
+    assert "'to' must be 20 bytes" in (await call("call", "g", "", "0x12", "get", []))["message"]
+    assert "'method' must be a string" in (await call("call", "g", "", addr, 5, []))["message"]
+    assert "expected group, node, to, method, args" in (await call("call", "g", "", addr, "get"))["message"]
+    err = (await call("call", "g", "", addr, "get", [1.5]))["message"]
+    assert "'args': values of type float are not allowed" in err and "for bytes, pass 'args' as the hex of its msgpack encoding" in err
+    assert "'args' must be a JSON array" in (await call("call", "g", "", addr, "get", {"a": 1}))["message"]
+    assert "'args' must be a JSON array" in (await call("call", "g", "", addr, "get", "0xzz"))["message"]
+    assert "'args'" in (await call("call", "g", "", addr, "get", "0x" + pack({"a": 1}).hex()))["message"]
+    assert "non-canonical" in (await call("call", "g", "", addr, "get", "0xdc000101"))["message"]
+    assert "'from' must be 20 bytes" in (await call("call", "g", "", addr, "get", [], "0x01"))["message"]
+    assert "'address' must be 20 bytes" in (await call("getCode", "g", "", "0xabcd"))["message"]
+    assert "expected group, node, address" in (await call("getCode", "g", ""))["message"]
+
+
+async def test_block_by_hash(rpc):
+    node, call = rpc
+    await deploy(node, call, VIEWS, [1])
+    by_number = await call("getBlockByNumber", "g", "", 1)
+    assert await call("getBlockByHash", "g", "", by_number["hash"]) == by_number
+    only_hashes = await call("getBlockByHash", "g", "", by_number["hash"], False, True)
+    assert only_hashes["transactions"] == [by_number["transactions"][0]["hash"]]
+    assert "transactions" not in await call("getBlockByHash", "g", "", by_number["hash"], True)
+    genesis = await call("getBlockByHash", "g", "", "0x" + node.chain.ledger.genesis_hash.hex())
+    assert genesis["number"] == 0
+    missing = await call("getBlockByHash", "g", "", "0x" + "ab" * 32)
+    assert missing["code"] == -32001 and "no block with hash 0xabab" in missing["message"]
+    assert "'blockHash' must be 32 bytes" in (await call("getBlockByHash", "g", "", "0x12"))["message"]
+    assert "'onlyHeader' must be true or false" in (await call("getBlockByHash", "g", "", by_number["hash"], "yes"))["message"]
+
+
+async def test_membership_and_consensus(rpc):
+    node, call = rpc
+    sealers = await call("getNodeListByType", "g", "", "consensus_sealer")
+    assert sealers == await call("getSealerList", "g", "") and len(sealers) == 4
+    assert await call("getObserverList", "g", "") == []
+    assert await call("getNodeListByType", "g", "", "consensus_observer") == []
+    err = (await call("getNodeListByType", "g", "", "leader"))["message"]
+    assert "'type' must be one of consensus_sealer, consensus_observer" in err
+    assert "'type' must be a string" in (await call("getNodeListByType", "g", "", 1))["message"]
+    # an observer (no PBFT core) and a sealer
+    assert await call("getPbftView", "g", "") is None
+    assert (await call("getConsensusStatus", "g", ""))["role"] == "observer"
+    node.replica_status = {"height": 2, "view": 7, "in_view_change": False, "leader": 3, "my_index": 0, "head_height": 1, "stats": {"timeouts": 2}}
+    assert await call("getPbftView", "g", "") == 7
+    status = await call("getConsensusStatus", "g", "")
+    assert status["role"] == "sealer" and status["view"] == 7 and status["stats"] == {"timeouts": 2}
+    assert "at most 2 parameters" in (await call("getPbftView", "g", "", 1))["message"]
+    # only connected peers, with what they announced
+    assert await call("getPeers", "g", "") == [{"index": 1, "nodeId": "p1", "role": "sealer", "blockNumber": 3}]
+
+
+async def test_system_config(rpc):
+    node, call = rpc
+    assert await call("getSystemConfigByKey", "g", "", "tx_count_limit") == {"value": 1000, "blockNumber": 0}
+    await deploy(node, call, VIEWS, [1])
+    assert await call("getSystemConfigByKey", "g", "", "block_limit_window") == {"value": 1000, "blockNumber": 1}
+    err = (await call("getSystemConfigByKey", "g", "", "tx_limit"))["message"]
+    assert err.startswith("invalid params: 'key' 'tx_limit' is not a system config key; known: block_interval_min_ms, block_limit_window,")
+    assert "expected group, node, key" in (await call("getSystemConfigByKey", "g", ""))["message"]
+
+
+async def test_groups_and_version(rpc):
+    node, call = rpc
+    assert await call("getGroupList") == ["g"]
+    assert await call("getGroupList", "g", "") == ["g"]
+    assert "'node' must be a string" in (await call("getGroupList", "g", 3))["message"]
+    version = await call("getClientVersion", "g", "")
+    assert version["version"] == metadata.version("chainnode") and version["suite"] == "sm"
+    assert version["python"].count(".") == 2 and version["nodeName"] == "node0"
+    assert "group 'x' is not served here" in (await call("getClientVersion", "x", ""))["message"]

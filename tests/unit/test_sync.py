@@ -145,3 +145,16 @@ async def test_ranges_are_spread_over_peers(pair):
     syncer.peer_head(2, 12)
     assert await syncer.catch_up() == 12
     assert served[1] >= 2 and served[2] >= 2, served
+
+
+async def test_a_block_we_already_have_is_skipped_and_a_conflicting_one_refused(pair):
+    ahead, behind = pair
+    grow(ahead, 2)
+    syncer = BlockSyncer(behind, server(ahead))
+    syncer.peer_head(1, 2)
+    await syncer.catch_up()
+    block, cert = ahead.ledger.get_block(2), ahead.ledger.get_certificate(2)
+    assert behind.apply_certified(block, cert) is False  # already committed: nothing written
+    other = Block(replace(block.header, timestamp_ms=block.header.timestamp_ms + 1), block.transactions)
+    with pytest.raises(Exception, match="conflicts"):
+        behind.apply_certified(other, certify(other.header))

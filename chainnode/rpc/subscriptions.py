@@ -1,0 +1,461 @@
+"""WebSocket subscriptions: newBlocks, contract events and one transaction's receipt,
+pushed as JSON-RPC notifications (like Ethereum's eth_subscribe and FISCO BCOS's event
+push), on the RPC port the node already serves.
+
+    -> {"jsonrpc":"2.0","id":1,"method":"subscribe","params":["group0","","events",{"address":"0x..","fromBlock":12}]}
+    <- {"jsonrpc":"2.0","id":1,"result":"0x3f2a..."}
+    <- {"jsonrpc":"2.0","method":"subscription","params":{"subscription":"0x3f2a...","result":{...}}}
+
+How no event is lost or repeated: every block or event subscription is one task with one
+cursor, the next height to send. It sends committed blocks from the cursor up to the
+committed head (replay and live are the same loop: there is no switch-over to get wrong),
+then waits for `SubscriptionHub.on_commit` to announce a higher head. Blocks are read from
+the ledger, so a block is sent only once it is durable, and each height exactly once per
+subscription. A client that reconnects passes `fromBlock` to resume.
+
+Limits: blocks read per step of a replay (read on a worker thread, one reader for the whole
+hub, so clients replaying from 0 share one thread and the event loop never stalls);
+subscriptions per connection; connections with subscriptions; notifications queued per
+connection. A client that lets its queue stay full for `queue_full_timeout_ms` is
+disconnected with close code 1008 and a reason saying so: memory per client is bounded and
+a stuck client cannot hold back anyone else.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from chainnode.codec import pack
+from chainnode.crypto import CryptoSuite
+from chainnode.ledger import Ledger
+from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, Params, RpcError, invalid_params
+from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, value_json
+
+log = logging.getLogger("chainnode.rpc.subscriptions")
+
+KINDS = ("newBlocks", "events", "receipt")
+HEIGHT_MAX = 2**63 - 1
+ADDRESS_BYTES = 20
+EVENT_NAME_CHARS_MAX = 256
+OPTIONS = {
+    "newBlocks": ("fromBlock",),
+    "events": ("fromBlock", "address", "name"),
+    "receipt": ("transactionHash",),
+}
+# WebSocket close codes (RFC 6455 section 7.4.1).
+CLOSE_POLICY = 1008  # the client broke our rules: here, it stopped reading
+CLOSE_GOING_AWAY = 1001  # the connection is gone or going
+CLOSE_INTERNAL_ERROR = 1011
+
+# Set while a WebSocket connection's messages are dispatched, so the shared Dispatcher's
+# `subscribe` can find the connection it was called on; None over HTTP POST.
+_current_session: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("chainnode_rpc_session", default=None)
+
+
+@dataclass(frozen=True)
+class SubscriptionLimits:
+    subscriptions_per_connection_max: int = 64
+    connections_max: int = 256  # WebSocket connections open at once (each holds a session)
+    queue_max: int = 1024  # notifications (and responses) waiting to be written, per connection
+    queue_full_timeout_ms: int = 5_000  # how long a full queue may stay full before we disconnect
+    replay_blocks_per_step: int = 64  # blocks read per worker-thread step, then other tasks run
+    replay_receipts_per_step: int = 4096  # and receipts (events kind): big blocks end a step early
+    replay_readers_max: int = 1  # worker threads reading blocks for all subscriptions together
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            assert type(value) is int and value > 0, f"SubscriptionLimits.{name} must be a positive integer, got {value!r}"
+
+
+class SlowClient(Exception):
+    """The connection's queue stayed full: its client reads slower than the chain writes."""
+
+
+class SubscriptionHub:
+    """Subscriptions of all WebSocket connections of one node.
+
+    `on_commit(height)` goes in the node's `commit_listeners`: it is called on the event
+    loop after block `height` is durable, and only wakes the subscription tasks (it never
+    blocks, as a commit listener must not).
+    """
+
+    def __init__(self, ledger: Ledger, suite: CryptoSuite, group_id: str, limits: SubscriptionLimits | None = None, *, node_name: str = "") -> None:
+        self.ledger = ledger
+        self.suite = suite
+        self.group_id = group_id
+        self.node_name = node_name
+        self.limits = limits or SubscriptionLimits()
+        # The durable head as announced by on_commit; the ledger's own head may run a moment
+        # ahead of the announcement, and we never send a block before it is announced.
+        self.head_height = ledger.head_height
+        self._head_changed = trio.Event()
+        self._reader = trio.CapacityLimiter(self.limits.replay_readers_max)
+        self.sessions: set[Session] = set()
+        self.disconnected_slow = 0  # for metrics
+
+    # ---- the node's side -------------------------------------------------------------------
+
+    def on_commit(self, height: int) -> None:
+        if height > self.head_height:
+            self.head_height = height
+            event, self._head_changed = self._head_changed, trio.Event()
+            event.set()
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        """Add `subscribe` and `unsubscribe` to the shared dispatcher. Over HTTP POST they
+        answer that subscriptions need a WebSocket connection."""
+        dispatcher.register("subscribe", self._subscribe)
+        dispatcher.register("unsubscribe", self._unsubscribe)
+
+    def open_session(self) -> "Session":
+        if len(self.sessions) >= self.limits.connections_max:
+            raise RpcError(INVALID_REQUEST, f"too many subscription connections (limit {self.limits.connections_max}); try again later")
+        session = Session(self)
+        self.sessions.add(session)
+        return session
+
+    def stats(self) -> dict:
+        """For metrics and health: connections, live subscriptions, slow clients dropped."""
+        return {
+            "connections": len(self.sessions),
+            "subscriptions": sum(s.subscription_count for s in self.sessions),
+            "disconnectedSlow": self.disconnected_slow,
+        }
+
+    # ---- RPC methods ---------------------------------------------------------------------
+
+    def _params(self, params: list, names: list[str], required: int) -> Params:
+        p = Params(params, ["group", "node"] + names, required + 2)
+        group = p.str(0, max_length=64)
+        if group != self.group_id:
+            raise invalid_params(f"group {group!r} is not served here; this node serves group {self.group_id!r}")
+        node = p.str(1, max_length=64)
+        if node and self.node_name and node != self.node_name:
+            raise invalid_params(f"node {node!r} is not this node ({self.node_name!r}); pass \"\" for any node")
+        return p
+
+    @staticmethod
+    def _session() -> "Session":
+        session = _current_session.get()
+        if session is None:
+            raise RpcError(INVALID_REQUEST, "subscriptions need a WebSocket connection (ws://host:port/); plain HTTP POST cannot push notifications")
+        return session
+
+    async def _subscribe(self, params: list) -> str:
+        p = self._params(params, ["kind", "options"], 1)
+        kind = p.str(2, max_length=32)
+        if kind not in KINDS:
+            raise invalid_params(f"'kind' must be one of {', '.join(KINDS)}; got {kind!r}")
+        options = params[3] if len(params) > 3 else {}
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise invalid_params("'options' must be an object")
+        unknown = sorted(set(options) - set(OPTIONS[kind]))
+        if unknown:
+            raise invalid_params(f"'options' of {kind} takes {', '.join(OPTIONS[kind])}; unknown: {', '.join(map(str, unknown))}")
+        session = self._session()  # after the checks, so HTTP callers see bad params first
+        sub = _parse_options(kind, options, self.head_height)
+        return session.add(sub)
+
+    async def _unsubscribe(self, params: list) -> bool:
+        p = self._params(params, ["id"], 1)
+        return self._session().remove(p.str(2, max_length=64))
+
+    # ---- reading the ledger (on the worker thread) ------------------------------------------
+
+    async def wait_head_above(self, height: int) -> None:
+        while self.head_height <= height:
+            await self._head_changed.wait()
+
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._reader)
+
+    def blocks_view(self, start: int, end: int) -> list[tuple[int, list[Any]]]:
+        """Header notifications of heights start..end (inclusive)."""
+        out = []
+        for height in range(start, end + 1):
+            header = self.ledger.get_header(height)
+            assert header is not None, f"block {height} is below the announced head {self.head_height} but not in the ledger"
+            view = header_json(header, self.suite)
+            cert = self.ledger.get_certificate(height)
+            view["certificate"] = certificate_json(cert) if cert else None
+            out.append((height, [view]))
+        return out
+
+    def events_view(self, start: int, end: int, address: bytes | None, name: str | None) -> list[tuple[int, list[Any]]]:
+        """Matching event notifications of heights start..end (inclusive), in chain order.
+        Stops early, after a whole block, once `replay_receipts_per_step` receipts are read;
+        the caller resumes after the last height returned."""
+        out = []
+        receipts_read = 0
+        for height in range(start, end + 1):
+            if receipts_read >= self.limits.replay_receipts_per_step:
+                break
+            found = []
+            tx_hashes = self.ledger.get_block_tx_hashes(height)
+            assert tx_hashes is not None, f"block {height} is below the announced head {self.head_height} but not in the ledger"
+            receipts_read += len(tx_hashes)
+            for tx_index, tx_hash in enumerate(tx_hashes):
+                receipt = self.ledger.get_receipt(tx_hash)
+                for log_index, event in enumerate(receipt.events):
+                    if (address is None or event.address == address) and (name is None or event.name == name):
+                        found.append({
+                            "address": hx(event.address),
+                            "name": event.name,
+                            "fields": value_json(event.fields),
+                            "raw": hx(pack(event.to_fields())),
+                            "transactionHash": hx(tx_hash),
+                            "blockNumber": height,
+                            "transactionIndex": tx_index,
+                            "logIndex": log_index,
+                        })
+            out.append((height, found))
+        return out
+
+    def receipt_view(self, tx_hash: bytes) -> dict | None:
+        found = self.ledger.get_transaction(tx_hash)
+        if found is None:
+            return None
+        _, loc = found
+        if loc.height > self.head_height:
+            return None  # durable, but not yet announced: wait for on_commit like everyone else
+        return receipt_json(self.ledger.get_receipt(tx_hash), height=loc.height, index=loc.index)
+
+
+@dataclass
+class _Sub:
+    kind: str
+    from_block: int = 0
+    address: bytes | None = None
+    name: str | None = None
+    tx_hash: bytes = b""
+    id: str = ""
+    scope: trio.CancelScope | None = None
+    ready: trio.Event | None = None
+
+
+def _parse_options(kind: str, options: dict, head_height: int) -> _Sub:
+    def opt_int(key: str, default: int) -> int:
+        v = options.get(key, default)
+        if isinstance(v, str):
+            try:
+                v = int(v, 0)
+            except ValueError:
+                raise invalid_params(f"'{key}' must be an integer") from None
+        if type(v) is not int or not 0 <= v <= HEIGHT_MAX:
+            raise invalid_params(f"'{key}' must be an integer in [0, {HEIGHT_MAX}]")
+        return v
+
+    def opt_hex(key: str, length: int) -> bytes:
+        v = options.get(key)
+        text = v[2:] if isinstance(v, str) and v.startswith(("0x", "0X")) else v
+        try:
+            b = bytes.fromhex(text) if isinstance(text, str) and len(text) == 2 * length else None
+        except ValueError:
+            b = None
+        if b is None:
+            raise invalid_params(f"'{key}' must be {length} bytes as hex ({2 * length} hex digits)")
+        return b
+
+    if kind == "receipt":
+        if "transactionHash" not in options:
+            raise invalid_params("'transactionHash' is required for a receipt subscription")
+        return _Sub(kind, tx_hash=opt_hex("transactionHash", 32))
+    # Default: live from the next block, as eth_subscribe does.
+    sub = _Sub(kind, from_block=opt_int("fromBlock", head_height + 1))
+    if kind == "events":
+        if options.get("address") not in (None, ""):
+            sub.address = opt_hex("address", ADDRESS_BYTES)
+        name = options.get("name")
+        if name not in (None, ""):
+            if not isinstance(name, str) or len(name) > EVENT_NAME_CHARS_MAX:
+                raise invalid_params(f"'name' must be a string of at most {EVENT_NAME_CHARS_MAX} characters")
+            sub.name = name
+    return sub
+
+
+class Session:
+    """One WebSocket connection's subscriptions, its outgoing queue and its tasks.
+
+    `run` owns the connection until the client leaves, the session is closed (slow
+    client) or the server stops; every task of the connection lives in its nursery.
+    """
+
+    def __init__(self, hub: SubscriptionHub) -> None:
+        self.hub = hub
+        limits = hub.limits
+        self._out_send, self._out_recv = trio.open_memory_channel[str](limits.queue_max)
+        self._subs: dict[str, _Sub] = {}
+        self._nursery: trio.Nursery | None = None
+        self._pending: list[_Sub] = []  # started, waiting for their subscribe response to be queued
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    # ---- called by subscribe/unsubscribe (in the connection's reader task) -------------------
+
+    def add(self, sub: _Sub) -> str:
+        limit = self.hub.limits.subscriptions_per_connection_max
+        if len(self._subs) >= limit:
+            raise RpcError(INVALID_REQUEST, f"too many subscriptions on this connection (limit {limit}); unsubscribe or open another connection")
+        assert self._nursery is not None, "subscribe outside a running session"
+        sub.id = "0x" + secrets.token_hex(8)
+        sub.scope = trio.CancelScope()
+        sub.ready = trio.Event()
+        self._subs[sub.id] = sub
+        self._pending.append(sub)
+        self._nursery.start_soon(self._pump, sub)
+        return sub.id
+
+    def remove(self, sub_id: str) -> bool:
+        sub = self._subs.pop(sub_id, None)
+        if sub is None:
+            return False
+        sub.scope.cancel()
+        return True
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subs)
+
+    # ---- the connection ------------------------------------------------------------------
+
+    async def run(self, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]], dispatcher: Dispatcher) -> None:
+        """Serve an accepted ASGI WebSocket until it ends; then close it with our reason, if any."""
+        token = _current_session.set(self)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._writer, send)
+                await self._reader(receive, dispatcher)
+                nursery.cancel_scope.cancel()
+        finally:
+            _current_session.reset(token)
+            for sub in self._subs.values():
+                sub.scope.cancel()
+            self._subs.clear()
+            self.hub.sessions.discard(self)
+        if self.close_code is not None:
+            try:
+                await send({"type": "websocket.close", "code": self.close_code, "reason": self.close_reason})
+            except Exception as exc:  # the client may already be gone; nothing more to tell it
+                log.debug("closing a subscription connection: %s", exc)
+
+    def close(self, code: int, reason: str) -> None:
+        """End the connection (every task of it) and tell the client why."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _reader(self, receive, dispatcher: Dispatcher) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            response = await dispatcher.handle(data)
+            if response is not None:
+                try:
+                    await self._queue(response.decode())
+                except SlowClient:
+                    return  # close() has cancelled the connection; nothing more to read
+            # Only now may the subscriptions this message created send: the client learns
+            # the id (from the response) before any notification carrying it.
+            for sub in self._pending:
+                sub.ready.set()
+            self._pending.clear()
+
+    async def _writer(self, send) -> None:
+        async for text in self._out_recv:
+            try:
+                await send({"type": "websocket.send", "text": text})
+            except Exception as exc:  # hypercorn raises once the peer has gone; the reader sees the disconnect
+                log.debug("subscription connection lost while writing: %s", exc)
+                self.close(CLOSE_GOING_AWAY, "connection lost")
+                return
+
+    async def _queue(self, text: str) -> None:
+        """Queue one outgoing message; disconnect the client if the queue stays full."""
+        try:
+            self._out_send.send_nowait(text)
+            return
+        except trio.WouldBlock:
+            pass
+        limits = self.hub.limits
+        with trio.move_on_after(limits.queue_full_timeout_ms / 1000):
+            await self._out_send.send(text)
+            return
+        self.hub.disconnected_slow += 1
+        self.close(
+            CLOSE_POLICY,
+            f"subscription queue overflow: {limits.queue_max} notifications unread for {limits.queue_full_timeout_ms} ms; "
+            "read faster, or reconnect and resume with fromBlock (the last block fully received + 1)",
+        )
+        raise SlowClient()
+
+    async def _notify(self, sub: _Sub, result: Any) -> None:
+        text = json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": sub.id, "result": result}}, separators=(",", ":"))
+        await self._queue(text)
+
+    # ---- one subscription ------------------------------------------------------------------
+
+    async def _pump(self, sub: _Sub) -> None:
+        try:
+            with sub.scope:
+                await sub.ready.wait()
+                if sub.kind == "receipt":
+                    await self._pump_receipt(sub)
+                else:
+                    await self._pump_blocks(sub)
+        except SlowClient:
+            pass  # close() already cancelled the whole connection
+        except Exception:
+            # A bug here must cost this connection only, never the node: say so and close.
+            log.exception("subscription %s (%s) failed", sub.id, sub.kind)
+            self.close(CLOSE_INTERNAL_ERROR, "internal error in a subscription; see the node's log")
+
+    async def _pump_blocks(self, sub: _Sub) -> None:
+        hub, step = self.hub, self.hub.limits.replay_blocks_per_step
+        next_height = sub.from_block
+        while True:
+            await hub.wait_head_above(next_height - 1)
+            end = min(hub.head_height, next_height + step - 1)
+            if sub.kind == "newBlocks":
+                chunk = await hub.read(hub.blocks_view, next_height, end)
+            else:
+                chunk = await hub.read(hub.events_view, next_height, end, sub.address, sub.name)
+            for height, results in chunk:
+                for result in results:
+                    await self._notify(sub, result)
+                next_height = height + 1
+
+    async def _pump_receipt(self, sub: _Sub) -> None:
+        hub = self.hub
+        while True:
+            seen_head = hub.head_height
+            view = await hub.read(hub.receipt_view, sub.tx_hash)
+            if view is not None:
+                await self._notify(sub, view)
+                self._subs.pop(sub.id, None)  # a receipt comes once: the subscription is over
+                return
+            await hub.wait_head_above(seen_head)
+
+
+async def serve_session(hub: SubscriptionHub, receive, send, dispatcher: Dispatcher) -> None:
+    """The WebSocket side of `RpcApp` when subscriptions are on (after the accept)."""
+    try:
+        session = hub.open_session()
+    except RpcError as exc:
+        await send({"type": "websocket.close", "code": 1013, "reason": exc.message})
+        return
+    await session.run(receive, send, dispatcher)

@@ -1,0 +1,202 @@
+"""`devnet bench`: drive a running devnet with pre-signed payment transfers over JSON-RPC
+and report what a tester needs: committed TPS, commit latency percentiles, each node's CPU
+and memory, and the raw SM2 verification rate of this machine measured in the same run
+(the ceiling: every node checks every transaction's signature once).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import httpx
+import trio
+
+from chainnode.client import Account, Client
+from chainnode.crypto import get_suite
+from devnet.supervisor import Devnet
+
+RPC_BATCH = 100  # transactions per JSON-RPC batch (the default rpc_batch_max)
+SENDERS_PER_NODE = 2
+TXS_PER_SENDER_ACCOUNT = 1000  # a pool caps one sender's share, so spread over accounts
+FOLLOW_POLL_S = 0.05
+
+TOKEN = '''
+def init(supply):
+    storage["bal:" + ctx.sender.hex()] = supply
+
+def transfer(to, amount):
+    require(amount > 0, "amount must be positive")
+    src = "bal:" + ctx.sender.hex()
+    dst = "bal:" + to.hex()
+    balance = storage.get(src, 0)
+    require(balance >= amount, "insufficient balance")
+    storage[src] = balance - amount
+    storage[dst] = storage.get(dst, 0) + amount
+    emit("Transfer", to=to, amount=amount)
+    return True
+
+def balance_of(who):
+    return storage.get("bal:" + who.hex(), 0)
+'''
+
+
+@dataclass
+class BenchResult:
+    sealers: int
+    transactions: int
+    committed: int = 0
+    send_seconds: float = 0.0
+    seconds: float = 0.0
+    tps: float = 0.0
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    latency_p99_s: float | None = None
+    raw_sm2_verify_per_s: float = 0.0
+    tps_per_raw_verify: float = 0.0
+    nodes: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def raw_sm2_verify_rate(seconds: float = 1.0) -> float:
+    """SM2 verifications per second on one core of this machine, now."""
+    suite = get_suite("sm")
+    priv, pub = suite.generate_keypair()
+    msg = b"m" * 32
+    sig = suite.sign(priv, msg)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            suite.verify(pub, msg, sig)
+        count += 100
+    return count / (time.perf_counter() - start)
+
+
+def _proc_stats(pid: int | None) -> tuple[float, float]:
+    """(CPU seconds used, resident MiB) of a process, from /proc; zeros if unavailable."""
+    if not pid or pid <= 0:
+        return 0.0, 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open(f"/proc/{pid}/status") as f:
+            rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return cpu_s, rss_kib / 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 0.0, 0.0
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return round(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))], 3)
+
+
+async def run_bench(
+    net: Devnet,
+    tx_count: int,
+    *,
+    rate_tps: float | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    timeout_s: float = 600.0,
+) -> BenchResult:
+    """Deploy a token, fund senders, pre-sign `tx_count` transfers, send them over all nodes
+    (at `rate_tps`, or as fast as the nodes take them), and follow the chain until all are
+    committed. `progress(stage, done, total)` is called as it goes."""
+    report = progress or (lambda stage, done, total: None)
+    up = [n for n in net.nodes if net.pid(n.name) is not None]
+    if not up:
+        raise RuntimeError("no node of this devnet is running; start it with `devnet up`")
+    result = BenchResult(sealers=sum(1 for n in up if n.role == "sealer"), transactions=tx_count)
+    first = up[0]
+    alice = Account.generate("sm")
+    senders = [Account.generate("sm") for _ in range(max(1, -(-tx_count // TXS_PER_SENDER_ACCOUNT)))]
+    async with Client(first.rpc_url, timeout_s=60) as client:
+        info = await client.group_info()
+        if info["suite"] != "sm":
+            senders = [Account.generate(info["suite"]) for _ in senders]
+            alice = Account.generate(info["suite"])
+        report("deploying the token contract", 0, 1)
+        token = (await client.deploy(alice, TOKEN, [tx_count], timeout_s=60)).contract_address
+        share = -(-tx_count // len(senders))
+        for i, acct in enumerate(senders):
+            report("funding sender accounts", i, len(senders))
+            await client.send(alice, token, "transfer", [acct.address, share], timeout_s=60)
+        height = await client.block_number()
+        window = info["blockLimitWindow"]
+    txs = []
+    for i in range(tx_count):
+        if i % 200 == 0:
+            report("signing transactions", i, tx_count)
+        acct = senders[i % len(senders)]
+        txs.append(acct.transaction(chain_id=info["chainId"], group_id=info["groupId"], block_limit=height + window - 10, to=token, method="transfer", args=[os.urandom(20), 1], gas_limit=1_000_000))
+    hashes = [tx.hash(alice.suite) for tx in txs]
+    report("measuring raw SM2 verification", 0, 1)
+    result.raw_sm2_verify_per_s = round(raw_sm2_verify_rate(), 1)
+
+    pids = {n.name: net.pid(n.name) for n in up}
+    before = {name: _proc_stats(pid) for name, pid in pids.items()}
+    sent_at: dict[bytes, float] = {}
+    batches = [list(range(i, min(i + RPC_BATCH, tx_count))) for i in range(0, tx_count, RPC_BATCH)]
+    interval_s = (RPC_BATCH / rate_tps) if rate_tps else 0.0
+    start = time.monotonic()
+    schedule_start = trio.current_time()  # trio's clock has its own origin
+    committed: list[float] = []
+
+    async def sender(k: int, http: httpx.AsyncClient) -> None:
+        for b in range(k, len(batches), len(up) * SENDERS_PER_NODE):
+            if interval_s:
+                await trio.sleep_until(schedule_start + b * interval_s)
+            body = [{"jsonrpc": "2.0", "id": j, "method": "sendTransaction", "params": [info["groupId"], "", "0x" + txs[j].encode().hex()]} for j in batches[b]]
+            now = time.monotonic()
+            for j in batches[b]:
+                sent_at[hashes[j]] = now
+            reply = (await http.post(up[b % len(up)].rpc_url, json=body)).json()
+            errors = [r["error"]["message"] for r in (reply if isinstance(reply, list) else [reply]) if "error" in r]
+            if errors:
+                raise RuntimeError(f"the node refused transactions: {errors[0]}")
+
+    async def follow(http: httpx.AsyncClient) -> None:
+        seen = height
+        wanted = set(hashes)
+        deadline = time.monotonic() + timeout_s
+        while len(committed) < tx_count and time.monotonic() < deadline:
+            head = (await http.post(first.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getBlockNumber", "params": [info["groupId"], ""]})).json()["result"]
+            for h in range(seen + 1, head + 1):
+                block = (await http.post(first.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getBlockByNumber", "params": [info["groupId"], "", h, False, True]})).json()["result"]
+                now = time.monotonic()
+                for tx_hash in block["transactions"]:
+                    key = bytes.fromhex(tx_hash[2:])
+                    if key in wanted:
+                        committed.append(now - sent_at.get(key, now))
+            seen = head
+            report("committed", len(committed), tx_count)
+            await trio.sleep(FOLLOW_POLL_S)
+
+    async with httpx.AsyncClient(timeout=120) as http:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follow, http)
+            async with trio.open_nursery() as senders_nursery:
+                for k in range(len(up) * SENDERS_PER_NODE):
+                    senders_nursery.start_soon(sender, k, http)
+            result.send_seconds = round(time.monotonic() - start, 2)
+    elapsed = time.monotonic() - start
+    after = {name: _proc_stats(pid) for name, pid in pids.items()}
+    latencies = sorted(committed)
+    result.committed = len(committed)
+    result.seconds = round(elapsed, 2)
+    result.tps = round(len(committed) / elapsed, 1)
+    result.latency_p50_s = round(statistics.median(latencies), 3) if latencies else None
+    result.latency_p95_s = _percentile(latencies, 0.95)
+    result.latency_p99_s = _percentile(latencies, 0.99)
+    result.tps_per_raw_verify = round(result.tps / result.raw_sm2_verify_per_s, 3) if result.raw_sm2_verify_per_s else 0.0
+    for name in pids:
+        cpu_s = after[name][0] - before[name][0]
+        result.nodes.append({"node": name, "cpu_s": round(cpu_s, 2), "cpu_pct": round(100 * cpu_s / elapsed, 1), "rss_mib": round(after[name][1], 1)})
+    return result

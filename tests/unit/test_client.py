@@ -1,0 +1,198 @@
+"""The SDK against a real RPC server (hypercorn on loopback) over a real chain: subscriptions
+that resume after dropped connections, receipts by subscription and by polling, offline
+receipt proofs, and the node's errors as exceptions."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+
+from chainnode.client import Account, CallFailed, Client, EventNotification, NodeError, ProofError, verify_receipt_proof
+from chainnode.crypto import get_suite
+from chainnode.rpc.jsonrpc import Dispatcher
+from chainnode.rpc.methods import ChainRpc
+from chainnode.rpc.server import RpcApp, serve_rpc
+from chainnode.rpc.subscriptions import SubscriptionLimits
+from tests.unit.test_subscriptions import EMITTER, SUITE, Env, free_port, start_env, tx
+from tests.unit.test_sync import SEALERS
+
+
+@pytest.fixture
+async def env(nursery, tmp_path):
+    e = await start_env(nursery, tmp_path / "chain", SubscriptionLimits(replay_blocks_per_step=3))
+    yield e
+    e.chain.ledger.close()
+
+
+def client(env: Env, **kwargs) -> Client:
+    return Client(env.http_url, group="g", **kwargs)
+
+
+SEALER_PUBS = [pub for _, pub in SEALERS]
+
+
+async def test_events_resume_exactly_once_after_dropped_connections(env):
+    contract = env.deploy()
+    env.bumps(contract, 3)
+    got: list[EventNotification] = []
+    async with client(env) as c:
+        async with c.subscribe_events(address=contract, name="Bumped", from_block=0) as events:
+
+            async def produce():
+                for i in range(12):
+                    env.bumps(contract, 2)
+                    await trio.sleep(0.01)
+
+            async with trio.open_nursery() as n:
+                n.start_soon(produce)
+                with trio.fail_after(30):
+                    async for ev in events:
+                        got.append(ev)
+                        # drop the connection mid-block (after the first of a block's two
+                        # events) and between blocks: both must resume without loss or repeat
+                        if len(got) in (2, 5, 9, 14):
+                            await events.drop_connection()
+                        if len(got) == 3 + 12 * 2:
+                            break
+            assert events.connections >= 5
+    want = env.events(address=contract, name="Bumped")
+    assert [e.position for e in got] == want
+    assert [e.event.fields["n"] for e in got] == list(range(1, len(want) + 1))
+    assert got[0].event.address == contract and got[0].tx_hash == env.chain.ledger.get_block_tx_hashes(got[0].block_number)[0]
+
+
+async def test_blocks_resume_after_drop_and_default_from_next_block(env):
+    async with client(env) as c:
+        async with c.subscribe_blocks() as blocks:
+            with trio.fail_after(10):
+                while blocks.connections == 0:  # subscribed: "next block" is now pinned to 1
+                    await trio.sleep(0.01)
+            env.commit([])
+            seen = []
+            with trio.fail_after(10):
+                async for b in blocks:
+                    seen.append(b.number)
+                    assert b.header.hash(SUITE) == env.chain.ledger.get_header(b.number).hash(SUITE)
+                    b.certificate.verify(SUITE, SEALER_PUBS)
+                    if len(seen) == 1:
+                        await blocks.drop_connection()
+                        env.commit([])  # committed while disconnected
+                        env.commit([])
+                    if len(seen) == 3:
+                        break
+    assert seen == [1, 2, 3]
+
+
+async def test_wait_for_receipt_by_subscription_and_by_polling(env, nursery):
+    contract = env.deploy()
+    t = tx(contract, "bump", [7], env.chain)
+
+    async def commit_later():
+        await trio.sleep(0.3)
+        env.commit([t])
+
+    async with client(env) as c:
+        nursery.start_soon(commit_later)
+        with trio.fail_after(10):
+            r = await c.wait_for_receipt(t.hash(SUITE), timeout_s=5, poll_ms=60_000)  # polling would take a minute
+        assert r.ok and r.output == 1 and r.block_number == env.chain.height
+    # a node without subscriptions: the same call falls back to polling
+    plain = Dispatcher()
+    ChainRpc(env.node).register(plain)
+    port = free_port()
+    await nursery.start(serve_rpc, RpcApp(plain), "127.0.0.1", port)
+    async with Client(f"http://127.0.0.1:{port}", group="g") as c:
+        r = await c.wait_for_receipt(t.hash(SUITE), timeout_s=5)
+        assert r.block_number == env.chain.height
+        assert c._ws_subscriptions_ok is False
+        with pytest.raises(NodeError) as info:
+            async with c.subscribe_blocks(reconnect_attempts_max=1) as blocks:
+                async for _ in blocks:
+                    pass
+        assert info.value.code == -32601
+
+
+async def test_verified_receipt_and_every_broken_link(env):
+    contract = env.deploy()
+    t = tx(contract, "bump", [1], env.chain)
+    env.commit([t, tx(contract, "bump", [2], env.chain)])
+    async with client(env) as c:
+        r = await c.get_verified_receipt(t.hash(SUITE), SEALER_PUBS)
+        assert r.ok and r.index == 0 and r.tx_hash == t.hash(SUITE)
+        answer = await c.request("getTransactionReceipt", "0x" + t.hash(SUITE).hex(), True)
+        second_hash = env.chain.ledger.get_block_tx_hashes(env.chain.height)[1]
+        second = await c.request("getTransactionReceipt", "0x" + second_hash.hex(), True)
+        other_block = await c.request("getBlockByNumber", 1, True)
+        with pytest.raises(ProofError, match="no receipt for"):
+            await c.get_verified_receipt(os.urandom(32), SEALER_PUBS)
+    other = [get_suite("sm").generate_keypair()[1] for _ in range(4)]
+    with pytest.raises(ProofError, match="does not verify against the 4 sealers"):
+        verify_receipt_proof(answer, other, SUITE)
+    with pytest.raises(ProofError, match="different sealer set"):
+        verify_receipt_proof(answer, SEALER_PUBS[:3] + [other[0]], SUITE)  # signers 0-2 are a quorum, but the set differs
+    swapped = dict(answer, raw=second["raw"])  # a true receipt of the block, claimed at the wrong index
+    with pytest.raises(ProofError, match="not in the receipt root"):
+        verify_receipt_proof(swapped, SEALER_PUBS, SUITE)
+    forged = dict(answer, receiptProof=dict(answer["receiptProof"], header=other_block))
+    with pytest.raises(ProofError, match="certificate is for block|does not hash"):
+        verify_receipt_proof(forged, SEALER_PUBS, SUITE)
+    with pytest.raises(ProofError, match="not the transaction asked for"):
+        verify_receipt_proof(answer, SEALER_PUBS, SUITE, tx_hash=os.urandom(32))
+    with pytest.raises(ProofError, match="malformed proof"):
+        verify_receipt_proof(dict(answer, raw="0x00"), SEALER_PUBS, SUITE)
+    with pytest.raises(ProofError, match="requireProof"):
+        verify_receipt_proof({k: v for k, v in answer.items() if k != "receiptProof"}, SEALER_PUBS, SUITE)
+
+
+async def test_node_errors_are_exceptions(env):
+    async with client(env) as c:
+        with pytest.raises(NodeError) as info:
+            await c.request("getBlockByNumber", 99)
+        assert info.value.code == -32001 and "block 99 not found" in info.value.message
+        with pytest.raises(NodeError) as info:
+            async with c.subscribe_events(from_block=0) as events:
+                events._options["name"] = 5  # what a buggy caller could send
+                async for _ in events:
+                    pass
+        assert info.value.code == -32602 and "'name'" in info.value.message
+    async with Client(f"http://127.0.0.1:{free_port()}", group="g") as dead:
+        with pytest.raises(ConnectionError, match="reconnection attempts failed"):
+            async with dead.subscribe_blocks(reconnect_attempts_max=1) as blocks:
+                async for _ in blocks:
+                    pass
+
+
+async def test_read_only_call(env):
+    contract = env.deploy()
+    env.bumps(contract, 2)
+    async with client(env) as c:
+        assert await c.call(contract, "count") == 2
+        assert await c.call(contract, "echo", [b"\x00\xff"]) == b"\x00\xff"  # bytes stay bytes
+        assert await c.call(contract, "echo", ["0xff"]) == "0xff"  # and text stays text
+        with pytest.raises(CallFailed) as info:
+            await c.call(contract, "bump", [b"\x00\xff"])  # a write: refused in a read-only call
+        assert info.value.error_type == "PermissionError"
+        with pytest.raises(CallFailed, match="MethodNotFound|NoContract"):
+            await c.call(os.urandom(20), "nothing")
+
+
+async def test_deploy_and_send_through_the_pool(env, nursery):
+    async def sealer():  # commits whatever the pool holds, as the leader would
+        while True:
+            await trio.sleep(0.05)
+            if len(env.node.pool):
+                env.commit_pool()
+
+    nursery.start_soon(sealer)
+    alice = Account.generate("sm")
+    async with client(env) as c:
+        with trio.fail_after(20):
+            deployed = await c.deploy(alice, EMITTER, [])
+            receipt = await c.send(alice, deployed.contract_address, "bump", [3])
+        assert receipt.ok and receipt.output == 1 and [e.name for e in receipt.events] == ["Bumped", "Other"]
+        assert receipt.block_number > deployed.block_number
+        with pytest.raises(NodeError) as info:
+            await c.send_transaction((await c.build(alice, deployed.contract_address, "bump", [1])).signed(alice.suite, Account.generate("sm").private_key))
+        assert info.value.code == -32000 and info.value.reason is not None
