@@ -42,6 +42,8 @@ async def test_observer_follows_the_chain_and_relays_transactions(cluster):
 
 
 def test_metrics_and_health(cluster):
+    import time
+
     import httpx
 
     node = cluster.layout[0]
@@ -49,5 +51,10 @@ def test_metrics_and_health(cluster):
     for name in ("chainnode_block_height", "chainnode_peers_connected", "chainnode_txpool_transactions", "chainnode_sync_lag_blocks",
                  "chainnode_consensus_view", "chainnode_commit_latency_seconds_bucket", "chainnode_network_events_total"):
         assert name in text, name
-    health = httpx.get(node.rpc_url + "/health", timeout=5).json()
+    deadline = time.monotonic() + 20  # the supervisors may still be dialing the last peers
+    while True:
+        health = httpx.get(node.rpc_url + "/health", timeout=5).json()
+        if health["peersConnected"] == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert health["status"] == "ok" and health["role"] == "sealer" and health["peersConnected"] == 4
