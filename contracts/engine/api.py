@@ -56,6 +56,8 @@ from contracts.engine.store import ADDRESS_BYTES, ContractStore, Storage, WriteB
 
 DEPLOY_DOMAIN = b"chainnode/deploy/v1"
 _INT64_MIN = -(2**63)
+_ARG_SCALARS = frozenset({bytes, str, bool, type(None)})
+_INIT = object()  # the key of `init` in an entry table: no method name can equal it
 _UINT64_MAX = 2**64 - 1
 # Python frames the host needs above the deepest contract stack (contract frames, guard
 # frames, engine frames per nested call). Our own depth limits trip long before this.
@@ -79,14 +81,30 @@ class Engine:
     def __init__(self, suite: Any = None, *, cache_size: int = 1024) -> None:
         self.suite = suite if suite is not None else get_suite("ed25519")
         self._cache = CodeCache(cache_size)
-        self._rt = Runtime(self.suite, self._cross_call)
+        self._rt = rt = Runtime(self.suite, self._cross_call)
+        # Per-transaction state that lives as long as the engine and is reset by every
+        # top-level call (never shared by two transactions: the lock below serialises them).
+        # The gas meter ([gas left, contract function depth]) is bound once into every
+        # namespace (`_g_`), the runtime and the top-level storage; the top-level write
+        # buffer and storage object are re-pointed per call, their writes emptied when the
+        # call ends, whatever the outcome.
+        self._gas = rt.gas
+        self._frames = rt.frames
+        self._top_buf = WriteBuffer(None)
+        self._top_writes = self._top_buf.writes
+        self._top_storage = Storage(self._top_buf, b"", rt.gas, False)
+        # The top-level call's frame ([address, events, readonly, storage, ctx]), always
+        # `frames[0]`: its fields are set per call (nested calls push and pop their own).
+        self._top_frame = [None, [], False, self._top_storage, None]
+        rt.frames.append(self._top_frame)
         # The transaction in progress: its world layer (None for Engine.call: no
         # cross-contract calls), whether it is read-only, and whether one is running.
         self._world: WriteBuffer | None = None
-        self._readonly = False
-        self._busy = False
+        self._watch_aborts = False  # whether the transaction ran code that can swallow an abort
         self._host_decimal: Any = None  # the host's Decimal context while ours is entered
         self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
         # Python frames are not what limits a contract (our own counters are), but the host
         # must never be the one to fail first.
         if sys.getrecursionlimit() < _RECURSION_HEADROOM + 1000:
@@ -106,24 +124,6 @@ class Engine:
         return compiled
 
     # ---- entry points -----------------------------------------------------------------
-
-    def call(
-        self,
-        compiled: CompiledContract,
-        method: str,
-        args: list,
-        *,
-        state: Any,
-        ctx: CallContext,
-        gas_limit: int,
-        readonly: bool = False,
-    ) -> CallResult:
-        """Run `method` of `compiled` against `state` (a byte store scoped to the contract).
-
-        Writes reach `state` only if the call succeeds. Cross-contract `call()` needs the
-        world and fails here; use `execute` for that.
-        """
-        return self._top(None, readonly, compiled, method, args, state, b"", ctx, gas_limit, CALL_BASE_GAS, False)
 
     def deploy(
         self,
@@ -151,7 +151,8 @@ class Engine:
         world.set(code_key(address), source.encode("utf-8", "surrogatepass"))
         ctx = _with_contract(ctx, address)
         if compiled.has_init:
-            result = self._top(world, False, compiled, INIT_METHOD, init_args, world, storage_prefix(address), ctx, gas_limit, gas, True)
+            result = self.call(compiled, INIT_METHOD, init_args, state=world, ctx=ctx, gas_limit=gas_limit,
+                               _world=world, _prefix=storage_prefix(address), _base_gas=gas, _init=True)
         else:
             if init_args:
                 return CallResult(False, None, (), gas, "TypeError", None, address)
@@ -203,82 +204,137 @@ class Engine:
         # Loading code is charged by its size whether or not it was in this node's cache:
         # gas must not depend on what a node happens to have cached.
         base_gas = CALL_BASE_GAS + CODE_BYTE_GAS * len(source)
-        result = self._top(world, readonly, compiled, method, args, world, storage_prefix(to_address), ctx, gas_limit, base_gas, False)
+        result = self.call(compiled, method, args, state=world, ctx=ctx, gas_limit=gas_limit, readonly=readonly,
+                           _world=world, _prefix=storage_prefix(to_address), _base_gas=base_gas)
         if result.ok and not readonly:
             world.merge()
         return result
 
     # ---- the call machinery -----------------------------------------------------------
 
-    def _top(self, world: WriteBuffer | None, readonly: bool, compiled: CompiledContract, method: str, args: Any,
-             parent: Any, prefix: bytes, ctx: CallContext, gas_limit: int, base_gas: int, is_init: bool) -> CallResult:
-        if type(gas_limit) is not int or gas_limit < 0:
-            raise ValueError("gas_limit must be a non-negative int")
-        if base_gas > gas_limit:
+    def call(
+        self,
+        compiled: CompiledContract,
+        method: str,
+        args: list,
+        state: Any,
+        ctx: CallContext,
+        gas_limit: int,
+        readonly: bool = False,
+        _world: WriteBuffer | None = None,
+        _prefix: bytes = b"",
+        _base_gas: int = CALL_BASE_GAS,
+        _init: bool = False,
+    ) -> CallResult:
+        """Run `method` of `compiled` against `state` (a byte store scoped to the contract).
+
+        Writes reach `state` only if the call succeeds. Cross-contract `call()` needs the
+        world and fails here; use `execute` for that.
+
+        Pass `state`, `ctx`, `gas_limit` and `readonly` by keyword. (They are not declared
+        keyword-only because CPython fills missing keyword-only arguments from a dict and
+        positional ones from a tuple: measurably faster on this path.)
+
+        The parameters starting with `_` are the engine's own (`deploy` and `execute` run
+        their top-level call through here): the world layer for cross-contract calls, the
+        contract's key prefix in `state`, the gas charged before the code runs, and whether
+        this runs `init`. This is the hot path of every transaction, in one frame.
+        """
+        if type(gas_limit) is not int or gas_limit < _base_gas:
+            if type(gas_limit) is not int or gas_limit < 0:
+                raise ValueError("gas_limit must be a non-negative int")
             return CallResult(False, None, (), gas_limit, "OutOfGas", None)
         # One transaction at a time per engine: the runtime's gas, frames and namespaces
         # belong to the call in progress. A second thread (an RPC query during a block)
         # waits instead of corrupting them.
-        self._lock.acquire()
+        self._acquire()
+        gas = self._gas
+        gas[0] = gas_limit - _base_gas
+        gas[1] = 1  # the function depth inside the entry function (see below)
         rt = self._rt
-        gas = [gas_limit - base_gas, 0]
-        rt.gas = gas
-        rt.frames = frames = []
         rt.events_total = 0
         rt.event_bytes = 0
-        self._busy = True
-        self._world = world
-        self._readonly = readonly
+        frames = self._frames
+        if len(frames) != 1:  # only if a nested call could not pop its frame
+            frames[:] = [self._top_frame]
+        self._world = _world
         self._host_decimal = None
+        writes = self._top_writes
         try:
             try:
                 # The fixed Decimal context is entered for any call whose code can touch a
                 # Decimal (only code that names Decimal/decimal_div can make one: storage,
                 # arguments and results are plain values). Callees enter it too.
-                if compiled.uses_decimal:
-                    self._host_decimal = getcontext()
-                    setcontext(DECIMAL_CONTEXT)
                 if type(args) is not list:
                     if type(args) is not tuple:
                         raise TypeError("args must be a list")
                     args = list(args)
                 for a in args:  # the common case: scalars; anything else takes the walker
                     t = type(a)
-                    if not (t is bytes or t is str or t is bool or a is None
-                            or (t is int and _INT64_MIN <= a <= _UINT64_MAX)):
+                    if t is int:
+                        if not _INT64_MIN <= a <= _UINT64_MAX:
+                            values.to_plain(a, "argument")
+                    elif t not in _ARG_SCALARS:
                         values.to_plain(a, "argument")
                 # The top-level call, inlined (see _invoke for the nested form): this is the
                 # hot path of every transaction.
-                if is_init:
-                    fn_name = INIT_METHOD
-                elif method in compiled.public_methods:
-                    fn_name = method
-                else:
+                # The method's entry variant (see compiler._entry_variant): it starts at
+                # function depth 1 without counting it itself.
+                table = compiled._tables.get(rt)
+                if table is None:
+                    table = self._entry_table(compiled)
+                entry = table.get(_INIT if _init else method)
+                if entry is None:
                     raise MethodNotFound(method if type(method) is str else "?")
-                ns = compiled._namespaces.get(rt)
-                if ns is None:
-                    ns = self._namespace(compiled)
-                buf = WriteBuffer(parent)
-                storage = Storage(buf, prefix, gas, readonly or method in compiled.view_methods)
-                events: list = []
-                frames.append([ctx.contract, events, storage._readonly, storage, ctx])
-                ns["storage"] = storage
-                ns["ctx"] = ctx
-                ns["_g_"] = gas
-                abort_state.pending = None
-                value = ns[fn_name](*args)
+                fn, view, ns = entry
+                if compiled.uses_decimal:
+                    self._host_decimal = getcontext()
+                    setcontext(DECIMAL_CONTEXT)
+                # The reused top-level layer, re-pointed. Its writes are empty: every call
+                # that used it cleared them in the `finally` below, whatever the outcome.
+                storage = self._top_storage
+                storage._parent = state
+                storage._prefix = _prefix
+                storage._readonly = ro = readonly or view
+                top = self._top_frame
+                top[0] = ctx.contract
+                top[1] = events = []
+                top[2] = ro
+                top[4] = ctx
+                ns["ctx"] = ctx  # `storage` is already this storage object (see _namespace)
+                # Swallowed aborts (see EngineAbort): only code with a `try` can swallow one,
+                # so the per-thread record is reset and checked only once such code runs in
+                # this transaction (here, or in a callee: see _cross_call).
+                self._watch_aborts = watch = compiled.has_try
+                if watch:
+                    abort_state.pending = None
+                value = fn(*args)
                 if gas[0] < 0:
                     raise OutOfGas("out of gas")
-                swallowed = abort_state.pending
-                if swallowed is not None:
-                    raise swallowed
+                if self._watch_aborts and abort_state.pending is not None:
+                    raise abort_state.pending
                 if value is not None:
                     value = values.to_receipt_value(value, "return value", gas)
                     encoded = values.encode(value)
                     if len(encoded) > VALUE_BYTES_MAX:
                         raise LimitExceeded("return value too large")
                     rt.charge(VALUE_BYTE_GAS * len(encoded))
-                buf.merge()
+                # WriteBuffer.merge, inlined.
+                if writes:
+                    if type(state) is WriteBuffer:
+                        state.writes.update(writes)
+                    else:
+                        # The bottom layer writes through to the caller's store in the order
+                        # the contract wrote (dict order): the same sequence on every node.
+                        put = state.set
+                        for key, data in writes.items():
+                            if data is None:
+                                state.delete(key)
+                            else:
+                                put(key, data)
+                # Read the meter while the lock is held: it is the engine's, and the next
+                # transaction (another thread) resets it as soon as the lock is released.
+                used = gas_limit - gas[0]
             except OutOfGas:
                 return CallResult(False, None, (), gas_limit, "OutOfGas", None)
             except EngineAbort as exc:
@@ -300,13 +356,14 @@ class Engine:
                     return CallResult(False, None, (), gas_limit, "OutOfGas", None)
                 return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, None)
         finally:
-            # Frames and the world layer are replaced at the start of the next transaction.
+            # Nothing of this call's state survives it in the reused layer: its writes were
+            # merged above, or are dropped here on failure.
+            writes.clear()
             if self._host_decimal is not None:
                 setcontext(self._host_decimal)
-            self._busy = False
-            self._lock.release()
+            self._release()
         # tuple.__new__ skips NamedTuple's Python-level __new__ (defaults): hot path.
-        return _new_result(CallResult, (True, value, tuple(events), gas_limit - gas[0], None, None, None))
+        return _new_result(CallResult, (True, value, tuple(events), used, None, None, None))
 
     def _invoke(self, compiled: CompiledContract, method: str, args: Any, parent: Any, prefix: bytes,
                 ctx: CallContext, caller_readonly: bool) -> tuple[Any, list]:
@@ -339,7 +396,6 @@ class Engine:
         saved = (ns.get("storage"), ns.get("ctx"))
         ns["storage"] = storage
         ns["ctx"] = ctx
-        ns["_g_"] = rt.gas
         try:
             value = ns[fn_name](*args)
         finally:
@@ -348,10 +404,25 @@ class Engine:
         buf.merge()
         return value, events
 
+    def _entry_table(self, compiled: CompiledContract) -> dict:
+        """What the top-level call needs per method, looked up once per compiled contract:
+        public method (or `_INIT`) -> (its entry function, whether it is a view, namespace).
+        The entry functions are those of compiler._entry_variant."""
+        ns = self._namespace(compiled)
+        table: dict = {m: (ns[name], m in compiled.view_methods, ns) for m, name in compiled.entries.items()}
+        if compiled.init_entry is not None:
+            table[_INIT] = (ns[compiled.init_entry], False, ns)
+        compiled._tables[self._rt] = table
+        return table
+
     def _namespace(self, compiled: CompiledContract) -> dict:
         ns = compiled._namespaces.get(self._rt)
         if ns is None:
-            ns = {"__builtins__": self._rt.builtins, "__name__": "contract"}
+            # `_g_` is the engine's gas meter for good: it is the same list for every call.
+            # `storage` is the engine's reused top-level storage object unless a nested call
+            # is running this code (_invoke binds the callee's and puts this one back).
+            ns = {"__builtins__": self._rt.builtins, "__name__": "contract", "_g_": self._gas,
+                  "storage": self._top_storage}
             # The module body only defines functions and constant literals (checked at
             # compile time), so running it once and reusing it is the same as running it
             # for every call.
@@ -362,7 +433,7 @@ class Engine:
     def _cross_call(self, address: bytes, method: str, args: tuple) -> Any:
         """`call(address, method, *args)` from a contract: a nested call with its own layer."""
         rt = self._rt
-        assert self._busy
+        assert self._lock.locked()
         rt.charge(CROSS_CALL_GAS)
         if self._world is None:
             raise CallError("cross-contract calls need the world state (use Engine.execute)")
@@ -371,7 +442,10 @@ class Engine:
         source = self._world.get(code_key(address))
         caller_frame = rt.frames[-1]
         # The caller's pending writes are visible to the callee: read through its layer.
-        parent = caller_frame[3]._buf
+        caller_storage = caller_frame[3]
+        parent = caller_storage._buf
+        if parent is self._top_buf:
+            parent.parent = caller_storage._parent  # the top-level layer is re-pointed lazily
         if source is None:
             raise CallError(f"no contract at {address.hex()}")
         rt.charge(CODE_BYTE_GAS * len(source))
@@ -385,6 +459,11 @@ class Engine:
             raise CallError("call arguments too large")
         rt.charge(VALUE_BYTE_GAS * len(copied))
         caller_ctx: CallContext = caller_frame[4]
+        if compiled.has_try and not self._watch_aborts:
+            # The first code in this transaction that can swallow an abort: nothing could
+            # before it, so start the record here.
+            abort_state.pending = None
+            self._watch_aborts = True
         if compiled.uses_decimal and self._host_decimal is None:
             self._host_decimal = getcontext()
             setcontext(DECIMAL_CONTEXT)

@@ -22,6 +22,7 @@ Three passes, in this order, each for a reason:
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import sys
 import threading
@@ -34,7 +35,9 @@ from importlib.metadata import version as _installed_version
 from RestrictedPython.transformer import RestrictingNodeTransformer
 
 from contracts.engine.errors import ContractRejected
+from chainnode.codec import VALUE_ITEMS_MAX
 from contracts.engine.gas import (
+    EVENT_NAME_CHARS_MAX,
     FUNCTION_DEPTH_MAX,
     FUNCTION_ENTRY_GAS,
     INT_BITS_MAX,
@@ -145,8 +148,19 @@ class CompiledContract:
     source_bytes: int
     # Whether the code names Decimal or decimal_div: the only way a Decimal can exist.
     uses_decimal: bool
+    # Whether the code has a `try` statement. Only a `try` can turn an in-flight engine abort
+    # into something a contract goes on with (an `except` clause whose type expression
+    # raises a catchable error, a `finally` block that raises one): the engine watches for
+    # swallowed aborts in a transaction once a contract with a `try` runs in it.
+    has_try: bool = True
+    # Public method -> the name of its entry variant, the form the engine calls at the top
+    # of a transaction (see _entry_variant); `init`'s is `init_entry`.
+    entries: dict = field(default_factory=dict)
+    init_entry: str | None = None
     # Filled by the runtime that executes it (module namespace with its functions).
     _namespaces: dict = field(default_factory=dict, repr=False)
+    # Filled by the engine: its per-method entry table (Engine._entry_table).
+    _tables: dict = field(default_factory=dict, repr=False)
 
 
 def cache_key(source: str) -> bytes:
@@ -187,8 +201,13 @@ class CodeCache:
         return len(self._items)
 
 
-def compile_contract(source: str) -> CompiledContract:
-    """Compile `source` (no cache); raises ContractRejected."""
+def compile_contract(source: str, *, fast_paths: bool = True) -> CompiledContract:
+    """Compile `source` (no cache); raises ContractRejected.
+
+    `fast_paths=False` leaves out the guard pass's shortcuts (inlined int arithmetic and
+    comparisons, `require` as an `if`, `emit` with a prebuilt dict): the reference form the
+    tests hold the fast one to (same results, same gas, same errors). The engine always
+    compiles with them."""
     if type(source) is not str:
         raise ContractRejected(0, 0, "source must be text")
     if len(source.encode("utf-8", "surrogatepass")) > SOURCE_BYTES_MAX:
@@ -202,7 +221,14 @@ def compile_contract(source: str) -> CompiledContract:
     _check_depth(tree)
     checker = _Checker()
     checker.check_module(tree)
-    uses_decimal = any(isinstance(n, ast.Name) and n.id in _DECIMAL_NAMES for n in ast.walk(tree))
+    uses_decimal = False
+    has_try = False
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            if n.id in _DECIMAL_NAMES:
+                uses_decimal = True
+        elif isinstance(n, (ast.Try, ast.TryStar)):
+            has_try = True
     _Desugar().visit(tree)
     _insert_gas_markers(tree)
     ast.fix_missing_locations(tree)
@@ -218,7 +244,17 @@ def compile_contract(source: str) -> CompiledContract:
             head = first[5:].split(":", 1)[0]
             line = int(head) if head.isdigit() else 0
         raise ContractRejected(line, 0, first)
-    _Guards().visit(tree)
+    _Guards(fast_paths).visit(tree)
+    entries: dict[str, str] = {}
+    init_entry = None
+    for fn in list(tree.body):
+        if isinstance(fn, ast.FunctionDef) and (fn.name == INIT_METHOD or fn.name in checker.public):
+            entry = _entry_variant(fn)
+            tree.body.append(entry)
+            if fn.name == INIT_METHOD:
+                init_entry = entry.name
+            else:
+                entries[fn.name] = entry.name
     ast.fix_missing_locations(tree)
     code = compile(tree, "<contract>", "exec", dont_inherit=True)
     return CompiledContract(
@@ -229,6 +265,9 @@ def compile_contract(source: str) -> CompiledContract:
         has_init=checker.has_init,
         source_bytes=len(source.encode("utf-8", "surrogatepass")),
         uses_decimal=uses_decimal,
+        has_try=has_try,
+        entries=entries,
+        init_entry=init_entry,
     )
 
 
@@ -743,6 +782,64 @@ def _scalar_constant(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) in _CONST_TYPES
 
 
+def _plain_emit(node: ast.Call) -> bool:
+    """`emit` with one constant, valid event name and explicit, valid field names."""
+    if len(node.args) != 1 or not isinstance(node.args[0], ast.Constant):
+        return False
+    name = node.args[0].value
+    if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
+        return False
+    if len(node.keywords) >= VALUE_ITEMS_MAX:
+        return False
+    seen = set()
+    for k in node.keywords:
+        if k.arg is None or len(k.arg) > EVENT_NAME_CHARS_MAX or k.arg in seen:
+            return False
+        seen.add(k.arg)
+    return True
+
+
+def _entry_variant(fn: ast.FunctionDef) -> ast.FunctionDef:
+    """The same function for the engine to call at the top of a transaction, where the
+    function depth is known to go from 0 to 1: the engine sets `_g_[1] = 1` itself, so the
+    variant only charges its entry gas. Identical gas, errors and depth for everything it
+    calls (which calls the ordinary functions); calls from contract code, recursion and
+    cross-contract calls never reach a variant. The name cannot be spelt by a contract."""
+    gas_sub, depth_up, check, body = fn.body
+    assert isinstance(depth_up, ast.AugAssign) and isinstance(body, ast.Try) and not body.handlers
+    entry_check = ast.If(
+        ast.Compare(ast.Subscript(_name("_g_"), ast.Constant(0), ast.Load()), [ast.Lt()], [ast.Constant(0)]),
+        [ast.Expr(_call("_abort_"))],
+        [],
+    )
+    return ast.FunctionDef(
+        name=f"_entry_{fn.name}",
+        args=copy.deepcopy(fn.args),
+        body=[copy.deepcopy(gas_sub), entry_check] + copy.deepcopy(body.body),
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
+    )
+
+
+def _int_operand(node: ast.AST) -> bool:
+    """A name, or an int constant: evaluating it twice is the same as once."""
+    return isinstance(node, ast.Name) or (isinstance(node, ast.Constant) and type(node.value) is int)
+
+
+def _copy_operand(node: ast.expr) -> ast.expr:
+    if isinstance(node, ast.Name):
+        return _name(node.id)
+    assert isinstance(node, ast.Constant)
+    return ast.Constant(node.value)
+
+
+def _is_int(node: ast.expr) -> ast.expr:
+    # `_type_` and `_int_` are the builtins type and int under names contract code cannot
+    # spell (RestrictedPython refuses names that start with "_").
+    return ast.Compare(ast.Call(_name("_type_"), [node], []), [ast.Is()], [_name("_int_")])
+
+
 class _Guards(ast.NodeTransformer):
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         self.generic_visit(node)
@@ -792,6 +889,11 @@ class _Guards(ast.NodeTransformer):
         if not isinstance(node.func, ast.Name):
             return node
         func = node.func.id
+        if func == "emit" and self._fast and _plain_emit(node):
+            # emit("Name", k=v, ...) -> _emit_("Name", {"k": v, ...}): the name and the field
+            # names are checked here, once; the values are evaluated in the same order.
+            fields = ast.Dict([ast.Constant(k.arg) for k in node.keywords], [k.value for k in node.keywords])
+            return ast.copy_location(_call("_emit_", node.args[0], fields), node)
         if func == "gas__item":
             node.func = _name("_tick_")
         elif func == "_getattr_" and _is_service(node.args[0]):
@@ -811,6 +913,20 @@ class _Guards(ast.NodeTransformer):
             return ast.copy_location(_method_call("storage", "remove", node.args[1]), node)
         return node
 
+    def __init__(self, fast_paths: bool = True) -> None:
+        super().__init__()
+        self._fast = fast_paths
+        self._comprehensions = 0  # comprehensions being visited: no inlined guards inside
+        self._temps = 0
+
+    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
+        self._comprehensions += 1
+        try:
+            self.generic_visit(node)
+        finally:
+            self._comprehensions -= 1
+        return node
+
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
         guard = _BINOP_GUARDS.get(type(node.op))
@@ -819,7 +935,41 @@ class _Guards(ast.NodeTransformer):
         if isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant):
             if type(node.op) in (ast.Add, ast.Sub, ast.BitOr):
                 return node  # constant-sized result, no growth possible
+        if self._fast and type(node.op) in (ast.Add, ast.Sub) and not self._comprehensions and _int_operand(node.right):
+            return ast.copy_location(self._inline_int_op(node, guard), node)
         return ast.copy_location(_call(guard, node.left, node.right), node)
+
+    def _inline_int_op(self, node: ast.BinOp, guard: str) -> ast.expr:
+        """`a + b` / `a - b` of two ints whose result is within INT_BITS_MAX, without the
+        guard call; anything else (other types, a result too large) calls the guard, which
+        gives exactly the result or the error it always gives:
+
+            _rN_ if _type_(a) is _int_ and _type_(b) is _int_ and -2**1024 < (_rN_ := a + b) < 2**1024
+            else _add_(a, b)
+
+        `b` is a name or an int constant (evaluating it again has no effect); a left operand
+        that is any other expression is evaluated once, first, into `_aN_`."""
+        self._temps += 1
+        result = f"_r{self._temps}_"
+        left, right = node.left, node.right
+        tests: list[ast.expr] = []
+        if _int_operand(left):
+            def left_load() -> ast.expr:
+                return _copy_operand(left)
+            if isinstance(left, ast.Name):
+                tests.append(_is_int(_copy_operand(left)))
+        else:
+            held = f"_a{self._temps}_"
+            tests.append(_is_int(ast.NamedExpr(ast.Name(held, ast.Store()), left)))
+
+            def left_load() -> ast.expr:
+                return _name(held)
+        if isinstance(right, ast.Name):
+            tests.append(_is_int(_copy_operand(right)))
+        limit = 1 << INT_BITS_MAX
+        computed = ast.NamedExpr(ast.Name(result, ast.Store()), ast.BinOp(left_load(), node.op, _copy_operand(right)))
+        tests.append(ast.Compare(ast.Constant(-limit), [ast.Lt(), ast.Lt()], [computed, ast.Constant(limit)]))
+        return ast.IfExp(ast.BoolOp(ast.And(), tests), _name(result), _call(guard, left_load(), _copy_operand(right)))
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
         self.generic_visit(node)
@@ -846,7 +996,34 @@ class _Guards(ast.NodeTransformer):
             return call if kind is ast.In else ast.UnaryOp(ast.Not(), call)
         if _scalar_constant(left) or _scalar_constant(right):
             return ast.Compare(left, [op], [right])
+        if self._fast and isinstance(left, ast.Name) and isinstance(right, ast.Name) and not self._comprehensions:
+            # An int on the left compares in O(1) whatever the right is (the guard checks
+            # nothing then): `a OP b if _type_(a) is _int_ else _guard_(a, b)`.
+            return ast.IfExp(
+                _is_int(_copy_operand(left)),
+                ast.Compare(_copy_operand(left), [op], [_copy_operand(right)]),
+                _call(_CMP_GUARDS[kind], _copy_operand(left), _copy_operand(right)),
+            )
         return _call(_CMP_GUARDS[kind], left, right)
+
+    def visit_Expr(self, node: ast.Expr) -> ast.AST:
+        self.generic_visit(node)
+        call = node.value
+        if (
+            self._fast
+            and isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "require"
+            and not call.keywords
+            and (len(call.args) == 1 or (len(call.args) == 2 and isinstance(call.args[1], ast.Constant)))
+        ):
+            # require(cond[, "constant message"]) as a statement -> if not cond: raise
+            # ContractError(message): what `require` does, without the call. Only with a
+            # constant message: a computed one is evaluated before the test, by the call.
+            message = call.args[1] if len(call.args) == 2 else ast.Constant("requirement failed")
+            raise_ = ast.Raise(_call("ContractError", message), None)
+            return ast.copy_location(ast.If(ast.UnaryOp(ast.Not(), call.args[0]), [raise_], []), node)
+        return node
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
         self.generic_visit(node)
@@ -888,7 +1065,11 @@ class _Guards(ast.NodeTransformer):
         return node
 
     def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
-        self.generic_visit(node)
+        self._comprehensions += 1
+        try:
+            self.generic_visit(node)
+        finally:
+            self._comprehensions -= 1
         node.key = _call("_key_", node.key)
         return node
 

@@ -53,7 +53,7 @@ from contracts.engine.gas import (
     WALK_NODE_GAS,
     WALK_NODES_MAX,
 )
-from contracts.engine.model import CallContext, make_event
+from contracts.engine.model import CallContext, Event, _new_object, _set_address, _set_fields, _set_name
 from chainnode.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
 from contracts.engine.store import Storage
 
@@ -84,6 +84,8 @@ _ITERABLE = frozenset(
     }
 )
 _SIZED = frozenset({list, tuple, dict, str, bytes, range})
+# Event field values that need no walk and no copy (ints are range-checked by msgpack).
+_EVENT_SCALARS = frozenset({int, str, bytes, bool, _NoneType})
 _FLOAT_TYPES = frozenset("eEfFgG%")
 
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type]
@@ -97,7 +99,9 @@ _PCT_RE = re.compile(r"%(?:\(([^)]*)\))?([#0\- +]*)(\*|\d+)?(?:\.(\*|\d+))?[hlL]
 
 
 class Runtime:
-    """Builds the builtins once; `gas` and `frames` are swapped in per transaction."""
+    """Builds the builtins once. `gas` and `frames` are the same lists for the runtime's
+    whole life (bound into the builtins' closures): the engine resets their contents at the
+    start of every transaction instead of replacing them."""
 
     def __init__(self, suite: Any, cross_call: Callable[[bytes, str, tuple], Any]) -> None:
         self.suite = suite
@@ -125,7 +129,9 @@ def _bits_ok(n: int) -> int:
 def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure scope on purpose
     charge = rt.charge
     to_receipt_value = values.to_receipt_value
-    encode = values.encode
+    pack = values.pack_plain
+    gas_meter = rt.gas  # never rebound (see Runtime)
+    frames = rt.frames
 
     # ---- accounting helpers ----------------------------------------------------------
 
@@ -228,13 +234,13 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
     # ---- control: gas, depth ----------------------------------------------------------
 
     def _abort_() -> None:
-        g = rt.gas
+        g = gas_meter
         if g[0] < 0:
             raise OutOfGas("out of gas")
         raise CallDepthExceeded(f"more than {FUNCTION_DEPTH_MAX} nested contract function calls")
 
     def _tick_(cost: int) -> bool:
-        g = rt.gas
+        g = gas_meter
         g[0] -= cost
         if g[0] < 0:
             raise OutOfGas("out of gas")
@@ -1077,7 +1083,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
     def emit(name: str, **fields: Any) -> None:
         # Hot path (one event per payment): checks are inlined, the walkers only run for
         # fields that are not all scalars.
-        frame = rt.frames[-1]
+        frame = frames[-1]
         if frame[2]:
             raise PermissionError("view calls cannot emit events")
         if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
@@ -1095,19 +1101,64 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             elif t is not str and t is not bytes and t is not bool and v is not None:
                 flat = False
         if not flat:
-            fields = to_receipt_value(fields, "event fields", rt.gas)
-        size = len(encode(fields))
+            fields = to_receipt_value(fields, "event fields", gas_meter)
+        size = len(pack(fields))
         if size > EVENT_BYTES_MAX:
             raise LimitExceeded(f"event of {size} bytes exceeds {EVENT_BYTES_MAX}")
         if rt.event_bytes + size > TX_EVENT_BYTES_MAX:
             raise LimitExceeded(f"events of one transaction exceed {TX_EVENT_BYTES_MAX} bytes")
-        g = rt.gas
+        g = gas_meter
         g[0] -= EVENT_GAS + EVENT_BYTE_GAS * size
         if g[0] < 0:
             raise OutOfGas("out of gas")
         rt.events_total += 1
         rt.event_bytes += size
-        frame[1].append(make_event(frame[0], name, fields))
+        # make_event, inlined.
+        event = _new_object(Event)
+        _set_address(event, frame[0])
+        _set_name(event, name)
+        _set_fields(event, fields)
+        frame[1].append(event)
+
+    def _emit_(name: str, fields: dict) -> None:
+        # `emit("Name", k=v, ...)` with a constant name and explicit field names, as the
+        # compiler rewrites it: `_emit_("Name", {"k": v, ...})`. The name and the field names
+        # were checked at compile time; `fields` is a fresh dict no one else holds. The
+        # same checks as `emit` otherwise, in the same order, with the same gas.
+        frame = frames[-1]
+        if frame[2]:
+            raise PermissionError("view calls cannot emit events")
+        count = rt.events_total
+        if count >= EVENTS_MAX:
+            raise LimitExceeded(f"more than {EVENTS_MAX} events in one transaction")
+        # Fewer than VALUE_ITEMS_MAX fields (the compiler checked): flat if all are scalars.
+        for v in fields.values():
+            if type(v) not in _EVENT_SCALARS:
+                fields = to_receipt_value(fields, "event fields", gas_meter)
+                size = len(pack(fields))
+                break
+        else:
+            try:
+                size = len(pack(fields))
+            except OverflowError:  # an int outside 64 bits: the walker raises its ValueError
+                fields = to_receipt_value(fields, "event fields", gas_meter)
+                size = len(pack(fields))
+        if size > EVENT_BYTES_MAX:
+            raise LimitExceeded(f"event of {size} bytes exceeds {EVENT_BYTES_MAX}")
+        total = rt.event_bytes + size
+        if total > TX_EVENT_BYTES_MAX:
+            raise LimitExceeded(f"events of one transaction exceed {TX_EVENT_BYTES_MAX} bytes")
+        g = gas_meter
+        g[0] -= EVENT_GAS + EVENT_BYTE_GAS * size
+        if g[0] < 0:
+            raise OutOfGas("out of gas")
+        rt.events_total = count + 1
+        rt.event_bytes = total
+        event = _new_object(Event)
+        _set_address(event, frame[0])
+        _set_name(event, name)
+        _set_fields(event, fields)
+        frame[1].append(event)
 
     def hash_(data: bytes) -> bytes:
         if type(data) is not bytes:
@@ -1134,7 +1185,9 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         "_add_": _add_, "_sub_": _sub_, "_mul_": _mul_, "_pow_": _pow_, "_lshift_": _lshift_,
         "_mod_": _mod_, "_or_": _or_,
         "_eq_": _eq_, "_ne_": _ne_, "_lt_": _lt_, "_le_": _le_, "_gt_": _gt_, "_ge_": _ge_, "_in_": _in_,
-        "_abort_": _abort_, "_tick_": _tick_,
+        "_abort_": _abort_, "_tick_": _tick_, "_emit_": _emit_,
+        # for the compiler's inlined int fast paths only (unreachable by name from contracts)
+        "_type_": type, "_int_": int,
         # language
         "None": None, "True": True, "False": False,
         "len": _len, "abs": _abs, "min": _min, "max": _max, "sum": _sum, "sorted": _sorted,

@@ -71,8 +71,31 @@ class ContractStore:
 
 
 _MISSING = object()
-_decode = values.decode
-_pack = values.encode
+_decode = values.unpackb  # == values.decode (checked at import), without the wrapper
+_pack = values.pack_plain  # == values.encode, without the wrapper
+_encode_value = values.encode_value
+_to_plain = values.to_plain
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+
+# msgpack of recent str/bytes storage keys (accounts, names): a pure function, memoised.
+# Only keys within STORAGE_KEY_BYTES_MAX are kept, so a hit needs no length check; the
+# memo is emptied when full. Shared by threads: single dict operations are atomic.
+_key_cache: dict = {}
+_KEY_CACHE_MAX = 1024
+
+
+def _pack_key(key: Any, gas: list[int]) -> bytes:
+    """msgpack of a storage key, length-checked (the slow path of the accessors)."""
+    t = type(key)
+    k = _pack(key) if t is str or t is bytes else _encode_value(key, "storage key", gas)
+    if len(k) > STORAGE_KEY_BYTES_MAX:
+        raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
+    if t is str or t is bytes:
+        if len(_key_cache) >= _KEY_CACHE_MAX:
+            _key_cache.clear()
+        _key_cache[key] = k
+    return k
 
 
 class WriteBuffer:
@@ -117,12 +140,20 @@ class Storage:
     Values are copied in and out through msgpack: `storage["a"]["x"] = 1` changes a copy,
     so write the whole value back. Every access charges gas on the transaction's meter
     (`gas`, a list whose first item is the gas left) before touching the store.
+
+    `_writes` and `_parent` are the write buffer's own dict and parent, held directly so an
+    access takes one attribute load instead of two. The engine reuses one `Storage` (and
+    its `WriteBuffer`) for every top-level call and re-points them per call; a contract
+    cannot keep a reference to it past its call (no module state, no closures, and values
+    that leave a call are plain values).
     """
 
-    __slots__ = ("_buf", "_prefix", "_gas", "_readonly")
+    __slots__ = ("_buf", "_writes", "_parent", "_prefix", "_gas", "_readonly")
 
     def __init__(self, buf: Any, prefix: bytes, gas: list[int], readonly: bool) -> None:
         self._buf = buf
+        self._writes = buf.writes
+        self._parent = buf.parent
         self._prefix = prefix
         self._gas = gas
         self._readonly = readonly
@@ -132,17 +163,20 @@ class Storage:
 
     def _key(self, key: Any) -> bytes:
         t = type(key)
-        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
-        if len(k) > STORAGE_KEY_BYTES_MAX:
-            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
+        k = _key_cache.get(key) if t is bytes or t is str else None
+        if k is None:
+            k = _pack_key(key, self._gas)
         return self._prefix + k
 
     def _load(self, key: Any) -> bytes | None:
         t = type(key)
-        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
-        if len(k) > STORAGE_KEY_BYTES_MAX:
-            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
-        data = self._buf.get(self._prefix + k)
+        k = _key_cache.get(key) if t is bytes or t is str else None
+        if k is None:
+            k = _pack_key(key, self._gas)
+        fk = self._prefix + k
+        data = self._writes.get(fk, _MISSING)
+        if data is _MISSING:
+            data = self._parent.get(fk)
         g = self._gas
         g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * (len(k) + (len(data) if data is not None else 0))
         if g[0] < 0:
@@ -158,21 +192,22 @@ class Storage:
     def get(self, key: Any, default: Any = None) -> Any:
         # _load, inlined: `storage.get(account, 0)` is the most common access of all.
         t = type(key)
-        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
-        if len(k) > STORAGE_KEY_BYTES_MAX:
-            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
-        buf = self._buf
+        k = _key_cache.get(key) if t is bytes or t is str else None
+        if k is None:
+            k = _pack_key(key, self._gas)
+        n = len(k)
         fk = self._prefix + k
-        data = buf.writes.get(fk, _MISSING)
+        writes = self._writes
+        data = writes.get(fk, _MISSING) if writes else _MISSING
         if data is _MISSING:
-            data = buf.parent.get(fk)
+            data = self._parent.get(fk)
         g = self._gas
         if data is None:
-            g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * len(k)
+            g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * n
             if g[0] < 0:
                 raise OutOfGas("out of gas in storage access")
             return default
-        g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * (len(k) + len(data))
+        g[0] -= STORAGE_READ_GAS + STORAGE_READ_BYTE_GAS * (n + len(data))
         if g[0] < 0:
             raise OutOfGas("out of gas in storage access")
         return _decode(data)
@@ -188,17 +223,27 @@ class Storage:
         if self._readonly:
             raise PermissionError("storage is read-only in a view call")
         t = type(key)
-        k = _pack(key) if t is str or t is bytes else values.encode_value(key, "storage key", self._gas)
-        if len(k) > STORAGE_KEY_BYTES_MAX:
-            raise LimitExceeded(f"storage key of {len(k)} bytes exceeds {STORAGE_KEY_BYTES_MAX}")
-        data = values.encode_value(value, "storage value", self._gas)
-        if len(data) > STORAGE_VALUE_BYTES_MAX:
-            raise LimitExceeded(f"storage value of {len(data)} bytes exceeds {STORAGE_VALUE_BYTES_MAX}")
+        k = _key_cache.get(key) if t is bytes or t is str else None
+        if k is None:
+            k = _pack_key(key, self._gas)
+        # values.encode_value, inlined for scalars.
+        t = type(value)
+        if t is int:
+            if not _INT64_MIN <= value <= _UINT64_MAX:
+                raise ValueError("storage value: integer does not fit in 64 bits")
+            data = _pack(value)  # at most 9 bytes
+        else:
+            if t is str or t is bytes or t is bool or value is None:
+                data = _pack(value)
+            else:
+                data = _pack(_to_plain(value, "storage value", self._gas))
+            if len(data) > STORAGE_VALUE_BYTES_MAX:
+                raise LimitExceeded(f"storage value of {len(data)} bytes exceeds {STORAGE_VALUE_BYTES_MAX}")
         g = self._gas
         g[0] -= STORAGE_WRITE_GAS + STORAGE_WRITE_BYTE_GAS * (len(k) + len(data))
         if g[0] < 0:
             raise OutOfGas("out of gas in storage access")
-        self._buf.writes[self._prefix + k] = data
+        self._writes[self._prefix + k] = data
 
     def remove(self, key: Any) -> None:
         if self._readonly:
@@ -208,4 +253,4 @@ class Storage:
         g[0] -= STORAGE_DELETE_GAS
         if g[0] < 0:
             raise OutOfGas("out of gas in storage access")
-        self._buf.delete(k)
+        self._writes[k] = None

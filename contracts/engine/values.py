@@ -78,6 +78,28 @@ def _walk(x: Any, what: str, depth: int, budget: list[int]) -> Any:
 _pack = msgpack.Packer(use_bin_type=True, strict_types=True, autoreset=True).pack
 
 
+# `msgpack.unpackb` with its defaults is exactly `decode` below (raw=False, strict_map_key,
+# use_list); the storage hot path calls it directly. Checked here, at import, so a msgpack
+# release that changed a default cannot change what contracts read.
+unpackb = msgpack.unpackb
+
+
+def _check_unpackb_defaults() -> None:
+    try:
+        unpackb(b"\x81\x01\x02")  # {1: 2}: an int map key
+    except ValueError:
+        pass
+    else:  # pragma: no cover - depends on the installed msgpack
+        raise ImportError("msgpack.unpackb must default to strict_map_key=True")
+    if unpackb(b"\xa1a") != "a" or type(unpackb(b"\x91\x01")) is not list:  # pragma: no cover
+        raise ImportError("msgpack.unpackb must default to raw=False, use_list=True")
+
+
+_check_unpackb_defaults()
+# The raw packing function, for hot paths that already know the value is plain.
+pack_plain = _pack
+
+
 def encode(value: Any) -> bytes:
     """msgpack of an already plain value (the canonical form the codec uses)."""
     return _pack(value)
