@@ -478,6 +478,8 @@ class Node:
     async def _gossip_out_loop(self) -> None:
         while True:
             await trio.sleep(TX_GOSSIP_INTERVAL_MS / 1000)
+            if not self.network.connected_peers():
+                continue  # nobody to tell yet: keep them (bounded) until a peer connects
             while self._gossip_out:
                 batch, size = [], 0
                 while self._gossip_out and size + len(self._gossip_out[0]) <= TX_GOSSIP_BATCH_BYTES_MAX:
