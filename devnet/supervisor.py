@@ -32,6 +32,22 @@ class DevnetError(RuntimeError):
     pass
 
 
+def process_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an exited child nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state != "Z"
+
+
 def running_pid(folder: Path) -> int | None:
     """The pid of the node process holding `folder`'s lock, or None if none does."""
     path = folder / "node.pid"
@@ -111,7 +127,9 @@ class Devnet:
         except ProcessLookupError:
             return False
         deadline = time.monotonic() + wait_s
-        while self.pid(name) is not None and time.monotonic() < deadline:
+        # Gone means gone: the data directory's lock is released a moment before the
+        # process has finished exiting, and "devnet down" promises no process is left.
+        while (self.pid(name) is not None or process_alive(pid)) and time.monotonic() < deadline:
             proc = self._procs.get(name)
             if proc is not None:
                 proc.poll()
