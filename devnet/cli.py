@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
             console.print(f"detached: `devnet status --dir {folder}` to look, `devnet down --dir {folder}` to stop")
         return
     console.print("live status; Ctrl-C stops the nodes")
+    # SIGTERM (a service manager, or `kill`) stops the nodes too, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         with Live(_table(rows), console=console, refresh_per_second=2) as live:
             while True:
