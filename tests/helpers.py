@@ -4,6 +4,7 @@ roots and commit certificates that verify (the work an executor and PBFT will do
 from __future__ import annotations
 
 import os
+import socket
 
 from chainnode.crypto import CryptoSuite
 from chainnode.merkle import merkle_root
@@ -20,6 +21,24 @@ from chainnode.types import (
     quorum_size,
     sealer_set_hash,
 )
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on loopback, chosen by the kernel (bound, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def payment_tx(suite: CryptoSuite, priv: bytes, pub: bytes, *, to: bytes = b"\x01" * 20, amount: int = 100, block_limit: int = 1000, nonce: bytes | None = None) -> Transaction:

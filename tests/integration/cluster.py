@@ -3,27 +3,15 @@ on free ports, addressed by node index, with waiting helpers."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 from devnet.supervisor import Devnet
+from tests.helpers import free_ports
+
+__all__ = ["ROOT", "Cluster", "free_ports"]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports, chosen by the kernel (bound, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Cluster:

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from dataclasses import dataclass, field
 
 import trio
 
 from chainnode.crypto import get_suite
 from chainnode.network import Network, NetworkLimits, PeerInfo, host_seed_from_consensus_key, peer_id_from_seed
+from tests.helpers import free_port
 
 GENESIS = hashlib.sha256(b"test genesis").digest()
 SUITE_NAME = "sm"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -2,7 +2,6 @@
 over HTTP and WebSocket on loopback."""
 
 import json
-import socket
 
 import httpx
 import pytest
@@ -11,6 +10,7 @@ from trio_websocket import open_websocket_url
 
 from chainnode.rpc.jsonrpc import Dispatcher, Params, RpcError
 from chainnode.rpc.server import PortInUse, RpcApp, check_port_free, serve_rpc
+from tests.helpers import free_port
 
 
 def make_dispatcher():
@@ -94,11 +94,6 @@ async def test_batches_and_notifications():
     too_many = [{"jsonrpc": "2.0", "id": i, "method": "add", "params": [1, 1]} for i in range(6)]
     assert "exceeds 5" in (await call(d, too_many))["error"]["message"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_over_real_http_and_websocket(nursery):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 
 import httpx
@@ -22,6 +21,7 @@ from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import CLOSE_POLICY, SubscriptionHub, SubscriptionLimits
 from chainnode.txpool import TxPool
 from chainnode.types import Transaction
+from tests.helpers import free_port
 from tests.unit.test_sync import SUITE, USER, certify, open_chain
 
 EMITTER = (
@@ -31,11 +31,6 @@ EMITTER = (
     "def echo(x):\n    return x\n"
 )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
