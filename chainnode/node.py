@@ -22,6 +22,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,6 +60,7 @@ TX_GOSSIP_INTERVAL_MS = 50
 TX_GOSSIP_BATCH_BYTES_MAX = 256 * 1024
 GOSSIP_QUEUE_TXS_MAX = 100_000  # beyond this, the oldest unsent are dropped: peers fetch them on demand
 STATUS_INTERVAL_MS = 1_000
+SYNC_GRACE_MS = 500
 EVENT_QUEUE_MAX = 10_000
 TXFETCH_HASHES_MAX = 10_000
 TXFETCH_ROUNDS = 3
@@ -230,6 +232,7 @@ class Node:
         self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
         await self._membership_changed()
         log.info("%s: committed block %d (%d txs, pool %d)", self.name, height, len(tx_hashes), len(self.pool))
+        self._announce_head()  # observers and laggards learn of it now, not at the next tick
         for listener in self.commit_listeners:
             listener(height)
 
@@ -246,11 +249,13 @@ class Node:
             nursery.start_soon(self._pump_gossip_in)
             nursery.start_soon(self._gossip_out_loop)
             nursery.start_soon(self._status_loop)
-            nursery.start_soon(self.syncer.run)
             if self.key.public_key in self._sealer_pubs():
                 self.replica = self._build_replica()
                 nursery.start_soon(self._consensus_loop)
                 nursery.start_soon(self._pool_watch)
+            # A sealer gives consensus a moment to commit what peers announce; an observer
+            # only ever learns blocks through sync, so it fetches at once.
+            nursery.start_soon(partial(self.syncer.run, grace_ms=SYNC_GRACE_MS if self.replica else 0))
             log.info(
                 "%s: started at height %d as %s; p2p %s, rpc http://%s:%d",
                 self.name, self.chain.height, "sealer" if self.replica else "observer",
@@ -452,10 +457,13 @@ class Node:
         self.peers[peer] = PeerStatus(height, head_hash, _now_ms())
         self.syncer.peer_head(peer, height)
 
+    def _announce_head(self) -> None:
+        ledger = self.chain.ledger
+        self.network.broadcast(CHANNEL_STATUS + pack([1, ledger.head_height, ledger.head_hash]))
+
     async def _status_loop(self) -> None:
         while True:
-            ledger = self.chain.ledger
-            self.network.broadcast(CHANNEL_STATUS + pack([1, ledger.head_height, ledger.head_hash]))
+            self._announce_head()
             await trio.sleep(STATUS_INTERVAL_MS / 1000)
 
     async def _pump_gossip_in(self) -> None:
