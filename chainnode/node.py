@@ -200,7 +200,15 @@ class Node:
         return sum(1 for n in self._nodes[:network_index] if n.role == "sealer")
 
     async def _membership_changed(self) -> None:
-        """After a block: if governance changed the node list, tell the network and PBFT."""
+        """After a block: if governance changed the node list, tell the network and PBFT.
+
+        Not yet exercised (governance, issue 7, is what changes membership). Known gap to
+        close there: the core must receive SealersChanged before any event it could answer
+        with a vote at the new height, but this queues it behind events already waiting,
+        and the core refuses a change for a height it has voted at. Either deliver it
+        within the Commit action, or have governance schedule changes two blocks ahead.
+        A node promoted from observer to sealer also needs its replica started then.
+        """
         nodes = read_nodes(self.chain.ledger.state)
         if nodes == self._nodes:
             return
