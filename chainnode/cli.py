@@ -161,9 +161,11 @@ account.add_command(key_show, "show")
 
 def _add_console_commands() -> None:
     from chainnode import cli_rpc
+    from chainnode.cli_ca import ca_group
 
     for command in cli_rpc.COMMANDS:
         main.add_command(command)
+    main.add_command(ca_group)
 
 
 _add_console_commands()
