@@ -40,6 +40,7 @@ from chainnode.codec import (
     unpack,
 )
 from chainnode.crypto import HASH_BYTES, SUITE_NAMES, get_suite
+from chainnode.jsonfile import read_json_file
 
 CERT_DOMAIN = "chainnode/cert"
 CRL_DOMAIN = "chainnode/crl"
@@ -501,23 +502,7 @@ def crl_document(crl: RevocationList) -> dict:
 
 def read_document(path: Any) -> dict:
     """The JSON document in `path`, whatever its format; CertificateError names the file."""
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(FILE_BYTES_MAX + 1)
-    except FileNotFoundError:
-        raise CertificateError(f"{path} not found") from None
-    except OSError as exc:
-        raise CertificateError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > FILE_BYTES_MAX:
-        raise CertificateError(f"{path} is larger than any certificate file; is it the right file?")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise CertificateError(f"{path} is not JSON, so not a chainnode certificate file; is it the right file?") from None
+    doc = read_json_file(path, noun="chainnode certificate file", max_bytes=FILE_BYTES_MAX, error=CertificateError)
     if not isinstance(doc, dict) or doc.get("format") not in (CERT_FORMAT, CHAIN_FORMAT, CRL_FORMAT):
         raise CertificateError(f"{path} is not a chainnode certificate, chain or revocation list (no known \"format\")")
     return doc

@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from chainnode.crypto import SUITE_NAMES, get_suite
+from chainnode.jsonfile import read_json_file
 
 FORMAT = "chainnode-key/1"
 KEYFILE_BYTES_MAX = 64 * 1024
@@ -153,20 +154,10 @@ def write_key_file(path: str | os.PathLike, doc: dict, *, overwrite: bool = Fals
 
 
 def read_key_file(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(KEYFILE_BYTES_MAX + 1)
-    except FileNotFoundError:
-        raise KeyFileError(f"key file {path} not found; create one with `chainnode keygen --out {path}`") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
-    if len(raw) > KEYFILE_BYTES_MAX:
-        raise KeyFileError(f"{path} is larger than any key file ({KEYFILE_BYTES_MAX} bytes); is it the right file?")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise KeyFileError(f"{path} is not JSON, so not a chainnode key file; is it the right file?") from None
+    doc = read_json_file(
+        path, noun="chainnode key file", max_bytes=KEYFILE_BYTES_MAX, error=KeyFileError,
+        label="key file ", missing_hint=f"; create one with `chainnode keygen --out {path}`",
+    )
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeyFileError(f"{path} is not a chainnode key file (expected format {FORMAT!r})")
     return doc

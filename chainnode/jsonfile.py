@@ -1,0 +1,31 @@
+"""Reading the small JSON files operators hand around (key files, certificates): bounded,
+and every failure one line that names the file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def read_json_file(path: str | os.PathLike, *, noun: str, max_bytes: int, error: type[Exception], label: str = "", missing_hint: str = "") -> Any:
+    """The parsed JSON of `path` (at most `max_bytes`), or `error(message)`.
+
+    `noun` says what the file should be ("chainnode key file"); `label` goes before the
+    path in "not found" and "cannot read" ("key file "); `missing_hint` follows "not
+    found" (e.g. how to create one)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise error(f"{label}{path} not found{missing_hint}") from None
+    except OSError as exc:
+        raise error(f"cannot read {label}{path}: {exc.strerror}") from None
+    if len(raw) > max_bytes:
+        raise error(f"{path} is larger than any {noun} ({max_bytes} bytes); is it the right file?")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise error(f"{path} is not JSON, so not a {noun}; is it the right file?") from None
