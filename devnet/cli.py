@@ -80,7 +80,8 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
             for n in net.nodes:
                 net.wait_rpc(n.name)
             if created:
-                trio.run(_hello, net.nodes[0].rpc_url)
+                height = trio.run(_hello, net.nodes[0].rpc_url)
+                _wait_all_at(net, height)
     except DevnetError as exc:
         raise click.ClickException(str(exc)) from None
     rows = net.status()
@@ -106,10 +107,21 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
     _down(net)
 
 
-async def _hello(url: str) -> None:
-    """Commit one transaction: proof that the network agrees on blocks."""
+async def _hello(url: str) -> int:
+    """Commit one transaction: proof that the network agrees on blocks. Its block number."""
     async with Client(url, timeout_s=30) as client:
-        await client.deploy(Account.generate((await client.group_info())["suite"]), HELLO_CONTRACT, [], timeout_s=60)
+        receipt = await client.deploy(Account.generate((await client.group_info())["suite"]), HELLO_CONTRACT, [], timeout_s=60)
+    return receipt.block_number
+
+
+def _wait_all_at(net: Devnet, height: int, timeout_s: float = 30.0) -> None:
+    """Until every node has committed `height` (so the table shows one chain, not a race)."""
+    deadline = time.monotonic() + timeout_s
+    for n in net.nodes:
+        while net.rpc(n.name, "getBlockNumber") < height:
+            if time.monotonic() > deadline:
+                raise DevnetError(f"{n.name} did not reach block {height} within {timeout_s} s; see `devnet logs {n.name}`")
+            time.sleep(0.05)
 
 
 class _nullcontext:
