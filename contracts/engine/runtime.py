@@ -53,7 +53,7 @@ from contracts.engine.gas import (
     WALK_NODE_GAS,
     WALK_NODES_MAX,
 )
-from contracts.engine.model import CallContext, Event, _new_object, _set_address, _set_fields, _set_name
+from contracts.engine.model import CallContext, Event, _new_tuple
 from chainnode.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
 from contracts.engine.store import Storage
 
@@ -102,6 +102,9 @@ class Runtime:
     """Builds the builtins once. `gas` and `frames` are the same lists for the runtime's
     whole life (bound into the builtins' closures): the engine resets their contents at the
     start of every transaction instead of replacing them."""
+
+    # Slots: `emit` reads and writes the event counters on every event.
+    __slots__ = ("suite", "gas", "frames", "events_total", "event_bytes", "_cross_call", "builtins")
 
     def __init__(self, suite: Any, cross_call: Callable[[bytes, str, tuple], Any]) -> None:
         self.suite = suite
@@ -1113,12 +1116,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             raise OutOfGas("out of gas")
         rt.events_total += 1
         rt.event_bytes += size
-        # make_event, inlined.
-        event = _new_object(Event)
-        _set_address(event, frame[0])
-        _set_name(event, name)
-        _set_fields(event, fields)
-        frame[1].append(event)
+        frame[1].append(_new_tuple(Event, (frame[0], name, fields)))  # make_event, inlined
 
     def _emit_(name: str, fields: dict) -> None:
         # `emit("Name", k=v, ...)` with a constant name and explicit field names, as the
@@ -1154,11 +1152,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             raise OutOfGas("out of gas")
         rt.events_total = count + 1
         rt.event_bytes = total
-        event = _new_object(Event)
-        _set_address(event, frame[0])
-        _set_name(event, name)
-        _set_fields(event, fields)
-        frame[1].append(event)
+        frame[1].append(_new_tuple(Event, (frame[0], name, fields)))  # make_event, inlined
 
     def hash_(data: bytes) -> bytes:
         if type(data) is not bytes:
