@@ -4,8 +4,8 @@ Consensus and sync both end here. A proposal is built (leader) or checked (repli
 executing it on the head's state; a block that arrives with a commit certificate (sync) is
 checked against the sealer set in force at its height, re-executed, and its roots compared
 before it is committed. The sealer set for height h is read from the state after block
-h-1, which is the head's state when h = head + 1: membership changes take effect at the
-next block boundary, on every node alike.
+h-1, which is the head's state when h = head + 1 (sysstate.sealers_at): a membership change
+made in block h governs blocks from h + 2 on, on every node alike.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable
 
 from chainnode.executor import ExecutedBlock, Executor, InvalidBlock
 from chainnode.ledger import Ledger
-from chainnode.sysstate import NodeEntry, read_sealers, sealer_set_hash
+from chainnode.sysstate import NodeEntry, sealer_set_hash, sealers_at
 from chainnode.types import Block, BlockHeader, CommitCertificate, InvalidCertificate, Transaction
 
 
@@ -38,7 +38,7 @@ class Chain:
 
     def sealers(self) -> list[NodeEntry]:
         """The sealer set that certifies the next block (head + 1)."""
-        return read_sealers(self.ledger.state)
+        return sealers_at(self.ledger.state, self.ledger.head_height + 1)
 
     def is_committed(self, tx_hash: bytes) -> bool:
         return self.ledger.get_transaction(tx_hash) is not None

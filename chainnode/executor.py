@@ -19,7 +19,9 @@ from typing import Callable
 from chainnode.crypto import CryptoSuite
 from chainnode.merkle import merkle_root
 from chainnode.state import StateOverlay, StateReader, next_state_root
-from chainnode.sysstate import read_config
+from chainnode.governance import ADMIN_PREFIX, frozen_reason, may_call, may_deploy
+from chainnode.syscontracts import is_system, run_system
+from chainnode.sysstate import promotion_writes, read_config
 from chainnode.types import ZERO_HASH, Event, Receipt, Transaction
 from contracts.engine import CallContext, CallResult, Engine
 
@@ -94,6 +96,12 @@ class Executor:
     ) -> ExecutedBlock:
         """Run checked transactions (see `check_transactions`) on top of `state`."""
         overlay = StateOverlay(state)
+        # Membership changes due at this height come into force first (sysstate.py).
+        for key, value in promotion_writes(state, height).items():
+            if value is None:
+                overlay.delete(key)
+            else:
+                overlay.set(key, value)
         gas_cap = read_config(state, "tx_gas_limit")
         receipts = []
         for tx, tx_hash in zip(txs, tx_hashes):
@@ -114,12 +122,40 @@ class Executor:
     def _run(self, overlay: StateOverlay, tx: Transaction, tx_hash: bytes, height: int, timestamp_ms: int, gas_limit: int) -> CallResult:
         sender = tx.sender(self.suite)
         ctx = CallContext(sender=sender, contract=tx.to or ZERO_ADDRESS, block_height=height, block_timestamp_ms=timestamp_ms, tx_hash=tx_hash)
+        refused = refusal(overlay, sender, tx.to, tx.method)
+        if refused is not None:
+            return CallResult(False, None, (), 0, refused[0], refused[1])
         if tx.is_deploy:
             args = tx.args
             if not (1 <= len(args) <= 2 and type(args[0]) is str and (len(args) == 1 or type(args[1]) is list)):
                 return CallResult(False, None, (), 0, "BadDeploy", "deploy arguments are [source] or [source, [init args]]")
-            return self.engine.deploy(overlay, ctx, args[0], args[1] if len(args) == 2 else [], gas_limit, tx.nonce)
+            result = self.engine.deploy(overlay, ctx, args[0], args[1] if len(args) == 2 else [], gas_limit, tx.nonce)
+            if result.ok:  # the deployer administers the contract's method access lists
+                overlay.set(ADMIN_PREFIX + result.contract_address, sender)
+            return result
+        if is_system(tx.to):
+            return run_system(overlay, ctx, tx.method, tx.args, gas_limit)
         return self.engine.execute(overlay, ctx, tx.to, tx.method, tx.args, gas_limit)
+
+
+def refusal(state: StateReader, sender: bytes, to: bytes | None, method: str) -> tuple[str, str] | None:
+    """Why governance forbids this transaction, as (error type, message), or None.
+
+    Checked when a transaction executes (the rules of its block) and, as a courtesy, when it
+    enters the pool (the rules at the head), so a sender learns at once."""
+    reason = frozen_reason(state, sender)
+    if reason is not None:
+        return "AccountFrozen", f"account {sender.hex()} is frozen{': ' + reason if reason else ''}; its transactions are refused until the committee unfreezes it"
+    if not to:
+        if not may_deploy(state, sender):
+            return "PermissionDenied", f"account {sender.hex()} may not deploy contracts; ask the committee to propose grant_deploy for it"
+        return None
+    reason = frozen_reason(state, to)
+    if reason is not None:
+        return "ContractFrozen", f"contract {to.hex()} is frozen{': ' + reason if reason else ''}"
+    if not may_call(state, sender, to, method):
+        return "PermissionDenied", f"account {sender.hex()} may not call {method} of contract {to.hex()} (method access list)"
+    return None
 
 
 def _receipt(tx_hash: bytes, result: CallResult) -> Receipt:

@@ -32,7 +32,7 @@ from chainnode.chain import Chain, Proposal
 from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.config import NodeConfig
 from chainnode.crypto import get_suite
-from chainnode.executor import Executor, InvalidBlock
+from chainnode.executor import Executor, InvalidBlock, refusal
 from chainnode.genesis import Genesis
 from chainnode.keyfile import KeyPair
 from chainnode.metrics import NodeMetrics
@@ -44,10 +44,11 @@ from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.sync import SYNC_PROTOCOL, BlockSyncer, FetchFailed, serve_request
-from chainnode.sysstate import NodeEntry, read_config, read_nodes
+from chainnode.sysstate import NodeEntry, latest_nodes, nodes_at, read_addrs, read_config, read_pending_nodes
 from chainnode.txpool import PoolLimits, TxPool
 from chainnode.types import Transaction
 from consensus import events as ev
+from consensus.messages import decode_message
 from consensus.replica import Replica, ReplicaConfig
 from contracts.engine import Engine
 
@@ -129,15 +130,22 @@ class Node:
                 sender_share_pct=limits.sender_share_pct,
                 block_limit_window=read_config(ledger.state, "block_limit_window"),
             ),
+            policy=lambda sender, to, method: refusal(self.chain.ledger.state, sender, to, method),
         )
         self._addrs = {n.entry.peer_id: n.addrs for n in genesis.nodes}
         seed = host_seed_from_consensus_key(suite, key.private_key)
         self.peer_id = peer_id_from_seed(seed)
-        self._nodes = read_nodes(ledger.state)
-        me = next((n for n in self._nodes if n.consensus_pub == key.public_key), None)
+        # The network's admitted list: the nodes that govern the next block, then those that
+        # pending membership changes add (they may connect and sync before they count).
+        # Network peer index i is entry i here.
+        self._nodes = self._admitted_nodes()
+        me = next((n for n in latest_nodes(ledger.state) if n.consensus_pub == key.public_key), None)
         if me is None:
-            raise NodeError(f"this node's key ({config.key_file}) is not a member of the chain; ask the consortium to add it")
-        if me.peer_id != self.peer_id:
+            # A node the consortium is adding starts from the genesis state, where it is not a
+            # member yet: it follows the chain once the others admit it.
+            log.warning("%s: this node's key (%s) is not a member at height %d; it will only follow the chain "
+                        "if the consortium adds it (chainnode gov propose add_observer ...)", config.name, config.key_file, ledger.head_height)
+        elif me.peer_id != self.peer_id:
             raise NodeError(f"this node's key derives peer id {self.peer_id}, but the chain lists {me.peer_id} for it; check the genesis file")
         self.network = Network(
             host_key_seed=seed,
@@ -161,6 +169,7 @@ class Node:
         self._gossip_out: deque[bytes] = deque(maxlen=GOSSIP_QUEUE_TXS_MAX)
         self._events_send, self._events_recv = trio.open_memory_channel(EVENT_QUEUE_MAX)
         self.replica: Replica | None = None
+        self._told: set[tuple[int, tuple[bytes, ...]]] = set()  # SealersChanged already given to the core
         self.committed_blocks = 0
         # Called with each newly committed height, on the event loop, after the block is
         # durable (RPC subscriptions, metrics). A listener must not block.
@@ -181,42 +190,79 @@ class Node:
 
     # ---- membership -----------------------------------------------------------------------
 
+    def _admitted_nodes(self) -> list[NodeEntry]:
+        state = self.chain.ledger.state
+        nodes = list(nodes_at(state, self.chain.height + 1))
+        pubs = {n.consensus_pub for n in nodes}
+        for _, pending in read_pending_nodes(state):
+            for n in pending:
+                if n.consensus_pub not in pubs:
+                    nodes.append(n)
+                    pubs.add(n.consensus_pub)
+        return nodes
+
     def _peer_infos(self, nodes: list[NodeEntry]) -> list[PeerInfo]:
+        state = self.chain.ledger.state
         return [
-            PeerInfo(index=i, peer_id=n.peer_id, addrs=self._addrs.get(n.peer_id, []), consensus_pub=n.consensus_pub, role=n.role)
+            PeerInfo(index=i, peer_id=n.peer_id, addrs=self._addrs.get(n.peer_id) or read_addrs(state, n.peer_id),
+                     consensus_pub=n.consensus_pub, role=n.role)
             for i, n in enumerate(nodes)
         ]
 
     def _sealer_pubs(self) -> list[bytes]:
-        return [n.consensus_pub for n in self._nodes if n.role == "sealer"]
+        """The sealers of the next block."""
+        return [n.consensus_pub for n in nodes_at(self.chain.ledger.state, self.chain.height + 1) if n.role == "sealer"]
 
-    def _network_index_of_sealer(self, sealer_index: int) -> int | None:
-        sealers = [i for i, n in enumerate(self._nodes) if n.role == "sealer"]
-        return sealers[sealer_index] if 0 <= sealer_index < len(sealers) else None
+    def _peer_of(self, pub: bytes) -> int | None:
+        for i, n in enumerate(self._nodes):
+            if n.consensus_pub == pub:
+                return i
+        return None
 
-    def _sealer_index_of_peer(self, network_index: int) -> int | None:
-        if not 0 <= network_index < len(self._nodes) or self._nodes[network_index].role != "sealer":
+    def _peer_of_sealer(self, sealer_index: int, height: int | None = None) -> int | None:
+        """The network index of sealer `sealer_index` in the set of `height` (default: the
+        replica's current height): indices shift when a sealer leaves."""
+        r = self.replica
+        sset = r.sealers_at(r.height if height is None else height)
+        return self._peer_of(sset.pubs[sealer_index]) if 0 <= sealer_index < sset.n else None
+
+    def _sender_index(self, peer: int, body: bytes) -> int | None:
+        """The sealer index of a consensus message's sender, in the set of the message's height."""
+        if not 0 <= peer < len(self._nodes):
             return None
-        return sum(1 for n in self._nodes[:network_index] if n.role == "sealer")
+        pub = self._nodes[peer].consensus_pub
+        r = self.replica
+        now, later = r.sealers_at(r.height).index_of(pub), r.sealers_at(r.height + 1).index_of(pub)
+        if now == later:
+            return now
+        # Around a membership change: the index depends on the height the message is for.
+        try:
+            height = decode_message(body, max_bytes=len(body)).height
+        except (DecodeError, AttributeError):
+            return now if now is not None else later
+        return r.sealers_at(height).index_of(pub)
 
     async def _membership_changed(self) -> None:
-        """After a block: if governance changed the node list, tell the network and PBFT.
+        """After a block: tell the network and the PBFT core about membership changes.
 
-        Not yet exercised (governance, issue 7, is what changes membership). Known gap to
-        close there: the core must receive SealersChanged before any event it could answer
-        with a vote at the new height, but this queues it behind events already waiting,
-        and the core refuses a change for a height it has voted at. Either deliver it
-        within the Commit action, or have governance schedule changes two blocks ahead.
-        A node promoted from observer to sealer also needs its replica started then.
-        """
-        nodes = read_nodes(self.chain.ledger.state)
-        if nodes == self._nodes:
+        A change made in block h governs blocks from h + 2 on (sysstate.py), so the core
+        learns it (SealersChanged) before anyone may vote at that height, whichever way the
+        block arrived (consensus or sync). A node the change adds is admitted at once."""
+        nodes = self._admitted_nodes()
+        if nodes != self._nodes:
+            self._nodes = nodes
+            self.network.set_admitted(self._peer_infos(nodes))
+        await self._tell_pending()
+
+    async def _tell_pending(self) -> None:
+        if self.replica is None:
             return
-        old_sealers = self._sealer_pubs()
-        self._nodes = nodes
-        self.network.set_admitted(self._peer_infos(nodes))
-        if self.replica is not None and self._sealer_pubs() != old_sealers:
-            await self._events_send.send(ev.SealersChanged(self.chain.height + 1, self._sealer_pubs()))
+        for from_height, nodes in read_pending_nodes(self.chain.ledger.state):
+            pubs = [n.consensus_pub for n in nodes if n.role == "sealer"]
+            key = (from_height, tuple(pubs))
+            if key not in self._told and from_height > self.replica.height:
+                self._told.add(key)
+                await self._events_send.send(ev.SealersChanged(from_height, pubs))
 
     # ---- chain work on the worker thread ----------------------------------------------------
 
@@ -257,16 +303,18 @@ class Node:
             nursery.start_soon(self._pump_gossip_in)
             nursery.start_soon(self._gossip_out_loop)
             nursery.start_soon(self._status_loop)
-            if self.key.public_key in self._sealer_pubs():
-                self.replica = self._build_replica()
-                nursery.start_soon(self._consensus_loop)
-                nursery.start_soon(self._pool_watch)
+            # Every node runs a PBFT core: an observer's takes no part (it is not in the
+            # sealer set) until governance promotes it, and then it votes from the height the
+            # change governs.
+            self.replica = self._build_replica()
+            nursery.start_soon(self._consensus_loop)
+            nursery.start_soon(self._pool_watch)
             # A sealer gives consensus a moment to commit what peers announce; an observer
             # only ever learns blocks through sync, so it fetches at once.
-            nursery.start_soon(partial(self.syncer.run, grace_ms=SYNC_GRACE_MS if self.replica else 0))
+            nursery.start_soon(partial(self.syncer.run, grace_ms=SYNC_GRACE_MS if self.is_sealer else 0))
             log.info(
                 "%s: started at height %d as %s; p2p %s, rpc http://%s:%d",
-                self.name, self.chain.height, "sealer" if self.replica else "observer",
+                self.name, self.chain.height, "sealer" if self.is_sealer else "observer",
                 ", ".join(self.network.listen_addrs), self.config.rpc_host, self.config.rpc_port,
             )
             task_status.started()
@@ -287,8 +335,14 @@ class Node:
         )
         return Replica(cfg, self.suite, self.key.private_key, self.key.public_key, self._sealer_pubs(), ledger.head_height, ledger.head_hash, persisted, recent)
 
+    @property
+    def is_sealer(self) -> bool:
+        """Whether this node is a sealer of the next block."""
+        return self.key.public_key in self._sealer_pubs()
+
     async def _consensus_loop(self) -> None:
         await self._perform(self.replica.start())
+        await self._tell_pending()  # changes made before a restart that are not in force yet
         if len(self.pool):
             await self._events_send.send(ev.PoolNotEmpty())
         async for event in self._events_recv:
@@ -305,13 +359,17 @@ class Node:
         for action in actions:
             t = type(action)
             if t is ev.Send:
-                peer = self._network_index_of_sealer(action.to_index)
+                peer = self._peer_of_sealer(action.to_index)
                 if peer is not None:
                     self.network.send(peer, CHANNEL_PBFT + action.data)
             elif t is ev.Broadcast:
-                for sealer in range(len(self._sealer_pubs())):
-                    peer = self._network_index_of_sealer(sealer)
-                    if peer is not None and self._nodes[peer].consensus_pub != self.key.public_key:
+                # To the sealers of this height and the next (they differ around a change).
+                r = self.replica
+                pubs = set(r.sealers_at(r.height).pubs) | set(r.sealers_at(r.height + 1).pubs)
+                pubs.discard(self.key.public_key)
+                for pub in pubs:
+                    peer = self._peer_of(pub)
+                    if peer is not None:
                         self.network.send(peer, CHANNEL_PBFT + action.data)
             elif t is ev.SetTimer:
                 self._nursery.start_soon(self._timer, action.timer_id, action.delay_ms)
@@ -328,7 +386,7 @@ class Node:
             elif t is ev.Commit:
                 await self._commit(action)
             elif t is ev.Misbehaviour:
-                peer = self._network_index_of_sealer(action.peer_index)
+                peer = self._peer_of_sealer(action.peer_index)
                 log.warning("%s: sealer %d misbehaved: %s", self.name, action.peer_index, action.reason)
                 if peer is not None:
                     self.network.report_misbehaviour(peer, action.reason)
@@ -392,12 +450,12 @@ class Node:
         a certified block's transactions are held by at least f + 1 honest sealers, so a
         proposer that died right after proposing does not leave us unable to execute.
         """
-        proposer = self._network_index_of_sealer(proposer_sealer)
+        proposer = self._peer_of_sealer(proposer_sealer, self.chain.height + 1)
         for attempt in range(TXFETCH_ROUNDS):
             missing = [h for h in tx_hashes if self.pool.get(h) is None]
             if not missing:
                 break
-            sealers = [self._network_index_of_sealer(i) for i in range(len(self._sealer_pubs()))]
+            sealers = [self._peer_of(pub) for pub in self._sealer_pubs()]
             peers = [proposer] + [p for p in sealers if p is not None and p != proposer]
             for peer in [p for p in peers if p is not None and p in self.network.connected_peers()]:
                 raws = await self._fetch_txs(peer, missing)
@@ -445,8 +503,8 @@ class Node:
         async for peer, frame in self.network.incoming:
             channel, body = frame[:1], frame[1:]
             if channel == CHANNEL_PBFT:
-                sealer = self._sealer_index_of_peer(peer)
-                if sealer is not None and self.replica is not None:
+                sealer = self._sender_index(peer, body) if self.replica is not None else None
+                if sealer is not None:
                     await self._events_send.send(ev.MessageReceived(sealer, body))
             elif channel == CHANNEL_STATUS:
                 self._on_status(peer, body)
@@ -546,7 +604,7 @@ class Node:
 
     def consensus_status(self) -> dict | None:
         """The PBFT core's view of things (None on an observer)."""
-        if self.replica is None:
+        if self.replica is None or not self.is_sealer:
             return None
         return {**self.replica.status(), "stats": dict(self.replica.stats)}
 
@@ -557,5 +615,5 @@ class Node:
             "blockNumber": self.chain.height,
             "peersConnected": len(self.network.connected_peers()),
             "pendingTxs": len(self.pool),
-            "role": "sealer" if self.replica else "observer",
+            "role": "sealer" if self.is_sealer else "observer",
         }

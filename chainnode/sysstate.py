@@ -7,8 +7,20 @@ take effect at a block boundary. Keys (all under `sys/`):
     sys/chain             pack([chain_id, group_id, suite])
     sys/nodes             pack([[consensus_pub, peer_id, role, weight], ...])   order = sealer index order
     sys/config/<name>     pack(int)
+    sys/nodes_pending     pack([[from_height, [node fields...]], ...])   membership changes not yet in force
+    sys/addrs/<peer id>   pack([multiaddr, ...])      dial addresses of nodes added by governance
     sys/committee         pack([[address, weight], ...])
     sys/governance        pack([participation_rate_pct, win_rate_pct])
+    sys/gov/next          pack(next proposal id)
+    sys/gov/p/<id u64>    pack(proposal fields)       (chainnode/governance.py)
+    sys/perm/...          permissions                 (chainnode/governance.py)
+    sys/names             pack({name: address})       the name registry
+
+Membership changes take effect two blocks after the block that makes them: a change made in
+block h is recorded in `sys/nodes_pending` with from_height h + 2, and the executor moves it
+into `sys/nodes` when it executes block h + 2. Every replica therefore learns the new set
+(after committing block h) before anyone may vote at the height it governs: the PBFT core
+refuses a change for a height it has voted at (docs/consensus.md, Sealer-set changes).
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ from chainnode.types import sealer_set_hash  # noqa: F401  (re-exported: members
 
 CHAIN_KEY = b"sys/chain"
 NODES_KEY = b"sys/nodes"
+PENDING_NODES_KEY = b"sys/nodes_pending"
+ADDRS_PREFIX = b"sys/addrs/"
 COMMITTEE_KEY = b"sys/committee"
 GOVERNANCE_KEY = b"sys/governance"
 CONFIG_PREFIX = b"sys/config/"
@@ -28,6 +42,10 @@ CONFIG_PREFIX = b"sys/config/"
 ROLES = ("sealer", "observer")
 PEER_ID_CHARS_MAX = 128
 NODES_MAX = 256
+ADDRS_MAX = 8  # dial addresses per node
+ADDR_CHARS_MAX = 256
+# Membership made in block h governs blocks from h + MEMBERSHIP_DELAY_BLOCKS on (see above).
+MEMBERSHIP_DELAY_BLOCKS = 2
 
 # name -> (minimum, maximum, default). Governance refuses values outside the range.
 CONFIG_SPEC: dict[str, tuple[int, int, int]] = {
@@ -35,9 +53,14 @@ CONFIG_SPEC: dict[str, tuple[int, int, int]] = {
     "tx_gas_limit": (10_000, 1_000_000_000, 30_000_000),  # gas per transaction
     "consensus_timeout_ms": (300, 600_000, 3_000),  # before a view change
     "block_interval_min_ms": (0, 60_000, 500),  # the leader waits at least this between blocks
-    "leader_period": (1, 1_000, 1),  # blocks a leader keeps proposing before rotation
+    "leader_period": (1, 1_000, 1),  # blocks a leader keeps proposing before rotation (genesis only)
     "block_limit_window": (10, 100_000, 1_000),  # how far ahead a transaction's block_limit may be
 }
+
+
+# Set in the genesis file only: every replica must use the same value at every height,
+# and the PBFT core reads it once at start.
+GENESIS_ONLY_CONFIG = frozenset({"leader_period"})
 
 
 class ConfigValueError(ValueError):
@@ -90,8 +113,71 @@ def read_nodes(state: StateReader) -> list[NodeEntry]:
 
 
 def read_sealers(state: StateReader) -> list[NodeEntry]:
-    """The sealer set in index order: index i in PBFT and in certificates is entry i here."""
+    """The sealer set in force in `state` (sys/nodes) in index order: index i in PBFT and in
+    certificates is entry i here. For the set of a given height use `sealers_at`."""
     return [n for n in read_nodes(state) if n.role == "sealer"]
+
+
+def _decode_nodes(f) -> list[NodeEntry]:
+    return [NodeEntry.from_fields(x) for x in expect_list(f, "nodes", max_length=NODES_MAX)]
+
+
+def read_pending_nodes(state: StateReader) -> list[tuple[int, list[NodeEntry]]]:
+    """Membership changes not yet in force: [(from_height, nodes)], ascending heights."""
+    raw = state.get(PENDING_NODES_KEY)
+    if raw is None:
+        return []
+    out = []
+    for entry in expect_list(unpack(raw, max_bytes=2 << 20), "pending nodes", max_length=MEMBERSHIP_DELAY_BLOCKS + 1):
+        e = expect_list(entry, "pending nodes entry", length=2)
+        out.append((expect_int(e[0], "pending from_height", lo=1), _decode_nodes(e[1])))
+    return out
+
+
+def pending_nodes_writes(entries: list[tuple[int, list[NodeEntry]]]) -> dict[bytes, bytes | None]:
+    if not entries:
+        return {PENDING_NODES_KEY: None}
+    return {PENDING_NODES_KEY: pack([[h, [n.to_fields() for n in nodes]] for h, nodes in entries])}
+
+
+def nodes_at(state: StateReader, height: int) -> list[NodeEntry]:
+    """The node list that governs block `height`, read from the state after block height - 1
+    (or any later pending-aware state): the newest pending change in force by then, else
+    sys/nodes."""
+    chosen = None
+    for from_height, nodes in read_pending_nodes(state):
+        if from_height <= height:
+            chosen = nodes
+    return read_nodes(state) if chosen is None else chosen
+
+
+def sealers_at(state: StateReader, height: int) -> list[NodeEntry]:
+    return [n for n in nodes_at(state, height) if n.role == "sealer"]
+
+
+def latest_nodes(state: StateReader) -> list[NodeEntry]:
+    """The node list after every change made so far (pending ones included)."""
+    pending = read_pending_nodes(state)
+    return pending[-1][1] if pending else read_nodes(state)
+
+
+def promotion_writes(state: StateReader, height: int) -> dict[bytes, bytes | None]:
+    """What the executor writes at the start of block `height`: pending changes in force from
+    `height` move into sys/nodes. Empty (no writes) when nothing is due."""
+    pending = read_pending_nodes(state)
+    due = [nodes for h, nodes in pending if h <= height]
+    if not due:
+        return {}
+    writes: dict[bytes, bytes | None] = dict(nodes_writes(due[-1]))
+    writes.update(pending_nodes_writes([(h, nodes) for h, nodes in pending if h > height]))
+    return writes
+
+
+def read_addrs(state: StateReader, peer_id: str) -> list[str]:
+    raw = state.get(ADDRS_PREFIX + peer_id.encode())
+    if raw is None:
+        return []
+    return [expect_str(a, "node address", max_length=ADDR_CHARS_MAX) for a in expect_list(unpack(raw, max_bytes=8192), "node addresses", max_length=ADDRS_MAX)]
 
 
 def config_writes(values: dict[str, int]) -> dict[bytes, bytes]:

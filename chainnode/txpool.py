@@ -11,7 +11,9 @@ the signature last and off the event loop):
    nonce, and a committed transaction outside the window is expired anyway), and its
    sender has not pooled another transaction with the same nonce;
 5. the pool has room (count and bytes) and the sender is within its share of the pool;
-6. its signature verifies against the public key it carries, whose address is the sender.
+6. governance allows it: the sender is not frozen, may deploy (for a deploy), and may call
+   the method (`policy`, executor.refusal at the head; the block's rules decide for good);
+7. its signature verifies against the public key it carries, whose address is the sender.
 
 Signature checks run on worker threads in batches: libcrypto releases the GIL, so two
 threads verify ~1.9x as fast as one, and the event loop keeps serving.
@@ -30,6 +32,8 @@ from chainnode.codec import DecodeError
 from chainnode.crypto import CryptoSuite
 from chainnode.types import Transaction
 
+# executor.refusal's error types -> the pool's reason codes
+_POLICY_CODES = {"AccountFrozen": "account_frozen", "ContractFrozen": "contract_frozen", "PermissionDenied": "permission_denied"}
 VERIFY_BATCH_MAX = 256  # transactions per worker-thread call: amortises the thread hop
 
 
@@ -82,6 +86,7 @@ class TxPool:
         head_height: Callable[[], int],
         is_committed: Callable[[bytes], bool],
         limits: PoolLimits = PoolLimits(),
+        policy: Callable[[bytes, bytes | None, str], tuple[str, str] | None] | None = None,
     ) -> None:
         self.suite = suite
         self.chain_id = chain_id
@@ -89,6 +94,7 @@ class TxPool:
         self.limits = limits
         self._head_height = head_height
         self._is_committed = is_committed
+        self._policy = policy
         self._txs: OrderedDict[bytes, PooledTx] = OrderedDict()
         self._nonces: set[tuple[bytes, bytes]] = set()
         self._per_sender: dict[bytes, int] = {}
@@ -136,6 +142,10 @@ class TxPool:
         if (sender, tx.nonce) in self._nonces:
             raise self._reject("nonce_reused", "this sender already has a pending transaction with this nonce; use a fresh random nonce")
         self._check_room(sender, len(raw))
+        if self._policy is not None:
+            refused = self._policy(sender, tx.to, tx.method)
+            if refused is not None:
+                raise self._reject(_POLICY_CODES.get(refused[0], "refused"), refused[1])
         return PooledTx(tx, tx_hash, sender, bytes(raw))
 
     def _check_room(self, sender: bytes, size: int) -> None:

@@ -13,6 +13,7 @@ from chainnode.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json, value_json
 from chainnode.sync import BlockSyncer
+from chainnode.syscontracts import is_system, run_system
 from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes
 from chainnode.txpool import Rejected, TxPool
 from chainnode.types import ZERO_HASH
@@ -252,7 +253,10 @@ class ChainRpc:
         ctx = CallContext(sender=sender, contract=to, block_height=ledger.head_height, block_timestamp_ms=head.timestamp_ms, tx_hash=ZERO_HASH)
         # A query is bounded like a transaction: it may not run longer than one could.
         gas_limit = read_config(ledger.state, "tx_gas_limit")
-        result = self._query_engine.query(ledger.state, ctx, to, method, args, gas_limit)
+        if is_system(to):
+            result = run_system(ledger.state, ctx, method, args, gas_limit, readonly=True)
+        else:
+            result = self._query_engine.query(ledger.state, ctx, to, method, args, gas_limit)
         output = result.value if result.ok else None
         return {
             "output": value_json(output),
