@@ -68,9 +68,28 @@ _PEER_ID_PREFIX = bytes.fromhex("002408011220")
 _PEER_ID_BYTES = len(_PEER_ID_PREFIX) + 32
 
 
+# Short reasons a refusal is filed under (`CertificateError.reason`): log lines, counters
+# ("disconnects:certificate_revoked") and the fix an operator looks up in
+# docs/certificates.md. The message always carries the details.
+REASON_BAD = "bad certificate"  # malformed, wrong kind or suite, anything not listed below
+REASON_NONE = "no certificate"
+REASON_WRONG_CA = "wrong CA"
+REASON_AGENCY_MISMATCH = "agency mismatch"
+REASON_BAD_SIGNATURE = "bad certificate signature"
+REASON_EXPIRED = "certificate expired"
+REASON_NOT_YET_VALID = "certificate not yet valid"
+REASON_REVOKED = "certificate revoked"
+REASON_KEY_MISMATCH = "certificate key mismatch"
+REASON_PEER_ID_MISMATCH = "certificate peer id mismatch"
+
+
 class CertificateError(ValueError):
     """A certificate, chain or revocation list is not acceptable; the message says which
-    certificate and why."""
+    certificate and why, `reason` is one of the REASON_* phrases above."""
+
+    def __init__(self, message: str, reason: str = REASON_BAD) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def key_hash(suite_name: str, public_key: bytes) -> bytes:
@@ -401,17 +420,17 @@ class RevocationList:
 
 def _check_window(cert: Certificate, now_ms: int) -> None:
     if now_ms < cert.not_before_ms:
-        raise CertificateError(f"{cert.label()} is not yet valid: valid from {format_ms(cert.not_before_ms)}")
+        raise CertificateError(f"{cert.label()} is not yet valid: valid from {format_ms(cert.not_before_ms)}", REASON_NOT_YET_VALID)
     if now_ms > cert.not_after_ms:
-        raise CertificateError(f"{cert.label()} expired on {format_ms(cert.not_after_ms)}")
+        raise CertificateError(f"{cert.label()} expired on {format_ms(cert.not_after_ms)}", REASON_EXPIRED)
 
 
 def verify_ca(trusted_ca: Certificate, now_ms: int) -> None:
     """The trusted CA certificate itself: kind, self-signature, validity window."""
     if trusted_ca.kind != "ca":
-        raise CertificateError(f"wrong or missing CA: the trusted CA is a {trusted_ca.label()}, not a CA certificate")
+        raise CertificateError(f"wrong or missing CA: the trusted CA is a {trusted_ca.label()}, not a CA certificate", REASON_WRONG_CA)
     if not trusted_ca.is_self_signed or not trusted_ca.signature_valid(trusted_ca.public_key):
-        raise CertificateError(f"{trusted_ca.label()}: bad signature (a CA certificate must be self-signed)")
+        raise CertificateError(f"{trusted_ca.label()}: bad signature (a CA certificate must be self-signed)", REASON_BAD_SIGNATURE)
     _check_window(trusted_ca, now_ms)
 
 
@@ -425,13 +444,14 @@ def verify_agency(agency: Certificate, trusted_ca: Certificate, now_ms: int, rev
     if agency.issuer_key_hash != key_hash(trusted_ca.suite, trusted_ca.public_key):
         raise CertificateError(
             f"wrong or missing CA: the agency certificate of {agency.subject!r} (serial {agency.serial.hex()}) "
-            f"was not issued by the trusted CA {trusted_ca.subject!r}"
+            f"was not issued by the trusted CA {trusted_ca.subject!r}",
+            REASON_WRONG_CA,
         )
     if not agency.signature_valid(trusted_ca.public_key):
-        raise CertificateError(f"{agency.label()}: bad signature (not signed by the CA {trusted_ca.subject!r}, or modified)")
+        raise CertificateError(f"{agency.label()}: bad signature (not signed by the CA {trusted_ca.subject!r}, or modified)", REASON_BAD_SIGNATURE)
     _check_window(agency, now_ms)
     if agency.serial in frozenset(revoked_serials):
-        raise CertificateError(f"{agency.label()} is revoked")
+        raise CertificateError(f"{agency.label()} is revoked", REASON_REVOKED)
 
 
 def verify_chain(chain: CertChain, trusted_ca_cert: Certificate, now_ms: int, revoked_serials: Iterable[bytes] = ()) -> Certificate:
@@ -453,21 +473,26 @@ def verify_chain(chain: CertChain, trusted_ca_cert: Certificate, now_ms: int, re
     if ca.encode() != trusted_ca_cert.encode():
         raise CertificateError(
             f"wrong or missing CA: the chain of {leaf.subject!r} carries the CA {ca.subject!r} (serial {ca.serial.hex()}), "
-            f"not the trusted CA {trusted_ca_cert.subject!r} (serial {trusted_ca_cert.serial.hex()})"
+            f"not the trusted CA {trusted_ca_cert.subject!r} (serial {trusted_ca_cert.serial.hex()})",
+            REASON_WRONG_CA,
         )
     verify_agency(agency, trusted_ca_cert, now_ms, revoked)
     if leaf.issuer_key_hash != key_hash(agency.suite, agency.public_key):
         raise CertificateError(
             f"agency mismatch: the {leaf.label()} was not issued by the agency {agency.subject!r} "
-            f"(serial {agency.serial.hex()}) in its chain"
+            f"(serial {agency.serial.hex()}) in its chain",
+            REASON_AGENCY_MISMATCH,
         )
     if leaf.organisation != agency.subject:
-        raise CertificateError(f"agency mismatch: the {leaf.label()} names organisation {leaf.organisation!r} but was issued by the agency {agency.subject!r}")
+        raise CertificateError(
+            f"agency mismatch: the {leaf.label()} names organisation {leaf.organisation!r} but was issued by the agency {agency.subject!r}",
+            REASON_AGENCY_MISMATCH,
+        )
     if not leaf.signature_valid(agency.public_key):
-        raise CertificateError(f"{leaf.label()}: bad signature (not signed by the agency {agency.subject!r}, or modified)")
+        raise CertificateError(f"{leaf.label()}: bad signature (not signed by the agency {agency.subject!r}, or modified)", REASON_BAD_SIGNATURE)
     _check_window(leaf, now_ms)
     if leaf.serial in revoked:
-        raise CertificateError(f"{leaf.label()} is revoked")
+        raise CertificateError(f"{leaf.label()} is revoked", REASON_REVOKED)
     if leaf.kind == "node":
         try:
             check_peer_id(leaf.peer_id)
@@ -545,6 +570,16 @@ def read_cert_file(path: Any) -> Certificate:
     obj = decode_document(read_document(path), path)
     if not isinstance(obj, Certificate):
         raise CertificateError(f"{path} is not a single certificate (it is a {'chain' if isinstance(obj, CertChain) else 'revocation list'})")
+    return obj
+
+
+def read_chain_file(path: Any) -> CertChain:
+    """A chain file (from `chainnode ca issue-node` / `issue-client`); CertificateError names
+    the file if it is missing, corrupt, edited or another kind of document."""
+    obj = decode_document(read_document(path), path)
+    if not isinstance(obj, CertChain):
+        what = "a single certificate" if isinstance(obj, Certificate) else "a revocation list"
+        raise CertificateError(f"{path} is {what}, not a certificate chain (the file `chainnode ca issue-node --out` writes)")
     return obj
 
 

@@ -208,8 +208,12 @@ def ca_init(name: str, out_dir: str, suite: str, days: int, password_file: str |
         raise _fail(f"{exc} (check --name and --out-dir)") from None
     emit(
         as_json,
-        {"key": str(d / "ca.key"), "cert": str(d / "ca.cert"), **cert.describe()},
-        [f"wrote {d / 'ca.key'} and {d / 'ca.cert'}", *_cert_lines(cert)],
+        {"key": str(d / "ca.key"), "cert": str(d / "ca.cert"), "genesis_ca_cert": cert.encode().hex(), **cert.describe()},
+        [
+            f"wrote {d / 'ca.key'} and {d / 'ca.cert'}",
+            *_cert_lines(cert),
+            f"for the genesis file (docs/certificates.md): \"ca_cert\": \"{cert.encode().hex()}\"",
+        ],
     )
 
 

@@ -63,10 +63,13 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "text"
     limits: Limits = field(default_factory=Limits)
+    # The node's certificate chain (`chainnode ca issue-node --out`); required when the
+    # genesis has a CA ("ca_cert"), ignored otherwise. Checked at start by admission.py.
+    cert_file: Path | None = None
 
 
 _SCHEMA = {
-    "node": {"name", "data_dir", "genesis_file", "key_file", "password_file"},
+    "node": {"name", "data_dir", "genesis_file", "key_file", "password_file", "cert_file"},
     "network": {"listen"},
     "rpc": {"listen"},
     "limits": set(LIMIT_BOUNDS),
@@ -132,6 +135,7 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
             raise ConfigError(f"{where}: [limits] {key} must be an integer in [{lo}, {hi}], got {value!r}")
         limits[key] = value
     password = doc.get("node", {}).get("password_file")
+    cert = doc.get("node", {}).get("cert_file")
     return NodeConfig(
         path=path,
         name=text("node", "name", "node"),
@@ -145,10 +149,22 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
         log_level=level,
         log_format=fmt,
         limits=Limits(**limits),
+        cert_file=file("node", "cert_file") if cert is not None else None,
     )
 
 
-def render_config(*, name: str, data_dir: str, genesis_file: str, key_file: str, p2p_listen: str, rpc_listen: str, password_file: str | None = None) -> str:
+def render_config(
+    *,
+    name: str,
+    data_dir: str,
+    genesis_file: str,
+    key_file: str,
+    p2p_listen: str,
+    rpc_listen: str,
+    password_file: str | None = None,
+    cert_file: str | None = None,
+    cert_required: bool = False,
+) -> str:
     """The text of a documented node config file with the default limits."""
     defaults = Limits()
     lines = [
@@ -159,6 +175,13 @@ def render_config(*, name: str, data_dir: str, genesis_file: str, key_file: str,
         f"genesis_file = {_quote(genesis_file)}",
         f"key_file = {_quote(key_file)}",
         (f"password_file = {_quote(password_file)}" if password_file else "# password_file = \"password.txt\"   # else $CHAINNODE_PASSWORD, else a prompt"),
+        (
+            f"cert_file = {_quote(cert_file)}"
+            if cert_file
+            else "# cert_file = \"node.chain\"   # REQUIRED: the genesis has a CA; from `chainnode ca issue-node`"
+            if cert_required
+            else "# cert_file = \"node.chain\"   # only if the genesis has a ca_cert (docs/certificates.md)"
+        ),
         "",
         "[network]",
         f"listen = {_quote(p2p_listen)}",

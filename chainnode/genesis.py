@@ -13,8 +13,15 @@ A JSON document (docs/operations.md shows a full one):
       ],
       "committee": [{"address": "<40 hex>", "weight": 1}],
       "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
-      "config": {"tx_count_limit": 1000, "consensus_timeout_ms": 3000, …}
+      "config": {"tx_count_limit": 1000, "consensus_timeout_ms": 3000, …},
+      "ca_cert": "<hex>"          (optional: the consortium CA; then every node needs a certificate)
     }
+
+`ca_cert` is the "cert" value of the `ca.cert` file `chainnode ca init` writes (hex of the
+encoded CA certificate); the whole ca.cert document pasted as a JSON object is accepted too.
+With a CA, every node presents a certificate chain issued under it in the connection
+handshake (docs/certificates.md); the CA is written to state under `sys/ca`, so it is part
+of the genesis hash.
 
 It becomes block 0: a header over the initial state (system state, see sysstate.py). The
 genesis block's hash is the chain's identity: nodes refuse peers and data directories with
@@ -29,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chainnode.codec import pack
+from chainnode.certs import CERT_FORMAT, Certificate, CertificateError
+from chainnode.codec import DecodeError, pack
 from chainnode.crypto import SUITE_NAMES, get_suite
 from chainnode.merkle import merkle_root
 from chainnode.state import next_state_root
@@ -49,6 +57,9 @@ from chainnode.types import ZERO_HASH, Block, BlockHeader
 
 FORMAT = "chainnode-genesis/1"
 GENESIS_BYTES_MAX = 4 << 20
+# The consortium CA certificate (its canonical encoding), written at genesis when the file
+# has "ca_cert". Defined here, not in sysstate.py: only genesis writes it.
+CA_KEY = b"sys/ca"
 
 
 class GenesisError(ValueError):
@@ -73,6 +84,7 @@ class Genesis:
     participation_rate_pct: int
     win_rate_pct: int
     config: dict[str, int] = field(default_factory=dict)
+    ca_cert: Certificate | None = None  # the consortium CA; None: no certificates needed
 
     @property
     def sealers(self) -> list[GenesisNode]:
@@ -84,6 +96,8 @@ class Genesis:
         writes[COMMITTEE_KEY] = pack([[addr, weight] for addr, weight in self.committee])
         writes[GOVERNANCE_KEY] = pack([self.participation_rate_pct, self.win_rate_pct])
         writes.update(config_writes(self.config))
+        if self.ca_cert is not None:
+            writes[CA_KEY] = self.ca_cert.encode()
         return writes
 
     def block(self) -> tuple[Block, dict[bytes, bytes]]:
@@ -121,6 +135,7 @@ class Genesis:
             "committee": [{"address": a.hex(), "weight": w} for a, w in self.committee],
             "governance": {"participation_rate_pct": self.participation_rate_pct, "win_rate_pct": self.win_rate_pct},
             "config": dict(self.config),
+            **({"ca_cert": self.ca_cert.encode().hex()} if self.ca_cert is not None else {}),
         }
 
 
@@ -151,7 +166,7 @@ def _hex(v: Any, what: str, lengths: tuple[int, ...]) -> bytes:
 def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GenesisError(f"{source}: not a chainnode genesis file (expected \"format\": \"{FORMAT}\")")
-    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config"}
+    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_cert"}
     unknown = set(doc) - known
     if unknown:
         raise GenesisError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -214,7 +229,51 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         participation_rate_pct=_int(gov, "participation_rate_pct", f"{source}: governance", 1, 100, default=51),
         win_rate_pct=_int(gov, "win_rate_pct", f"{source}: governance", 1, 100, default=51),
         config=dict(config),
+        ca_cert=_ca_cert(doc["ca_cert"], source, suite_name) if "ca_cert" in doc else None,
     )
+
+
+def _ca_cert(value: Any, source: str, suite_name: str) -> Certificate:
+    """The "ca_cert" field: hex of the encoded CA certificate (the "cert" value of ca.cert),
+    or the whole ca.cert document. A self-signed CA certificate of the genesis suite."""
+    where = f"{source}: ca_cert"
+    hint = "copy the \"cert\" value (hex) of the consortium's ca.cert (from `chainnode ca init`)"
+    if isinstance(value, dict):
+        if value.get("format") != CERT_FORMAT or set(value) - {"format", "subject", "kind", "cert"}:
+            raise GenesisError(f"{where}: not a ca.cert document (expected \"format\": \"{CERT_FORMAT}\"); {hint}")
+        doc, value = value, value.get("cert")
+    else:
+        doc = None
+    if not isinstance(value, str) or not value:
+        raise GenesisError(f"{where}: must be the hex of the CA certificate; {hint}")
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raise GenesisError(f"{where}: not hex; {hint}") from None
+    try:
+        cert = Certificate.decode(raw)
+    except DecodeError as exc:
+        raise GenesisError(f"{where}: not a certificate ({exc}); {hint}") from None
+    if doc is not None and (doc.get("subject"), doc.get("kind")) != (cert.subject, cert.kind):
+        raise GenesisError(f"{where}: the readable subject/kind do not match the encoded certificate (was it edited?); {hint}")
+    if cert.kind != "ca":
+        raise GenesisError(f"{where}: this is the {cert.kind} certificate {cert.subject!r}, not a CA certificate; {hint}")
+    if cert.suite != suite_name:
+        raise GenesisError(f"{where}: the CA {cert.subject!r} is for suite {cert.suite}, this chain uses {suite_name}; create the CA with `chainnode ca init --suite {suite_name}`")
+    if not cert.is_self_signed or not cert.signature_valid(cert.public_key):
+        raise GenesisError(f"{where}: the CA certificate {cert.subject!r} is not validly self-signed (modified?); {hint}")
+    return cert
+
+
+def genesis_ca_of_state(state) -> Certificate | None:
+    """The CA written at genesis (`CA_KEY`), or None for a chain without certificates."""
+    raw = state.get(CA_KEY)
+    if raw is None:
+        return None
+    try:
+        return Certificate.decode(raw)
+    except (DecodeError, CertificateError):  # our own write: corruption, not input
+        raise GenesisError(f"state key {CA_KEY.decode()} does not hold a certificate (corrupt chain database?)") from None
 
 
 def load_genesis(path: str | os.PathLike) -> Genesis:

@@ -1,10 +1,19 @@
-"""Lay out a local network in one folder: keys, genesis, one initialised data directory
-and config per node. Everything a tester needs to start the nodes as processes.
+"""Lay out a local network in one folder: keys, certificates, genesis, one initialised data
+directory and config per node. Everything a tester needs to start the nodes as processes.
 
     out/
-      genesis.json
-      node0/ node.key password.txt node.toml genesis.json chain.db/ ...
+      genesis.json                 (with "ca_cert": the devnet CA)
+      ca/ ca.key ca.cert           the consortium CA (`chainnode ca` layout)
+      agency/ agency.key agency.cert ca.cert
+      node0/ node.key password.txt node.chain node.toml genesis.json chain.db/ ...
       node1/ ...
+
+Every key file (CA and agency included) is encrypted with DEVNET_PASSWORD, so
+`chainnode ca issue-node --agency-dir out/agency` and `chainnode ca revoke --ca-dir out/ca`
+work on a devnet too. `certificates=False` lays out a network without a CA.
+
+`prepare_extra_node` adds a node folder that is NOT in the genesis (same genesis file, new
+key, certificate from the same agency): what a governance test adds to a running chain.
 """
 
 from __future__ import annotations
@@ -14,12 +23,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainnode.certs import CertChain, Certificate, cert_document, chain_document, issue, read_cert_file, write_document
 from chainnode.crypto import get_suite
-from chainnode.keyfile import SCRYPT_N_DEFAULT, encrypt_key, write_key_file
+from chainnode.genesis import load_genesis
+from chainnode.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node_init import init_node
 
 DEVNET_PASSWORD = "devnet"  # local test networks only
+CA_NAME = "Devnet CA"
+AGENCY_NAME = "Devnet Agency"
+CERT_DAYS = 365
+DAY_MS = 86_400_000
+CLOCK_SLACK_MS = 60_000  # certificates start a minute in the past: no "not yet valid" at once
+CHAIN_FILE = "node.chain"
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,65 @@ class NodeLayout:
     rpc_port: int
     p2p_port: int
     address: str
+    # Defaults keep layout files written before these fields loadable (devnet/supervisor.py).
+    consensus_pub: str = ""  # hex
+    peer_id: str = ""
+    cert_file: str = ""  # the node's chain file, "" without certificates
+    cert_serial: str = ""  # hex serial of the node certificate (for `chainnode ca revoke`)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def create_pki(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> Certificate:
+    """out_dir/ca and out_dir/agency, laid out as `chainnode ca init` / `issue-agency` do."""
+    s = get_suite(suite)
+    not_before = _now_ms() - CLOCK_SLACK_MS
+    not_after = not_before + 10 * CERT_DAYS * DAY_MS
+    ca_dir, agency_dir = Path(out_dir) / "ca", Path(out_dir) / "agency"
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    agency_dir.mkdir(parents=True, exist_ok=True)
+    ca_priv, ca_pub = s.generate_keypair()
+    ca = issue(kind="ca", subject=CA_NAME, organisation=CA_NAME, role="", public_key=ca_pub, peer_id="", suite=suite,
+               not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv)
+    ag_priv, ag_pub = s.generate_keypair()
+    agency = issue(kind="agency", subject=AGENCY_NAME, organisation=AGENCY_NAME, role="", public_key=ag_pub, peer_id="",
+                   suite=suite, not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv)
+    write_key_file(ca_dir / "ca.key", encrypt_key(suite, ca_priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+    write_document(ca_dir / "ca.cert", cert_document(ca), overwrite=True)
+    write_key_file(agency_dir / "agency.key", encrypt_key(suite, ag_priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+    write_document(agency_dir / "agency.cert", cert_document(agency), overwrite=True)
+    write_document(agency_dir / "ca.cert", cert_document(ca), overwrite=True)
+    return ca
+
+
+def issue_node_certificate(
+    out_dir: Path, public_key: bytes, peer_id: str, *, name: str, role: str, out: Path,
+    not_before_ms: int | None = None, not_after_ms: int | None = None,
+) -> CertChain:
+    """Certify a node key with the devnet agency (out_dir/agency) and write its chain file to
+    `out`. The window defaults to a year from a minute ago (tests pass others)."""
+    agency_dir = Path(out_dir) / "agency"
+    ca = read_cert_file(agency_dir / "ca.cert")
+    agency = read_cert_file(agency_dir / "agency.cert")
+    agency_key = load_key(agency_dir / "agency.key", DEVNET_PASSWORD)
+    nb = not_before_ms if not_before_ms is not None else _now_ms() - CLOCK_SLACK_MS
+    na = not_after_ms if not_after_ms is not None else min(nb + CERT_DAYS * DAY_MS, agency.not_after_ms)
+    leaf = issue(kind="node", subject=name, organisation=agency.subject, role=role, public_key=public_key, peer_id=peer_id,
+                 suite=agency.suite, not_before_ms=nb, not_after_ms=na, issuer_priv=agency_key.private_key)
+    chain = CertChain(ca, agency, leaf)
+    write_document(out, chain_document(chain), overwrite=True)
+    return chain
+
+
+def _new_node_key(folder: Path, suite: str, scrypt_n: int) -> tuple[bytes, bytes, str]:
+    s = get_suite(suite)
+    folder.mkdir(parents=True, exist_ok=True)
+    priv, pub = s.generate_keypair()
+    write_key_file(folder / "node.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+    (folder / "password.txt").write_text(DEVNET_PASSWORD + "\n")
+    return priv, pub, peer_id_from_seed(host_seed_from_consensus_key(s, priv))
 
 
 def create_network(
@@ -47,50 +123,88 @@ def create_network(
     config: dict | None = None,
     scrypt_n: int = SCRYPT_N_DEFAULT,
     ports: tuple[list[int], list[int]] | None = None,
+    certificates: bool = True,
 ) -> list[NodeLayout]:
-    """`ports`, if given, is (p2p ports, rpc ports), one per node, instead of base + index."""
+    """`ports`, if given, is (p2p ports, rpc ports), one per node, instead of base + index.
+    With `certificates` (the default) the genesis has a CA and every node a chain file."""
     s = get_suite(suite)
     count = sealers + observers
     p2p_ports, rpc_ports = ports or ([p2p_port_base + i for i in range(count)], [rpc_port_base + i for i in range(count)])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries, keys = [], []
+    ca = create_pki(out_dir, suite, scrypt_n=scrypt_n) if certificates else None
+    entries, keys, chains = [], [], []
     for i in range(count):
         folder = out_dir / f"node{i}"
-        folder.mkdir(exist_ok=True)
-        priv, pub = s.generate_keypair()
-        write_key_file(folder / "node.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
-        (folder / "password.txt").write_text(DEVNET_PASSWORD + "\n")
-        peer_id = peer_id_from_seed(host_seed_from_consensus_key(s, priv))
+        priv, pub, peer_id = _new_node_key(folder, suite, scrypt_n)
         role = "sealer" if i < sealers else "observer"
         entries.append({
             "name": f"node{i}", "role": role, "consensus_pub": pub.hex(), "peer_id": peer_id,
             "addrs": [f"/ip4/127.0.0.1/tcp/{p2p_ports[i]}"],
         })
         keys.append((priv, pub))
+        chains.append(issue_node_certificate(out_dir, pub, peer_id, name=f"node{i}", role=role, out=folder / CHAIN_FILE) if ca else None)
     genesis = {
         "format": "chainnode-genesis/1",
         "chain_id": chain_id,
         "group_id": group_id,
         "suite": suite,
-        "timestamp_ms": int(time.time() * 1000),
+        "timestamp_ms": _now_ms(),
         "nodes": entries,
         "committee": [{"address": s.address(pub).hex(), "weight": 1} for _, pub in keys[:sealers]],
         "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
         "config": config or {},
     }
+    if ca is not None:
+        genesis["ca_cert"] = ca.encode().hex()
     genesis_path = out_dir / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
     layout = []
     for i, entry in enumerate(entries):
         folder = out_dir / entry["name"]
+        cert_file = folder / CHAIN_FILE if ca is not None else None
         info = init_node(
             genesis_path, folder / "node.key", folder,
             p2p_listen=entry["addrs"][0], rpc_listen=f"127.0.0.1:{rpc_ports[i]}", password_file=folder / "password.txt",
+            cert_file=cert_file,
         )
         layout.append(NodeLayout(
             name=entry["name"], role=entry["role"], folder=folder, config=Path(info["config"]),
             rpc_url=f"http://127.0.0.1:{rpc_ports[i]}", rpc_port=rpc_ports[i], p2p_port=p2p_ports[i],
-            address=s.address(keys[i][1]).hex(),
+            address=s.address(keys[i][1]).hex(), consensus_pub=entry["consensus_pub"], peer_id=entry["peer_id"],
+            cert_file=str(cert_file.resolve()) if cert_file else "",
+            cert_serial=chains[i].leaf.serial.hex() if chains[i] else "",
         ))
     return layout
+
+
+def prepare_extra_node(
+    out_dir: Path, name: str, *, p2p_port: int, rpc_port: int, role: str = "observer", scrypt_n: int = SCRYPT_N_DEFAULT,
+) -> NodeLayout:
+    """A node folder out_dir/<name> for a node that is NOT in the genesis: new key, a
+    certificate from the devnet agency (if the genesis has a CA), node.toml on the given
+    ports and a data directory holding block 0. It can start only once governance has added
+    its consensus key and peer id (NodeLayout.consensus_pub / .peer_id) to the chain."""
+    out_dir = Path(out_dir)
+    genesis_path = out_dir / "genesis.json"
+    genesis = load_genesis(genesis_path)
+    folder = out_dir / name
+    if (folder / "node.toml").exists() or (folder / "chain.db").exists():
+        raise FileExistsError(f"{folder} already holds a node; choose another name")
+    if any(n.name == name for n in genesis.nodes):
+        raise ValueError(f"{name!r} is already a node of {genesis_path}")
+    priv, pub, peer_id = _new_node_key(folder, genesis.suite, scrypt_n)
+    chain = None
+    if genesis.ca_cert is not None:
+        chain = issue_node_certificate(out_dir, pub, peer_id, name=name, role=role, out=folder / CHAIN_FILE)
+    info = init_node(
+        genesis_path, folder / "node.key", folder,
+        p2p_listen=f"/ip4/127.0.0.1/tcp/{p2p_port}", rpc_listen=f"127.0.0.1:{rpc_port}", password_file=folder / "password.txt",
+        cert_file=folder / CHAIN_FILE if chain else None, name=name, member_required=False,
+    )
+    return NodeLayout(
+        name=name, role=role, folder=folder, config=Path(info["config"]),
+        rpc_url=f"http://127.0.0.1:{rpc_port}", rpc_port=rpc_port, p2p_port=p2p_port,
+        address=get_suite(genesis.suite).address(pub).hex(), consensus_pub=pub.hex(), peer_id=peer_id,
+        cert_file=str((folder / CHAIN_FILE).resolve()) if chain else "", cert_serial=chain.leaf.serial.hex() if chain else "",
+    )

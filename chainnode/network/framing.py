@@ -89,3 +89,27 @@ async def read_frame(stream, frame_bytes_max: int, read_chunk_bytes: int = 65536
             if len(frames) > 1 or decoder.buffered_bytes:
                 raise ProtocolViolation("trailing bytes", "more than one frame where one was expected")
             return frames[0]
+
+
+class FrameReader:
+    """Successive frames of a short fixed exchange on one stream (the Hello, then the
+    Verdict): bytes read past one frame are kept for the next. More than `frames_max`
+    frames in all is a protocol violation."""
+
+    def __init__(self, stream, frame_bytes_max: int, read_chunk_bytes: int = 65536, frames_max: int = 2) -> None:
+        self._stream = stream
+        self._decoder = FrameDecoder(frame_bytes_max)
+        self._read_chunk_bytes = read_chunk_bytes
+        self._frames: list[bytes] = []
+        self._left = frames_max
+
+    async def read(self) -> bytes:
+        while not self._frames:
+            data = await self._stream.read(self._read_chunk_bytes)
+            if not data:
+                raise EOFError("stream closed before a whole frame arrived")
+            self._frames.extend(self._decoder.feed(data))
+            if len(self._frames) > self._left or (len(self._frames) == self._left and self._decoder.buffered_bytes):
+                raise ProtocolViolation("trailing bytes", "more frames than the exchange has")
+        self._left -= 1
+        return self._frames.pop(0)

@@ -1,31 +1,39 @@
-"""The Hello handshake: proves a connected peer holds the consensus key listed for it and
-runs the same genesis.
+"""The Hello handshake: proves a connected peer holds the consensus key listed for it,
+runs the same genesis and (on a chain with a CA) holds a certificate issued under it.
 
 Noise already authenticates the libp2p peer id of the remote end. The Hello binds that
 peer id to the consensus key: it is signed by the consensus key over (version, genesis
-hash, sender peer id, receiver peer id, consensus public key). The receiver id in the
-signed bytes means a Hello is only good towards one node, and the sender id must equal the
-Noise-authenticated id, so a captured Hello is useless without the sender's host key;
-no nonce is needed.
+hash, sender peer id, receiver peer id, consensus public key, credentials). The receiver id
+in the signed bytes means a Hello is only good towards one node, and the sender id must
+equal the Noise-authenticated id, so a captured Hello is useless without the sender's host
+key; no nonce is needed. `credentials` is the sender's encoded certificate chain
+(chainnode/certs.py), empty on a chain without a CA; the network layer does not interpret
+it, the node's verifier callback does (chainnode/admission.py).
 
-Wire: one frame (framing.py) each way on a `/chainnode/hello/1` stream; both sides send
-their Hello at once and verify the other's, so both sides log why a handshake failed.
+Wire, on a `/chainnode/hello/2` stream: both sides send their Hello (one frame, framing.py)
+at once and verify the other's; then both send a Verdict frame (accepted, or the reason
+they refuse) and read the other's. So both sides log why a handshake failed, including
+the side whose certificate was refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chainnode.codec import DecodeError, expect_bytes, expect_list, expect_version, pack, unpack
+from chainnode.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
 from chainnode.crypto import CryptoSuite
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.peers import PeerTable
 
-HELLO_VERSION = 1
-HELLO_DOMAIN = b"chainnode/hello/v1"
+HELLO_VERSION = 2
+HELLO_DOMAIN = b"chainnode/hello/v2"
 PEER_ID_BYTES_MAX = 64
 PUB_BYTES_MAX = 128
 SIG_BYTES_MAX = 160
+CREDENTIALS_BYTES_MAX = 4096  # a certificate chain (certs.CHAIN_BYTES_MAX)
+VERDICT_VERSION = 1
+VERDICT_BYTES_MAX = 4096  # 2 x 400 characters of UTF-8, at most
+VERDICT_TEXT_CHARS_MAX = 400
 
 # Reasons, used verbatim in logs and counters.
 WRONG_GENESIS = "wrong genesis"
@@ -35,6 +43,7 @@ BAD_SIGNATURE = "bad signature"
 BAD_HELLO = "bad hello"
 WRONG_RECEIVER = "wrong receiver"
 PEER_ID_MISMATCH = "peer id mismatch"
+BAD_VERDICT = "bad verdict"
 
 
 @dataclass(frozen=True)
@@ -44,34 +53,70 @@ class Hello:
     sender: bytes  # raw libp2p peer id bytes
     receiver: bytes
     consensus_pub: bytes
+    credentials: bytes  # the sender's encoded certificate chain; b"" on a chain without a CA
     signature: bytes
 
     def signing_bytes(self) -> bytes:
-        return HELLO_DOMAIN + pack([self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub])
+        return HELLO_DOMAIN + pack([self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials])
 
     def encode(self) -> bytes:
-        return pack([self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.signature])
+        return pack([self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials, self.signature])
 
     @classmethod
     def decode(cls, data: bytes, *, max_bytes: int) -> "Hello":
         try:
-            fields = expect_list(unpack(data, max_bytes=max_bytes), "hello", length=6)
+            fields = expect_list(unpack(data, max_bytes=max_bytes), "hello")
             expect_version(fields, "hello", HELLO_VERSION)
+            expect_list(fields, "hello", length=7)
             return cls(
                 HELLO_VERSION,
                 expect_bytes(fields[1], "hello.genesis_hash", length=32),
                 expect_bytes(fields[2], "hello.sender", max_length=PEER_ID_BYTES_MAX),
                 expect_bytes(fields[3], "hello.receiver", max_length=PEER_ID_BYTES_MAX),
                 expect_bytes(fields[4], "hello.consensus_pub", max_length=PUB_BYTES_MAX),
-                expect_bytes(fields[5], "hello.signature", max_length=SIG_BYTES_MAX),
+                expect_bytes(fields[5], "hello.credentials", max_length=CREDENTIALS_BYTES_MAX),
+                expect_bytes(fields[6], "hello.signature", max_length=SIG_BYTES_MAX),
             )
         except DecodeError as exc:
             raise ProtocolViolation(BAD_HELLO, str(exc)) from None
 
 
-def make_hello(suite: CryptoSuite, consensus_priv: bytes, consensus_pub: bytes, genesis_hash: bytes, sender: bytes, receiver: bytes) -> Hello:
-    unsigned = Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, b"")
-    return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, suite.sign(consensus_priv, unsigned.signing_bytes()))
+def make_hello(
+    suite: CryptoSuite, consensus_priv: bytes, consensus_pub: bytes, genesis_hash: bytes, sender: bytes, receiver: bytes, credentials: bytes = b""
+) -> Hello:
+    unsigned = Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, b"")
+    return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, suite.sign(consensus_priv, unsigned.signing_bytes()))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What each side tells the other after checking its Hello: `reason` "" = accepted,
+    else the short reason (e.g. "certificate revoked") and a detail line for the logs of
+    the refused side. Not signed: Noise authenticates the stream, and a verdict only ever
+    makes the receiver log a line and end the session."""
+
+    reason: str
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason == ""
+
+    def encode(self) -> bytes:
+        return pack([VERDICT_VERSION, self.reason[:VERDICT_TEXT_CHARS_MAX], self.detail[:VERDICT_TEXT_CHARS_MAX]])
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Verdict":
+        try:
+            fields = expect_list(unpack(data, max_bytes=VERDICT_BYTES_MAX), "verdict")
+            expect_version(fields, "verdict", VERDICT_VERSION)
+            expect_list(fields, "verdict", length=3)
+            return cls(
+                expect_str(fields[1], "verdict.reason", max_length=VERDICT_TEXT_CHARS_MAX),
+                expect_str(fields[2], "verdict.detail", max_length=VERDICT_TEXT_CHARS_MAX),
+            )
+        except DecodeError as exc:
+            raise ProtocolViolation(BAD_VERDICT, str(exc)) from None
 
 
 def verify_hello(hello: Hello, *, suite: CryptoSuite, genesis_hash: bytes, our_id: bytes, remote_id: bytes, admitted: PeerTable):

@@ -36,7 +36,12 @@ class NetworkLimits:
 
     # --- handshake and connections ------------------------------------------------------
     handshake_timeout_ms: int = 5000
-    hello_bytes_max: int = 4096
+    # A Hello carries a certificate chain (at most 4096 bytes) besides ~300 bytes of ids,
+    # key and signature.
+    hello_bytes_max: int = 8192
+    # How often the chains of connected peers are verified again (certificates expire
+    # without any block; the node also rechecks when the revocation list changes).
+    credentials_recheck_ms: int = 60000
     dial_timeout_ms: int = 3000
     # Reconnect backoff: first retry after `reconnect_initial_ms`, doubling to the max.
     reconnect_initial_ms: int = 100

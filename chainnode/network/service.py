@@ -7,16 +7,19 @@ Lifecycle of a connection (one per admitted peer):
    every new connection we look the Noise-authenticated peer id up in the admitted list
    and close the connection at once if it is not there or is serving a ban. Every stream
    handler, ours and libp2p's own (identify, ping, pubsub), checks again.
-2. Handshake. The peer with the lower peer id opens `/chainnode/hello/1`; both sides send
-   a signed Hello and verify the other's (handshake.py). No other protocol is served to
-   the peer until its Hello verified: other streams wait (bounded) for it, then proceed or
-   are reset.
+2. Handshake. The peer with the lower peer id opens `/chainnode/hello/2`; both sides send
+   a signed Hello and verify the other's (handshake.py), including its certificate chain
+   with the node's `check_credentials` callback when the chain has a CA; then both send a
+   Verdict (accepted, or why not) so the refused side can log the reason too. No other
+   protocol is served to the peer until its Hello verified: other streams wait (bounded)
+   for it, then proceed or are reset. `recheck_credentials` re-verifies the chains of
+   connected peers (new revocations, expiry) and disconnects those that now fail.
 3. Session. The lower peer id opens the one long-lived consensus stream
    `/chainnode/pbft/1`; each side runs a PeerChannel on it (channel.py). The peer counts
    as connected from then until the stream or connection ends.
 4. End. Any failure closes the connection. Protocol violations (garbage or oversized
-   frames, failed Hello, rate exceeded, or `report_misbehaviour` from the node) are logged
-   in one line, counted, and earn the peer a growing ban (policing.py). The supervisor
+   frames, failed Hello, refused certificate, rate exceeded, or `report_misbehaviour` from
+   the node) are logged in one line, counted, and earn the peer a growing ban (policing.py). The supervisor
    (supervisor.py) redials peers we are meant to dial.
 
 Everything runs in `run()`'s nursery: cancelling it closes every connection first (so
@@ -50,9 +53,9 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from chainnode.crypto import CryptoSuite
 from chainnode.network.channel import RATE_EXCEEDED, PeerChannel
 from chainnode.network.errors import NetworkError, PortInUse, ProtocolViolation
-from chainnode.network.framing import encode_frame, read_frame
+from chainnode.network.framing import FrameReader, encode_frame, read_frame
 from chainnode.network.gossip import TxGossip
-from chainnode.network.handshake import Hello, make_hello, verify_hello
+from chainnode.network.handshake import CREDENTIALS_BYTES_MAX, VERDICT_BYTES_MAX, Hello, Verdict, make_hello, verify_hello
 from chainnode.network.identity import keypair_from_seed
 from chainnode.network.inbox import FairInbox
 from chainnode.network.limits import NetworkLimits
@@ -63,7 +66,7 @@ from chainnode.network.supervisor import ReconnectSupervisor
 
 log = logging.getLogger("chainnode.network")
 
-HELLO_PROTOCOL = TProtocol("/chainnode/hello/1")
+HELLO_PROTOCOL = TProtocol("/chainnode/hello/2")
 PBFT_PROTOCOL = TProtocol("/chainnode/pbft/1")
 # Request/response protocols the node registers must live under this prefix.
 REQUEST_PROTOCOL_PREFIX = "/chainnode/"
@@ -75,6 +78,24 @@ STATUS_ERROR = 1
 ERROR_TEXT_BYTES_MAX = 200
 
 RequestHandler = Callable[[int, bytes], Awaitable[bytes]]
+# check_credentials(chain, consensus_pub, peer_id): raises (CertificateError with a short
+# `.reason`) if the peer's credentials are not acceptable now. See chainnode/admission.py.
+CredentialsCheck = Callable[[bytes, bytes, str], object]
+CREDENTIALS_CHECK_FAILED = "certificate check failed"
+REFUSED_BY_PEER = "refused by peer"
+
+
+class CredentialsRefused(ProtocolViolation):
+    """The peer's certificate chain was refused (handshake or recheck). A violation like any
+    failed Hello check (same growing, bounded ban), logged as `refused peer ...`."""
+
+
+class _RefusedByPeer(Exception):
+    """The peer's Verdict refused our Hello; `verdict` says why."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"{verdict.reason}: {verdict.detail}" if verdict.detail else verdict.reason)
+        self.verdict = verdict
 
 
 def _now_ms() -> float:
@@ -124,6 +145,7 @@ class _Session:
         self.end: ProtocolViolation | str | None = None
         self.bucket = TokenBucket(limits.messages_per_s_max, limits.messages_burst_max, _now_ms())
         self.inflight_requests = 0
+        self.credentials = b""  # the chain the peer presented in its verified Hello
 
     def fail(self, end: ProtocolViolation | str) -> None:
         if self.end is None:
@@ -170,9 +192,15 @@ class Network:
         suite: CryptoSuite,
         genesis_hash: bytes,
         limits: NetworkLimits | None = None,
+        credentials: bytes = b"",
+        check_credentials: CredentialsCheck | None = None,
     ) -> None:
         if type(genesis_hash) is not bytes or len(genesis_hash) != 32:
             raise ValueError("genesis_hash must be 32 bytes")
+        if type(credentials) is not bytes or len(credentials) > CREDENTIALS_BYTES_MAX:
+            raise ValueError(f"credentials must be at most {CREDENTIALS_BYTES_MAX} bytes")
+        self._credentials = credentials
+        self._check_credentials = check_credentials
         self.limits = limits or NetworkLimits()
         self._keypair = keypair_from_seed(host_key_seed)
         self._id = ID.from_pubkey(self._keypair.public_key)
@@ -211,6 +239,9 @@ class Network:
         )
         self.listen_addrs: list[str] = []
         self._refused: weakref.WeakSet = weakref.WeakSet()
+        # Connections whose session ended: a late stream on one (identify, pubsub) must not
+        # start a second session (and a second failed handshake) before it finishes closing.
+        self._ended: weakref.WeakSet = weakref.WeakSet()
         self._closing_since: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._ran = False
 
@@ -309,6 +340,26 @@ class Network:
         self._supervisor.forget({p.peer_id for p in table})
         self._supervisor.wake()
 
+    def recheck_credentials(self) -> list[int]:
+        """Re-verify the certificate chains of all peers whose Hello verified, with the
+        `check_credentials` callback (so: the current revocation list and time), and
+        disconnect those that now fail, with the same `refused peer` log line and ban as
+        at the handshake. Returns their indexes. No-op without a callback. The node calls
+        this after a block that changes the revocation list; the network also runs it
+        every `credentials_recheck_ms` (certificates expire without any block)."""
+        if self._check_credentials is None:
+            return []
+        refused = []
+        for s in list(self._sessions.values()):
+            if not s.verified.is_set() or s.done.is_set() or s.end is not None:
+                continue
+            try:
+                self._verify_credentials(s.info, s.credentials)
+            except CredentialsRefused as v:
+                refused.append(s.info.index)
+                s.fail(v)
+        return sorted(refused)
+
     def report_misbehaviour(self, peer: int | str, reason: str) -> None:
         """The node found a peer's message invalid (bad signature, undecodable): disconnect
         and ban it like any protocol violation."""
@@ -375,10 +426,17 @@ class Network:
                         await nursery.start(self._gossip.run, self._tx_send)
                         nursery.start_soon(self._supervisor.run)
                         nursery.start_soon(self._inbox.run)
+                        if self._check_credentials is not None:
+                            nursery.start_soon(self._recheck_periodically)
                         task_status.started()
                         await trio.sleep_forever()
             finally:
                 self._running = False
+
+    async def _recheck_periodically(self) -> None:
+        while True:
+            await trio.sleep(self.limits.credentials_recheck_ms / 1000)
+            self.recheck_credentials()
 
     async def _shutdown(self) -> None:
         """Orderly stop: sessions and connections first (trap 9: libp2p raises "Nursery is
@@ -480,7 +538,7 @@ class Network:
         s = self._sessions.get(pid)
         if s is not None and s.muxed is conn.muxed_conn:
             return s
-        if not self._running or self._nursery is None:
+        if not self._running or self._nursery is None or conn.muxed_conn in self._ended:
             return None
         info = self._table.get(pid)
         if info is None or pid == self.peer_id:
@@ -548,6 +606,9 @@ class Network:
                 except ProtocolViolation as v:
                     s.fail(v)
                     return
+                except _RefusedByPeer as r:
+                    s.fail(f"{REFUSED_BY_PEER}: {r}")
+                    return
                 except Exception as exc:  # stale connection, stream refused, peer gone
                     s.fail(f"handshake failed ({type(exc).__name__})")
                     return
@@ -564,14 +625,24 @@ class Network:
 
     async def _end_session(self, s: _Session) -> None:
         s.done.set()
+        self._ended.add(s.muxed)
         if self._sessions.get(s.info.peer_id) is s:
             del self._sessions[s.info.peer_id]
         end = s.end if s.end is not None else "cancelled"
-        if isinstance(end, ProtocolViolation):
+        if isinstance(end, CredentialsRefused):
+            ban_ms = self._penalties.strike(s.info.peer_id, _now_ms())
+            self.counters.inc("disconnects:" + end.reason.replace(" ", "_"))
+            log.warning("%s: refused peer %s (peer %d): %s; disconnected, banned for %d ms", self._label, s.info.peer_id,
+                        s.info.index, end, ban_ms)
+        elif isinstance(end, ProtocolViolation):
             ban_ms = self._penalties.strike(s.info.peer_id, _now_ms())
             self.counters.inc("disconnects:" + end.reason.replace(" ", "_"))
             log.warning("%s: peer %d (%s) misbehaved: %s; disconnected, banned for %d ms", self._label, s.info.index,
                         s.info.peer_id, end, ban_ms)
+        elif end.startswith(REFUSED_BY_PEER):
+            self.counters.inc("disconnects:" + REFUSED_BY_PEER.replace(" ", "_"))
+            log.warning("%s: peer %d (%s) refused our hello: %s", self._label, s.info.index, s.info.peer_id,
+                        end[len(REFUSED_BY_PEER) + 2:])
         else:
             reason = end.split(" (")[0]
             self.counters.inc("disconnects:" + reason.replace(" ", "_"))
@@ -588,13 +659,55 @@ class Network:
         self._supervisor.wake()
 
     async def _exchange_hello(self, s: _Session, stream) -> None:
-        ours = make_hello(self._suite, self._consensus_priv, self._consensus_pub, self.genesis_hash, self._id_bytes, s.muxed.peer_id.to_bytes())
+        """Hello each way, then Verdict each way (handshake.py). Raises ProtocolViolation if
+        we refuse the peer (after telling it why), _RefusedByPeer if it refuses us."""
+        ours = make_hello(self._suite, self._consensus_priv, self._consensus_pub, self.genesis_hash, self._id_bytes,
+                          s.muxed.peer_id.to_bytes(), self._credentials)
         await stream.write(encode_frame(ours.encode()))
-        data = await read_frame(stream, self.limits.hello_bytes_max, self.limits.read_chunk_bytes)
-        hello = Hello.decode(data, max_bytes=self.limits.hello_bytes_max)
-        verify_hello(hello, suite=self._suite, genesis_hash=self.genesis_hash, our_id=self._id_bytes,
-                     remote_id=s.muxed.peer_id.to_bytes(), admitted=self._table)
+        frames = FrameReader(stream, max(self.limits.hello_bytes_max, VERDICT_BYTES_MAX), self.limits.read_chunk_bytes)
+        try:
+            data = await frames.read()
+            if len(data) > self.limits.hello_bytes_max:
+                raise ProtocolViolation("oversized frame", f"hello of {len(data)} bytes > {self.limits.hello_bytes_max}")
+            hello = Hello.decode(data, max_bytes=self.limits.hello_bytes_max)
+            info = verify_hello(hello, suite=self._suite, genesis_hash=self.genesis_hash, our_id=self._id_bytes,
+                                remote_id=s.muxed.peer_id.to_bytes(), admitted=self._table)
+            self._verify_credentials(info, hello.credentials)
+        except ProtocolViolation as v:
+            # Tell the peer why, best effort: its operator sees the reason in its own log.
+            # Then wait (bounded) until it has read the verdict and closed the stream:
+            # closing the connection at once could reset the stream before the verdict is
+            # read (Yamux drops unread data on a reset).
+            with trio.move_on_after(CLOSE_TIMEOUT_S):
+                try:
+                    await stream.write(encode_frame(Verdict(v.reason, v.detail).encode()))
+                    if Verdict.decode(await frames.read()).accepted:  # its own verdict
+                        await frames.read()  # EOF once it has read ours
+                    # (if it refused us too, it is not reading ours: both sides close now)
+                except Exception:
+                    pass
+            raise
+        await stream.write(encode_frame(Verdict("").encode()))
+        verdict = Verdict.decode(await frames.read())
+        if not verdict.accepted:
+            raise _RefusedByPeer(verdict)
+        s.credentials = hello.credentials
         s.verified.set()
+
+    def _verify_credentials(self, info: PeerInfo, credentials: bytes) -> None:
+        """Run the node's check on a peer's chain; CredentialsRefused if it refuses."""
+        if self._check_credentials is None:
+            return
+        try:
+            self._check_credentials(credentials, info.consensus_pub, info.peer_id)
+        except Exception as exc:
+            reason = getattr(exc, "reason", None)
+            if not isinstance(reason, str) or not reason:
+                reason = CREDENTIALS_CHECK_FAILED
+                detail = f"{type(exc).__name__}: {exc}"
+            else:
+                detail = str(exc)
+            raise CredentialsRefused(reason, detail) from None
 
     async def _verified_session(self, stream) -> _Session | None:
         """The session of a stream's connection once its Hello verified (waiting for it,
@@ -635,6 +748,8 @@ class Network:
                 await self._exchange_hello(s, stream)
         except ProtocolViolation as v:
             s.fail(v)
+        except _RefusedByPeer as r:
+            s.fail(f"{REFUSED_BY_PEER}: {r}")
         except trio.TooSlowError:
             s.fail("handshake timeout")
         except Exception as exc:

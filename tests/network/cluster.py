@@ -44,7 +44,8 @@ def make_members(n: int, *, start_index: int = 0) -> list[Member]:
 
 
 def make_network(me: Member, admitted: list[Member] | list[PeerInfo], *, genesis: bytes = GENESIS,
-                 limits: NetworkLimits | None = None, priv: bytes | None = None, pub: bytes | None = None) -> Network:
+                 limits: NetworkLimits | None = None, priv: bytes | None = None, pub: bytes | None = None,
+                 credentials: bytes = b"", check_credentials=None) -> Network:
     infos = [m.info if isinstance(m, Member) else m for m in admitted]
     return Network(
         host_key_seed=me.seed,
@@ -55,6 +56,8 @@ def make_network(me: Member, admitted: list[Member] | list[PeerInfo], *, genesis
         suite=get_suite(SUITE_NAME),
         genesis_hash=genesis,
         limits=limits,
+        credentials=credentials,
+        check_credentials=check_credentials,
     )
 
 

@@ -9,8 +9,9 @@ import pytest
 from chainnode.crypto import get_suite
 from chainnode.network import NetworkLimits, PortInUse, peer_id_from_seed
 from chainnode.network.errors import ProtocolViolation
-from chainnode.network.framing import KEEPALIVE_FRAME, FrameDecoder, encode_frame, encode_frames
-from chainnode.network.handshake import Hello, make_hello, verify_hello
+from chainnode.codec import pack
+from chainnode.network.framing import KEEPALIVE_FRAME, FrameDecoder, FrameReader, encode_frame, encode_frames
+from chainnode.network.handshake import VERDICT_BYTES_MAX, Hello, Verdict, make_hello, verify_hello
 from chainnode.network.peers import PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
 from chainnode.network.service import check_port_free
@@ -79,13 +80,51 @@ def test_hello_roundtrip_and_each_refusal_reason():
     assert reason(make_hello(suite, a.priv, a.pub, other_genesis, aid, bid)) == "wrong genesis"
     assert reason(hello, admitted=PeerTable([b.info])) == "unknown peer"
     assert reason(make_hello(suite, c.priv, c.pub, GENESIS, aid, bid)) == "key mismatch"
-    forged = Hello(hello.version, hello.genesis_hash, hello.sender, hello.receiver, hello.consensus_pub, b"\x00" * 64)
+    forged = Hello(hello.version, hello.genesis_hash, hello.sender, hello.receiver, hello.consensus_pub, b"", b"\x00" * 64)
     assert reason(forged) == "bad signature"
+    # The credentials (certificate chain) are signed too: swapping them breaks the signature.
+    with_chain = make_hello(suite, a.priv, a.pub, GENESIS, aid, bid, b"chain bytes")
+    assert Hello.decode(with_chain.encode(), max_bytes=4096).credentials == b"chain bytes"
+    swapped = Hello(with_chain.version, with_chain.genesis_hash, aid, bid, a.pub, b"other chain", with_chain.signature)
+    assert reason(swapped) == "bad signature"
     assert reason(hello, our_id=aid) == "wrong receiver"
     assert reason(hello, remote_id=bid) == "peer id mismatch"
     with pytest.raises(ProtocolViolation) as e:
         Hello.decode(b"\x93\x01\x02\x03", max_bytes=4096)
     assert e.value.reason == "bad hello"
+    # A version-1 Hello (no credentials field) from an older node is refused by version.
+    v1 = pack([1, GENESIS, aid, bid, a.pub, b"\x00" * 64])
+    with pytest.raises(ProtocolViolation, match="unknown version 1"):
+        Hello.decode(v1, max_bytes=4096)
+
+
+def test_verdict_roundtrip_and_bounds():
+    ok = Verdict("")
+    assert ok.accepted and Verdict.decode(ok.encode()) == ok
+    no = Verdict("certificate revoked", "node certificate 'node3' (serial ab) is revoked")
+    assert not no.accepted and Verdict.decode(no.encode()) == no
+    assert len(Verdict("x" * 10_000, "é" * 10_000).encode()) <= VERDICT_BYTES_MAX  # truncated, never oversized
+    with pytest.raises(ProtocolViolation) as e:
+        Verdict.decode(pack([1, 2, ""]))
+    assert e.value.reason == "bad verdict"
+
+
+async def test_frame_reader_keeps_bytes_for_the_next_frame():
+    class Stream:
+        def __init__(self, chunks):
+            self.chunks = list(chunks)
+
+        async def read(self, n):
+            return self.chunks.pop(0) if self.chunks else b""
+
+    both = encode_frame(b"hello") + encode_frame(b"verdict")
+    reader = FrameReader(Stream([both[:3], both[3:]]), 100)
+    assert await reader.read() == b"hello"
+    assert await reader.read() == b"verdict"
+    with pytest.raises(ProtocolViolation, match="trailing bytes"):
+        await FrameReader(Stream([both + encode_frame(b"extra")]), 100).read()
+    with pytest.raises(EOFError):
+        await FrameReader(Stream([both[:5]]), 100).read()
     with pytest.raises(ProtocolViolation):
         Hello.decode(b"\xc1garbage", max_bytes=4096)
 

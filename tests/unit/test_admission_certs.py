@@ -1,0 +1,293 @@
+"""Certificates at the node: the genesis "ca_cert" field, node.toml `cert_file`, the start
+checks of chainnode/admission.py (each refusal names the file and the fix), the verifier
+callback the network calls, `chainnode init` with a chain, and the devnet layout."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chainnode.admission import Admission, AdmissionError
+from chainnode.certs import (
+    CertChain,
+    CertificateError,
+    cert_document,
+    chain_document,
+    issue,
+    read_cert_file,
+    read_chain_file,
+    write_document,
+)
+from chainnode.config import ConfigError, load_config
+from chainnode.crypto import get_suite
+from chainnode.genesis import CA_KEY, GenesisError, load_genesis, parse_genesis
+from chainnode.keyfile import load_key
+from chainnode.ledger import Ledger
+from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
+from chainnode.node_init import InitError, init_node
+from devnet.layout import DEVNET_PASSWORD, create_network, issue_node_certificate, prepare_extra_node
+
+DAY_MS = 86_400_000
+SUITE = get_suite("sm")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    """A 2-node devnet with certificates; tests copy what they change."""
+    out = tmp_path_factory.mktemp("devnet")
+    layout = create_network(out, sealers=2, scrypt_n=1024, ports=([31901, 31902], [31903, 31904]))
+    return out, layout
+
+
+def _node(net, i=0):
+    out, layout = net
+    n = layout[i]
+    config = load_config(n.config)
+    genesis = load_genesis(config.genesis_file)
+    key = load_key(config.key_file, DEVNET_PASSWORD)
+    peer_id = peer_id_from_seed(host_seed_from_consensus_key(SUITE, key.private_key))
+    return out, n, config, genesis, key, peer_id
+
+
+# ---- genesis ------------------------------------------------------------------------------
+
+
+def test_genesis_ca_cert_is_parsed_hashed_and_written_to_state(net, tmp_path):
+    out, layout = net
+    doc = json.loads((out / "genesis.json").read_text())
+    ca = read_cert_file(out / "ca" / "ca.cert")
+    g = parse_genesis(doc, "genesis.json")
+    assert g.ca_cert == ca
+    # The CA is part of what the consortium agreed on: in state, so in the genesis hash.
+    without = copy.deepcopy(doc)
+    del without["ca_cert"]
+    g0 = parse_genesis(without)
+    assert g0.ca_cert is None and CA_KEY not in g0.state_writes()
+    assert g.state_writes()[CA_KEY] == ca.encode()
+    assert g.hash() != g0.hash()
+    # The pasted ca.cert document is the same CA, the same hash; to_json round-trips.
+    as_doc = dict(doc, ca_cert=cert_document(ca))
+    assert parse_genesis(as_doc).hash() == g.hash()
+    assert parse_genesis(g.to_json()).hash() == g.hash()
+    block, writes = g.block()
+    with Ledger.open(tmp_path, SUITE) as ledger:
+        ledger.commit_block(block, [], None, writes)
+        from chainnode.genesis import genesis_ca_of_state
+
+        assert genesis_ca_of_state(ledger.state) == ca
+
+
+def test_bad_ca_cert_fields_name_the_file_and_field(net):
+    out, _ = net
+    doc = json.loads((out / "genesis.json").read_text())
+    agency = read_cert_file(out / "agency" / "agency.cert")
+    ca = read_cert_file(out / "ca" / "ca.cert")
+    ed_priv, ed_pub = get_suite("ed25519").generate_keypair()
+    ed_ca = issue(kind="ca", subject="Ed CA", organisation="Ed CA", role="", public_key=ed_pub, peer_id="", suite="ed25519",
+                  not_before_ms=0, not_after_ms=_now_ms() + DAY_MS, issuer_priv=ed_priv)
+    forged = replace(ca, subject="Forged CA")  # the signature no longer covers the fields
+    cases = [
+        ("zz-not-hex", "genesis.json: ca_cert: not hex"),
+        ("", "genesis.json: ca_cert: must be the hex of the CA certificate"),
+        (42, "genesis.json: ca_cert: must be the hex of the CA certificate"),
+        ("deadbeef", "genesis.json: ca_cert: not a certificate"),
+        (agency.encode().hex(), "genesis.json: ca_cert: this is the agency certificate 'Devnet Agency', not a CA certificate"),
+        (ed_ca.encode().hex(), "genesis.json: ca_cert: the CA 'Ed CA' is for suite ed25519, this chain uses sm"),
+        (forged.encode().hex(), "genesis.json: ca_cert: the CA certificate 'Forged CA' is not validly self-signed"),
+        ({"format": "chainnode-chain/1", "chain": "00"}, "genesis.json: ca_cert: not a ca.cert document"),
+        (dict(cert_document(ca), subject="Edited"), "genesis.json: ca_cert: the readable subject/kind do not match"),
+    ]
+    for value, message in cases:
+        with pytest.raises(GenesisError) as e:
+            parse_genesis(dict(doc, ca_cert=value), "genesis.json")
+        assert str(e.value).startswith(message), (value, str(e.value))
+
+
+# ---- node.toml ----------------------------------------------------------------------------
+
+
+def test_config_cert_file_is_optional_and_relative_to_the_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "node.toml"
+    path.write_text('[node]\ncert_file = "certs/node.chain"\n')
+    assert load_config(path).cert_file == tmp_path / "sub" / "certs" / "node.chain"
+    path.write_text("[node]\n")
+    assert load_config(path).cert_file is None
+    path.write_text('[node]\ncert_file = ""\n')
+    with pytest.raises(ConfigError, match=r"\[node\] cert_file must be a non-empty string"):
+        load_config(path)
+
+
+# ---- start checks -------------------------------------------------------------------------
+
+
+def test_valid_chain_loads_and_its_check_accepts_the_peer(net):
+    out, n, config, genesis, key, peer_id = _node(net)
+    adm = Admission.load(config, genesis, key.public_key, peer_id)
+    assert adm.required and adm.credentials == read_chain_file(config.cert_file).encode()
+    assert adm.network_kwargs() == {"credentials": adm.credentials, "check_credentials": adm.check}
+    leaf = adm.check(adm.credentials, key.public_key, peer_id)
+    assert leaf.subject == n.name and leaf.serial.hex() == n.cert_serial
+    # node1's chain, checked by node0: the same verifier every peer runs.
+    _, n1, c1, _, k1, p1 = _node(net, 1)
+    assert adm.check(read_chain_file(c1.cert_file).encode(), k1.public_key, p1).subject == "node1"
+
+
+def test_no_ca_means_no_certificates(net):
+    out, n, config, genesis, key, peer_id = _node(net)
+    plain = replace(genesis, ca_cert=None)
+    adm = Admission.load(replace(config, cert_file=None), plain, key.public_key, peer_id)
+    assert not adm.required
+    assert adm.network_kwargs() == {"credentials": b"", "check_credentials": None}
+
+
+def _refusal(config, genesis, key, peer_id, **kw) -> str:
+    with pytest.raises(AdmissionError) as e:
+        Admission.load(config, genesis, key.public_key, peer_id, **kw)
+    return str(e.value)
+
+
+def test_start_refusals_name_the_file_and_the_fix(net, tmp_path):
+    out, n, config, genesis, key, peer_id = _node(net)
+    chain = read_chain_file(config.cert_file)
+    cf = tmp_path / "node.chain"
+
+    msg = _refusal(replace(config, cert_file=None), genesis, key, peer_id)
+    assert f"{config.genesis_file} has a consortium CA ('Devnet CA')" in msg
+    assert f"{config.path} sets no cert_file" in msg and 'cert_file = "node.chain"' in msg
+
+    msg = _refusal(replace(config, cert_file=tmp_path / "gone.chain"), genesis, key, peer_id)
+    assert f"{tmp_path / 'gone.chain'} not found (cert_file in {config.path})" in msg
+
+    write_document(cf, cert_document(chain.ca))
+    assert "is a single certificate, not a certificate chain" in _refusal(replace(config, cert_file=cf), genesis, key, peer_id)
+
+    # Issued under another CA.
+    other_out = tmp_path / "other"
+    create_network(other_out, sealers=1, scrypt_n=1024, ports=([31911], [31912]))
+    other_chain = issue_node_certificate(other_out, key.public_key, peer_id, name="node0", role="sealer", out=tmp_path / "o.chain")
+    other_ca = other_chain.ca
+    msg = _refusal(replace(config, cert_file=tmp_path / "o.chain"), genesis, key, peer_id)
+    assert msg.startswith(f"{tmp_path / 'o.chain'} was issued under CA 'Devnet CA' (key hash ")
+    assert f"but {config.genesis_file} trusts CA 'Devnet CA'" in msg and other_ca.serial.hex() in msg
+    assert "get a certificate from an agency of the consortium's CA" in msg
+
+    def write(ch: CertChain) -> object:
+        if cf.exists():
+            cf.unlink()
+        write_document(cf, chain_document(ch))
+        return replace(config, cert_file=cf)
+
+    # Agency mismatch: the node certificate was signed by another agency's key.
+    other_agency_key = load_key(other_out / "agency" / "agency.key", DEVNET_PASSWORD)
+    leaf = chain.leaf
+    stray = issue(kind="node", subject=leaf.subject, organisation=leaf.organisation, role=leaf.role, public_key=leaf.public_key,
+                  peer_id=leaf.peer_id, suite="sm", not_before_ms=leaf.not_before_ms, not_after_ms=leaf.not_after_ms,
+                  issuer_priv=other_agency_key.private_key)
+    msg = _refusal(write(CertChain(chain.ca, chain.agency, stray)), genesis, key, peer_id)
+    assert msg.startswith(f"{cf}: agency mismatch: the node certificate 'node0'") and "--agency-dir" in msg
+
+    # Bad signature (modified).
+    msg = _refusal(write(CertChain(chain.ca, chain.agency, replace(leaf, signature=bytes(64)))), genesis, key, peer_id)
+    assert "bad signature" in msg and "modified or damaged" in msg
+
+    # Key and peer id of another node.
+    _, _, _, _, k1, p1 = _node(net, 1)
+    msg = _refusal(config, genesis, k1, p1)
+    assert msg.startswith(f"{config.cert_file} certifies key {key.public_key.hex()[:16]}… (node certificate 'node0'")
+    assert f"but {config.key_file} is {k1.public_key.hex()[:16]}…" in msg
+    msg = _refusal(config, genesis, key, p1)
+    assert msg.startswith(f"{config.cert_file} certifies peer id {peer_id} but {config.key_file} derives peer id {p1}")
+
+    # Expired / not yet valid: by the clock.
+    msg = _refusal(config, genesis, key, peer_id, now_ms=lambda: leaf.not_after_ms + 1)
+    assert "node certificate 'node0'" in msg and "expired on" in msg and "ask your agency for a new certificate" in msg
+    msg = _refusal(config, genesis, key, peer_id, now_ms=lambda: leaf.not_before_ms - 1)
+    assert "is not yet valid" in msg and "check this machine's clock" in msg
+
+    # Revoked on chain.
+    msg = _refusal(config, genesis, key, peer_id, revoked_serials=lambda: [leaf.serial])
+    assert msg.startswith(f"{config.cert_file}: node certificate 'node0' (serial {leaf.serial.hex()}) is revoked")
+    assert "the consortium revoked this certificate" in msg
+
+
+def test_check_refuses_peers_with_a_reason(net):
+    out, n, config, genesis, key, peer_id = _node(net)
+    revoked: set[bytes] = set()
+    adm = Admission.load(config, genesis, key.public_key, peer_id, lambda: revoked)
+    _, n1, c1, _, k1, p1 = _node(net, 1)
+    chain1 = read_chain_file(c1.cert_file)
+
+    def reason(chain_bytes, pub=k1.public_key, pid=p1) -> str:
+        with pytest.raises(CertificateError) as e:
+            adm.check(chain_bytes, pub, pid)
+        return e.value.reason
+
+    assert reason(b"") == "no certificate"
+    assert reason(b"\x93garbage") == "bad certificate"
+    assert reason(chain1.encode(), pub=key.public_key) == "certificate key mismatch"
+    assert reason(chain1.encode(), pid=peer_id) == "certificate peer id mismatch"
+    revoked.add(chain1.leaf.serial)  # read at every check: the on-chain list as it is now
+    assert reason(chain1.encode()) == "certificate revoked"
+    revoked.clear()
+    assert adm.check(chain1.encode(), k1.public_key, p1).subject == "node1"
+    # A client chain is not a node's.
+    agency_key = load_key(out / "agency" / "agency.key", DEVNET_PASSWORD)
+    client = issue(kind="client", subject="alice", organisation=chain1.agency.subject, role="user", public_key=k1.public_key,
+                   peer_id="", suite="sm", not_before_ms=_now_ms() - DAY_MS, not_after_ms=_now_ms() + DAY_MS,
+                   issuer_priv=agency_key.private_key)
+    assert reason(CertChain(chain1.ca, chain1.agency, client).encode()) == "bad certificate"
+    late = replace(adm, now_ms=lambda: chain1.leaf.not_after_ms + 1)
+    with pytest.raises(CertificateError) as e:
+        late.check(chain1.encode(), k1.public_key, p1)
+    assert e.value.reason == "certificate expired"
+
+
+# ---- init and devnet ----------------------------------------------------------------------
+
+
+def test_init_writes_cert_file_and_checks_it(net, tmp_path):
+    out, n, config, genesis, key, peer_id = _node(net)
+    d = tmp_path / "d"
+    info = init_node(out / "genesis.json", config.key_file, d, p2p_listen=None, rpc_listen="127.0.0.1:1", cert_file=config.cert_file)
+    assert info["certificates_required"] and info["cert_file"] == str(config.cert_file)
+    assert load_config(d / "node.toml").cert_file == config.cert_file
+    # Without a chain the config says it is required.
+    d2 = tmp_path / "d2"
+    init_node(out / "genesis.json", config.key_file, d2, p2p_listen=None, rpc_listen="127.0.0.1:1")
+    assert "# cert_file = \"node.chain\"   # REQUIRED" in (d2 / "node.toml").read_text()
+    assert load_config(d2 / "node.toml").cert_file is None
+    # Another node's chain is refused at init already.
+    _, _, c1, _, _, _ = _node(net, 1)
+    with pytest.raises(InitError, match="certifies key"):
+        init_node(out / "genesis.json", config.key_file, tmp_path / "d3", p2p_listen=None, rpc_listen="127.0.0.1:1", cert_file=c1.cert_file)
+
+
+def test_devnet_has_certificates_and_an_extra_node_can_be_prepared(net):
+    out, layout = net
+    assert all(n.cert_file and n.peer_id and n.consensus_pub and n.cert_serial for n in layout)
+    assert (out / "ca" / "ca.key").exists() and (out / "agency" / "agency.cert").exists()
+    extra = prepare_extra_node(out, "extra", p2p_port=31921, rpc_port=31922, scrypt_n=1024)
+    config = load_config(extra.config)
+    genesis = load_genesis(config.genesis_file)
+    assert all(node.entry.peer_id != extra.peer_id for node in genesis.nodes)  # not a member yet
+    assert extra.role == "observer" and config.rpc_port == 31922 and config.p2p_listen.endswith("/tcp/31921")
+    key = load_key(config.key_file, DEVNET_PASSWORD)
+    assert key.public_key.hex() == extra.consensus_pub
+    adm = Admission.load(config, genesis, key.public_key, extra.peer_id)
+    assert adm.check(adm.credentials, key.public_key, extra.peer_id).role == "observer"
+    with Ledger.open(extra.folder, SUITE) as ledger:
+        assert ledger.genesis_hash == genesis.hash()
+    with pytest.raises(FileExistsError):
+        prepare_extra_node(out, "extra", p2p_port=31923, rpc_port=31924, scrypt_n=1024)
+    without = create_network(Path(out) / "plain", sealers=1, scrypt_n=1024, ports=([31931], [31932]), certificates=False)
+    assert without[0].cert_file == "" and load_genesis(Path(out) / "plain" / "genesis.json").ca_cert is None
