@@ -356,7 +356,7 @@ def _add_node(role: str) -> Callable[[Changes, list], str]:
         _membership(changes, nodes)
         if addrs:
             changes.put({ADDRS_PREFIX + peer_id.encode(): pack(addrs)})
-        return f"{peer_id} is a {role} from block {changes.height + MEMBERSHIP_DELAY_BLOCKS}"
+        return f"{peer_id} is {'an' if role == 'observer' else 'a'} {role} from block {changes.height + MEMBERSHIP_DELAY_BLOCKS}"
 
     return apply
 

@@ -21,19 +21,21 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import trio
 
+from chainnode.admission import Admission, AdmissionError
 from chainnode.chain import Chain, Proposal
 from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.config import NodeConfig
 from chainnode.crypto import get_suite
 from chainnode.executor import Executor, InvalidBlock, refusal
 from chainnode.genesis import Genesis
+from chainnode.governance import read_revoked_serials
 from chainnode.keyfile import KeyPair
 from chainnode.metrics import NodeMetrics
 from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
@@ -147,6 +149,13 @@ class Node:
                         "if the consortium adds it (chainnode gov propose add_observer ...)", config.name, config.key_file, ledger.head_height)
         elif me.peer_id != self.peer_id:
             raise NodeError(f"this node's key derives peer id {self.peer_id}, but the chain lists {me.peer_id} for it; check the genesis file")
+        # Certificates (when the genesis names a CA): ours for the handshake, and the check of
+        # every peer's against the CA and the on-chain revocation list (refreshed per block).
+        self._revoked = read_revoked_serials(ledger.state)
+        try:
+            self.admission = Admission.load(config, genesis, key.public_key, self.peer_id, revoked_serials=lambda: self._revoked)
+        except AdmissionError as exc:
+            raise NodeError(str(exc)) from None
         self.network = Network(
             host_key_seed=seed,
             listen_addr=config.p2p_listen,
@@ -155,6 +164,7 @@ class Node:
             consensus_pub=key.public_key,
             suite=suite,
             genesis_hash=ledger.genesis_hash,
+            **self.admission.network_kwargs(),
             limits=NetworkLimits(
                 frame_bytes_max=limits.peer_frame_bytes_max,
                 messages_per_s_max=limits.peer_messages_per_s_max,
@@ -254,6 +264,21 @@ class Node:
             self.network.set_admitted(self._peer_infos(nodes))
         await self._tell_pending()
 
+    def _follow_config(self) -> None:
+        """Apply system config changed by governance to the parts that keep a copy: the PBFT
+        core's timeouts and block size and the pool's block_limit window. A change made in
+        block h holds from block h + 1, and this runs before anything about h + 1 happens."""
+        state = self.chain.ledger.state
+        if self.replica is not None:
+            cfg = self.replica.cfg
+            timeout_ms = read_config(state, "consensus_timeout_ms")
+            count_max = read_config(state, "tx_count_limit")
+            if (cfg.timeout_base_ms, cfg.block_tx_count_max) != (timeout_ms, count_max):
+                self.replica.cfg = replace(cfg, timeout_base_ms=timeout_ms, timeout_max_ms=max(cfg.timeout_max_ms, timeout_ms), block_tx_count_max=count_max)
+        window = read_config(state, "block_limit_window")
+        if self.pool.limits.block_limit_window != window:
+            self.pool.limits = replace(self.pool.limits, block_limit_window=window)
+
     async def _tell_pending(self) -> None:
         if self.replica is None:
             return
@@ -285,6 +310,11 @@ class Node:
         self.pool.drop_expired(height)
         self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
         await self._membership_changed()
+        self._follow_config()
+        revoked = read_revoked_serials(self.chain.ledger.state)
+        if revoked != self._revoked:  # governance revoked a certificate: drop its holder now
+            self._revoked = revoked
+            self.network.recheck_credentials()
         log.info("%s: committed block %d (%d txs, pool %d)", self.name, height, len(tx_hashes), len(self.pool))
         self._announce_head()  # observers and laggards learn of it now, not at the next tick
         for listener in self.commit_listeners:

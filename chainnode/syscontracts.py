@@ -24,6 +24,7 @@ from chainnode.governance import (
     EXPIRY_BLOCKS_DEFAULT,
     EXPIRY_BLOCKS_MAX,
     FAILED,
+    METHOD_CHARS_MAX,
     NEXT_ID_KEY,
     OPEN,
     REJECTED,
@@ -174,14 +175,14 @@ def _propose(call: _Call, args: list) -> int:
     return pid
 
 
-def _open_proposal(call: _Call, pid: Any) -> Proposal:
+def _open_proposal(call: _Call, pid: Any, action: str = "voted on") -> Proposal:
     p = read_proposal(call.state, pid) if type(pid) is int else None
     if p is None:
         raise ContractError(f"no proposal {pid!r}; list them with `chainnode gov list`")
     status = p.status_at(call.ctx.block_height)
     if status != OPEN:
         hint = f" at block {p.expiry_height}" if status == "expired" else ""
-        raise ContractError(f"proposal {pid} is {status}{hint}; it can no longer be voted on")
+        raise ContractError(f"proposal {pid} is {status}{hint}; it can no longer be {action}")
     return p
 
 
@@ -203,7 +204,7 @@ def _vote(call: _Call, args: list) -> str:
 def _revoke(call: _Call, args: list) -> str:
     call.writable()
     _arity(args, 1, 1)
-    p = _open_proposal(call, args[0])
+    p = _open_proposal(call, args[0], "revoked")
     if call.ctx.sender != p.proposer:
         raise ContractError(f"only the proposer ({p.proposer.hex()}) may revoke proposal {p.id}")
     p.status, p.decided_height = REVOKED, call.ctx.block_height
@@ -305,8 +306,8 @@ def _clear_method_acl(call: _Call, args: list) -> None:
     call.writable()
     _arity(args, 2, 2)
     _check_admin(call, args[0])
-    if type(args[1]) is not str:
-        raise ContractError("method must be a string")
+    if type(args[1]) is not str or not 0 < len(args[1]) <= METHOD_CHARS_MAX:
+        raise ContractError(f"method must be a non-empty string of at most {METHOD_CHARS_MAX} characters")
     call.state.delete(ACL_PREFIX + args[0] + args[1].encode())
     call.emit("MethodAclChanged", contract=args[0], method=args[1], mode="open", count=0)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from devnet.layout import NodeLayout, create_network
+from devnet.layout import NodeLayout, create_network, prepare_extra_node
 
 LAYOUT_FILE = "devnet.json"
 CHAINNODE = str(Path(sys.executable).parent / "chainnode")
@@ -69,6 +69,11 @@ def running_pid(folder: Path) -> int | None:
         os.close(fd)
 
 
+def _write_layout(folder: Path, nodes: list[NodeLayout]) -> None:
+    rows = [{**asdict(n), "folder": str(n.folder.resolve()), "config": str(n.config.resolve())} for n in nodes]
+    (folder / LAYOUT_FILE).write_text(json.dumps({"nodes": rows}, indent=2) + "\n")
+
+
 class Devnet:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -85,10 +90,17 @@ class Devnet:
         folder = Path(folder)
         if (folder / LAYOUT_FILE).exists():
             raise DevnetError(f"{folder} already holds a devnet; use it, or `devnet clean --dir {folder}` first")
-        nodes = create_network(folder, **kwargs)
-        rows = [{**asdict(n), "folder": str(n.folder.resolve()), "config": str(n.config.resolve())} for n in nodes]
-        (folder / LAYOUT_FILE).write_text(json.dumps({"nodes": rows}, indent=2) + "\n")
+        _write_layout(folder, create_network(folder, **kwargs))
         return cls(folder)
+
+    def add_node(self, name: str, *, p2p_port: int, rpc_port: int, role: str = "observer", scrypt_n: int | None = None) -> NodeLayout:
+        """Prepare a node that is not in the genesis (key, certificate, config, block 0) and
+        record it in this devnet; it joins the chain once governance adds it."""
+        kwargs = {} if scrypt_n is None else {"scrypt_n": scrypt_n}
+        node = prepare_extra_node(self.folder, name, p2p_port=p2p_port, rpc_port=rpc_port, role=role, **kwargs)
+        self.nodes.append(node)
+        _write_layout(self.folder, self.nodes)
+        return node
 
     def node(self, name: str) -> NodeLayout:
         for n in self.nodes:

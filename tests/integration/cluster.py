@@ -22,6 +22,13 @@ class Cluster:
         self.net = Devnet.create(folder, sealers=sealers, observers=observers, scrypt_n=1024, config=config, ports=(ports[:n], ports[n:]))
         self.layout = self.net.nodes
 
+    def add_node(self, name: str, role: str = "observer"):
+        """A node outside the genesis (see Devnet.add_node); it is index len(layout) - 1."""
+        p2p, rpc = free_ports(2)
+        node = self.net.add_node(name, p2p_port=p2p, rpc_port=rpc, role=role, scrypt_n=1024)
+        self.layout = self.net.nodes
+        return node
+
     def _name(self, i: int) -> str:
         return self.layout[i].name
 
