@@ -14,11 +14,13 @@
 """
 
 from chainnode.client.account import Account
+from chainnode.client.governance import Governance, GovernanceRefused
 from chainnode.client.proof import ProofError, verify_receipt_proof
 from chainnode.client.rpc import CallFailed, Client, NodeError, ReceiptInfo, ReceiptTimeout, TransactionFailed
 from chainnode.client.subscriptions import BlockNotification, EventNotification, Subscription
 
 __all__ = [
-    "Account", "BlockNotification", "CallFailed", "Client", "EventNotification", "NodeError", "ProofError",
+    "Account", "BlockNotification", "CallFailed", "Client", "EventNotification", "Governance", "GovernanceRefused",
+    "NodeError", "ProofError",
     "ReceiptInfo", "ReceiptTimeout", "Subscription", "TransactionFailed", "verify_receipt_proof",
 ]

@@ -8,13 +8,14 @@ import platform
 from importlib import metadata
 from typing import Any, Callable, Protocol
 
+from chainnode import governance as gov
 from chainnode.chain import Chain
 from chainnode.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json, value_json
 from chainnode.sync import BlockSyncer
 from chainnode.syscontracts import is_system, run_system
-from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes
+from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes, read_pending_nodes
 from chainnode.txpool import Rejected, TxPool
 from chainnode.types import ZERO_HASH
 from contracts.engine import CallContext, Engine, code_key
@@ -28,6 +29,7 @@ METHOD_NAME_CHARS_MAX = 256
 CALL_ARGS_BYTES_MAX = 1 << 20
 # FISCO BCOS node types -> our roles in sys/nodes.
 NODE_TYPES = {"consensus_sealer": "sealer", "consensus_observer": "observer"}
+PROPOSALS_PAGE_MAX = 100
 
 
 class NodeView(Protocol):
@@ -54,6 +56,8 @@ METHODS = (
     "getSealerList", "getObserverList", "getNodeListByType", "getPbftView", "getConsensusStatus",
     "getSystemConfigByKey", "getSyncStatus", "getPeers", "getPendingTxSize", "getTotalTransactionCount",
     "getGroupList", "getGroupInfo", "getClientVersion",
+    "getProposal", "getProposals", "getCommittee", "getAccountStatus", "getMethodAcl",
+    "getRevokedCertificates", "resolveName", "getNames", "getPendingMembership",
 )
 
 
@@ -331,6 +335,133 @@ class ChainRpc:
             if s["connected"]
         ]
 
+    # ---- governance (docs/governance.md) ----------------------------------------------------
+    # Read on the chain worker thread, like `call`: the values and the height they were read
+    # at agree, and a block being committed is never half seen.
+
+    async def _at_head(self, read: Callable[[Any], Any]) -> tuple[Any, int]:
+        ledger = self._ledger
+
+        def run() -> tuple[Any, int]:
+            return read(ledger.state), ledger.head_height
+
+        return await self.node.on_chain(run)
+
+    async def getProposal(self, params: list) -> Any:
+        p = self._params(params, ["id"], 1)
+        pid = p.int(2, lo=1, hi=HEIGHT_MAX)
+
+        def read(state) -> tuple[gov.Proposal | None, list, int]:
+            return gov.read_proposal(state, pid), gov.read_committee(state), gov.next_proposal_id(state)
+
+        (proposal, committee, next_id), height = await self._at_head(read)
+        if proposal is None:
+            known = f"proposals so far are 1..{next_id - 1}" if next_id > 1 else "there are no proposals yet"
+            raise RpcError(NOT_FOUND, f"no proposal {pid}; {known} (getProposals lists them)")
+        return _proposal_json(proposal, committee, height) | {"blockNumber": height}
+
+    async def getProposals(self, params: list) -> Any:
+        p = self._params(params, ["first", "count"], 0)
+        first = p.int(2, default=1, lo=1, hi=HEIGHT_MAX)
+        count = p.int(3, default=PROPOSALS_PAGE_MAX, lo=1, hi=PROPOSALS_PAGE_MAX)
+
+        def read(state) -> tuple[list, list, int]:
+            return gov.read_proposals(state, first, count), gov.read_committee(state), gov.next_proposal_id(state)
+
+        (proposals, committee, next_id), height = await self._at_head(read)
+        return {
+            "blockNumber": height,
+            "nextProposalId": next_id,
+            "proposals": [_proposal_json(x, committee, height) for x in proposals],
+        }
+
+    async def getCommittee(self, params: list) -> Any:
+        self._params(params, [], 0)
+        summary, height = await self._at_head(gov.governance_summary)
+        governors = [{"address": hx(g["address"]), "weight": g["weight"]} for g in summary["governors"]]
+        return {
+            "governors": governors,
+            "totalWeight": sum(g["weight"] for g in governors),
+            "participationPct": summary["participation_pct"],
+            "winPct": summary["win_pct"],
+            "nextProposalId": summary["next_proposal_id"],
+            "blockNumber": height,
+        }
+
+    async def getAccountStatus(self, params: list) -> Any:
+        p = self._params(params, ["address"], 1)
+        address = p.hex(2, length=ADDRESS_BYTES)
+
+        def read(state) -> dict:
+            reason = gov.frozen_reason(state, address)
+            admin = gov.contract_admin(state, address)
+            return {
+                "address": hx(address),
+                "frozen": reason is not None,
+                "frozenReason": reason or "",
+                "mayDeploy": gov.may_deploy(state, address),
+                "deployOpen": gov.read_deploy_open(state),
+                "contractAdmin": hx(admin) if admin else None,  # set for a deployed contract
+            }
+
+        out, height = await self._at_head(read)
+        return out | {"blockNumber": height}
+
+    async def getMethodAcl(self, params: list) -> Any:
+        p = self._params(params, ["contract", "method"], 2)
+        contract = p.hex(2, length=ADDRESS_BYTES)
+        method = p.str(3, max_length=gov.METHOD_CHARS_MAX)
+        if not method:
+            raise invalid_params("'method' must name a contract method")
+
+        def read(state) -> tuple:
+            return gov.read_method_acl(state, contract, method), gov.contract_admin(state, contract)
+
+        (acl, admin), height = await self._at_head(read)
+        mode, addresses = acl if acl is not None else ("open", [])
+        return {
+            "contract": hx(contract), "method": method, "mode": mode, "addresses": [hx(a) for a in addresses],
+            "admin": hx(admin) if admin else None, "blockNumber": height,
+        }
+
+    async def getRevokedCertificates(self, params: list) -> Any:
+        self._params(params, [], 0)
+        serials, height = await self._at_head(gov.read_revoked_serials)
+        return {"serials": [hx(s) for s in sorted(serials)], "blockNumber": height}
+
+    async def resolveName(self, params: list) -> Any:
+        p = self._params(params, ["name"], 1)
+        name = p.str(2, max_length=gov.NAME_CHARS_MAX)
+        if not name or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in name):
+            raise invalid_params(f"'name' must be 1..{gov.NAME_CHARS_MAX} ASCII letters, digits, '_', '-' or '.'; got {name!r}")
+        address, height = await self._at_head(lambda state: gov.resolve_name(state, name))
+        return {"name": name, "address": hx(address) if address else None, "blockNumber": height}
+
+    async def getNames(self, params: list) -> Any:
+        self._params(params, [], 0)
+        names, height = await self._at_head(gov.read_names)
+        return {"names": {n: hx(a) for n, a in names.items()}, "blockNumber": height}
+
+    async def getPendingMembership(self, params: list) -> Any:
+        """Membership changes made by governance that are not in force yet: each takes effect
+        at its fromHeight (two blocks after the block that made it)."""
+        self._params(params, [], 0)
+        pending, height = await self._at_head(read_pending_nodes)
+        suite = self.node.chain.suite
+        return {
+            "blockNumber": height,
+            "pending": [
+                {
+                    "fromHeight": h,
+                    "nodes": [
+                        {"nodeId": n.peer_id, "publicKey": hx(n.consensus_pub), "address": hx(suite.address(n.consensus_pub)), "role": n.role, "weight": n.weight}
+                        for n in nodes
+                    ],
+                }
+                for h, nodes in pending
+            ],
+        }
+
     # ---- groups and the node ------------------------------------------------------------------
 
     async def getGroupList(self, params: list) -> Any:
@@ -350,6 +481,18 @@ class ChainRpc:
             "groupId": self.node.group_id,
             "nodeName": self.node.name,
         }
+
+
+def _proposal_json(p: "gov.Proposal", committee: list, height: int) -> dict:
+    d = p.describe(committee, height)
+    return {
+        "id": d["id"], "kind": d["kind"], "params": value_json(d["params"]), "paramsRaw": hx(pack(d["params"])),
+        "proposer": hx(d["proposer"]), "status": d["status"], "result": d["result"],
+        "createdHeight": d["created_height"], "expiryHeight": d["expiry_height"], "decidedHeight": d["decided_height"],
+        "participationPct": d["participation_pct"], "winPct": d["win_pct"],
+        "totalWeight": d["total_weight"], "votedWeight": d["voted_weight"], "yesWeight": d["yes_weight"],
+        "votes": [{"governor": hx(v["governor"]), "yes": v["yes"]} for v in d["votes"]],
+    }
 
 
 def _call_args(raw: Any) -> list:
