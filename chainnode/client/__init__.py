@@ -15,12 +15,13 @@
 
 from chainnode.client.account import Account
 from chainnode.client.governance import Governance, GovernanceRefused
+from chainnode.client.offline import OfflineDevice, OfflineError, Voucher, settle_args, verify_voucher
 from chainnode.client.proof import ProofError, verify_receipt_proof
 from chainnode.client.rpc import CallFailed, Client, NodeError, ReceiptInfo, ReceiptTimeout, TransactionFailed
 from chainnode.client.subscriptions import BlockNotification, EventNotification, Subscription
 
 __all__ = [
     "Account", "BlockNotification", "CallFailed", "Client", "EventNotification", "Governance", "GovernanceRefused",
-    "NodeError", "ProofError",
+    "NodeError", "OfflineDevice", "OfflineError", "ProofError", "Voucher", "settle_args", "verify_voucher",
     "ReceiptInfo", "ReceiptTimeout", "Subscription", "TransactionFailed", "verify_receipt_proof",
 ]
