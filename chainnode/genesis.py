@@ -14,7 +14,11 @@ A JSON document (docs/operations.md shows a full one):
       "committee": [{"address": "<40 hex>", "weight": 1}],
       "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
       "config": {"tx_count_limit": 1000, "consensus_timeout_ms": 3000, …},
-      "ca_cert": "<hex>"          (optional: the consortium CA; then every node needs a certificate)
+      "ca_cert": "<hex>",         (optional: the consortium CA; then every node needs a certificate)
+      "contracts": [              (optional: deployed in block 0, registered by name)
+        {"name": "payment", "deployer": "<40 hex>", "init_args": ["0x<issuer>", "0x<regulator>"],
+         "source": "<the contract's source text>"}
+      ]
     }
 
 `ca_cert` is the "cert" value of the `ca.cert` file `chainnode ca init` writes (hex of the
@@ -22,6 +26,12 @@ encoded CA certificate); the whole ca.cert document pasted as a JSON object is a
 With a CA, every node presents a certificate chain issued under it in the connection
 handshake (docs/certificates.md); the CA is written to state under `sys/ca`, so it is part
 of the genesis hash.
+
+`contracts` are deployed when block 0 is built, each at the address a deploy by its
+`deployer` with nonce "genesis/<name>" gets, administered by the deployer, and registered in
+the name registry (chainnode/governance.py) under its name. The source text is in the file
+itself, so every node builds the same block 0 whatever version of the contract library it
+has. In `init_args` a string starting with "0x" is bytes.
 
 It becomes block 0: a header over the initial state (system state, see sysstate.py). The
 genesis block's hash is the chain's identity: nodes refuse peers and data directories with
@@ -33,14 +43,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from chainnode.certs import CERT_FORMAT, Certificate, CertificateError
 from chainnode.codec import DecodeError, pack
 from chainnode.crypto import SUITE_NAMES, get_suite
+from chainnode.governance import ADMIN_PREFIX, NAMES_KEY, GovernanceError, check_params
 from chainnode.merkle import merkle_root
-from chainnode.state import next_state_root
+from chainnode.state import StateOverlay, next_state_root
 from chainnode.sysstate import (
     CHAIN_KEY,
     COMMITTEE_KEY,
@@ -54,8 +66,11 @@ from chainnode.sysstate import (
     sealer_set_hash,
 )
 from chainnode.types import ZERO_HASH, Block, BlockHeader
+from contracts.engine import CallContext, Engine
 
 FORMAT = "chainnode-genesis/1"
+GENESIS_CONTRACTS_MAX = 32
+GENESIS_DEPLOY_GAS = 1_000_000_000  # per contract: a genesis deploy is trusted, but still bounded
 GENESIS_BYTES_MAX = 4 << 20
 # The consortium CA certificate (its canonical encoding), written at genesis when the file
 # has "ca_cert". Defined here, not in sysstate.py: only genesis writes it.
@@ -74,6 +89,16 @@ class GenesisNode:
 
 
 @dataclass(frozen=True)
+class GenesisContract:
+    """A contract deployed in block 0 and registered in the name registry under `name`."""
+
+    name: str
+    source: str
+    deployer: bytes
+    init_args: list
+
+
+@dataclass(frozen=True)
 class Genesis:
     chain_id: str
     group_id: str
@@ -85,12 +110,19 @@ class Genesis:
     win_rate_pct: int
     config: dict[str, int] = field(default_factory=dict)
     ca_cert: Certificate | None = None  # the consortium CA; None: no certificates needed
+    contracts: list[GenesisContract] = field(default_factory=list)  # deployed in block 0
 
     @property
     def sealers(self) -> list[GenesisNode]:
         return [n for n in self.nodes if n.entry.role == "sealer"]
 
     def state_writes(self) -> dict[bytes, bytes]:
+        return dict(self._state_writes)
+
+    @cached_property
+    def _state_writes(self) -> dict[bytes, bytes]:
+        # Cached: deploying the genesis contracts compiles them (a few hundred ms), and
+        # block() / hash() are asked for more than once at start.
         writes = {CHAIN_KEY: pack([self.chain_id, self.group_id, self.suite])}
         writes.update(nodes_writes([n.entry for n in self.nodes]))
         writes[COMMITTEE_KEY] = pack([[addr, weight] for addr, weight in self.committee])
@@ -98,7 +130,26 @@ class Genesis:
         writes.update(config_writes(self.config))
         if self.ca_cert is not None:
             writes[CA_KEY] = self.ca_cert.encode()
+        if self.contracts:
+            writes.update(self._deploy_contracts(writes))
         return writes
+
+    def _deploy_contracts(self, base: dict[bytes, bytes]) -> dict[bytes, bytes | None]:
+        """Run each contract's deploy (and `init`) as if in block 0; the address is the one
+        a deploy by `deployer` with nonce b"genesis/" + name gets. GenesisError if one fails."""
+        suite = get_suite(self.suite)
+        overlay = StateOverlay(_DictReader(base))
+        engine = Engine(suite)
+        names = {}
+        for c in self.contracts:
+            ctx = CallContext(c.deployer, bytes(20), 0, self.timestamp_ms, ZERO_HASH)
+            result = engine.deploy(overlay, ctx, c.source, c.init_args, GENESIS_DEPLOY_GAS, b"genesis/" + c.name.encode())
+            if not result.ok:
+                raise GenesisError(f"genesis contract {c.name!r} does not deploy: {result.error_type}: {result.error_message or ''}")
+            overlay.set(ADMIN_PREFIX + result.contract_address, c.deployer)
+            names[c.name] = result.contract_address
+        overlay.set(NAMES_KEY, pack(dict(sorted(names.items()))))
+        return overlay.writes()
 
     def block(self) -> tuple[Block, dict[bytes, bytes]]:
         """Block 0 and its state writes (commit both with `Ledger.commit_block`)."""
@@ -136,6 +187,10 @@ class Genesis:
             "governance": {"participation_rate_pct": self.participation_rate_pct, "win_rate_pct": self.win_rate_pct},
             "config": dict(self.config),
             **({"ca_cert": self.ca_cert.encode().hex()} if self.ca_cert is not None else {}),
+            **({"contracts": [
+                {"name": c.name, "deployer": c.deployer.hex(), "init_args": [_arg_json(a) for a in c.init_args], "source": c.source}
+                for c in self.contracts
+            ]} if self.contracts else {}),
         }
 
 
@@ -166,7 +221,7 @@ def _hex(v: Any, what: str, lengths: tuple[int, ...]) -> bytes:
 def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GenesisError(f"{source}: not a chainnode genesis file (expected \"format\": \"{FORMAT}\")")
-    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_cert"}
+    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_cert", "contracts"}
     unknown = set(doc) - known
     if unknown:
         raise GenesisError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -230,7 +285,69 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         win_rate_pct=_int(gov, "win_rate_pct", f"{source}: governance", 1, 100, default=51),
         config=dict(config),
         ca_cert=_ca_cert(doc["ca_cert"], source, suite_name) if "ca_cert" in doc else None,
+        contracts=_contracts(doc.get("contracts", []), source),
     )
+
+
+def _contracts(value: Any, source: str) -> list[GenesisContract]:
+    """The "contracts" field: [{"name", "deployer", "source", "init_args"}]. In init_args a
+    string "0x…" is bytes (addresses, hashes); other JSON values are themselves."""
+    if not isinstance(value, list) or len(value) > GENESIS_CONTRACTS_MAX:
+        raise GenesisError(f"{source}: 'contracts' must be a list of at most {GENESIS_CONTRACTS_MAX} contracts")
+    out, seen = [], set()
+    for i, c in enumerate(value):
+        where = f"{source}: contracts[{i}]"
+        if not isinstance(c, dict) or set(c) - {"name", "deployer", "source", "init_args"}:
+            raise GenesisError(f"{where} must be an object with name, deployer, source and init_args")
+        name = _text(c, "name", where)
+        try:
+            check_params("register_name", [name, None])
+        except GovernanceError as exc:
+            raise GenesisError(f"{where}: name: {exc}") from None
+        if name in seen:
+            raise GenesisError(f"{where}: duplicate name {name!r}")
+        seen.add(name)
+        code = c.get("source")
+        if not isinstance(code, str) or not code.strip():
+            raise GenesisError(f"{where} ({name}): 'source' must be the contract's source text")
+        args = c.get("init_args", [])
+        if not isinstance(args, list):
+            raise GenesisError(f"{where} ({name}): 'init_args' must be a list")
+        out.append(GenesisContract(name, code, _hex(c.get("deployer"), f"{where} ({name}): deployer", (20,)), [_arg_value(a, f"{where} ({name}): init_args") for a in args]))
+    return out
+
+
+def _arg_value(v: Any, where: str) -> Any:
+    if isinstance(v, str) and v.startswith("0x"):
+        try:
+            return bytes.fromhex(v[2:])
+        except ValueError:
+            raise GenesisError(f"{where}: {v!r} starts with 0x but is not hex") from None
+    if isinstance(v, list):
+        return [_arg_value(x, where) for x in v]
+    if isinstance(v, dict):
+        return {k: _arg_value(x, where) for k, x in v.items()}
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    raise GenesisError(f"{where}: {v!r} is not a contract value (no floats)")
+
+
+def _arg_json(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, list):
+        return [_arg_json(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _arg_json(x) for k, x in v.items()}
+    return v
+
+
+class _DictReader:
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        self.data = data
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
 
 
 def _ca_cert(value: Any, source: str, suite_name: str) -> Certificate:

@@ -29,6 +29,7 @@ from chainnode.genesis import load_genesis
 from chainnode.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node_init import init_node
+from contracts import library
 
 DEVNET_PASSWORD = "devnet"  # local test networks only
 CA_NAME = "Devnet CA"
@@ -110,6 +111,33 @@ def _new_node_key(folder: Path, suite: str, scrypt_n: int) -> tuple[bytes, bytes
     return priv, pub, peer_id_from_seed(host_seed_from_consensus_key(s, priv))
 
 
+ACCOUNTS_DIR = "accounts"
+# Role accounts of the business contracts every devnet deploys in block 0 (devnet demo).
+ROLE_ACCOUNTS = ("central-bank", "regulator", "consortium-admin")
+
+
+def create_accounts(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> dict[str, bytes]:
+    """out_dir/accounts/<role>.key for each of ROLE_ACCOUNTS (password DEVNET_PASSWORD);
+    returns role -> address."""
+    s = get_suite(suite)
+    folder = Path(out_dir) / ACCOUNTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    addresses = {}
+    for role in ROLE_ACCOUNTS:
+        priv, pub = s.generate_keypair()
+        write_key_file(folder / f"{role}.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+        addresses[role] = s.address(pub)
+    return addresses
+
+
+def library_contracts(accounts: dict[str, bytes]) -> list[dict]:
+    """The genesis "contracts" entries of the business contracts (contracts/library):
+    payment(issuer=central bank, regulator), supply_chain and cross_border(admin, regulator)."""
+    bank, regulator, admin = ("0x" + accounts[r].hex() for r in ROLE_ACCOUNTS)
+    init = {"payment": [bank, regulator], "supply_chain": [admin, regulator], "cross_border": [admin, regulator]}
+    return [{"name": name, "deployer": admin[2:], "init_args": init[name], "source": library.source(name)} for name in library.NAMES]
+
+
 def create_network(
     out_dir: Path,
     *,
@@ -124,9 +152,12 @@ def create_network(
     scrypt_n: int = SCRYPT_N_DEFAULT,
     ports: tuple[list[int], list[int]] | None = None,
     certificates: bool = True,
+    contracts: bool = True,
 ) -> list[NodeLayout]:
     """`ports`, if given, is (p2p ports, rpc ports), one per node, instead of base + index.
-    With `certificates` (the default) the genesis has a CA and every node a chain file."""
+    With `certificates` (the default) the genesis has a CA and every node a chain file. With
+    `contracts` (the default) block 0 deploys the business contracts and out_dir/accounts
+    holds their role accounts."""
     s = get_suite(suite)
     count = sealers + observers
     p2p_ports, rpc_ports = ports or ([p2p_port_base + i for i in range(count)], [rpc_port_base + i for i in range(count)])
@@ -157,6 +188,8 @@ def create_network(
     }
     if ca is not None:
         genesis["ca_cert"] = ca.encode().hex()
+    if contracts:
+        genesis["contracts"] = library_contracts(create_accounts(out_dir, suite, scrypt_n=scrypt_n))
     genesis_path = out_dir / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
     layout = []

@@ -108,3 +108,52 @@ def test_config_values_are_range_checked():
     for name, value in [("consensus_timeout_ms", 10), ("tx_count_limit", 10**9), ("tx_count_limit", True), ("nope", 1)]:
         with pytest.raises(ConfigValueError):
             check_config_value(name, value)
+
+
+# ---- contracts deployed in block 0 ------------------------------------------------------------
+
+COUNTER = "def init(start):\n    storage['n'] = start\n\ndef view_n():\n    return storage.get('n', 0)\n"
+
+
+def with_contracts(contracts):
+    d = doc()
+    d["contracts"] = contracts
+    return d
+
+
+def test_genesis_contracts_are_deployed_and_named_in_block_0(tmp_path):
+    from chainnode.governance import contract_admin, resolve_name
+    from chainnode.state import StateOverlay
+    from contracts.engine import CallContext, Engine
+
+    deployer = SUITE.address(KEYS[0][1])
+    g = parse_genesis(with_contracts([{"name": "counter", "deployer": deployer.hex(), "init_args": [41], "source": COUNTER}]))
+    block, writes = g.block()
+    with Ledger.open(tmp_path, SUITE) as ledger:
+        ledger.commit_block(block, [], None, writes)
+        state = ledger.state
+        address = resolve_name(state, "counter")
+        assert address is not None and contract_admin(state, address) == deployer
+        ctx = CallContext(deployer, address, 0, 0, b"\x00" * 32)
+        assert Engine(SUITE).query(StateOverlay(state), ctx, address, "view_n", [], 1_000_000).value == 41
+    # The contracts are part of what the consortium agreed on: another init changes the hash.
+    other = parse_genesis(with_contracts([{"name": "counter", "deployer": deployer.hex(), "init_args": [42], "source": COUNTER}]))
+    assert other.hash() != g.hash()
+    assert parse_genesis(g.to_json()).hash() == g.hash()  # round trip, bytes args included
+
+
+@pytest.mark.parametrize(
+    "contract, message",
+    [
+        ({"name": "c", "deployer": "00" * 20, "source": "def init(:\n"}, "does not deploy: ContractRejected"),
+        ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": []}, "does not deploy"),
+        ({"name": "c", "deployer": "zz", "source": COUNTER}, "deployer must be hex"),
+        ({"name": "bad name", "deployer": "00" * 20, "source": COUNTER}, "ASCII letters"),
+        ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": ["0xnothex"]}, "is not hex"),
+        ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": [1.5]}, "no floats"),
+        ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "extra": 1}, "must be an object with name"),
+    ],
+)
+def test_bad_genesis_contracts_are_refused_naming_the_contract(contract, message):
+    with pytest.raises(GenesisError, match=message):
+        parse_genesis(with_contracts([contract])).block()
