@@ -28,6 +28,7 @@ from chainnode.cli_rpc import (
     RPC_ENV,
     _load_account,
     _rpc_options,
+    _run,
     _show,
     _spinner,
     _table,
@@ -38,7 +39,6 @@ from chainnode.governance import KINDS, GovernanceError, check_params
 ADDRESS_BYTES = 20
 SERIAL_BYTES = 16
 PUB_LENGTHS = (32, 65)  # ed25519, sm
-NOT_FOUND = -32001
 NODE_KINDS = ("add_sealer", "add_observer")
 CERT_KINDS = ("add_sealer", "add_observer", "remove_node", "set_weight", "revoke_cert")
 
@@ -65,38 +65,6 @@ assert set(CLI_USAGE) == set(KINDS), "every proposal kind needs its command-line
 
 
 # ---- running against a node ---------------------------------------------------------------
-
-
-def _run(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run `body(client)` under trio; expected failures become one-line ClickExceptions."""
-    from chainnode.client import Client, NodeError, ReceiptTimeout
-
-    if not rpc_url.startswith(("http://", "https://")):
-        raise click.ClickException(f"--rpc must be an http(s) URL such as {RPC_DEFAULT} (or set {RPC_ENV}); got {rpc_url!r}")
-
-    async def main() -> Any:
-        async with Client(rpc_url, group=group) as client:
-            return await body(client)
-
-    try:
-        return trio.run(main)
-    except ConnectionError:
-        raise click.ClickException(
-            f"cannot reach a node at {rpc_url}: is it running, and is this its rpc listen address? "
-            f"Pass --rpc URL (or set {RPC_ENV}); start a node with `chainnode start --config node.toml`, "
-            "or a local test network with `devnet up`"
-        ) from None
-    except NodeError as exc:
-        if exc.code == NOT_FOUND:
-            raise click.ClickException(exc.message) from None
-        hint = ""
-        if exc.code == -32601:
-            hint = "; the node does not offer this method: is it an older chainnode without governance? (`chainnode status` shows its version)"
-        elif "is not served here" in exc.message:
-            hint = f"; pass --group (or set {GROUP_ENV})"
-        raise click.ClickException(f"the node at {rpc_url} refused the request: {exc.message}{hint}") from None
-    except ReceiptTimeout as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _key_options(fn: Callable) -> Callable:

@@ -59,8 +59,13 @@ def _run(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any
     try:
         return trio.run(main)
     except ConnectionError as exc:  # the SDK's text already says what to check
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(
+            f"{exc}; pass --rpc URL (or set {RPC_ENV}); start a node with `chainnode start --config node.toml`, "
+            "or a local test network with `devnet up`"
+        ) from None
     except NodeError as exc:
+        if exc.code == NOT_FOUND:  # the node's text says what is missing and what exists
+            raise click.ClickException(exc.message) from None
         hint = ""
         if exc.code == -32601:
             hint = "; the node does not offer this method: is it an older chainnode? (`chainnode status` shows its version)"

@@ -53,21 +53,13 @@ from chainnode.governance import (
     KINDS,
 )
 from chainnode.codec import pack
+from chainnode.sysaddress import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS
 from chainnode.sysstate import CONFIG_SPEC, read_config, read_addrs, read_nodes, read_pending_nodes
 from contracts.engine import CallContext, CallResult, Event
 from contracts.engine.errors import ContractError
 from contracts.engine.store import WriteBuffer
 
 
-def _reserved(n: int) -> bytes:
-    return bytes(18) + n.to_bytes(2, "big")
-
-
-COMMITTEE_ADDRESS = _reserved(0x1001)
-CONSENSUS_ADDRESS = _reserved(0x1002)
-CONFIG_ADDRESS = _reserved(0x1003)
-PERMISSION_ADDRESS = _reserved(0x1004)
-NAMES_ADDRESS = _reserved(0x1005)
 SYSTEM_NAMES = {
     COMMITTEE_ADDRESS: "committee",
     CONSENSUS_ADDRESS: "consensus",

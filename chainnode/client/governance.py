@@ -23,20 +23,11 @@ from typing import Any
 from chainnode.client.account import Account
 from chainnode.client.rpc import CallFailed, Client, ReceiptInfo, TransactionFailed
 
+from chainnode.sysaddress import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS  # noqa: F401
+
 ADDRESS_BYTES = 20
 
 
-def _reserved(n: int) -> bytes:
-    return bytes(18) + n.to_bytes(2, "big")
-
-
-# The system contracts' addresses (as in chainnode/syscontracts.py, repeated here so the SDK
-# does not import the node's execution code).
-COMMITTEE_ADDRESS = _reserved(0x1001)
-CONSENSUS_ADDRESS = _reserved(0x1002)
-CONFIG_ADDRESS = _reserved(0x1003)
-PERMISSION_ADDRESS = _reserved(0x1004)
-NAMES_ADDRESS = _reserved(0x1005)
 PROPOSALS_PAGE_MAX = 100  # view_proposals returns at most this many at a time
 
 

@@ -140,7 +140,7 @@ def test_node_unreachable_says_which_url_and_how_to_start_one(args):
     url = f"http://127.0.0.1:{free_ports(1)[0]}"
     out = CliRunner().invoke(main, ["gov", *args, "--rpc", url])
     assert out.exit_code == 1, out.output
-    assert f"cannot reach a node at {url}: is it running" in out.output
+    assert f"cannot reach the node at {url}/" in out.output and "is it running" in out.output and "devnet up" in out.output
     assert "`chainnode start --config node.toml`" in out.output and "`devnet up`" in out.output
     assert "Traceback" not in out.output
 
