@@ -3,6 +3,8 @@
     devnet up --nodes 4              # create (first time) and start; live status until Ctrl-C
     devnet up --nodes 4 --detach     # start and return
     devnet status | logs NODE | stop NODE | start NODE | kill NODE | down | clean
+    devnet demo payment|supply-chain|cross-border   # a business contract's story, on the running devnet
+    devnet bench | keys
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from chainnode.client import Account, Client
+from chainnode.client import Account, CallFailed, Client, NodeError, ReceiptTimeout, TransactionFailed
 from chainnode.crypto import SUITE_NAMES
 from chainnode.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, write_key_file
 from devnet.layout import DEVNET_PASSWORD
@@ -233,6 +235,43 @@ def clean(folder: str, yes: bool) -> None:
         return
     shutil.rmtree(path)
     click.echo(f"deleted {folder}")
+
+
+@main.command()
+@click.argument("story", type=click.Choice(["payment", "supply-chain", "cross-border"]))
+@click.option("--node", default=None, help="The node to send to (default: the first one running).")
+@dir_option
+def demo(story: str, node: str | None, folder: str) -> None:
+    """Play a business contract's story on the running devnet, step by step (docs/business-contracts.md)."""
+    from rich.text import Text
+
+    from devnet.demo import StoryFailed, run_story
+
+    net = _open(folder)
+    try:
+        if node is not None:
+            target = net.node(node)
+            if net.pid(node) is None:
+                raise click.ClickException(f"{node} is not running; start it with `devnet start {node} --dir {folder}` (or `devnet up --dir {folder}`)")
+        else:
+            running = [n for n in net.nodes if net.pid(n.name) is not None]
+            if not running:
+                raise click.ClickException(f"the devnet in {folder} is not running; start it with `devnet up --dir {folder}`")
+            target = running[0]
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    def say(text: str, style: str | None = None) -> None:
+        console.print(Text(text, style=style or ""), soft_wrap=True)
+
+    console.print(Text(f"devnet demo {story}: on {target.name} ({target.rpc_url})", style="bold"))
+    try:
+        result = trio.run(run_story, story, target.rpc_url, folder, say)
+    except StoryFailed as exc:
+        raise click.ClickException(f"the {story} story failed: {exc}") from None
+    except (KeyFileError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout, CallFailed) as exc:
+        raise click.ClickException(f"the {story} story failed: {exc}") from None
+    console.print(Text(f"the {story} story ran to its end: {result['transactions']} transactions, every outcome checked", style="bold"))
 
 
 @main.command()
