@@ -92,6 +92,9 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
     else:
         console.print(_table(rows))
         console.print(f"JSON-RPC: {net.nodes[0].rpc_url} (and the others above); node keys' password: {DEVNET_PASSWORD!r}")
+        if (path / "accounts").is_dir():
+            console.print(f"block 0 holds the business contracts payment, supply_chain and cross_border (role accounts in "
+                          f"{path / 'accounts'}); try `devnet demo payment --dir {folder}` and `chainnode gov committee --rpc {net.nodes[0].rpc_url}`")
     if detach:
         if not as_json:
             console.print(f"detached: `devnet status --dir {folder}` to look, `devnet down --dir {folder}` to stop")
