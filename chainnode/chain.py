@@ -68,7 +68,7 @@ class Chain:
             height=height,
             timestamp_ms=timestamp_ms,
             proposer_index=proposer_index,
-            sealer_set_hash=sealer_set_hash(self.suite, [s.consensus_pub for s in sealers]),
+            sealer_set_hash=sealer_set_hash(self.suite, [s.consensus_pub for s in sealers], [s.weight for s in sealers]),
             tx_root=executed.tx_root,
             receipt_root=executed.receipt_root,
             state_root=executed.state_root,
@@ -111,7 +111,7 @@ class Chain:
         pubs = [s.consensus_pub for s in sealers]
         if certificate.height != header.height or certificate.block_hash != header.hash(self.suite):
             raise InvalidCertificate(f"the certificate is for another block than height {header.height}")
-        certificate.verify(self.suite, pubs)
+        certificate.verify(self.suite, pubs, [s.weight for s in sealers])
         proposal = self.check_proposal(header, block.transactions)
         self.commit(proposal, certificate)
         return True

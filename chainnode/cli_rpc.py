@@ -23,6 +23,7 @@ import trio
 
 from chainnode.cli_common import PASSWORD_ENV, emit, read_password
 from chainnode.client.proof import ProofError, verify_receipt_proof as sdk_verify_receipt_proof
+from chainnode.rpc.jsonrpc import NOT_FOUND
 
 RPC_ENV = "CHAINNODE_RPC"
 GROUP_ENV = "CHAINNODE_GROUP"
@@ -481,9 +482,10 @@ def verify_receipt_proof(receipt: dict, tx_hash: str, sealers: list[dict], suite
     suite = get_suite(suite_name)
     try:
         pubs = [bytes.fromhex(s["publicKey"][2:]) for s in sealers]
+        weights = [int(s.get("weight", 1)) for s in sealers]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProofError(f"the node's sealer list is malformed ({exc})") from None
-    sdk_verify_receipt_proof(receipt, pubs, suite, tx_hash=bytes.fromhex(tx_hash[2:]))
+    sdk_verify_receipt_proof(receipt, pubs, suite, tx_hash=bytes.fromhex(tx_hash[2:]), sealer_weights=weights)
     # Verified: the header and certificate decode and are the ones proven above.
     rp = receipt["receiptProof"]
     header = BlockHeader.decode(bytes.fromhex(rp["header"]["raw"][2:]))

@@ -160,7 +160,7 @@ class Genesis:
             height=0,
             timestamp_ms=self.timestamp_ms,
             proposer_index=0,
-            sealer_set_hash=sealer_set_hash(suite, [n.entry.consensus_pub for n in self.sealers]),
+            sealer_set_hash=sealer_set_hash(suite, [n.entry.consensus_pub for n in self.sealers], [n.entry.weight for n in self.sealers]),
             tx_root=merkle_root([], suite.hash),
             receipt_root=merkle_root([], suite.hash),
             state_root=next_state_root(suite, ZERO_HASH, writes),

@@ -179,7 +179,7 @@ class Node:
         self._gossip_out: deque[bytes] = deque(maxlen=GOSSIP_QUEUE_TXS_MAX)
         self._events_send, self._events_recv = trio.open_memory_channel(EVENT_QUEUE_MAX)
         self.replica: Replica | None = None
-        self._told: set[tuple[int, tuple[bytes, ...]]] = set()  # SealersChanged already given to the core
+        self._told: set[tuple[int, tuple[bytes, ...], tuple[int, ...]]] = set()  # SealersChanged already given to the core
         self.committed_blocks = 0
         # Called with each newly committed height, on the event loop, after the block is
         # durable (RPC subscriptions, metrics). A listener must not block.
@@ -222,6 +222,10 @@ class Node:
     def _sealer_pubs(self) -> list[bytes]:
         """The sealers of the next block."""
         return [n.consensus_pub for n in nodes_at(self.chain.ledger.state, self.chain.height + 1) if n.role == "sealer"]
+
+    def _sealer_weights(self) -> list[int]:
+        """Their PBFT weights, in the same order."""
+        return [n.weight for n in nodes_at(self.chain.ledger.state, self.chain.height + 1) if n.role == "sealer"]
 
     def _peer_of(self, pub: bytes) -> int | None:
         for i, n in enumerate(self._nodes):
@@ -284,10 +288,11 @@ class Node:
             return
         for from_height, nodes in read_pending_nodes(self.chain.ledger.state):
             pubs = [n.consensus_pub for n in nodes if n.role == "sealer"]
-            key = (from_height, tuple(pubs))
+            weights = [n.weight for n in nodes if n.role == "sealer"]
+            key = (from_height, tuple(pubs), tuple(weights))  # a weight change is a set change too
             if key not in self._told and from_height > self.replica.height:
                 self._told.add(key)
-                await self._events_send.send(ev.SealersChanged(from_height, pubs))
+                await self._events_send.send(ev.SealersChanged(from_height, pubs, weights))
 
     # ---- chain work on the worker thread ----------------------------------------------------
 
@@ -363,7 +368,7 @@ class Node:
             leader_period=read_config(state, "leader_period"),
             block_tx_count_max=read_config(state, "tx_count_limit"),
         )
-        return Replica(cfg, self.suite, self.key.private_key, self.key.public_key, self._sealer_pubs(), ledger.head_height, ledger.head_hash, persisted, recent)
+        return Replica(cfg, self.suite, self.key.private_key, self.key.public_key, self._sealer_pubs(), ledger.head_height, ledger.head_hash, persisted, recent, weights=self._sealer_weights())
 
     @property
     def is_sealer(self) -> bool:

@@ -342,7 +342,8 @@ class InvalidCertificate(ValueError):
 
 
 def quorum_size(sealer_count: int) -> int:
-    """Votes needed out of n sealers: n - f with f = (n - 1) // 3 (2f + 1 when n = 3f + 1).
+    """Votes needed out of n sealers of weight 1: n - f with f = (n - 1) // 3 (2f + 1 when
+    n = 3f + 1). It is `quorum_weight([1] * n)`.
 
     Any two quorums then share at least f + 1 sealers, so at least one honest one.
     """
@@ -351,9 +352,55 @@ def quorum_size(sealer_count: int) -> int:
     return sealer_count - (sealer_count - 1) // 3
 
 
-def sealer_set_hash(suite: CryptoSuite, sealer_pubs: list[bytes]) -> bytes:
-    """The `sealer_set_hash` a header carries: commits the block to the set that certifies it."""
-    return suite.hash(pack([1, "chainnode/sealers", list(sealer_pubs)]))
+SEALER_WEIGHT_MAX = 1_000_000  # the bound governance enforces on NodeEntry.weight
+
+
+def check_weights(weights: list[int] | tuple[int, ...] | None, sealer_count: int) -> list[int] | None:
+    """Validate per-sealer weights (index order) for a set of `sealer_count` sealers.
+
+    Returns None when every sealer weighs 1 (None, or all ones): the unit case, in which
+    every threshold, hash and certificate is exactly what it was before weights existed.
+    Raises ValueError on a wrong length or a weight outside 1..SEALER_WEIGHT_MAX."""
+    if weights is None:
+        return None
+    weights = list(weights)
+    if len(weights) != sealer_count:
+        raise ValueError(f"{len(weights)} weights for {sealer_count} sealers")
+    for w in weights:
+        if type(w) is not int or not 1 <= w <= SEALER_WEIGHT_MAX:
+            raise ValueError(f"sealer weight {w!r} is not an integer in 1..{SEALER_WEIGHT_MAX}")
+    return None if all(w == 1 for w in weights) else weights
+
+
+def faulty_weight(total_weight: int) -> int:
+    """F: the largest total weight of faulty sealers tolerated, (W - 1) // 3, so W >= 3F + 1.
+    With unit weights W = n and F = f."""
+    if total_weight < 1:
+        raise ValueError("a chain needs at least one sealer")
+    return (total_weight - 1) // 3
+
+
+def quorum_weight(weights: list[int] | tuple[int, ...]) -> int:
+    """Q = W - F: the signed weight a quorum needs (FISCO BCOS 3.x weighted PBFT:
+    maxFaultyQuorum = (W - 1) / 3, minRequiredQuorum = W - maxFaultyQuorum).
+
+    Two quorums overlap in at least 2Q - W = W - 2F >= F + 1 weight, more than the faulty
+    weight, so in an honest sealer; the honest weight W - F is itself a quorum (liveness).
+    `quorum_weight([1] * n) == quorum_size(n)`."""
+    check_weights(weights, len(weights))
+    total = sum(weights)
+    return total - faulty_weight(total)
+
+
+def sealer_set_hash(suite: CryptoSuite, sealer_pubs: list[bytes], weights: list[int] | None = None) -> bytes:
+    """The `sealer_set_hash` a header carries: commits the block to the set that certifies it.
+
+    Unit weights (None or all ones) hash exactly as before weights existed (version 1, keys
+    only), so existing headers keep verifying; any other weights are bound too (version 2)."""
+    weights = check_weights(weights, len(sealer_pubs))
+    if weights is None:
+        return suite.hash(pack([1, "chainnode/sealers", list(sealer_pubs)]))
+    return suite.hash(pack([2, "chainnode/sealers", list(sealer_pubs), weights]))
 
 
 def commit_signing_bytes(height: int, block_hash: bytes) -> bytes:
@@ -378,12 +425,25 @@ class CommitCertificate:
     def encode(self) -> bytes:
         return pack(self.to_fields())
 
-    def verify(self, suite: CryptoSuite, sealer_pubs: list[bytes]) -> None:
-        """Raise `InvalidCertificate` unless a quorum of `sealer_pubs` signed this block."""
+    def verify(self, suite: CryptoSuite, sealer_pubs: list[bytes], weights: list[int] | None = None) -> None:
+        """Raise `InvalidCertificate` unless a quorum of `sealer_pubs` signed this block: with
+        `weights` (index order; None = all 1) the signers' total weight must reach
+        `quorum_weight(weights)`; with unit weights that is `quorum_size(n)` signatures."""
         msg = commit_signing_bytes(self.height, self.block_hash)
-        need = quorum_size(len(sealer_pubs))
-        if len(self.signatures) < need:
-            raise InvalidCertificate(f"{len(self.signatures)} signatures, a quorum of {len(sealer_pubs)} sealers is {need}")
+        weights = check_weights(weights, len(sealer_pubs))
+        if weights is None:
+            need = quorum_size(len(sealer_pubs))
+            if len(self.signatures) < need:
+                raise InvalidCertificate(f"{len(self.signatures)} signatures, a quorum of {len(sealer_pubs)} sealers is {need}")
+        else:
+            need = quorum_weight(weights)
+            # Distinct in-range signers only; the loop below refuses repeats and strangers.
+            signed = sum(weights[i] for i in {i for i, _ in self.signatures} if 0 <= i < len(sealer_pubs))
+            if signed < need:
+                raise InvalidCertificate(
+                    f"{len(self.signatures)} signatures of weight {signed}, a quorum of {len(sealer_pubs)} sealers "
+                    f"of total weight {sum(weights)} is {need}"
+                )
         previous = -1
         for index, sig in self.signatures:
             if index <= previous:
@@ -433,7 +493,10 @@ __all__ = [
     "Transaction",
     "UINT64_MAX",
     "ZERO_HASH",
+    "check_weights",
     "commit_signing_bytes",
+    "faulty_weight",
     "quorum_size",
+    "quorum_weight",
     "sealer_set_hash",
 ]

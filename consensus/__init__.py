@@ -2,6 +2,7 @@
 
     from consensus import Replica, ReplicaConfig, events
     replica = Replica(ReplicaConfig(), suite, priv, pub, sealer_pubs, head_height, head_hash, persisted)
+    # governed voting weights (index order; None = every sealer counts 1): ..., weights=[...]
     actions = replica.start()
     actions = replica.handle(events.MessageReceived(sender_index, data))
 

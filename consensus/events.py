@@ -68,11 +68,14 @@ class BlockCommitted:
 
 @dataclass(frozen=True, slots=True)
 class SealersChanged:
-    """From `from_height` on, these sealers (in index order) certify blocks. Takes effect at
-    a block boundary: `from_height` must be above the chain head."""
+    """From `from_height` on, these sealers (in index order) certify blocks, with these
+    voting weights (index order; None = all 1). Takes effect at a block boundary:
+    `from_height` must be above the chain head. A weight change alone is a sealer-set change
+    too (the set hash binds the weights) and follows the same rule."""
 
     from_height: int
     sealer_pubs: list[bytes]
+    weights: list[int] | None = None
 
 
 Event = Union[MessageReceived, TimerFired, PoolNotEmpty, ProposalReady, ExecutionDone, BlockCommitted, SealersChanged]

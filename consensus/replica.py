@@ -10,6 +10,10 @@ One height at a time, FISCO style (execute before sign):
                      commit_signing_bytes(h, block_hash)
     2f+1 CHECKPOINTs = the CommitCertificate --> Commit action, next height
 
+("2f+1" and "f+1" are weights: a quorum is signers of weight >= Q = W - F and "f+1" means
+more than F weight, F = (W - 1) // 3; with unit weights these are the usual head counts.
+See consensus/quorum.py.)
+
 A timer per (height, view) runs only while there is work (a non-empty pool or a proposal);
 when it fires the replica moves to view v+1 with a VIEW_CHANGE that carries its highest
 prepared certificate; the leader of v+1 gathers 2f+1 of them and sends NEW_VIEW, which must
@@ -93,17 +97,20 @@ class Replica:
         head_hash: bytes,
         persisted: bytes | None = None,
         recent_blocks: list[tuple[BlockHeader, list[bytes], CommitCertificate]] = (),
+        weights: list[int] | None = None,
     ) -> None:
         """`persisted`: the last `Persist` bytes (None on first start). `recent_blocks`: the
         last few committed blocks from the ledger (header, tx hashes, certificate), oldest
-        first, so a restarted replica can still hand lagging peers what they missed."""
+        first, so a restarted replica can still hand lagging peers what they missed.
+        `weights`: the sealers' voting weights in index order (None: all 1), see
+        consensus/quorum.py."""
         self.cfg = config
         self.suite = suite
         self._priv = my_priv
         self.my_pub = my_pub
         self.head_height = head_height
         self.head_hash = head_hash
-        self._sets: list[tuple[int, SealerSet]] = [(head_height + 1, SealerSet.build(suite, list(sealer_pubs)))]
+        self._sets: list[tuple[int, SealerSet]] = [(head_height + 1, SealerSet.build(suite, list(sealer_pubs), weights))]
         self._decided: OrderedDict[int, tuple[BlockHeader, list[bytes], CommitCertificate]] = OrderedDict()
         for header, tx_hashes, cert in list(recent_blocks)[-config.decided_cache_blocks :]:
             assert header.height <= head_height and cert.height == header.height
@@ -184,7 +191,7 @@ class Replica:
         elif t is ev.BlockCommitted:
             self._on_block_committed(event.height, event.block_hash)
         elif t is ev.SealersChanged:
-            self._on_sealers_changed(event.from_height, event.sealer_pubs)
+            self._on_sealers_changed(event.from_height, event.sealer_pubs, event.weights)
         else:
             raise TypeError(f"unknown consensus event {event!r}")
         return self._take()
@@ -310,7 +317,7 @@ class Replica:
         self.stats["timeouts"] += 1
         self.peer_ahead.clear()  # let sync requests that may have been lost go out again
         if self.in_view_change and self.me is not None:
-            support = sum(1 for vc in self.view_changes.values() if vc.view >= self.view)
+            support = self.sealers.weight_of(s for s, vc in self.view_changes.items() if vc.view >= self.view)
             if support < self.sealers.quorum:
                 # Fewer than a quorum has even reached our view: moving further ahead would
                 # only keep us out of step with them (replicas one view apart with equal
@@ -450,7 +457,7 @@ class Replica:
             problem = "certificate is for another block"
         if problem is None:
             try:
-                msg.certificate.verify(self.suite, list(self.sealers.pubs))
+                msg.certificate.verify(self.suite, list(self.sealers.pubs), list(self.sealers.weights))
             except InvalidCertificate as exc:
                 problem = f"invalid certificate: {exc}"
         if problem is not None:
@@ -667,7 +674,7 @@ class Replica:
     def _add_vote(self, store: dict[int, VoteSet], msg: Any) -> None:
         votes = store.get(msg.view)
         if votes is None:
-            votes = store[msg.view] = VoteSet()
+            votes = store[msg.view] = VoteSet(None if self.sealers.unit else self.sealers.weights)
         votes.add(msg.sender, msg.block_hash, msg.signature)
 
     def _check_prepares(self, view: int) -> None:
@@ -677,9 +684,9 @@ class Replica:
         accepted = self.accepted.get(view)
         if votes is None or accepted is None:
             return
-        if votes.max_other(accepted) >= self.sealers.f + 1:
-            # At least one honest replica prepared a different block in this view: the leader
-            # sent two proposals. Do not wait for the timeout.
+        if votes.max_other(accepted) > self.sealers.f:
+            # More than F weight prepared a different block in this view, so at least one
+            # honest replica did: the leader sent two proposals. Do not wait for the timeout.
             self.stats["equivocations"] += 1
             self._misbehave(self._leader(view), f"equivocation seen in PREPAREs of view {view}")
             self._start_view_change(view + 1)
@@ -691,7 +698,7 @@ class Replica:
         if votes.count(accepted) < self.sealers.quorum:
             return
         header, tx_hashes = self.proposals[accepted]
-        self.prepared = PreparedCertificate(view, header, tx_hashes, votes.signatures(accepted)[: self.sealers.quorum])
+        self.prepared = PreparedCertificate(view, header, tx_hashes, self.sealers.quorum_prefix(votes.signatures(accepted)))
         self.commit_vote = (view, accepted)
         msg = self._signed(Commit(self.height, view, self.me, accepted))
         self._persist()  # the prepared certificate and the vote are on disk before the COMMIT leaves
@@ -738,7 +745,7 @@ class Replica:
         if self.certified is not None:
             return
         signatures = sorted((i, s) for i, (h, s) in self.checkpoints.items() if h == block_hash)
-        if len(signatures) < self.sealers.quorum:
+        if not self.sealers.is_quorum(i for i, _ in signatures):
             return
         self.certified = (block_hash, CommitCertificate(self.height, block_hash, signatures))
         self._try_commit()
@@ -836,12 +843,16 @@ class Replica:
                 return
         self.view_changes[msg.sender] = msg
         self._restart_timer_on_quorum()
-        # f+1 replicas ask for higher views: at least one honest one timed out, so follow
-        # (to the highest view f+1 of them reached). f liars alone can never move us.
-        higher = sorted((vc.view for vc in self.view_changes.values() if vc.view > self.view), reverse=True)
-        if len(higher) > self.sealers.f:
-            self._start_view_change(higher[self.sealers.f])
-            return
+        # More than F weight asks for higher views: at least one honest replica timed out, so
+        # follow (to the highest view that more than F weight reached). Liars of weight <= F
+        # alone can never move us. (Unit weights: f + 1 replicas, the view of the (f+1)-th.)
+        higher = sorted(((vc.view, s) for s, vc in self.view_changes.items() if vc.view > self.view), reverse=True)
+        weight = 0
+        for view, sender in higher:
+            weight += self.sealers.weights[sender]
+            if weight > self.sealers.f:
+                self._start_view_change(view)
+                return
         self._maybe_new_view()
 
     def _restart_timer_on_quorum(self) -> None:
@@ -850,7 +861,7 @@ class Replica:
         leader the same full timeout, instead of the early ones leaving before it can finish."""
         if not self.in_view_change or self._quorum_timer_view == self.view:
             return
-        if sum(1 for vc in self.view_changes.values() if vc.view >= self.view) >= self.sealers.quorum:
+        if self.sealers.is_quorum(s for s, vc in self.view_changes.items() if vc.view >= self.view):
             self._quorum_timer_view = self.view
             self._cancel_timer()
             self._ensure_timer()
@@ -859,12 +870,17 @@ class Replica:
         problem = self._check_header(cert.header, cert.tx_hashes)
         if problem is not None:
             return f"prepared certificate: {problem}"
-        if len(cert.signatures) < self.sealers.quorum:
-            return f"prepared certificate with {len(cert.signatures)} signatures, a quorum is {self.sealers.quorum}"
-        block_hash = cert.header.hash(self.suite)
-        for index, sig in cert.signatures:
+        # Indexes are unique and ascending (decode_message checks); in range is checked here.
+        for index, _ in cert.signatures:
             if index >= self.sealers.n:
                 return f"prepared certificate names sealer {index}"
+        weight = self.sealers.weight_of(index for index, _ in cert.signatures)
+        if weight < self.sealers.quorum:
+            if self.sealers.unit:
+                return f"prepared certificate with {len(cert.signatures)} signatures, a quorum is {self.sealers.quorum}"
+            return f"prepared certificate with {len(cert.signatures)} signatures of weight {weight}, a quorum is {self.sealers.quorum}"
+        block_hash = cert.header.hash(self.suite)
+        for index, sig in cert.signatures:
             prepare = cert.prepare_for(index, sig, block_hash)
             if not self.suite.verify(self.sealers.pubs[index], prepare.signing_bytes(), sig):
                 return f"prepared certificate: bad signature of sealer {index}"
@@ -881,11 +897,18 @@ class Replica:
         ):
             return
         vcs = [vc for vc in self.view_changes.values() if vc.view == self.view]
-        if len(vcs) < self.sealers.quorum:
+        if not self.sealers.is_quorum(vc.sender for vc in vcs):
             return
-        # Any quorum is safe; prefer VIEW_CHANGEs that carry certificates (fewer wasted views).
+        # Any quorum is safe; prefer VIEW_CHANGEs that carry certificates (fewer wasted views),
+        # and take just enough of them to weigh a quorum.
         vcs.sort(key=lambda vc: (vc.prepared is None, vc.sender))
-        vcs = sorted(vcs[: self.sealers.quorum], key=lambda vc: vc.sender)
+        chosen, weight = [], 0
+        for vc in vcs:
+            chosen.append(vc)
+            weight += self.sealers.weights[vc.sender]
+            if weight >= self.sealers.quorum:
+                break
+        vcs = sorted(chosen, key=lambda vc: vc.sender)
         self._nv_view_changes = vcs
         best = _highest_prepared(vcs)
         self._nv_fresh = best is None
@@ -968,8 +991,11 @@ class Replica:
                 problem = self._check_prepared_certificate(vc.prepared)
                 if problem is not None:
                     return f"VIEW_CHANGE of sealer {vc.sender}: {problem}", None
-        if len(senders) < self.sealers.quorum:
-            return f"{len(senders)} VIEW_CHANGEs, a quorum is {self.sealers.quorum}", None
+        weight = self.sealers.weight_of(senders)
+        if weight < self.sealers.quorum:
+            if self.sealers.unit:
+                return f"{len(senders)} VIEW_CHANGEs, a quorum is {self.sealers.quorum}", None
+            return f"{len(senders)} VIEW_CHANGEs of weight {weight}, a quorum is {self.sealers.quorum}", None
         best = _highest_prepared(msg.view_changes)
         if best is not None and (pp.header != best.header or pp.tx_hashes != best.tx_hashes):
             return "it does not re-propose the highest prepared block", None
@@ -982,7 +1008,7 @@ class Replica:
             return  # we already have it (the node may report our own commits back)
         self._advance(height, block_hash)
 
-    def _on_sealers_changed(self, from_height: int, sealer_pubs: list[bytes]) -> None:
+    def _on_sealers_changed(self, from_height: int, sealer_pubs: list[bytes], weights: list[int] | None = None) -> None:
         if from_height < self.height or (
             from_height == self.height and (self.view != 0 or self.prepare_vote is not None or self.checkpoint is not None)
         ):
@@ -991,7 +1017,7 @@ class Replica:
                 f"{self.height}: deliver SealersChanged before any other event that follows the Commit "
                 "(docs/consensus.md, Sealer-set changes)"
             )
-        sset = SealerSet.build(self.suite, list(sealer_pubs))
+        sset = SealerSet.build(self.suite, list(sealer_pubs), weights)
         self._sets = [(h, s) for h, s in self._sets if h < from_height] + [(from_height, sset)]
         self._sets = self._sets[-self.cfg.sealer_sets_kept :]
         if from_height == self.height:

@@ -4,9 +4,11 @@ This is the one module in `consensus/` allowed to import `random` (a seeded
 `random.Random`, never the global one); its clock is a number it advances itself.
 
 Each seed derives everything from `random.Random(seed)`: the number of sealers (from
-`--nodes`), which sealers are byzantine and how they lie, the delay distribution, drop and
-duplicate rates, partitions, crashes and restarts (also right after a Persist, before the
-signed message leaves), a sealer removal, and when transactions arrive. A run has
+`--nodes`), their voting weights (`--weights`: all 1, or 1..5 in some or all seeds), which
+sealers are byzantine (at most F of the weight) and how they lie, the delay distribution,
+drop and duplicate rates, partitions, crashes and restarts (also right after a Persist,
+before the signed message leaves), a sealer removal or a weight change, and when
+transactions arrive. A run has
 an unstable phase (drops, partitions, crashes) followed by a healed network; the run ends
 once every honest replica has committed new heights after the heal (liveness) or when the
 liveness bound passes (a failure).
@@ -232,6 +234,17 @@ class FakeApp:
 # ---- scenario ---------------------------------------------------------------------------
 
 BEHAVIOURS = ("silent", "equivocate", "replay", "forge", "huge", "garbage")
+# --weights: "unit" (every sealer weighs 1), "random" (every seed draws weights in
+# 1..WEIGHT_MAX_SIM), "mixed" (the default: a WEIGHTED_SHARE of the seeds draws weights, the
+# others are unit-weight seeds exactly as they were before weights existed).
+WEIGHT_MODES = ("mixed", "unit", "random")
+WEIGHT_MAX_SIM = 5
+WEIGHTED_SHARE = 0.25
+
+
+def faulty_weight_of(weights: list[int] | tuple[int, ...]) -> int:
+    """F of a set: the byzantine weight it tolerates."""
+    return (sum(weights) - 1) // 3
 
 
 @dataclass
@@ -252,25 +265,55 @@ class Scenario:
     # Governance removes the last sealer (a byzantine one when there is one) from this height
     # on; the change is delivered at the block boundary two heights earlier.
     remove_last_at_height: int | None = None
+    # Voting weights in index order (None: all 1), and a weight change (same sealers, new
+    # weights from this height on, delivered like a removal: a sealer-set change).
+    weights: tuple[int, ...] | None = None
+    reweight_at_height: int | None = None
+    weights_after: tuple[int, ...] | None = None
 
     def describe(self) -> str:
         byz = ", ".join(f"n{i}:{'+'.join(b)}" for i, b in sorted(self.byzantine.items())) or "none"
-        return (
+        text = (
             f"n={self.n} byzantine=[{byz}] delay={self.delay}<= {self.delay_max_ms}ms drop={self.drop_rate} "
             f"dup={self.dup_rate} unstable={self.unstable_ms}ms partitions={len(self.partitions)} crashes={len(self.crashes)} "
             f"crash-after-persist={self.crash_after_persist_rate} remove-last-at={self.remove_last_at_height}"
         )
+        if self.weights is not None:
+            text += f" weights={list(self.weights)} (F={faulty_weight_of(self.weights)})"
+        if self.reweight_at_height is not None:
+            text += f" reweight-at={self.reweight_at_height} to {list(self.weights_after)} (F={faulty_weight_of(self.weights_after)})"
+        return text
+
+    def weights_at(self, height: int) -> list[int]:
+        """The weights of the sealers certifying `height` (index order; removal drops the last)."""
+        weights = list(self.weights) if self.weights is not None else [1] * self.n
+        if self.reweight_at_height is not None and height >= self.reweight_at_height:
+            return list(self.weights_after)
+        if self.remove_last_at_height is not None and height >= self.remove_last_at_height:
+            return weights[:-1]
+        return weights
 
 
-def make_scenario(seed: int, nodes: list[int], byzantine: str, unstable_ms: int, liveness_ms: int) -> Scenario:
+def is_weighted_seed(seed: int, weights: str) -> bool:
+    if weights not in WEIGHT_MODES:
+        raise ValueError(f"--weights must be one of {WEIGHT_MODES}, not {weights!r}")
+    return weights == "random" or (weights == "mixed" and random.Random(f"weights/{seed}").random() < WEIGHTED_SHARE)
+
+
+def make_scenario(seed: int, nodes: list[int], byzantine: str, unstable_ms: int, liveness_ms: int, weights: str = "mixed") -> Scenario:
     rng = random.Random(f"scenario/{seed}")
     n = nodes[seed % len(nodes)]
-    f = (n - 1) // 3
-    count = f if byzantine == "max" else min(int(byzantine), f) if byzantine != "none" else 0
-    byz_nodes = rng.sample(range(n), count)
-    remove_last_at_height = rng.choice([None, None, None, rng.randint(3, 8)])
-    if remove_last_at_height is not None and byz_nodes and n - 1 not in byz_nodes:
-        byz_nodes[0] = n - 1  # vote the liar out: the others stay within the fault model
+    weight_list = reweight_at_height = weights_after = None
+    if not is_weighted_seed(seed, weights):
+        # Unit weights: exactly the scenarios of before weights existed.
+        f = (n - 1) // 3
+        count = f if byzantine == "max" else min(int(byzantine), f) if byzantine != "none" else 0
+        byz_nodes = rng.sample(range(n), count)
+        remove_last_at_height = rng.choice([None, None, None, rng.randint(3, 8)])
+        if remove_last_at_height is not None and byz_nodes and n - 1 not in byz_nodes:
+            byz_nodes[0] = n - 1  # vote the liar out: the others stay within the fault model
+    else:
+        byz_nodes, weight_list, remove_last_at_height, reweight_at_height, weights_after = _weighted_faults(rng, n, byzantine)
     byz: dict[int, tuple[str, ...]] = {}
     for i in byz_nodes:
         if rng.random() < 0.2:
@@ -306,6 +349,50 @@ def make_scenario(seed: int, nodes: list[int], byzantine: str, unstable_ms: int,
         tx_interval_ms=rng.choice([(100, 400), (300, 1200)]),
         crash_after_persist_rate=rng.choice([0.0, 0.0, 0.01, 0.05]),
         remove_last_at_height=remove_last_at_height,
+        weights=weight_list,
+        reweight_at_height=reweight_at_height,
+        weights_after=weights_after,
+    )
+
+
+def _weighted_faults(rng: random.Random, n: int, byzantine: str) -> tuple:
+    """Weights in 1..WEIGHT_MAX_SIM, perhaps a removal or a weight change, and byzantine
+    sealers whose total weight is at most F under every set in force (before and after the
+    change), as many as fit ('max') in a random order. Uneven weights often allow more
+    liars than the head count f (several light ones), or forbid a heavy one (weight > F)."""
+    weights = tuple(rng.randint(1, WEIGHT_MAX_SIM) for _ in range(n))
+    change = rng.choice([None, None, "remove", "reweight"])
+    at = rng.randint(3, 8) if change else None
+    after = None
+    if change == "reweight":
+        after = tuple(rng.randint(1, WEIGHT_MAX_SIM) for _ in range(n))
+        if after == weights:
+            after = tuple(w % WEIGHT_MAX_SIM + 1 for w in weights)
+    elif change == "remove":
+        after = weights[:-1]
+    cap = n if byzantine == "max" else 0 if byzantine == "none" else int(byzantine)
+    order = rng.sample(range(n), n)
+    if change == "remove":
+        order.remove(n - 1)
+        order.insert(0, n - 1)  # vote the liar out when it fits the fault model
+    byz: list[int] = []
+    for i in order:
+        if len(byz) >= cap:
+            break
+        candidate = byz + [i]
+        if sum(weights[j] for j in candidate) > faulty_weight_of(weights):
+            continue
+        if after is not None:
+            still = [j for j in candidate if j < len(after)]
+            if sum(after[j] for j in still) > faulty_weight_of(after):
+                continue
+        byz.append(i)
+    return (
+        byz,
+        weights,
+        at if change == "remove" else None,
+        at if change == "reweight" else None,
+        after if change == "reweight" else None,
     )
 
 
@@ -352,6 +439,7 @@ class SeedResult:
     error: str = ""
     trace: str = ""
     scenario: str = ""
+    weighted: bool = False
 
 
 class World:
@@ -386,9 +474,14 @@ class World:
             priv, pub = self.suite.keypair_from_private(hashlib.sha256(pack([b"key", scenario.seed, i])).digest())
             self.nodes.append(Node(i, priv, pub, FakeApp(self, genesis), scenario.byzantine.get(i, ())))
         self.pubs = [node.pub for node in self.nodes]
-        self.sealers = SealerSet.build(self.suite, self.pubs)
-        self.change_height = scenario.remove_last_at_height
-        self.pubs_after = self.pubs[:-1]
+        self.weights = list(scenario.weights) if scenario.weights is not None else None
+        self.sealers = SealerSet.build(self.suite, self.pubs, self.weights)
+        self.removal = scenario.remove_last_at_height is not None
+        self.change_height = scenario.remove_last_at_height if self.removal else scenario.reweight_at_height
+        self.pubs_after = self.pubs[:-1] if self.removal else list(self.pubs)
+        self.weights_after = None
+        if self.change_height is not None and (scenario.weights is not None or scenario.weights_after is not None):
+            self.weights_after = scenario.weights_at(self.change_height)
         for node in self.nodes:
             self._boot(node)
 
@@ -412,10 +505,11 @@ class World:
             node.app.head_hash,
             node.persisted,
             recent_blocks=node.app.recent[-self.config.decided_cache_blocks :],
+            weights=self.weights_at(node.app.head_height + 1),
         )
         self.perform(node, node.replica.start())
         if self.change_height is not None and node.app.head_height + 1 < self.change_height:
-            self.perform(node, node.replica.handle(ev.SealersChanged(self.change_height, self.pubs_after)))
+            self.perform(node, node.replica.handle(self._change_event()))
         if node.app.pool:
             self.at(self.now_ms, self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
 
@@ -556,7 +650,9 @@ class World:
             if cert.height != header.height or cert.block_hash != block_hash:
                 raise SafetyViolation(f"n{node.index} commit certificate names another block at height {header.height}")
             try:
-                CommitCertificate.decode(cert.encode()).verify(self.suite, self.pubs_at(header.height))
+                CommitCertificate.decode(cert.encode()).verify(
+                    self.suite, self.pubs_at(header.height), self.weights_at(header.height)
+                )
             except InvalidCertificate as exc:
                 raise SafetyViolation(f"n{node.index} commit certificate invalid at height {header.height}: {exc}") from None
             first = self.decided.setdefault(header.height, block_hash)
@@ -569,7 +665,7 @@ class World:
         if self.change_height is not None and header.height == self.change_height - 2:
             # The node learns the new set from the block it just committed and tells its core
             # before anything else happens (an urgent event: first in the queue at this time).
-            self._urgent(node, ev.SealersChanged(self.change_height, self.pubs_after))
+            self._urgent(node, self._change_event())
         if node.app.pool:
             self.at(self.now_ms, self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
         self._check_liveness_goal()
@@ -621,13 +717,24 @@ class World:
     def honest(self) -> list[int]:
         """Honest replicas that must stay live: a removed sealer only follows (block sync's
         job in a real node), so it is checked for safety but not for liveness."""
-        last = self.sc.n - 1 if self.change_height is not None else None
+        last = self.sc.n - 1 if self.removal else None
         return [n.index for n in self.nodes if not n.byzantine and n.index != last]
 
     def pubs_at(self, height: int) -> list[bytes]:
         if self.change_height is not None and height >= self.change_height:
             return self.pubs_after
         return self.pubs
+
+    def weights_at(self, height: int) -> list[int] | None:
+        """The weights certifying `height` (None: all 1, the unit-weight seeds)."""
+        if self.change_height is not None and height >= self.change_height:
+            return self.weights_after
+        return self.weights
+
+    def _change_event(self) -> ev.SealersChanged:
+        if self.weights_after is None:
+            return ev.SealersChanged(self.change_height, self.pubs_after)  # as before weights existed
+        return ev.SealersChanged(self.change_height, self.pubs_after, list(self.weights_after))
 
     def _urgent(self, node: Node, event: Any) -> None:
         self._urgent_seq -= 1
@@ -824,8 +931,9 @@ def run_seed(
     liveness_ms: int = 30_000,
     suite: str = "sim",
     trace: bool = False,
+    weights: str = "mixed",
 ) -> SeedResult:
-    scenario = make_scenario(seed, nodes, byzantine, unstable_ms, liveness_ms)
+    scenario = make_scenario(seed, nodes, byzantine, unstable_ms, liveness_ms, weights)
     world = World(scenario, suite)
     error = ""
     try:
@@ -838,6 +946,7 @@ def run_seed(
     return SeedResult(
         seed=seed,
         n=scenario.n,
+        weighted=scenario.weights is not None,
         ok=not error,
         blocks=max(world.nodes[i].app.head_height for i in honest),
         view_changes=sum(world.nodes[i].replica.stats["view_changes"] for i in honest if world.nodes[i].replica),
@@ -862,6 +971,7 @@ class Summary:
     liveness_failures: int = 0
     failed: list = field(default_factory=list)
     by_n: dict = field(default_factory=dict)
+    weighted: int = 0  # seeds with uneven weights
     wall_s: float = 0.0
 
     def add(self, r: SeedResult) -> None:
@@ -872,6 +982,7 @@ class Summary:
         self.verifies += r.verifies
         self.sim_ms += r.sim_ms
         self.by_n[r.n] = self.by_n.get(r.n, 0) + 1
+        self.weighted += r.weighted
         if not r.ok:
             if r.error.startswith("LivenessViolation"):
                 self.liveness_failures += 1
@@ -882,7 +993,7 @@ class Summary:
     def render(self) -> str:
         per_n = ", ".join(f"n={n}: {c}" for n, c in sorted(self.by_n.items()))
         return (
-            f"consensus simulation: {self.seeds} seeds ({per_n}) in {self.wall_s:.1f} s wall, "
+            f"consensus simulation: {self.seeds} seeds ({per_n}; {self.weighted} weighted) in {self.wall_s:.1f} s wall, "
             f"{self.sim_ms / 1000:.0f} s simulated\n"
             f"  blocks committed: {self.blocks}   view changes: {self.view_changes}   "
             f"messages delivered: {self.messages}   signature checks: {self.verifies}\n"
@@ -900,11 +1011,14 @@ def run_many(
     liveness_ms: int = 30_000,
     suite: str = "sim",
     on_failure: Callable[[SeedResult], None] | None = None,
+    weights: str = "mixed",
 ) -> Summary:
     summary = Summary()
     start = time.perf_counter()
     for seed in seeds:
-        result = run_seed(seed, nodes, byzantine, unstable_ms=unstable_ms, liveness_ms=liveness_ms, suite=suite)
+        result = run_seed(
+            seed, nodes, byzantine, unstable_ms=unstable_ms, liveness_ms=liveness_ms, suite=suite, weights=weights
+        )
         summary.add(result)
         if not result.ok and on_failure is not None:
             on_failure(result)
@@ -912,10 +1026,12 @@ def run_many(
     return summary
 
 
-def replay_command(seed: int, nodes: list[int], byzantine: str, unstable_ms: int, liveness_ms: int, suite: str) -> str:
+def replay_command(
+    seed: int, nodes: list[int], byzantine: str, unstable_ms: int, liveness_ms: int, suite: str, weights: str = "mixed"
+) -> str:
     return (
         f"python -m consensus.sim --seed {seed} --nodes {','.join(map(str, nodes))} --byzantine {byzantine}"
-        f" --unstable-ms {unstable_ms} --liveness-ms {liveness_ms} --suite {suite}"
+        f" --unstable-ms {unstable_ms} --liveness-ms {liveness_ms} --suite {suite} --weights {weights}"
     )
 
 
@@ -929,17 +1045,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--seed", type=int, help="replay one seed and print its trace")
     p.add_argument("--nodes", default="4,7", help="comma-separated sealer counts (n = 3f+1)")
-    p.add_argument("--byzantine", default="max", help="'max' (f per run), 'none', or a number")
+    p.add_argument("--byzantine", default="max", help="'max' (as many as fit in F per run), 'none', or a number")
+    p.add_argument(
+        "--weights",
+        default="mixed",
+        choices=WEIGHT_MODES,
+        help=f"sealer weights: 'unit' (all 1), 'random' (1..{WEIGHT_MAX_SIM} in every seed), "
+        f"'mixed' (about {WEIGHTED_SHARE:.0%} of the seeds weighted)",
+    )
     p.add_argument("--unstable-ms", type=int, default=2000, help="simulated time of drops, partitions and crashes")
     p.add_argument("--liveness-ms", type=int, default=30_000, help="bound on simulated time to progress after the heal")
     p.add_argument("--suite", default="sim", choices=["sim", "ed25519", "sm"])
     p.add_argument("--trace", action="store_true", help="with --seed: print the trace even when the seed passes")
     a = p.parse_args(argv)
     nodes = [int(x) for x in a.nodes.split(",") if x]
-    replay = lambda s: replay_command(s, nodes, a.byzantine, a.unstable_ms, a.liveness_ms, a.suite)  # noqa: E731
+    replay = lambda s: replay_command(s, nodes, a.byzantine, a.unstable_ms, a.liveness_ms, a.suite, a.weights)  # noqa: E731
     if a.seed is not None:
         r = run_seed(
-            a.seed, nodes, a.byzantine, unstable_ms=a.unstable_ms, liveness_ms=a.liveness_ms, suite=a.suite, trace=a.trace
+            a.seed,
+            nodes,
+            a.byzantine,
+            unstable_ms=a.unstable_ms,
+            liveness_ms=a.liveness_ms,
+            suite=a.suite,
+            trace=a.trace,
+            weights=a.weights,
         )
         print(f"seed {r.seed}: {r.scenario}")
         if r.ok and a.trace:
@@ -957,6 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
         liveness_ms=a.liveness_ms,
         suite=a.suite,
         on_failure=lambda r: print(format_failure(r, replay(r.seed)), file=sys.stderr),
+        weights=a.weights,
     )
     print(summary.render())
     return 0 if not summary.failed else 1

@@ -32,12 +32,17 @@ def _unhex(value: Any, what: str) -> bytes:
         raise ProofError(f"{what} is not hex") from None
 
 
-def verify_receipt_proof(receipt_response: dict, sealer_pubs: list[bytes], suite: CryptoSuite, *, tx_hash: bytes | None = None) -> "ReceiptInfo":
+def verify_receipt_proof(
+    receipt_response: dict, sealer_pubs: list[bytes], suite: CryptoSuite, *, tx_hash: bytes | None = None,
+    sealer_weights: list[int] | None = None,
+) -> "ReceiptInfo":
     """Check a `getTransactionReceipt(..., requireProof=true)` answer against `sealer_pubs`.
 
     Returns the receipt (decoded from its exact encoding) with its block number and index;
     raises `ProofError` naming the first check that fails. `tx_hash`, when given, must be
-    the receipt's transaction. Needs no connection: everything checked is in the answer.
+    the receipt's transaction. `sealer_weights` (default: all 1) are the sealers' PBFT
+    weights, from the same source as their keys. Needs no connection: everything checked is
+    in the answer.
     """
     from chainnode.client.rpc import ReceiptInfo  # rpc imports this module
 
@@ -57,14 +62,14 @@ def verify_receipt_proof(receipt_response: dict, sealer_pubs: list[bytes], suite
     except DecodeError as exc:
         raise ProofError(f"malformed proof: {exc}") from None
     try:
-        cert.verify(suite, list(sealer_pubs))
+        cert.verify(suite, list(sealer_pubs), sealer_weights)
     except InvalidCertificate as exc:
         raise ProofError(f"the commit certificate of block {cert.height} does not verify against the {len(sealer_pubs)} sealers given: {exc}") from None
     if cert.height != header.height:
         raise ProofError(f"the certificate is for block {cert.height}, the header is block {header.height}")
     if cert.block_hash != header.hash(suite):
         raise ProofError(f"the header of block {header.height} does not hash to the certified block hash")
-    if header.sealer_set_hash != sealer_set_hash(suite, list(sealer_pubs)):
+    if header.sealer_set_hash != sealer_set_hash(suite, list(sealer_pubs), sealer_weights):
         raise ProofError(f"block {header.height} was certified by a different sealer set than the one given (membership changed?)")
     if proof.suite != suite.name:
         raise ProofError(f"the Merkle proof uses suite {proof.suite!r}, the chain uses {suite.name!r}")

@@ -281,7 +281,13 @@ class Client:
         node, get them out of band instead (the genesis file, governance records)."""
         return [_unhex(s["publicKey"]) for s in await self.request("getSealerList")]
 
-    async def get_verified_receipt(self, tx_hash: bytes, sealer_pubs: list[bytes], *, suite: CryptoSuite | None = None) -> ReceiptInfo:
+    async def sealer_weights(self) -> list[int]:
+        """The sealers' PBFT weights, in the order of `sealer_pubs`."""
+        return [int(s.get("weight", 1)) for s in await self.request("getSealerList")]
+
+    async def get_verified_receipt(
+        self, tx_hash: bytes, sealer_pubs: list[bytes], *, suite: CryptoSuite | None = None, sealer_weights: list[int] | None = None,
+    ) -> ReceiptInfo:
         """The receipt of `tx_hash`, proven against `sealer_pubs` (see `verify_receipt_proof`).
 
         Raises `ProofError` if any link of the proof fails, or if the node has no receipt.
@@ -289,7 +295,7 @@ class Client:
         out = await self.request("getTransactionReceipt", "0x" + tx_hash.hex(), True)
         if out is None:
             raise ProofError(f"the node has no receipt for 0x{tx_hash.hex()}: not committed (yet)")
-        return verify_receipt_proof(out, sealer_pubs, suite or await self.suite(), tx_hash=tx_hash)
+        return verify_receipt_proof(out, sealer_pubs, suite or await self.suite(), tx_hash=tx_hash, sealer_weights=sealer_weights)
 
     # ---- writes --------------------------------------------------------------------------
 

@@ -23,9 +23,11 @@ TX = [SUITE.hash(b"tx%d" % i) for i in range(8)]
 CFG = ReplicaConfig(timeout_base_ms=1000, timeout_max_ms=8000)
 
 
-def make_replica(index: int = 0, *, suite: Any = SUITE, persisted: bytes | None = None, head: tuple[int, bytes] = (0, GENESIS), pubs: list[bytes] = PUBS, config: ReplicaConfig = CFG) -> Replica:
+def make_replica(index: int = 0, *, suite: Any = SUITE, persisted: bytes | None = None, head: tuple[int, bytes] = (0, GENESIS), pubs: list[bytes] = PUBS, config: ReplicaConfig = CFG, weights: list[int] | None = None) -> Replica:
     priv, pub = KEYS[index]
-    return Replica(config, suite, priv, pub, pubs, head[0], head[1], persisted)
+    if weights is None:
+        return Replica(config, suite, priv, pub, pubs, head[0], head[1], persisted)  # the unweighted call, as before
+    return Replica(config, suite, priv, pub, pubs, head[0], head[1], persisted, weights=weights)
 
 
 def signed(msg: Any, by: int | None = None) -> Any:
@@ -73,9 +75,9 @@ class Cluster:
     """n honest replicas, synchronous lossless delivery, an application that executes every
     proposal to itself (so roots always match) and builds blocks from a shared pool."""
 
-    def __init__(self, n: int = N) -> None:
+    def __init__(self, n: int = N, weights: list[int] | None = None) -> None:
         assert n == N
-        self.replicas = [make_replica(i) for i in range(n)]
+        self.replicas = [make_replica(i, weights=weights) for i in range(n)]
         self.queue: deque = deque()
         self.commits: list[list[ev.Commit]] = [[] for _ in range(n)]
         self.timers: list[dict] = [{} for _ in range(n)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import consensus.replica
 from consensus import sim
+from consensus.quorum import SealerSet
 
-CI_SEEDS = 1000  # across n = 4 and 7, f byzantine each: ~15 s on one core
+CI_SEEDS = 1000  # across n = 4 and 7, f byzantine each (F weight in the weighted quarter): ~15 s on one core
 
 
 def test_many_seeds_with_byzantine_sealers_are_safe_and_live(capsys):
@@ -17,6 +18,7 @@ def test_many_seeds_with_byzantine_sealers_are_safe_and_live(capsys):
     for r in failures[:3]:
         print(sim.format_failure(r, sim.replay_command(r.seed, [4, 7], "max", 2000, 30_000, "sim")))
     assert summary.seeds == CI_SEEDS and summary.by_n == {4: CI_SEEDS // 2, 7: CI_SEEDS // 2}
+    assert CI_SEEDS // 8 < summary.weighted < CI_SEEDS // 2  # the default mixes in weighted seeds
     assert summary.safety_violations == 0 and summary.liveness_failures == 0, summary.render()
     assert summary.blocks > 3 * CI_SEEDS and summary.view_changes > 0  # it really ran, and really fought
 
@@ -41,17 +43,94 @@ def test_a_seed_replays_exactly():
     assert a.ok and a.trace and a.trace == b.trace and (a.blocks, a.messages, a.verifies) == (b.blocks, b.messages, b.verifies)
 
 
+def test_weighted_seeds_are_safe_and_live(capsys):
+    """Every seed with weights in 1..5, byzantine weight up to F, weight changes included."""
+    failures = []
+    summary = sim.run_many(range(30_000, 30_120), [4, 7], "max", weights="random", on_failure=failures.append)
+    with capsys.disabled():
+        print("\n" + summary.render())
+    for r in failures[:3]:
+        print(sim.format_failure(r, sim.replay_command(r.seed, [4, 7], "max", 2000, 30_000, "sim", "random")))
+    assert summary.weighted == summary.seeds == 120
+    assert summary.safety_violations == 0 and summary.liveness_failures == 0, summary.render()
+    assert summary.blocks > 3 * summary.seeds and summary.view_changes > 0
+
+
 def test_scenarios_cover_the_fault_model():
     scenarios = [sim.make_scenario(seed, [4, 7], "max", 2000, 30_000) for seed in range(300)]
     behaviours = {b for s in scenarios for bs in s.byzantine.values() for b in bs}
     assert behaviours == set(sim.BEHAVIOURS)
-    assert all(len(s.byzantine) == (s.n - 1) // 3 for s in scenarios)
+    assert all(len(s.byzantine) == (s.n - 1) // 3 for s in scenarios if s.weights is None)
     assert any(s.partitions for s in scenarios) and any(s.crashes for s in scenarios)
     assert {s.delay for s in scenarios} == {"uniform", "exponential", "bimodal"}
     assert any(s.drop_rate for s in scenarios) and any(s.dup_rate for s in scenarios)
     assert any(s.crash_after_persist_rate for s in scenarios)
-    removals = [s for s in scenarios if s.remove_last_at_height is not None]
+    removals = [s for s in scenarios if s.remove_last_at_height is not None and s.weights is None]
     assert removals and all(s.n - 1 in s.byzantine for s in removals)
+
+
+def test_weighted_scenarios_stay_within_the_fault_model_and_cover_it():
+    scenarios = [sim.make_scenario(seed, [4, 7], "max", 2000, 30_000, "random") for seed in range(400)]
+    assert all(s.weights is not None and all(1 <= w <= sim.WEIGHT_MAX_SIM for w in s.weights) for s in scenarios)
+    for s in scenarios:
+        for height in (1, 20):  # before and after any change
+            weights = s.weights_at(height)
+            byzantine = sum(weights[i] for i in s.byzantine if i < len(weights))
+            assert byzantine <= (sum(weights) - 1) // 3, s.describe()
+        # 'max': no further sealer fits (adding any honest one breaks the bound of some set).
+        for extra in set(range(s.n)) - set(s.byzantine):
+            liars = list(s.byzantine) + [extra]
+            assert any(
+                sum(s.weights_at(h)[i] for i in liars if i < len(s.weights_at(h))) > (sum(s.weights_at(h)) - 1) // 3
+                for h in (1, 20)
+            ), s.describe()
+    # Uneven weights let more light liars in than the head count f, or keep a heavy one out.
+    assert any(len(s.byzantine) > (s.n - 1) // 3 for s in scenarios)
+    assert any(max(s.weights) > (sum(s.weights) - 1) // 3 for s in scenarios)
+    assert any(s.reweight_at_height for s in scenarios) and any(s.remove_last_at_height for s in scenarios)
+    assert {len(s.byzantine) for s in scenarios} >= {0, 1, 2, 3}
+    mixed = [sim.make_scenario(seed, [4, 7], "max", 2000, 30_000) for seed in range(400)]
+    assert 40 < sum(s.weights is not None for s in mixed) < 160
+    assert all(s.weights is None for s in (sim.make_scenario(seed, [4], "max", 2000, 30_000, "unit") for seed in range(50)))
+
+
+def test_weight_change_takes_effect_at_its_height():
+    checked = 0
+    for seed in range(40):
+        sc = sim.make_scenario(seed, [4, 7], "max", 2000, 30_000, "random")
+        if sc.reweight_at_height is None:
+            continue
+        world = sim.World(sc)
+        world.run()
+        checked += 1
+        at = sc.reweight_at_height
+        for i in world.honest():
+            replica = world.nodes[i].replica
+            assert replica.height > at and replica.sealers.weights == sc.weights_after
+            blocks = {h.height: (h, c) for h, _, c in world.nodes[i].app.recent}
+            before, cert_before = blocks[at - 1]
+            header, cert = blocks[at]
+            assert before.sealer_set_hash == world.sealers.set_hash
+            assert header.sealer_set_hash == replica.sealers.set_hash != world.sealers.set_hash
+            cert.verify(world.suite, world.pubs, list(sc.weights_after))
+            cert_before.verify(world.suite, world.pubs, list(sc.weights))
+    assert checked >= 5
+
+
+def test_the_simulator_catches_a_core_that_ignores_weights(monkeypatch):
+    """A core that counts heads (every sealer once) while headers and certificates are
+    checked with the governed weights: the simulator reports invalid certificates."""
+    build = SealerSet.build.__func__
+
+    def unweighted(cls, suite, pubs, weights=None):
+        real = build(cls, suite, pubs, weights)
+        return cls(real.pubs, real.set_hash)  # same set hash, weights dropped
+
+    monkeypatch.setattr(SealerSet, "build", classmethod(unweighted))
+    failures = []
+    summary = sim.run_many(range(40), [4, 7], "max", weights="random", on_failure=failures.append)
+    assert summary.safety_violations > 0
+    assert any("certificate invalid" in r.error for r in failures)
 
 
 def test_sealer_removal_takes_effect_at_its_height():
@@ -74,7 +153,7 @@ def test_sealer_removal_takes_effect_at_its_height():
             assert before.sealer_set_hash == world.sealers.set_hash
             assert header.height == sc.remove_last_at_height
             assert header.sealer_set_hash == replica.sealers.set_hash != world.sealers.set_hash
-            cert.verify(world.suite, world.pubs_after)
+            cert.verify(world.suite, world.pubs_after, sc.weights_at(sc.remove_last_at_height))
             assert all(index < sc.n - 1 for index, _ in cert.signatures)
     assert checked >= 5
 

@@ -179,3 +179,24 @@ async def test_a_revoked_certificate_cuts_its_node_off_at_the_next_block(cluster
         assert f"refused peer {node3.peer_id}" in cluster.log(i) and "revoked" in cluster.log(i), cluster.log(i)[-2000:]
         assert not any(p["nodeId"] == node3.peer_id and p["connected"] for p in cluster.rpc(i, "getSyncStatus")["peers"])
     assert cluster.height(3) < cluster.height(0)  # it no longer receives blocks
+
+
+async def test_pbft_counts_weights_set_by_vote(cluster):
+    """node0 gets weight 4 (total 7, quorum 5): node0 and node1 alone keep the chain going
+    once node2 and node3 are down, which two of four equal sealers never could."""
+    govs = governors(cluster)
+    node0_pub = bytes.fromhex(cluster.layout[0].consensus_pub)
+    async with Client(cluster.layout[0].rpc_url, timeout_s=60) as client:
+        await passed(client, govs, "set_weight", [node0_pub, 4])
+        for _ in range(2):  # in force two blocks after the executing block
+            await client.send(Account.generate("sm"), PERMISSION_ADDRESS, "view_permissions", [], check=False)
+        assert [s["weight"] for s in cluster.rpc(0, "getSealerList")] == [4, 1, 1, 1]
+        cluster.kill(2)
+        cluster.kill(3)
+        start = await client.block_number()
+        for _ in range(2):
+            r = await client.send(Account.generate("sm"), PERMISSION_ADDRESS, "view_permissions", [], check=False, timeout_s=60)
+            assert r.ok
+        assert await client.block_number() >= start + 2
+        cert = cluster.rpc(0, "getBlockByNumber", start + 1, True)["certificate"]
+        assert {s["index"] for s in cert["signatureList"]} <= {0, 1}  # weight 5 of 7 suffices
