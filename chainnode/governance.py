@@ -219,7 +219,7 @@ def may_deploy(state: StateReader, address: bytes) -> bool:
 
 def frozen_reason(state: StateReader, address: bytes) -> str | None:
     raw = state.get(FROZEN_PREFIX + address)
-    return None if raw is None else unpack(raw, max_bytes=1024)
+    return None if raw is None else unpack(raw, max_bytes=4 * REASON_CHARS_MAX + 8)
 
 
 def read_method_acl(state: StateReader, contract: bytes, method: str) -> tuple[str, list[bytes]] | None:

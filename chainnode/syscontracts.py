@@ -377,6 +377,10 @@ def run_system(state: Any, ctx: CallContext, method: Any, args: Any, gas_limit: 
         value = fn(call, args)
     except ContractError as exc:
         return CallResult(False, None, (), SYSTEM_CALL_GAS, "ContractError", exc.message)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        # Input no check above foresaw: a failed call (the same on every node), never a
+        # crashed block.
+        return CallResult(False, None, (), SYSTEM_CALL_GAS, type(exc).__name__, None)
     if not readonly:
         layer.merge()
     return CallResult(True, value, tuple(call.events), SYSTEM_CALL_GAS)

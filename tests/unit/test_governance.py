@@ -254,3 +254,35 @@ def test_system_calls_need_their_gas():
     r = run_system(state, ctx, "propose", ["set_config", ["tx_count_limit", 5]], 100)
     assert not r.ok and r.error_type == "OutOfGas" and r.gas_used == 100
     assert state.writes() == {}
+
+
+def test_a_freeze_reason_of_multibyte_characters_reads_back():
+    state = chain_state(GOV[:1])
+    user = b"\x55" * 20
+    reason = "\U0001d11e" * 256  # 1,024 bytes of UTF-8: the longest reason allowed, all 4-byte characters
+    assert propose(state, "freeze_account", [user, reason]).ok
+    assert refusal(state, user, b"\xcc" * 20, "transfer")[1].count("\U0001d11e") == 256
+
+
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("view_proposals", ["x", None]), ("view_proposal", [[1]]), ("propose", [None, None]), ("propose", [["k"], {}]),
+        ("vote", [{"a": 1}, True]), ("revoke", [b"\x00" * 999]),
+    ],
+)
+def test_malformed_system_calls_fail_without_raising(method, args):
+    state = chain_state(GOV[:1])
+    r = send(state, GOV[0], COMMITTEE_ADDRESS, method, args)
+    assert not r.ok and r.error_type
+
+
+@pytest.mark.parametrize("address", [CONSENSUS_ADDRESS, CONFIG_ADDRESS, PERMISSION_ADDRESS, NAMES_ADDRESS])
+def test_every_view_answers_bad_arguments_with_a_failed_result(address):
+    from chainnode.syscontracts import METHODS
+
+    state = chain_state(GOV[:1])
+    for method in METHODS[address]:
+        for args in ([], [None], [b"\x01" * 20, None, 7], ["x" * 100]):
+            r = send(state, STRANGER, address, method, args, readonly=method.startswith("view_"))
+            assert isinstance(r.ok, bool)
