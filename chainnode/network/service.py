@@ -55,7 +55,15 @@ from chainnode.network.channel import RATE_EXCEEDED, PeerChannel
 from chainnode.network.errors import NetworkError, PortInUse, ProtocolViolation
 from chainnode.network.framing import FrameReader, encode_frame, read_frame
 from chainnode.network.gossip import TxGossip
-from chainnode.network.handshake import CREDENTIALS_BYTES_MAX, VERDICT_BYTES_MAX, Hello, Verdict, make_hello, verify_hello
+from chainnode.network.handshake import (
+    CREDENTIALS_BYTES_MAX,
+    UNKNOWN_PEER,
+    VERDICT_BYTES_MAX,
+    Hello,
+    Verdict,
+    make_hello,
+    verify_hello,
+)
 from chainnode.network.identity import keypair_from_seed
 from chainnode.network.inbox import FairInbox
 from chainnode.network.limits import NetworkLimits
@@ -72,6 +80,13 @@ PBFT_PROTOCOL = TProtocol("/chainnode/pbft/1")
 REQUEST_PROTOCOL_PREFIX = "/chainnode/"
 REQUEST_HANDLERS_MAX = 64
 CLOSE_TIMEOUT_S = 1.0
+# A peer that is not admitted gets this long to open its hello stream and read why it is
+# refused (a Verdict "unknown peer"), so its operator sees the reason, not a reset stream.
+NOT_ADMITTED_GRACE_S = 2.0
+NOT_A_MEMBER = (
+    "this node is not a member of the chain at our height: the consortium has not added it yet, "
+    "or removed it (see `chainnode gov list`; a node is added with `chainnode gov propose add_observer`)"
+)
 
 STATUS_OK = 0
 STATUS_ERROR = 1
@@ -96,6 +111,13 @@ class _RefusedByPeer(Exception):
     def __init__(self, verdict: Verdict) -> None:
         super().__init__(f"{verdict.reason}: {verdict.detail}" if verdict.detail else verdict.reason)
         self.verdict = verdict
+
+
+def _verdict_or_none(data: bytes) -> Verdict | None:
+    try:
+        return Verdict.decode(data)
+    except ProtocolViolation:
+        return None
 
 
 def _now_ms() -> float:
@@ -569,9 +591,16 @@ class Network:
         log.log(level, "%s: refused connection from %s: %s", self._label, pid, reason)
         if self._nursery is not None:
             try:
-                self._nursery.start_soon(self._close_conn, conn)
+                if reason == "not admitted":
+                    self._nursery.start_soon(self._close_conn_after, conn, NOT_ADMITTED_GRACE_S)
+                else:
+                    self._nursery.start_soon(self._close_conn, conn)
             except RuntimeError:
                 pass
+
+    async def _close_conn_after(self, conn, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        await self._close_conn(conn)
 
     def _on_disconnected(self, conn) -> None:
         try:
@@ -669,7 +698,13 @@ class Network:
             data = await frames.read()
             if len(data) > self.limits.hello_bytes_max:
                 raise ProtocolViolation("oversized frame", f"hello of {len(data)} bytes > {self.limits.hello_bytes_max}")
-            hello = Hello.decode(data, max_bytes=self.limits.hello_bytes_max)
+            try:
+                hello = Hello.decode(data, max_bytes=self.limits.hello_bytes_max)
+            except ProtocolViolation:
+                refusal = _verdict_or_none(data)  # a peer that does not admit us says why
+                if refusal is not None and not refusal.accepted:
+                    raise _RefusedByPeer(refusal) from None
+                raise
             info = verify_hello(hello, suite=self._suite, genesis_hash=self.genesis_hash, our_id=self._id_bytes,
                                 remote_id=s.muxed.peer_id.to_bytes(), admitted=self._table)
             self._verify_credentials(info, hello.credentials)
@@ -736,6 +771,9 @@ class Network:
     async def _on_hello_stream(self, stream) -> None:
         s = self._session_of_stream(stream)
         if s is None:
+            muxed = getattr(stream, "muxed_conn", None)
+            if muxed is not None and muxed in self._refused and self._table.get(muxed.peer_id.to_base58()) is None:
+                await self._tell_not_a_member(stream)
             await self._reset_stream(stream)
             return
         if s.initiator or s.hello_started:
@@ -756,6 +794,17 @@ class Network:
             s.fail(f"handshake failed ({type(exc).__name__})")
         finally:
             await self._close_stream(stream)
+
+    async def _tell_not_a_member(self, stream) -> None:
+        """Answer a non-admitted peer's hello with the reason (best effort, bounded)."""
+        with trio.move_on_after(CLOSE_TIMEOUT_S):
+            try:
+                frames = FrameReader(stream, self.limits.hello_bytes_max, self.limits.read_chunk_bytes)
+                await frames.read()  # its hello: unread data would be dropped with the reset
+                await stream.write(encode_frame(Verdict(UNKNOWN_PEER, NOT_A_MEMBER).encode()))
+                await frames.read()  # EOF once it has read the verdict
+            except Exception:
+                pass
 
     async def _on_pbft_stream(self, stream) -> None:
         s = await self._verified_session(stream)

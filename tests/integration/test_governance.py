@@ -24,6 +24,12 @@ def cluster(tmp_path):
         yield c
 
 
+def _id_bytes(peer_id: str) -> bytes:
+    from libp2p.peer.id import ID
+
+    return ID.from_base58(peer_id).to_bytes()
+
+
 def governors(cluster: Cluster) -> list[Account]:
     return [Account.load(node.folder / "node.key", DEVNET_PASSWORD) for node in cluster.layout[:4]]
 
@@ -162,6 +168,9 @@ async def test_add_promote_remove_nodes_by_vote(cluster):
         assert not any(p["connected"] for p in cluster.rpc(3, "getSyncStatus")["peers"])
         node3_id = cluster.layout[3].peer_id
         assert not any(p["nodeId"] == node3_id and p["connected"] for p in cluster.rpc(0, "getSyncStatus")["peers"])
+        # node3 dials the members whose peer id is above its own (the dial rule); they tell it why.
+        if any(_id_bytes(cluster.layout[i].peer_id) > _id_bytes(node3_id) for i in (0, 1, 2, 4)):
+            assert "this node is not a member of the chain" in cluster.log(3), cluster.log(3)[-2000:]
 
 
 async def test_a_revoked_certificate_cuts_its_node_off_at_the_next_block(cluster):

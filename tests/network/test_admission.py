@@ -33,6 +33,9 @@ async def test_peer_not_in_the_admitted_list_is_disconnected(caplog):
         await _until(lambda: ra.net.counters.get("refused:not_admitted", 0) >= 1
                      and rb.net.counters.get("refused:not_admitted", 0) >= 1)
         assert f"n{a.index}: refused connection from {intruder.peer_id}: not admitted" in _messages(caplog)
+        # The intruder's operator is told why, not left with reset streams.
+        await _until(lambda: any(m.startswith(f"n{intruder.index}: peer ") and "refused our hello: unknown peer: "
+                                 "this node is not a member of the chain" in m for m in _messages(caplog)))
         await trio.sleep(0.3)
         assert ra.net.connected_peers() == [b.index]
         assert rb.net.connected_peers() == [a.index]
