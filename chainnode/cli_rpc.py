@@ -441,7 +441,9 @@ def receipt_cmd(tx_hash: str, proof: bool, rpc_url: str, group: str, as_json: bo
         receipt = await client.request("getTransactionReceipt", h, proof)
         if receipt is None or not proof:
             return receipt, None, None
-        return receipt, await client.request("getSealerList"), await client.group_info()
+        # The sealers that certified the receipt's block (recorded on chain per set), so a
+        # receipt from before a membership change still proves.
+        return receipt, await client.request("getSealerList", receipt["blockNumber"]), await client.group_info()
 
     receipt, sealers, info = _run(rpc_url, group, body)
     if receipt is None:
@@ -472,8 +474,8 @@ def verify_receipt_proof(receipt: dict, tx_hash: str, sealers: list[dict], suite
     SDK's `verify_receipt_proof`: certificate by a quorum of `sealers`, header, sealer-set
     hash, Merkle proof, transaction hash) and summarise what was proven.
 
-    `sealers` is the node's current list (`getSealerList`); the header's sealer-set hash
-    must match it, so a sealer set changed since that block is reported, not trusted.
+    `sealers` is the node's list for the receipt's block (`getSealerList` with its number);
+    the header's sealer-set hash must match it.
     Raises `ProofError` naming the check that failed.
     """
     from chainnode.crypto import get_suite

@@ -21,7 +21,7 @@ from chainnode.merkle import merkle_root
 from chainnode.state import StateOverlay, StateReader, next_state_root
 from chainnode.governance import ADMIN_PREFIX, frozen_reason, may_call, may_deploy
 from chainnode.syscontracts import is_system, run_system
-from chainnode.sysstate import promotion_writes, read_config
+from chainnode.sysstate import promotion_writes, read_config, read_nodes, sealer_set_writes
 from chainnode.types import ZERO_HASH, Event, Receipt, Transaction
 from contracts.engine import CallContext, CallResult, Engine
 
@@ -96,11 +96,16 @@ class Executor:
     ) -> ExecutedBlock:
         """Run checked transactions (see `check_transactions`) on top of `state`."""
         overlay = StateOverlay(state)
-        # Membership changes due at this height come into force first (sysstate.py).
-        for key, value in promotion_writes(state, height).items():
+        # Membership changes due at this height come into force first (sysstate.py); the
+        # new sealer set is recorded by its hash, so proofs of its blocks can name it.
+        promoted = promotion_writes(state, height)
+        for key, value in promoted.items():
             if value is None:
                 overlay.delete(key)
             else:
+                overlay.set(key, value)
+        if promoted:
+            for key, value in sealer_set_writes(self.suite, read_nodes(overlay)).items():
                 overlay.set(key, value)
         gas_cap = read_config(state, "tx_gas_limit")
         receipts = []

@@ -63,6 +63,7 @@ from chainnode.sysstate import (
     NodeEntry,
     config_writes,
     nodes_writes,
+    sealer_set_writes,
     sealer_set_hash,
 )
 from chainnode.types import ZERO_HASH, Block, BlockHeader
@@ -125,6 +126,7 @@ class Genesis:
         # block() / hash() are asked for more than once at start.
         writes = {CHAIN_KEY: pack([self.chain_id, self.group_id, self.suite])}
         writes.update(nodes_writes([n.entry for n in self.nodes]))
+        writes.update(sealer_set_writes(get_suite(self.suite), [n.entry for n in self.nodes]))
         writes[COMMITTEE_KEY] = pack([[addr, weight] for addr, weight in self.committee])
         writes[GOVERNANCE_KEY] = pack([self.participation_rate_pct, self.win_rate_pct])
         writes.update(config_writes(self.config))

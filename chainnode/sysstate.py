@@ -15,6 +15,8 @@ take effect at a block boundary. Keys (all under `sys/`):
     sys/gov/p/<id u64>    pack(proposal fields)       (chainnode/governance.py)
     sys/perm/...          permissions                 (chainnode/governance.py)
     sys/names             pack({name: address})       the name registry
+    sys/sset/<set hash>   pack([[pub, ...], [weight, ...]])  every sealer set the chain has used,
+                                                      by the hash block headers carry (for proofs)
 
 Membership changes take effect two blocks after the block that makes them: a change made in
 block h is recorded in `sys/nodes_pending` with from_height h + 2, and the executor moves it
@@ -35,6 +37,7 @@ CHAIN_KEY = b"sys/chain"
 NODES_KEY = b"sys/nodes"
 PENDING_NODES_KEY = b"sys/nodes_pending"
 ADDRS_PREFIX = b"sys/addrs/"
+SEALER_SETS_PREFIX = b"sys/sset/"
 COMMITTEE_KEY = b"sys/committee"
 GOVERNANCE_KEY = b"sys/governance"
 CONFIG_PREFIX = b"sys/config/"
@@ -171,6 +174,22 @@ def promotion_writes(state: StateReader, height: int) -> dict[bytes, bytes | Non
     writes: dict[bytes, bytes | None] = dict(nodes_writes(due[-1]))
     writes.update(pending_nodes_writes([(h, nodes) for h, nodes in pending if h > height]))
     return writes
+
+
+def sealer_set_writes(suite, nodes: list[NodeEntry]) -> dict[bytes, bytes]:
+    """Record the sealer set of `nodes` under the hash block headers carry for it."""
+    sealers = [n for n in nodes if n.role == "sealer"]
+    pubs, weights = [n.consensus_pub for n in sealers], [n.weight for n in sealers]
+    return {SEALER_SETS_PREFIX + sealer_set_hash(suite, pubs, weights): pack([pubs, weights])}
+
+
+def read_sealer_set(state: StateReader, set_hash: bytes) -> tuple[list[bytes], list[int]] | None:
+    """The (public keys, weights) of a sealer set the chain has used, by its hash."""
+    raw = state.get(SEALER_SETS_PREFIX + set_hash)
+    if raw is None:
+        return None
+    pubs, weights = expect_list(unpack(raw, max_bytes=1 << 20), "sealer set", length=2)
+    return pubs, weights
 
 
 def read_addrs(state: StateReader, peer_id: str) -> list[str]:

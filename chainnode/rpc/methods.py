@@ -15,7 +15,7 @@ from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, Rp
 from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json, value_json
 from chainnode.sync import BlockSyncer
 from chainnode.syscontracts import is_system, run_system
-from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes, read_pending_nodes
+from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes, read_sealer_set, read_pending_nodes
 from chainnode.txpool import Rejected, TxPool
 from chainnode.types import ZERO_HASH
 from contracts.engine import CallContext, Engine, code_key
@@ -189,11 +189,25 @@ class ChainRpc:
         return None if header is None else hx(header.hash(self.node.chain.suite))
 
     async def getSealerList(self, params: list) -> Any:
-        self._params(params, [], 0)
+        """The sealers of the next block; with a block number, those that certified it."""
+        p = self._params(params, ["blockNumber"], 0)
         suite = self.node.chain.suite
+        if len(params) <= 2 or params[2] is None:
+            sealers = [(s.consensus_pub, s.weight, s.peer_id) for s in self.node.chain.sealers()]
+        else:
+            height = p.int(2, hi=HEIGHT_MAX)
+            ledger = self._ledger
+            header = ledger.get_header(height)
+            if header is None:
+                raise RpcError(NOT_FOUND, f"no block {height}; the chain is at height {ledger.head_height}")
+            found = read_sealer_set(ledger.state, header.sealer_set_hash)
+            if found is None:
+                raise RpcError(NOT_FOUND, f"the sealer set of block {height} is not recorded (a chain from before sets were kept)")
+            peer_ids = {n.consensus_pub: n.peer_id for n in read_nodes(ledger.state)}
+            sealers = [(pub, weight, peer_ids.get(pub, "")) for pub, weight in zip(*found)]
         return [
-            {"index": i, "nodeId": s.peer_id, "publicKey": hx(s.consensus_pub), "address": hx(suite.address(s.consensus_pub)), "weight": s.weight}
-            for i, s in enumerate(self.node.chain.sealers())
+            {"index": i, "nodeId": peer_id, "publicKey": hx(pub), "address": hx(suite.address(pub)), "weight": weight}
+            for i, (pub, weight, peer_id) in enumerate(sealers)
         ]
 
     async def getSyncStatus(self, params: list) -> Any:

@@ -6,6 +6,7 @@ win rate), so a proposal needs three yes votes (the proposer's own included)."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 import trio
@@ -14,6 +15,7 @@ from chainnode.client import Account, Client, NodeError
 from chainnode.syscontracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
 from devnet.layout import DEVNET_PASSWORD
 from tests.integration.cluster import Cluster
+from devnet.supervisor import CHAINNODE
 from tests.integration.workload import TOKEN
 
 
@@ -128,6 +130,7 @@ async def test_add_promote_remove_nodes_by_vote(cluster):
     extra = cluster.add_node("node4")
     extra_pub = bytes.fromhex(extra.consensus_pub)
     async with Client(cluster.layout[0].rpc_url, timeout_s=30) as client:
+        early = await client.send(Account.generate("sm"), PERMISSION_ADDRESS, "view_permissions", [], check=False)
         await passed(client, govs, "add_observer", [extra_pub, extra.peer_id, 1, [f"/ip4/127.0.0.1/tcp/{extra.p2p_port}"]])
         cluster.start(4)
         cluster.wait_rpc(4)
@@ -168,6 +171,12 @@ async def test_add_promote_remove_nodes_by_vote(cluster):
         assert not any(p["connected"] for p in cluster.rpc(3, "getSyncStatus")["peers"])
         node3_id = cluster.layout[3].peer_id
         assert not any(p["nodeId"] == node3_id and p["connected"] for p in cluster.rpc(0, "getSyncStatus")["peers"])
+        # A receipt from before every change still proves: the node names the set of its block.
+        assert len(cluster.rpc(0, "getSealerList", early.block_number)) == 4
+        assert len(cluster.rpc(0, "getSealerList", start + 1)) == 5
+        proof = subprocess.run([CHAINNODE, "receipt", "0x" + early.tx_hash.hex(), "--proof", "--rpc", cluster.layout[1].rpc_url],
+                               capture_output=True, text=True, timeout=60)
+        assert proof.returncode == 0 and "proof verified" in proof.stdout, proof.stderr
         # node3 dials the members whose peer id is above its own (the dial rule); they tell it why.
         if any(_id_bytes(cluster.layout[i].peer_id) > _id_bytes(node3_id) for i in (0, 1, 2, 4)):
             assert "this node is not a member of the chain" in cluster.log(3), cluster.log(3)[-2000:]

@@ -280,3 +280,13 @@ async def test_sdk_governance(sdk):
         assert (await g.permissions())["deploy_open"] is True
         with pytest.raises(CallFailed):
             await client.call(COMMITTEE_ADDRESS, "view_proposals", [0, 1])
+
+
+async def test_sealer_list_of_a_past_block(rpc):
+    node, call = rpc
+    now = await call("getSealerList", "g", "")
+    assert await call("getSealerList", "g", "", 0) == now  # block 0's set is recorded by the genesis
+    missing = await call("getSealerList", "g", "", 99)
+    assert missing["code"] == -32001 and "no block 99" in missing["message"]
+    bad = await call("getSealerList", "g", "", "zero")
+    assert bad["code"] == -32602
