@@ -23,6 +23,7 @@ import trio
 
 from chainnode.cli_common import PASSWORD_ENV, emit, read_password
 from chainnode.client.proof import ProofError, verify_receipt_proof as sdk_verify_receipt_proof
+from chainnode.jsonvalue import from_json
 from chainnode.rpc.jsonrpc import NOT_FOUND
 
 RPC_ENV = "CHAINNODE_RPC"
@@ -108,16 +109,10 @@ def _parse_args(text: str, flag: str, hex_as_bytes: bool) -> list:
 
 
 def _hex_strings_to_bytes(value: Any, flag: str) -> Any:
-    if isinstance(value, str) and value.startswith("0x"):
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            raise click.BadParameter(f"{value!r} starts with 0x but is not hex (with --hex-as-bytes every 0x string is bytes)", param_hint=flag) from None
-    if isinstance(value, list):
-        return [_hex_strings_to_bytes(v, flag) for v in value]
-    if isinstance(value, dict):
-        return {k: _hex_strings_to_bytes(v, flag) for k, v in value.items()}
-    return value
+    try:
+        return from_json(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (with --hex-as-bytes every 0x string is bytes)", param_hint=flag) from None
 
 
 def _load_account(key_path: str, password_file: str | None):

@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from chainnode.certs import CERT_FORMAT, Certificate, CertificateError
-from chainnode.codec import DecodeError, pack
+from chainnode.codec import DecodeError, expect_value, pack
 from chainnode.crypto import SUITE_NAMES, get_suite
 from chainnode.governance import ADMIN_PREFIX, NAMES_KEY, GovernanceError, check_params
+from chainnode.jsonvalue import from_json, to_json
 from chainnode.merkle import merkle_root
 from chainnode.state import StateOverlay, next_state_root
 from chainnode.sysstate import (
@@ -190,7 +191,7 @@ class Genesis:
             "config": dict(self.config),
             **({"ca_cert": self.ca_cert.encode().hex()} if self.ca_cert is not None else {}),
             **({"contracts": [
-                {"name": c.name, "deployer": c.deployer.hex(), "init_args": [_arg_json(a) for a in c.init_args], "source": c.source}
+                {"name": c.name, "deployer": c.deployer.hex(), "init_args": to_json(c.init_args), "source": c.source}
                 for c in self.contracts
             ]} if self.contracts else {}),
         }
@@ -315,33 +316,18 @@ def _contracts(value: Any, source: str) -> list[GenesisContract]:
         args = c.get("init_args", [])
         if not isinstance(args, list):
             raise GenesisError(f"{where} ({name}): 'init_args' must be a list")
-        out.append(GenesisContract(name, code, _hex(c.get("deployer"), f"{where} ({name}): deployer", (20,)), [_arg_value(a, f"{where} ({name}): init_args") for a in args]))
+        out.append(GenesisContract(name, code, _hex(c.get("deployer"), f"{where} ({name}): deployer", (20,)), _init_args(args, f"{where} ({name}): init_args")))
     return out
 
 
-def _arg_value(v: Any, where: str) -> Any:
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            return bytes.fromhex(v[2:])
-        except ValueError:
-            raise GenesisError(f"{where}: {v!r} starts with 0x but is not hex") from None
-    if isinstance(v, list):
-        return [_arg_value(x, where) for x in v]
-    if isinstance(v, dict):
-        return {k: _arg_value(x, where) for k, x in v.items()}
-    if v is None or isinstance(v, (bool, int, str)):
-        return v
-    raise GenesisError(f"{where}: {v!r} is not a contract value (no floats)")
-
-
-def _arg_json(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return "0x" + v.hex()
-    if isinstance(v, list):
-        return [_arg_json(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _arg_json(x) for k, x in v.items()}
-    return v
+def _init_args(args: list, where: str) -> list:
+    """JSON to contract values: "0x…" strings are bytes (chainnode/jsonvalue.py)."""
+    try:
+        return expect_value(from_json(args), where)
+    except DecodeError as exc:
+        raise GenesisError(f"{exc} (contract values: integers, text, booleans, null, lists, objects, 0x-hex bytes; no floats)") from None
+    except ValueError as exc:
+        raise GenesisError(f"{where}: {exc}") from None
 
 
 class _DictReader:

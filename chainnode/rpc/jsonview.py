@@ -8,9 +8,8 @@ the exact canonical encoding (hex), which the SDK decodes for exact values and p
 
 from __future__ import annotations
 
-from typing import Any
-
 from chainnode.crypto import CryptoSuite
+from chainnode.jsonvalue import to_json
 from chainnode.types import BlockHeader, CommitCertificate, Receipt, Transaction
 
 
@@ -18,14 +17,7 @@ def hx(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-def value_json(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return hx(v)
-    if isinstance(v, list):
-        return [value_json(x) for x in v]
-    if isinstance(v, dict):
-        return {k: value_json(x) for k, x in v.items()}
-    return v
+value_json = to_json  # a plain value in JSON (bytes as 0x-hex): chainnode/jsonvalue.py
 
 
 def tx_json(tx: Transaction, suite: CryptoSuite, *, height: int | None = None, index: int | None = None) -> dict:
