@@ -139,68 +139,53 @@ class PrePrepare(_Signed):
 
 
 @dataclass(frozen=True, slots=True)
-class Prepare(_Signed):
+class _BlockVote(_Signed):
+    """A signed vote for one block hash (PREPARE, COMMIT, CHECKPOINT share this layout)."""
+
+    BODY = 1
+    height: int
+    view: int
+    sender: int
+    block_hash: bytes
+    signature: bytes = b""
+
+    def body(self) -> list:
+        return [self.block_hash]
+
+    VIEW_SIGNED = True  # False: the view is not covered by the signature, so it must be 0
+
+    @classmethod
+    def from_body(cls, height: int, view: int, sender: int, body: list, sig: bytes):
+        name = cls.__name__.lower()
+        if not cls.VIEW_SIGNED and view != 0:
+            raise DecodeError(f"{name}.view: must be 0 (it is not signed)")
+        return cls(height, view, sender, _hash(body[0], f"{name}.block_hash"), sig)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare(_BlockVote):
     """"I executed this block and its roots match": a vote for block_hash in (height, view)."""
 
     TYPE = MsgType.PREPARE
-    BODY = 1
-    height: int
-    view: int
-    sender: int
-    block_hash: bytes
-    signature: bytes = b""
-
-    def body(self) -> list:
-        return [self.block_hash]
-
-    @classmethod
-    def from_body(cls, height: int, view: int, sender: int, body: list, sig: bytes) -> "Prepare":
-        return cls(height, view, sender, _hash(body[0], "prepare.block_hash"), sig)
 
 
 @dataclass(frozen=True, slots=True)
-class Commit(_Signed):
+class Commit(_BlockVote):
     """"A quorum prepared block_hash in this view": classic PBFT commit, bound to the view."""
 
     TYPE = MsgType.COMMIT
-    BODY = 1
-    height: int
-    view: int
-    sender: int
-    block_hash: bytes
-    signature: bytes = b""
-
-    def body(self) -> list:
-        return [self.block_hash]
-
-    @classmethod
-    def from_body(cls, height: int, view: int, sender: int, body: list, sig: bytes) -> "Commit":
-        return cls(height, view, sender, _hash(body[0], "commit.block_hash"), sig)
 
 
 @dataclass(frozen=True, slots=True)
-class Checkpoint(_Signed):
-    """"I committed block_hash locally": its signature is one entry of the CommitCertificate."""
+class Checkpoint(_BlockVote):
+    """"I committed block_hash locally": its signature is one entry of the CommitCertificate.
+    Its view is always 0: it is not covered by the signature."""
 
     TYPE = MsgType.CHECKPOINT
-    BODY = 1
-    height: int
-    view: int  # always 0: not covered by the signature
-    sender: int
-    block_hash: bytes
-    signature: bytes = b""
-
-    def body(self) -> list:
-        return [self.block_hash]
+    VIEW_SIGNED = False
 
     def signing_bytes(self) -> bytes:
         return commit_signing_bytes(self.height, self.block_hash)
-
-    @classmethod
-    def from_body(cls, height: int, view: int, sender: int, body: list, sig: bytes) -> "Checkpoint":
-        if view != 0:
-            raise DecodeError("checkpoint.view: must be 0 (it is not signed)")
-        return cls(height, view, sender, _hash(body[0], "checkpoint.block_hash"), sig)
 
 
 @dataclass(frozen=True, slots=True)
