@@ -379,8 +379,6 @@ def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, ad
     Your own yes vote is counted at once: with a single governor (admin mode) the proposal
     executes in the same transaction. Kinds may be written with dashes or underscores.
     """
-    from chainnode.syscontracts import COMMITTEE_ADDRESS
-
     kind, params = parse_proposal(kind_text, args, cert=cert_path, addrs=addrs)
     if not no_precheck:
         try:
@@ -389,16 +387,24 @@ def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, ad
             raise click.UsageError(f"{exc} (checked here, nothing was sent: the chain refuses it too)") from None
     account = _load_account(key_path, password_file)
     call_args: list = [kind, params] + ([expiry_blocks] if expiry_blocks is not None else [])
+    _committee_tx(account, "propose", call_args, None, f"the {kind} proposal", timeout_s, rpc_url, group, as_json)
+
+
+def _committee_tx(account: Any, method: str, args: list, pid: int | None, what: str, timeout_s: float,
+                  rpc_url: str, group: str, as_json: bool) -> None:
+    """Send `method(*args)` to the committee; report the proposal as it stands after it
+    (`pid`, or the new one for a propose), or why the chain refused the transaction."""
+    from chainnode.sysaddress import COMMITTEE_ADDRESS
 
     async def body(client: Any) -> tuple[dict, dict | None]:
-        receipt = await _transact(client, account, COMMITTEE_ADDRESS, "propose", call_args, as_json, timeout_s)
+        receipt = await _transact(client, account, COMMITTEE_ADDRESS, method, args, as_json, timeout_s)
         if receipt["status"] != 0:
             return receipt, None
-        return receipt, await client.request("getProposal", receipt["output"])
+        return receipt, await client.request("getProposal", receipt["output"] if pid is None else pid)
 
     receipt, proposal = _run(rpc_url, group, body)
     if proposal is None:
-        _refused(f"the {kind} proposal", receipt, as_json)
+        _refused(what, receipt, as_json, pid)
     _report(proposal, receipt, as_json)
 
 
@@ -419,22 +425,10 @@ def _proposal_id(text: str) -> int:
 @_rpc_options
 def gov_vote(id_text: str, choice: str, key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Vote yes or no on open proposal ID; the vote that makes it pass executes it."""
-    from chainnode.syscontracts import COMMITTEE_ADDRESS
-
     pid = _proposal_id(id_text)
     yes = choice.lower() in ("yes", "true")
     account = _load_account(key_path, password_file)
-
-    async def body(client: Any) -> tuple[dict, dict | None]:
-        receipt = await _transact(client, account, COMMITTEE_ADDRESS, "vote", [pid, yes], as_json, timeout_s)
-        if receipt["status"] != 0:
-            return receipt, None
-        return receipt, await client.request("getProposal", pid)
-
-    receipt, proposal = _run(rpc_url, group, body)
-    if proposal is None:
-        _refused(f"the vote on proposal {pid}", receipt, as_json, pid)
-    _report(proposal, receipt, as_json)
+    _committee_tx(account, "vote", [pid, yes], pid, f"the vote on proposal {pid}", timeout_s, rpc_url, group, as_json)
 
 
 @gov_group.command("revoke")
@@ -443,21 +437,9 @@ def gov_vote(id_text: str, choice: str, key_path: str, password_file: str | None
 @_rpc_options
 def gov_revoke(id_text: str, key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Withdraw your own open proposal ID."""
-    from chainnode.syscontracts import COMMITTEE_ADDRESS
-
     pid = _proposal_id(id_text)
     account = _load_account(key_path, password_file)
-
-    async def body(client: Any) -> tuple[dict, dict | None]:
-        receipt = await _transact(client, account, COMMITTEE_ADDRESS, "revoke", [pid], as_json, timeout_s)
-        if receipt["status"] != 0:
-            return receipt, None
-        return receipt, await client.request("getProposal", pid)
-
-    receipt, proposal = _run(rpc_url, group, body)
-    if proposal is None:
-        _refused(f"revoking proposal {pid}", receipt, as_json, pid)
-    _report(proposal, receipt, as_json)
+    _committee_tx(account, "revoke", [pid], pid, f"revoking proposal {pid}", timeout_s, rpc_url, group, as_json)
 
 
 @gov_group.command("list")
@@ -577,7 +559,7 @@ def gov_acl() -> None:
 def gov_acl_set(contract_text: str, method: str, mode: str, addresses: tuple[str, ...], key_path: str, password_file: str | None, timeout_s: float,
                 rpc_url: str, group: str, as_json: bool) -> None:
     """As the contract's admin: allow only ADDRESSES to call METHOD, or deny them."""
-    from chainnode.syscontracts import PERMISSION_ADDRESS
+    from chainnode.sysaddress import PERMISSION_ADDRESS
 
     a = _Args("set_method_acl", (contract_text, method, mode, *addresses))
     contract = a.address(0, "CONTRACT")
@@ -595,7 +577,7 @@ def gov_acl_set(contract_text: str, method: str, mode: str, addresses: tuple[str
 @_rpc_options
 def gov_acl_clear(contract_text: str, method: str, key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """As the contract's admin: anyone may call METHOD again."""
-    from chainnode.syscontracts import PERMISSION_ADDRESS
+    from chainnode.sysaddress import PERMISSION_ADDRESS
 
     contract = bytes.fromhex(_address_param(contract_text, "CONTRACT")[2:])
     account = _load_account(key_path, password_file)
