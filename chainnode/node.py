@@ -35,7 +35,7 @@ from chainnode.config import NodeConfig
 from chainnode.crypto import get_suite
 from chainnode.executor import Executor, InvalidBlock, refusal
 from chainnode.genesis import Genesis
-from chainnode.governance import read_revoked_serials
+from chainnode.governance import CRL_KEY, read_revoked_serials
 from chainnode.keyfile import KeyPair
 from chainnode.metrics import NodeMetrics
 from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
@@ -151,6 +151,7 @@ class Node:
             raise NodeError(f"this node's key derives peer id {self.peer_id}, but the chain lists {me.peer_id} for it; check the genesis file")
         # Certificates (when the genesis names a CA): ours for the handshake, and the check of
         # every peer's against the CA and the on-chain revocation list (refreshed per block).
+        self._crl = ledger.state.get(CRL_KEY)
         self._revoked = read_revoked_serials(ledger.state)
         try:
             self.admission = Admission.load(config, genesis, key.public_key, self.peer_id, revoked_serials=lambda: self._revoked)
@@ -316,9 +317,10 @@ class Node:
         self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
         await self._membership_changed()
         self._follow_config()
-        revoked = read_revoked_serials(self.chain.ledger.state)
-        if revoked != self._revoked:  # governance revoked a certificate: drop its holder now
-            self._revoked = revoked
+        crl = self.chain.ledger.state.get(CRL_KEY)  # compared raw: decoded only when it changed
+        if crl != self._crl:  # governance revoked a certificate: drop its holder now
+            self._crl = crl
+            self._revoked = read_revoked_serials(self.chain.ledger.state)
             self.network.recheck_credentials()
         log.info("%s: committed block %d (%d txs, pool %d)", self.name, height, len(tx_hashes), len(self.pool))
         self._announce_head()  # observers and laggards learn of it now, not at the next tick
