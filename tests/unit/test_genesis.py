@@ -112,6 +112,9 @@ def test_config_values_are_range_checked():
 
 # ---- contracts deployed in block 0 ------------------------------------------------------------
 
+DEEP: list = [1]
+for _ in range(100):
+    DEEP = [DEEP]
 COUNTER = "def init(start):\n    storage['n'] = start\n\ndef view_n():\n    return storage.get('n', 0)\n"
 
 
@@ -152,8 +155,15 @@ def test_genesis_contracts_are_deployed_and_named_in_block_0(tmp_path):
         ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": ["0xnothex"]}, "is not hex"),
         ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": [1.5]}, "no floats"),
         ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "extra": 1}, "must be an object with name"),
+        ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": [DEEP]}, "nested deeper"),
     ],
 )
 def test_bad_genesis_contracts_are_refused_naming_the_contract(contract, message):
     with pytest.raises(GenesisError, match=message):
         parse_genesis(with_contracts([contract])).block()
+
+
+def test_too_many_genesis_contracts_are_refused():
+    many = [{"name": f"c{i}", "deployer": "00" * 20, "source": COUNTER, "init_args": [i]} for i in range(33)]
+    with pytest.raises(GenesisError, match="at most 32 contracts"):
+        parse_genesis(with_contracts(many))

@@ -139,6 +139,14 @@ def test_only_governors_vote_once_each():
         ("register_name", ["bad name!", b"\x01" * 20], "ASCII letters"),
         ("launch_rockets", [], "unknown proposal kind"),
         ("set_config", ["tx_count_limit"], "expects 2..2 parameters"),
+        # oversized
+        ("set_method_acl", [b"\x01" * 20, "m", "allow", [bytes([i % 256, i // 256]) * 10 for i in range(257)]], "at most 256 addresses"),
+        ("set_method_acl", [b"\x01" * 20, "m" * 65, "allow", []], "at most 64 characters"),
+        ("freeze_account", [b"\x01" * 20, "r" * 257], "at most 256 characters"),
+        ("register_name", ["n" * 65, b"\x01" * 20], "at most 64 characters"),
+        ("add_observer", [PUBS[5], "p" * 129], "at most 128 characters"),
+        ("add_observer", [PUBS[5], "p", 1, ["/ip4/1.2.3.4/tcp/1"] * 9], "at most 8 multiaddrs"),
+        ("set_weight", [PUBS[0], 10**7], "weight must be an integer in [1, 1000000]"),
     ],
 )
 def test_an_absurd_or_malformed_proposal_is_refused_when_proposed(kind, params, message):
