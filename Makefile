@@ -10,7 +10,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 

@@ -55,7 +55,7 @@ from contracts.engine.gas import (
 )
 from contracts.engine.model import CallContext, Event, _new_tuple
 from chainnode.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
-from contracts.engine.store import Storage
+from contracts.engine.store import Storage, _speedups
 
 # The fixed Decimal context entered on every call: decimal128 precision, banker's rounding,
 # and traps for everything that would otherwise yield NaN/Infinity or lose a division.
@@ -1153,6 +1153,12 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         rt.events_total = count + 1
         rt.event_bytes = total
         frame[1].append(_new_tuple(Event, (frame[0], name, fields)))  # make_event, inlined
+
+    if _speedups is not None:
+        # The same as the `_emit_` above for the common case, in C; it calls that one for
+        # everything else (tests/contracts/test_speedups.py holds the two together).
+        _emit_ = _speedups.Emitter(rt, frames, gas_meter, pack, Event, _emit_, EVENTS_MAX, EVENT_BYTES_MAX,
+                                   TX_EVENT_BYTES_MAX, EVENT_GAS, EVENT_BYTE_GAS)
 
     def hash_(data: bytes) -> bytes:
         if type(data) is not bytes:

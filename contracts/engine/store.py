@@ -14,6 +14,7 @@ gas, a limit) simply drops its buffer, so nothing it wrote is ever seen.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 from contracts.engine import values
@@ -134,7 +135,21 @@ class WriteBuffer:
                 parent.set(key, value)
 
 
-class Storage:
+# The C accelerator (contracts/engine/_speedups.c): `get`, `_assign` and event emission for
+# the common case, identical in results and gas to the Python code here and in runtime.py,
+# which stays the reference and runs whenever the extension is not built (no C compiler at
+# install) or CHAINNODE_PURE_PYTHON=1 is set (to test or debug the reference).
+_speedups: Any = None
+if os.environ.get("CHAINNODE_PURE_PYTHON") != "1":
+    try:
+        from contracts.engine import _speedups
+    except ImportError:  # pragma: no cover - depends on the install
+        _speedups = None
+
+_StorageBase: type = _speedups.StorageCore if _speedups is not None else object
+
+
+class Storage(_StorageBase):  # type: ignore[misc, valid-type]
     """The `storage` object a contract sees: a mapping of plain keys to plain values.
 
     Values are copied in and out through msgpack: `storage["a"]["x"] = 1` changes a copy,
@@ -148,15 +163,17 @@ class Storage:
     that leave a call are plain values).
     """
 
-    __slots__ = ("_buf", "_writes", "_parent", "_prefix", "_gas", "_readonly")
+    # With the C base, its fields are these (and its __init__ sets them the same way).
+    __slots__ = () if _speedups is not None else ("_buf", "_writes", "_parent", "_prefix", "_gas", "_readonly")
 
-    def __init__(self, buf: Any, prefix: bytes, gas: list[int], readonly: bool) -> None:
-        self._buf = buf
-        self._writes = buf.writes
-        self._parent = buf.parent
-        self._prefix = prefix
-        self._gas = gas
-        self._readonly = readonly
+    if _speedups is None:
+        def __init__(self, buf: Any, prefix: bytes, gas: list[int], readonly: bool) -> None:
+            self._buf = buf
+            self._writes = buf.writes
+            self._parent = buf.parent
+            self._prefix = prefix
+            self._gas = gas
+            self._readonly = readonly
 
     # The accessors below inline key encoding and gas charging on purpose: a payment
     # transaction is a handful of storage accesses, and each extra Python call shows.
@@ -189,7 +206,7 @@ class Storage:
             raise KeyError("storage key not found")
         return _decode(data)
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def _get_py(self, key: Any, default: Any = None) -> Any:
         # _load, inlined: `storage.get(account, 0)` is the most common access of all.
         t = type(key)
         k = _key_cache.get(key) if t is bytes or t is str else None
@@ -218,7 +235,7 @@ class Storage:
     def write(self, key: Any, value: Any) -> None:
         self._assign(value, key)
 
-    def _assign(self, value: Any, key: Any) -> None:
+    def _assign_py(self, value: Any, key: Any) -> None:
         # `storage[key] = value` compiles to this call: Python evaluates the value first.
         if self._readonly:
             raise PermissionError("storage is read-only in a view call")
@@ -245,6 +262,13 @@ class Storage:
             raise OutOfGas("out of gas in storage access")
         self._writes[self._prefix + k] = data
 
+    # `get` and `_assign` are the C base's when it is built: the same code for the common
+    # case (a memoised str/bytes key, a scalar value), which calls the two above for the
+    # rest. tests/contracts/test_speedups.py holds the two to the same results and gas.
+    if _speedups is None:
+        get = _get_py
+        _assign = _assign_py
+
     def remove(self, key: Any) -> None:
         if self._readonly:
             raise PermissionError("storage is read-only in a view call")
@@ -254,3 +278,8 @@ class Storage:
         if g[0] < 0:
             raise OutOfGas("out of gas in storage access")
         self._writes[k] = None
+
+
+if _speedups is not None:
+    _speedups.configure(_key_cache, _pack, _decode, OutOfGas, STORAGE_READ_GAS, STORAGE_READ_BYTE_GAS,
+                        STORAGE_WRITE_GAS, STORAGE_WRITE_BYTE_GAS, STORAGE_VALUE_BYTES_MAX)
