@@ -4,15 +4,35 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run bench clean
+.PHONY: test run bench clean build-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# The contract engine's C accelerator (contracts/engine/_speedups.c) is built by the install
+# and needs a C compiler and the Python headers: installed here (Debian/Ubuntu) if missing.
+# Without them the engine still works, on its slower Python reference, and the test
+# tests/contracts/test_speedups.py::test_the_accelerator_is_built says what to do.
 $(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c
+	@$(PY) -c "$$HAVE_BUILD_TOOLS" || $(MAKE) --no-print-directory build-tools
 	$(PY) -m pip install --quiet -e '.[test]'
+	@$(PY) -c "import contracts.engine._speedups" 2>/dev/null || \
+		echo "warning: the contract engine's C accelerator was not built (no C compiler or Python headers?)"
 	@touch $(STAMP)
+
+define HAVE_BUILD_TOOLS
+import os, shutil, sys, sysconfig
+headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+sys.exit(0 if shutil.which("cc") and os.path.exists(headers) else 1)
+endef
+export HAVE_BUILD_TOOLS
+
+build-tools:
+	@if command -v apt-get >/dev/null; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y -q gcc python3-dev || { $$sudo apt-get update -q && $$sudo apt-get install -y -q gcc python3-dev; }; \
+	else echo "install a C compiler and the Python headers to build the contract engine's accelerator"; fi
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -26,4 +46,4 @@ bench: $(STAMP)
 	$(PY) -m tests.bench.chain
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis contracts/engine/_speedups*.so

@@ -1,15 +1,17 @@
-/* The contract storage object's two hot accessors, `get` and `_assign`, in C.
+/* The contract engine's hot services in C: the storage object's `get` and `_assign`
+ * (`storage[key] = value`), and `_emit_`, the compiler's form of `emit`.
  *
- * contracts/engine/store.py holds the reference implementation (Storage._get_py and
- * Storage._assign_py) and is what runs when this extension is not built. This file only
+ * The Python code is the reference and runs wherever this extension is not built:
+ * Storage._get_py and Storage._assign_py in store.py, `_emit_` in runtime.py. This file only
  * covers the common case, byte for byte and gas for gas the same: a str or bytes key whose
- * encoding is already memoised, and a scalar value. Everything else (a new key, a
- * container value, a read-only storage, a meter that does not fit in 64 bits, an oversized
- * value) is handed to the Python implementation unchanged, before anything was charged or
- * written, so the two can never disagree on an error.
+ * encoding is already memoised, a scalar value, a writable frame, every limit and the meter
+ * within bounds. Everything else (a new key, a container, a read-only call, a meter that
+ * does not fit in 64 bits, a value or event at or over a limit) is handed to the Python
+ * implementation before anything was charged or written, so every error a contract can see
+ * comes from one place. tests/contracts/test_speedups.py holds the two together.
  *
  * No state of its own: the memo, the encoder, the decoder, the error type and the gas
- * prices are handed over once by store.py (`configure`).
+ * prices are handed over once by store.py (`configure`), the rest per Emitter by runtime.py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -187,7 +189,15 @@ storage_get(StorageCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         return dflt;
     }
     Py_ssize_t size = PyObject_Size(data);
-    if (size < 0 || charge(self, left, read_gas + read_byte_gas * (n + size)) < 0) {
+    if (size < 0) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    if (size > (1LL << 40)) {  /* keeps the cost arithmetic clear of overflow (see charge) */
+        Py_DECREF(data);
+        return forward((PyObject *)self, str_get_py, args, nargs, NULL);
+    }
+    if (charge(self, left, read_gas + read_byte_gas * (n + size)) < 0) {
         Py_DECREF(data);
         return NULL;
     }
@@ -268,6 +278,10 @@ static int
 storage_init(StorageCore *self, PyObject *args, PyObject *kwds)
 {
     PyObject *buf, *prefix, *gas, *readonly;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "Storage(buf, prefix, gas, readonly) takes positional arguments");
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "OOOO:Storage", &buf, &prefix, &gas, &readonly))
         return -1;
     PyObject *writes = PyObject_GetAttrString(buf, "writes");

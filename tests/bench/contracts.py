@@ -14,6 +14,10 @@ Prints, measured in the same run:
   i.e. what the sandbox itself (guards, gas, write buffers, result) costs on this function.
 - a cached compile (`Engine.compile` of source already compiled): must be <= 20 µs.
 
+The engine line names the implementation that ran: the C accelerator of storage access
+and events (contracts/engine/_speedups.c), or its Python reference when the extension is
+not built or CHAINNODE_PURE_PYTHON=1 is set.
+
 Exits non-zero if a budget is missed. Not a test: timing never goes in the unit tests.
 """
 
@@ -191,7 +195,10 @@ def measure(rounds: int = ROUNDS, calls: int = CALLS_PER_ROUND) -> dict[str, flo
 def main() -> int:
     m = measure()
     print(f"payment call, plain CPython : {m['plain_calls_per_s']:>10,.0f} calls/s  (codec.pack)")
-    print(f"payment call, engine        : {m['engine_calls_per_s']:>10,.0f} calls/s  (gas {m['gas_used']})")
+    from contracts.engine import store
+
+    impl = "C accelerator" if store._speedups is not None else "Python reference (no C accelerator)"
+    print(f"payment call, engine        : {m['engine_calls_per_s']:>10,.0f} calls/s  (gas {m['gas_used']}; {impl})")
     print(f"ratio engine/plain          : {m['ratio']:>10.2f}x   (budget >= {RATIO_MIN}x)")
     print(f"reference: plain, lean enc. : {m['lean_plain_calls_per_s']:>10,.0f} calls/s  "
           f"-> engine/lean {m['lean_ratio']:.2f}x (not judged)")
