@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from chainnode.jsonfile import read_bounded
+
 CONFIG_BYTES_MAX = 256 * 1024
 
 
@@ -79,14 +81,8 @@ _SCHEMA = {
 
 def load_config(path: str | os.PathLike) -> NodeConfig:
     path = Path(path).resolve()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found; create one with `chainnode init`") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    if len(raw) > CONFIG_BYTES_MAX:
-        raise ConfigError(f"{path} is larger than {CONFIG_BYTES_MAX} bytes; is it the right file?")
+    raw = read_bounded(path, noun="node config", max_bytes=CONFIG_BYTES_MAX, error=ConfigError,
+                       label="config file ", missing_hint="; create one with `chainnode init`")
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -51,6 +51,7 @@ from chainnode.certs import CERT_FORMAT, Certificate, CertificateError
 from chainnode.codec import DecodeError, expect_value, pack
 from chainnode.crypto import SUITE_NAMES, get_suite
 from chainnode.governance import ADMIN_PREFIX, NAMES_KEY, GovernanceError, check_params
+from chainnode.jsonfile import read_bounded
 from chainnode.jsonvalue import from_json, to_json
 from chainnode.merkle import merkle_root
 from chainnode.state import StateOverlay, next_state_root
@@ -383,14 +384,8 @@ def genesis_ca_of_state(state) -> Certificate | None:
 
 def load_genesis(path: str | os.PathLike) -> Genesis:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise GenesisError(f"genesis file {path} not found; pass --genesis with the file your consortium shared") from None
-    except OSError as exc:
-        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
-    if len(raw) > GENESIS_BYTES_MAX:
-        raise GenesisError(f"{path} is larger than {GENESIS_BYTES_MAX} bytes; is it the right file?")
+    raw = read_bounded(path, noun="genesis file", max_bytes=GENESIS_BYTES_MAX, error=GenesisError,
+                       label="genesis file ", missing_hint="; pass --genesis with the file your consortium shared")
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -1,5 +1,5 @@
-"""Reading the small JSON files operators hand around (key files, certificates): bounded,
-and every failure one line that names the file."""
+"""Reading the small files operators hand around (key files, certificates, genesis, node
+config): bounded, and every failure one line that names the file."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 
-def read_json_file(path: str | os.PathLike, *, noun: str, max_bytes: int, error: type[Exception], label: str = "", missing_hint: str = "") -> Any:
-    """The parsed JSON of `path` (at most `max_bytes`), or `error(message)`.
+def read_bounded(path: str | os.PathLike, *, noun: str, max_bytes: int, error: type[Exception], label: str = "",
+                 missing_hint: str = "") -> bytes:
+    """The bytes of `path` (read no further than `max_bytes` + 1), or `error(message)`.
 
     `noun` says what the file should be ("chainnode key file"); `label` goes before the
     path in "not found" and "cannot read" ("key file "); `missing_hint` follows "not
@@ -25,6 +26,13 @@ def read_json_file(path: str | os.PathLike, *, noun: str, max_bytes: int, error:
         raise error(f"cannot read {label}{path}: {exc.strerror}") from None
     if len(raw) > max_bytes:
         raise error(f"{path} is larger than any {noun} ({max_bytes} bytes); is it the right file?")
+    return raw
+
+
+def read_json_file(path: str | os.PathLike, *, noun: str, max_bytes: int, error: type[Exception], label: str = "",
+                   missing_hint: str = "") -> Any:
+    """The parsed JSON of `path` (at most `max_bytes`), or `error(message)`; see read_bounded."""
+    raw = read_bounded(path, noun=noun, max_bytes=max_bytes, error=error, label=label, missing_hint=missing_hint)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
