@@ -2,7 +2,7 @@
 
 import pytest
 
-from chainnode.config import ConfigError, Limits, load_config, render_config
+from chainnode.config import CONFIG_BYTES_MAX, ConfigError, Limits, load_config, render_config
 
 
 def write(tmp_path, text):
@@ -54,3 +54,10 @@ def test_missing_and_binary_files(tmp_path):
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path / "bin.toml")
+
+
+def test_oversized_file_is_refused_without_reading_it_all(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (CONFIG_BYTES_MAX + 1))
+    with pytest.raises(ConfigError, match=f"larger than any node config \\({CONFIG_BYTES_MAX} bytes\\)"):
+        load_config(big)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.genesis import GenesisError, load_genesis, parse_genesis
+from chainnode.genesis import GENESIS_BYTES_MAX, GenesisError, load_genesis, parse_genesis
 from chainnode.ledger import Ledger
 from chainnode.sysstate import ConfigValueError, check_config_value, read_chain, read_config, read_nodes, read_sealers
 
@@ -101,6 +101,13 @@ def test_bad_genesis_files(tmp_path, content, match):
         load_genesis(path)
     with pytest.raises(GenesisError, match="not found"):
         load_genesis(tmp_path / "missing.json")
+
+
+def test_oversized_genesis_file_is_refused(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * (GENESIS_BYTES_MAX + 1))
+    with pytest.raises(GenesisError, match=f"larger than any genesis file \\({GENESIS_BYTES_MAX} bytes\\)"):
+        load_genesis(path)
 
 
 def test_config_values_are_range_checked():
