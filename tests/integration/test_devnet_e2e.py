@@ -1,6 +1,6 @@
 """The tester's and the developer's path end to end, through the installed commands:
 `devnet up --detach`, a contract deployed and called with the SDK and with the CLI, a
-receipt proof verified offline, a node killed and restarted, `devnet down`."""
+receipt proof verified offline, `devnet bench`, a node killed and restarted, `devnet down`."""
 
 import json
 import os
@@ -81,6 +81,14 @@ async def test_devnet_sdk_cli_proof_restart_down(devnet, tmp_path):
     assert out["proofVerified"] is True, out
     status = json.loads(run(CHAINNODE, "status", "--rpc", url, "--json"))
     assert status, status
+
+    # The tester's load generator: every transfer committed, the numbers written out.
+    report = tmp_path / "bench.json"
+    run(DEVNET, "bench", "--txs", "300", "--json", str(report), "--dir", str(folder), timeout=180)
+    result = json.loads(report.read_text())
+    assert result["committed"] == result["transactions"] == 300 and result["tps"] > 0, result
+    assert result["sealers"] == 4 and [n["node"] for n in result["nodes"]] == ["node0", "node1", "node2", "node3"]
+    assert result["latency_p50_s"] is not None and result["raw_sm2_verify_per_s"] > 0, result
 
     # Kill -9 a node; the chain keeps committing; restart it; it catches up.
     run(DEVNET, "kill", "node2", "--dir", str(folder))
