@@ -133,12 +133,9 @@ class _Args:
         return click.BadParameter(f"{problem}; got {self.args[i]!r}", param_hint=f"argument {i + 1} ({name}) of {self.kind}")
 
     def hex(self, i: int, name: str, lengths: tuple[int, ...], hint: str = "") -> bytes:
-        text = self.args[i]
-        body = text[2:] if text.startswith(("0x", "0X")) else text
-        try:
-            value = bytes.fromhex(body)
-        except ValueError:
-            raise self._bad(i, name, f"must be hex{hint}") from None
+        value = _from_hex(self.args[i])
+        if value is None:
+            raise self._bad(i, name, f"must be hex{hint}")
         if len(value) not in lengths:
             sizes = " or ".join(f"{n} bytes ({2 * n} hex digits)" for n in lengths)
             raise self._bad(i, name, f"must be {sizes}, 0x optional{hint}")
@@ -175,12 +172,8 @@ class _Args:
                 part = part.strip()
                 if not part:
                     continue
-                body = part[2:] if part.startswith(("0x", "0X")) else part
-                try:
-                    value = bytes.fromhex(body)
-                except ValueError:
-                    value = b""
-                if len(value) != ADDRESS_BYTES:
+                value = _from_hex(part)
+                if value is None or len(value) != ADDRESS_BYTES:
                     raise self._bad(i, name, f"{part!r} is not an address (0x + 40 hex digits; separate several with commas)")
                 out.append(value)
         return out
@@ -521,7 +514,7 @@ def gov_kinds(as_json: bool) -> None:
 @_rpc_options
 def gov_account(address_text: str, rpc_url: str, group: str, as_json: bool) -> None:
     """An account's (or contract's) permissions: frozen, may deploy, its admin."""
-    address = _address_param(address_text, "ADDRESS")
+    address = "0x" + _address_param(address_text, "ADDRESS").hex()
     s = _run(rpc_url, group, lambda c: c.request("getAccountStatus", address))
     lines = [
         f"account {s['address']} (at block {s['blockNumber']})",
@@ -533,15 +526,19 @@ def gov_account(address_text: str, rpc_url: str, group: str, as_json: bool) -> N
     emit(as_json, s, lines)
 
 
-def _address_param(text: str, hint: str) -> str:
-    body = text[2:] if text.startswith(("0x", "0X")) else text
+def _from_hex(text: str) -> bytes | None:
+    """`text` as bytes (0x optional), or None if it is not hex."""
     try:
-        value = bytes.fromhex(body)
+        return bytes.fromhex(text[2:] if text.startswith(("0x", "0X")) else text)
     except ValueError:
-        value = b""
-    if len(value) != ADDRESS_BYTES:
+        return None
+
+
+def _address_param(text: str, hint: str) -> bytes:
+    value = _from_hex(text)
+    if value is None or len(value) != ADDRESS_BYTES:
         raise click.BadParameter(f"must be an address (0x + 40 hex digits); got {text!r}", param_hint=hint)
-    return "0x" + value.hex()
+    return value
 
 
 @gov_group.group("acl")
@@ -579,7 +576,7 @@ def gov_acl_clear(contract_text: str, method: str, key_path: str, password_file:
     """As the contract's admin: anyone may call METHOD again."""
     from chainnode.sysaddress import PERMISSION_ADDRESS
 
-    contract = bytes.fromhex(_address_param(contract_text, "CONTRACT")[2:])
+    contract = _address_param(contract_text, "CONTRACT")
     account = _load_account(key_path, password_file)
     _acl_send(rpc_url, group, as_json, account, PERMISSION_ADDRESS, "clear_method_acl", [contract, method], timeout_s)
 
@@ -614,7 +611,7 @@ def _acl_line(acl: dict) -> str:
 @_rpc_options
 def gov_acl_show(contract_text: str, method: str, rpc_url: str, group: str, as_json: bool) -> None:
     """Who may call METHOD of CONTRACT."""
-    contract = _address_param(contract_text, "CONTRACT")
+    contract = "0x" + _address_param(contract_text, "CONTRACT").hex()
     acl = _run(rpc_url, group, lambda c: c.request("getMethodAcl", contract, method))
     lines = [_acl_line(acl)]
     if acl["admin"]:
