@@ -16,10 +16,9 @@ from chainnode.ledger import Ledger
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.syscontracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
-from chainnode.txpool import TxPool
 from chainnode.types import Transaction
 from contracts.engine import Engine
-from tests.unit.test_rpc_methods import Node, commit_pool
+from tests.unit.test_rpc_methods import commit_pool, serve
 from tests.unit.test_sync import SEALERS, SUITE
 
 GOVERNOR = SUITE.keypair_from_private((77).to_bytes(32, "big"))
@@ -41,16 +40,7 @@ def rpc(tmp_path):
     block, writes = GENESIS.block()
     ledger.commit_block(block, [], None, writes)
     chain = Chain(ledger, Executor(SUITE, Engine(SUITE), "c", "g"))
-    pool = TxPool(SUITE, "c", "g", head_height=lambda: chain.height, is_committed=chain.is_committed)
-    node = Node(chain, pool)
-    d = Dispatcher()
-    ChainRpc(node).register(d)
-
-    async def call(method, *params):
-        out = json.loads(await d.handle(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})))
-        return out.get("result", out.get("error"))
-
-    yield node, call
+    yield serve(chain)
     chain.ledger.close()
 
 

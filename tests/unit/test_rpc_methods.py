@@ -44,9 +44,9 @@ class Node:  # the fields ChainRpc reads; the real node provides the same
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
 
-@pytest.fixture
-def rpc(tmp_path):
-    chain = open_chain(tmp_path)
+def serve(chain):
+    """A Node over `chain` with a fresh pool, and `call(method, *params)` through the real
+    dispatcher (returns the result, or the error object)."""
     pool = TxPool(SUITE, "c", "g", head_height=lambda: chain.height, is_committed=chain.is_committed)
     node = Node(chain, pool)
     d = Dispatcher()
@@ -56,7 +56,13 @@ def rpc(tmp_path):
         out = json.loads(await d.handle(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})))
         return out.get("result", out.get("error"))
 
-    yield node, call
+    return node, call
+
+
+@pytest.fixture
+def rpc(tmp_path):
+    chain = open_chain(tmp_path)
+    yield serve(chain)
     chain.ledger.close()
 
 
