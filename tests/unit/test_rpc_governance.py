@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-import trio
 
 from chainnode.chain import Chain
 from chainnode.codec import unpack
