@@ -11,13 +11,19 @@ drops when its queues fill, without telling anyone (research traps 5 and 6). So:
 - meshsub/1.1 and 1.0 only: 1.2 sends IDONTWANT for every message, slower for small ones;
 - eclipse protection is off: it wants mesh peers from 3+ distinct IPs, which a consortium
   (or a devnet on one machine) need not have, and every peer here is admitted by id;
+- a message's id is (origin, seqno, digest of the batch), and the seqno counter starts at
+  the clock in nanoseconds: py-libp2p's default id is (origin, seqno) with the counter
+  seeded from whole seconds, so a node restarted within the peers' 120 s seen-cache
+  reused ids they had seen and its gossip was dropped as duplicates for minutes;
 - nothing may rely on gossip alone: a replica that lacks a transaction a proposal lists
   fetches it by hash (request/response), and a lagging node syncs blocks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from typing import Callable
 
 import trio
@@ -42,6 +48,13 @@ ENVELOPE_BYTES_MAX = 16 * 1024
 # GossipSub's own per-forwarder per-topic limit; our per-origin limit is the real one.
 LIBRARY_SPAM_LIMIT_PER_S = 100_000
 ORIGINS_MAX = 4096
+
+
+def tx_batch_msg_id(msg) -> bytes:
+    """A gossip message's id: its origin, its sequence number and a digest of its data, so
+    two different batches never share an id, even from a node that restarted and counts
+    sequence numbers anew."""
+    return msg.from_id + msg.seqno + hashlib.sha256(msg.data).digest()[:16]
 
 
 def raise_pubsub_queue_limits(peer_queue_rpcs: int, subscription_queue: int) -> None:
@@ -95,7 +108,11 @@ class TxGossip:
             max_inbound_rpc_size=limits.tx_batch_bytes_max + ENVELOPE_BYTES_MAX,
             allowed_topics={topic},
             max_subscriptions_per_peer=4,
+            msg_id_constructor=tx_batch_msg_id,
         )
+        # Sequence numbers grow from here: past any this node used before a restart, unless the
+        # clock was set back by more than the publishes since (the digest in the id covers that).
+        self.pubsub.counter = time.time_ns()
         self.pubsub.set_topic_validator(topic, self._validate, False)
 
     def _validate(self, forwarder: ID, msg) -> bool:

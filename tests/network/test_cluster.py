@@ -183,3 +183,42 @@ async def test_second_node_on_the_same_port_is_refused():
         with pytest.raises(PortInUse, match=f"port {a.port} is in use"):
             await clash.run()
         nursery.cancel_scope.cancel()
+
+
+async def _gossip_until_received(src, dst, tag: bytes, tries_max: int) -> bool:
+    """Publish distinct batches `tag + i` until `dst` receives one of them; False if none of
+    `tries_max` arrived. Gossip needs subscriptions exchanged first, hence the retries."""
+    for i in range(tries_max):
+        await src.publish_txs(tag + i.to_bytes(4, "big"))
+        with trio.move_on_after(0.3):
+            while True:
+                _, batch = await dst.incoming_txs.receive()
+                if batch.startswith(tag):
+                    return True
+    return False
+
+
+async def test_gossip_of_a_restarted_node_is_not_dropped_as_already_seen():
+    # py-libp2p numbers a node's messages from int(time.time()), one per publish, and peers
+    # drop ids seen in the last 120 s: a node restarted within seconds reused the ids of its
+    # previous life, and its gossip reached nobody for about two minutes.
+    members = make_members(2)
+    async with trio.open_nursery() as nursery:
+        first = await start(nursery, make_network(members[0], members))
+        b = (await start(nursery, make_network(members[1], members))).net
+        await first.net.wait_connected(1, timeout_s=10)
+        assert await _gossip_until_received(first.net, b, b"before", tries_max=30)
+        for i in range(150):  # a busy life: many message ids used (within the peer's rate limit)
+            await first.net.publish_txs(b"busy %d" % i)
+        with trio.fail_after(20):
+            while (await b.incoming_txs.receive())[1] != b"busy 149":
+                pass
+        first.stop()
+        await first.stopped.wait()
+        with trio.fail_after(10):
+            while b.connected_peers():
+                await trio.sleep(0.01)
+        again = (await start(nursery, make_network(members[0], members))).net
+        await again.wait_connected(1, timeout_s=10)
+        assert await _gossip_until_received(again, b, b"after", tries_max=30)
+        nursery.cancel_scope.cancel()
