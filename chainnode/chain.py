@@ -89,10 +89,28 @@ class Chain:
             raise InvalidBlock(f"proposal for height {header.height} differs from our execution in: {', '.join(diff)}")
         return mine
 
-    def commit(self, proposal: Proposal, certificate: CommitCertificate) -> None:
-        """Commit an executed proposal with its certificate (one synced write)."""
+    def commit(self, proposal: Proposal, certificate: CommitCertificate) -> bool:
+        """Commit an executed proposal with its certificate (one synced write).
+
+        Consensus and sync may both deliver a block: whichever reaches the chain worker second
+        finds it committed and gets False, writing nothing. A different block at a committed
+        height, or one that does not extend the head, is refused loudly.
+        """
+        if self._already_committed(proposal.header):
+            return False
         block = Block(proposal.header, proposal.transactions)
         self.ledger.commit_block(block, proposal.executed.receipts, certificate, proposal.executed.writes)
+        return True
+
+    def _already_committed(self, header: BlockHeader) -> bool:
+        """True for a block we committed; raises `InvalidBlock` for another block at a height
+        we committed."""
+        if header.height > self.ledger.head_height:
+            return False
+        ours = self.ledger.get_header(header.height)
+        if ours is not None and ours.hash(self.suite) == header.hash(self.suite):
+            return True
+        raise InvalidBlock(f"block {header.height} conflicts with the block we committed at that height")
 
     def apply_certified(self, block: Block, certificate: CommitCertificate) -> bool:
         """Verify and commit a block from a peer (sync). Raises `InvalidBlock` or
@@ -102,16 +120,12 @@ class Chain:
         there first); a different block at a height we committed is refused loudly.
         """
         header = block.header
-        if header.height <= self.ledger.head_height:
-            ours = self.ledger.get_header(header.height)
-            if ours is not None and ours.hash(self.suite) == header.hash(self.suite):
-                return False
-            raise InvalidBlock(f"block {header.height} conflicts with the block we committed at that height")
+        if self._already_committed(header):
+            return False
         sealers = self.sealers()
         pubs = [s.consensus_pub for s in sealers]
         if certificate.height != header.height or certificate.block_hash != header.hash(self.suite):
             raise InvalidCertificate(f"the certificate is for another block than height {header.height}")
         certificate.verify(self.suite, pubs, [s.weight for s in sealers])
         proposal = self.check_proposal(header, block.transactions)
-        self.commit(proposal, certificate)
-        return True
+        return self.commit(proposal, certificate)

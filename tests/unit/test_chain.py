@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from chainnode.executor import InvalidBlock
-from chainnode.types import Transaction
+from chainnode.types import Block, Transaction
 from tests.unit.test_sync import SOURCE, SUITE, USER, certify, open_chain
 
 
@@ -32,5 +32,24 @@ def test_replica_accepts_the_same_block_and_names_differences(tmp_path):
     leader.commit(proposal, certify(proposal.header))
     with pytest.raises(InvalidBlock, match="before the parent"):
         leader.execute_proposal([deploy_tx(leader)], timestamp_ms=4, proposer_index=0)
+    leader.ledger.close()
+    replica.ledger.close()
+
+
+def test_a_block_committed_by_sync_first_is_not_committed_again_by_consensus(tmp_path):
+    # Consensus checked the height on the event loop, then waited for the chain worker while
+    # sync committed the same block: the ledger then refused "block 1 does not extend head 1"
+    # and the node crashed.
+    leader, replica = open_chain(tmp_path / "l"), open_chain(tmp_path / "r")
+    txs = [deploy_tx(leader)]
+    proposal = leader.execute_proposal(txs, timestamp_ms=5, proposer_index=1)
+    cert = certify(proposal.header)
+    mine = replica.check_proposal(proposal.header, txs)  # consensus executed it here ...
+    assert replica.apply_certified(Block(proposal.header, txs), cert) is True  # ... sync won
+    assert replica.commit(mine, cert) is False
+    assert replica.height == 1
+    other = leader.execute_proposal([deploy_tx(leader)], timestamp_ms=6, proposer_index=1)
+    with pytest.raises(InvalidBlock, match="conflicts"):
+        replica.commit(other, certify(other.header))
     leader.ledger.close()
     replica.ledger.close()
