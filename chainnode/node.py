@@ -529,8 +529,10 @@ class Node:
             return  # already committed through sync
         proposal = self._proposals.get(header.hash(self.suite))
         assert proposal is not None, f"PBFT committed block {header.height} that this node never executed"
-        await self.on_chain(self.chain.commit, proposal, action.certificate)
-        await self._after_commit(header.height, list(action.tx_hashes))
+        # Sync may commit the same block while this waits for the chain worker: the chain
+        # decides, on the worker, which of the two wrote it.
+        if await self.on_chain(self.chain.commit, proposal, action.certificate):
+            await self._after_commit(header.height, list(action.tx_hashes))
         if len(self.pool):
             await self._events_send.send(ev.PoolNotEmpty())
 
