@@ -34,6 +34,11 @@ class Limits:
     peer_frame_bytes_max: int = 4 * 1024 * 1024
     peer_messages_per_s_max: int = 20_000
     sync_blocks_per_request_max: int = 64
+    # The pool's journal of acknowledged transactions (txjournal.py); above the pool's own
+    # byte limit, so it only binds if the disk budget is set lower on purpose.
+    txjournal_bytes_max: int = 512 * 1024 * 1024
+    # The longest sendTransaction may wait for the receipt (options.waitForReceipt).
+    rpc_receipt_wait_ms_max: int = 60_000
 
 
 # key -> (minimum, maximum) for every limit: nonsense values are refused at start.
@@ -48,6 +53,8 @@ LIMIT_BOUNDS = {
     "peer_frame_bytes_max": (64 * 1024, 64 << 20),
     "peer_messages_per_s_max": (10, 1_000_000),
     "sync_blocks_per_request_max": (1, 1_000),
+    "txjournal_bytes_max": (1 << 20, 1 << 36),
+    "rpc_receipt_wait_ms_max": (0, 600_000),
 }
 
 

@@ -47,7 +47,8 @@ from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.sync import SYNC_PROTOCOL, BlockSyncer, FetchFailed, serve_request
 from chainnode.sysstate import NodeEntry, latest_nodes, nodes_at, read_addrs, read_config, read_pending_nodes
-from chainnode.txpool import PoolLimits, TxPool
+from chainnode.txjournal import TxJournal
+from chainnode.txpool import COMMITTED, PoolLimits, TxPool
 from chainnode.types import Transaction
 from consensus import events as ev
 from consensus.messages import decode_message
@@ -70,6 +71,7 @@ TXFETCH_ROUNDS = 3
 TXFETCH_RETRY_MS = 300
 RECENT_BLOCKS_FOR_REPLICA = 128
 SAFETY_FILE = "consensus.state"
+TXJOURNAL_FILE = "txpool.journal"
 
 
 class NodeError(RuntimeError):
@@ -133,7 +135,10 @@ class Node:
                 block_limit_window=read_config(ledger.state, "block_limit_window"),
             ),
             policy=lambda sender, to, method: refusal(self.chain.ledger.state, sender, to, method),
+            # What sendTransaction acknowledged, fsynced before the answer; re-admitted in run().
+            journal=TxJournal(config.data_dir / TXJOURNAL_FILE, bytes_max=limits.txjournal_bytes_max),
         )
+        self.receipt_wait_ms_max = limits.rpc_receipt_wait_ms_max
         self._addrs = {n.entry.peer_id: n.addrs for n in genesis.nodes}
         seed = host_seed_from_consensus_key(suite, key.private_key)
         self.peer_id = peer_id_from_seed(seed)
@@ -332,6 +337,9 @@ class Node:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self.network.register_handler(SYNC_PROTOCOL, self._serve_sync)
         self.network.register_handler(TXFETCH_PROTOCOL, self._serve_txfetch)
+        # Before RPC serves: what this node acknowledged before it stopped goes back into the
+        # pool (through every check) and out to the peers again.
+        self._gossip_out.extend(await self.pool.recover())
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.network.run)
@@ -582,11 +590,15 @@ class Node:
                 continue
             await self.pool.submit_many([r for r in raws if type(r) is bytes])
 
-    async def submit_transaction(self, raw: bytes) -> bytes:
-        """Admit a client's transaction (raises `Rejected`) and queue it for gossip."""
-        tx_hash = await self.pool.submit(raw)
-        self._gossip_out.append(bytes(raw))
-        return tx_hash
+    async def submit_transaction(self, raw: bytes) -> tuple[bytes, str]:
+        """Admit a client's transaction durably (raises `Rejected`) and queue it for gossip;
+        returns (hash, status), the status as in `TxPool.submit_durably`. A resubmitted
+        pending transaction is gossiped again: its first gossip may not have gone out."""
+        tx_hash, status = await self.pool.submit_durably(raw)
+        pooled = self.pool.get(tx_hash) if status != COMMITTED else None
+        if pooled is not None:
+            self._gossip_out.append(pooled.raw)
+        return tx_hash, status
 
     async def _gossip_out_loop(self) -> None:
         while True:

@@ -17,10 +17,17 @@ the signature last and off the event loop):
 
 Signature checks run on worker threads in batches: libcrypto releases the GIL, so two
 threads verify ~1.9x as fast as one, and the event loop keeps serving.
+
+A client's transaction (`submit_durably`, from sendTransaction) is also written to the
+journal (txjournal.py) before the call returns, so the acknowledgement survives a kill -9;
+`recover` re-admits the journal's transactions at start. Submitting a transaction that is
+already pending or committed is not an error there: the answer says which (idempotent by
+hash, so a client may resend the same signed bytes to any node).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,11 +37,17 @@ import trio
 
 from chainnode.codec import DecodeError
 from chainnode.crypto import CryptoSuite
+from chainnode.txjournal import JournalFull, TxJournal
 from chainnode.types import Transaction
+
+log = logging.getLogger("chainnode.txpool")
 
 # executor.refusal's error types -> the pool's reason codes
 _POLICY_CODES = {"AccountFrozen": "account_frozen", "ContractFrozen": "contract_frozen", "PermissionDenied": "permission_denied"}
 VERIFY_BATCH_MAX = 256  # transactions per worker-thread call: amortises the thread hop
+
+# What `submit_durably` found: a new transaction, or one already pending or committed.
+ADDED, PENDING, COMMITTED = "added", "pending", "committed"
 
 
 @dataclass(frozen=True)
@@ -50,10 +63,11 @@ class PoolLimits:
 class Rejected(Exception):
     """A transaction the pool refuses; `code` is stable for programs, the message for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, tx_hash: bytes | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.tx_hash = tx_hash  # for already_in_pool and already_committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +101,7 @@ class TxPool:
         is_committed: Callable[[bytes], bool],
         limits: PoolLimits = PoolLimits(),
         policy: Callable[[bytes, bytes | None, str], tuple[str, str] | None] | None = None,
+        journal: TxJournal | None = None,
     ) -> None:
         self.suite = suite
         self.chain_id = chain_id
@@ -95,6 +110,7 @@ class TxPool:
         self._head_height = head_height
         self._is_committed = is_committed
         self._policy = policy
+        self.journal = journal  # None: acknowledgements are not durable (unit tests of admission)
         self._txs: OrderedDict[bytes, PooledTx] = OrderedDict()
         self._nonces: set[tuple[bytes, bytes]] = set()
         self._per_sender: dict[bytes, int] = {}
@@ -123,6 +139,13 @@ class TxPool:
             raise self._reject("wrong_chain", f"chain id {tx.chain_id!r} is not this chain's {self.chain_id!r}")
         if tx.group_id != self.group_id:
             raise self._reject("wrong_group", f"group id {tx.group_id!r} is not this group's {self.group_id!r}")
+        # Known hashes first: a resubmission of a committed transaction is answered as such
+        # even once its block_limit has passed.
+        tx_hash = tx.hash(self.suite)
+        if tx_hash in self._txs:
+            raise self._reject("already_in_pool", "this transaction is already pending", tx_hash)
+        if self._is_committed(tx_hash):
+            raise self._reject("already_committed", "this transaction was already committed (replay)", tx_hash)
         head = self._head_height()
         if tx.block_limit <= head:
             raise self._reject("block_limit_expired", f"block_limit {tx.block_limit} is not above the current height {head}; rebuild it with a later block_limit")
@@ -130,11 +153,6 @@ class TxPool:
             raise self._reject("block_limit_too_far", f"block_limit {tx.block_limit} is more than {limits.block_limit_window} blocks past the current height {head}")
         if len(tx.sender_pub) != self.suite.public_key_bytes:
             raise self._reject("bad_signature", f"the sender key is not a {self.suite.name} public key")
-        tx_hash = tx.hash(self.suite)
-        if tx_hash in self._txs:
-            raise self._reject("already_in_pool", "this transaction is already pending")
-        if self._is_committed(tx_hash):
-            raise self._reject("already_committed", "this transaction was already committed (replay)")
         try:
             sender = self.suite.address(tx.sender_pub)
         except ValueError:
@@ -156,9 +174,9 @@ class TxPool:
         if self._per_sender.get(sender, 0) >= share:
             raise self._reject("sender_quota", f"this sender already has {share} pending transactions; wait for them to commit")
 
-    def _reject(self, code: str, message: str) -> Rejected:
+    def _reject(self, code: str, message: str, tx_hash: bytes | None = None) -> Rejected:
         self.rejected[code] = self.rejected.get(code, 0) + 1
-        return Rejected(code, message)
+        return Rejected(code, message, tx_hash)
 
     def _verify_batch(self, items: list[PooledTx]) -> list[bool]:
         verify = self.suite.verify
@@ -208,7 +226,7 @@ class TxPool:
             try:
                 pooled = self.precheck(raw)
                 if pooled.tx_hash in batch_keys:
-                    raise self._reject("already_in_pool", "this transaction is already pending")
+                    raise self._reject("already_in_pool", "this transaction is already pending", pooled.tx_hash)
                 batch_keys.add(pooled.tx_hash)
                 checked.append((len(results), pooled))
                 results.append(pooled.tx_hash)
@@ -226,11 +244,55 @@ class TxPool:
                     results[index] = exc
         return results
 
+    async def submit_durably(self, raw: bytes) -> tuple[bytes, str]:
+        """Admit a client's transaction and journal it before returning (hash, status):
+        ADDED (new here), PENDING (it was already pending here) or COMMITTED (already in a
+        block). Raises `Rejected` for anything else. Once this returns ADDED or PENDING, the
+        transaction is on this node's disk and survives a crash (see `recover`)."""
+        try:
+            tx_hash, status = await self.submit(raw), ADDED
+        except Rejected as exc:
+            if exc.code == "already_committed":
+                return exc.tx_hash, COMMITTED
+            if exc.code != "already_in_pool":
+                raise
+            tx_hash, status = exc.tx_hash, PENDING
+        pooled = self._txs.get(tx_hash)
+        if pooled is None:  # settled while it was being verified
+            if self._is_committed(tx_hash):
+                return tx_hash, COMMITTED
+            raise self._reject("block_limit_expired", "this transaction expired before it could be pooled; rebuild it with a later block_limit")
+        if self.journal is not None:
+            # A pending transaction that came by gossip is journalled here too now: this
+            # answer makes the same promise as for a new one. The pooled bytes are written,
+            # whose signature was verified (the hash does not cover the signature).
+            try:
+                await self.journal.append(tx_hash, pooled.raw)
+            except JournalFull as exc:
+                raise self._reject("pool_full", f"{exc}; retry after the next blocks") from None
+            except OSError as exc:
+                raise self._reject("journal_failed", f"the node could not write its transaction journal ({exc}); the transaction was not acknowledged: send it again, to this node or another") from None
+        return tx_hash, status
+
+    async def recover(self) -> list[bytes]:
+        """At start: re-admit the journal's transactions through every check (committed,
+        expired and now-invalid ones are dropped) and keep only those in the journal.
+        Returns the raw bytes of the re-admitted ones, for gossip."""
+        if self.journal is None:
+            return []
+        raws = self.journal.recovered
+        results = await self.submit_many(raws)
+        kept = [(h, self._txs[h].raw) for h in results if isinstance(h, bytes) and h in self._txs]
+        await self.journal.reset(kept)
+        if raws:
+            log.info("re-admitted %d of the %d journalled transactions (the others were committed, expired or invalid)", len(kept), len(raws))
+        return [raw for _, raw in kept]
+
     def _insert(self, p: PooledTx) -> None:
         if p.tx_hash in self._txs:
-            raise self._reject("already_in_pool", "this transaction is already pending")
+            raise self._reject("already_in_pool", "this transaction is already pending", p.tx_hash)
         if self._is_committed(p.tx_hash):  # a block may have committed it while we verified
-            raise self._reject("already_committed", "this transaction was already committed (replay)")
+            raise self._reject("already_committed", "this transaction was already committed (replay)", p.tx_hash)
         if (p.sender, p.tx.nonce) in self._nonces:
             raise self._reject("nonce_reused", "this sender already has a pending transaction with this nonce")
         self._check_room(p.sender, len(p.raw))
@@ -260,12 +322,15 @@ class TxPool:
 
     def remove(self, tx_hashes: Iterable[bytes]) -> int:
         """Drop committed (or otherwise settled) transactions; returns how many were pooled."""
+        tx_hashes = list(tx_hashes)
         removed = 0
         for h in tx_hashes:
             p = self._txs.pop(h, None)
             if p is not None:
                 self._forget(p)
                 removed += 1
+        if self.journal is not None:
+            self.journal.forget(tx_hashes)
         if not self._txs:
             self._drained.set()
         return removed

@@ -8,6 +8,8 @@ import platform
 from importlib import metadata
 from typing import Any, Callable, Protocol
 
+import trio
+
 from chainnode import governance as gov
 from chainnode.chain import Chain
 from chainnode.codec import DecodeError, expect_list, expect_value, pack, unpack
@@ -30,6 +32,7 @@ CALL_ARGS_BYTES_MAX = 1 << 20
 # FISCO BCOS node types -> our roles in sys/nodes.
 NODE_TYPES = {"consensus_sealer": "sealer", "consensus_observer": "observer"}
 PROPOSALS_PAGE_MAX = 100
+TX_PENDING = -32003  # sendTransaction's wait for the receipt ran out; the transaction is still pending
 
 
 class NodeView(Protocol):
@@ -40,12 +43,14 @@ class NodeView(Protocol):
     chain: Chain
     pool: TxPool
     syncer: BlockSyncer | None
+    commit_listeners: list[Callable[[int], None]]  # sendTransaction's waitForReceipt
+    receipt_wait_ms_max: int
 
     def peer_summaries(self) -> list[dict]: ...
 
     def consensus_status(self) -> dict | None: ...
 
-    async def submit_transaction(self, raw: bytes) -> bytes: ...
+    async def submit_transaction(self, raw: bytes) -> tuple[bytes, str]: ...
 
     async def on_chain(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
@@ -96,13 +101,54 @@ class ChainRpc:
         return self.node.chain.ledger
 
     async def sendTransaction(self, params: list) -> Any:
-        p = self._params(params, ["data", "requireProof"], 1)
+        """The answer means the transaction is on this node's disk (docs/rpc.md): `status`
+        says whether it is new here ("added"), was already pending ("pending") or is already
+        committed ("committed"). With options.waitForReceipt, it also waits (bounded) for
+        the receipt; running out of time is error TX_PENDING, never a loss."""
+        p = self._params(params, ["data", "requireProof", "options"], 1)
         raw = p.hex(2)  # bounded by the request body limit; the pool names an oversized one
+        require_proof = p.bool(3, default=False)
+        options = params[4] if len(params) > 4 else {}
+        if not isinstance(options, dict) or not set(options) <= {"waitForReceipt", "timeoutMs"}:
+            raise invalid_params("'options' must be an object with only waitForReceipt (true or false) and timeoutMs")
+        wait = options.get("waitForReceipt", False)
+        if type(wait) is not bool:
+            raise invalid_params("'options.waitForReceipt' must be true or false")
         try:
-            tx_hash = await self.node.submit_transaction(raw)
+            tx_hash, status = await self.node.submit_transaction(raw)
         except Rejected as exc:
             raise RpcError(TX_REJECTED, f"transaction rejected ({exc.code}): {exc.message}", {"reason": exc.code}) from None
-        return {"transactionHash": hx(tx_hash)}
+        out: dict[str, Any] = {"transactionHash": hx(tx_hash), "status": status}
+        if not wait:
+            return out
+        wait_ms_max = self.node.receipt_wait_ms_max
+        timeout_ms = options.get("timeoutMs", wait_ms_max)
+        if type(timeout_ms) is not int or timeout_ms < 0:
+            raise invalid_params("'options.timeoutMs' must be a non-negative integer (milliseconds)")
+        timeout_ms = min(timeout_ms, wait_ms_max)  # the node's limit (rpc_receipt_wait_ms_max) caps it
+        # Woken by each commit (listeners run on the event loop after the block is durable);
+        # the check and the registration have no await between them, so no commit is missed.
+        with trio.move_on_after(timeout_ms / 1000):
+            while self._ledger.get_transaction(tx_hash) is None:
+                if self.node.pool.get(tx_hash) is None:
+                    # Neither committed nor pending: its block_limit passed (or it became
+                    # invalid) before any block took it.
+                    raise RpcError(TX_REJECTED, f"transaction {hx(tx_hash)} expired before it was committed: its block_limit passed; rebuild it with a later block_limit and send it again", {"reason": "block_limit_expired", "transactionHash": hx(tx_hash)})
+                committed = trio.Event()
+                listener = lambda height: committed.set()  # noqa: E731
+                self.node.commit_listeners.append(listener)
+                try:
+                    await committed.wait()
+                finally:
+                    self.node.commit_listeners.remove(listener)
+        receipt = await self.getTransactionReceipt([params[0], params[1], hx(tx_hash), require_proof])
+        if receipt is None:
+            raise RpcError(
+                TX_PENDING,
+                f"no receipt for {hx(tx_hash)} within {timeout_ms} ms; it is still pending and durable on this node: wait with getTransactionReceipt, or send the same bytes again",
+                {"transactionHash": hx(tx_hash), "status": "pending", "timeoutMs": timeout_ms},
+            )
+        return out | {"receipt": receipt}
 
     async def getTransactionReceipt(self, params: list) -> Any:
         p = self._params(params, ["txHash", "requireProof"], 1)

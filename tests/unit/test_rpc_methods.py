@@ -38,7 +38,7 @@ class Node:  # the fields ChainRpc reads; the real node provides the same
         return self.replica_status
 
     async def submit_transaction(self, raw):
-        return await self.pool.submit(raw)
+        return await self.pool.submit_durably(raw)
 
     async def on_chain(self, fn, *args):  # as the node does: one worker thread at a time
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -77,7 +77,7 @@ async def test_send_commit_and_read_back_with_proofs(rpc):
     node, call = rpc
     tx = Transaction("c", "g", os.urandom(16), 10, b"", "", [SOURCE], 1_000_000, USER[1]).signed(SUITE, USER[0])
     sent = await call("sendTransaction", "g", "", "0x" + tx.encode().hex())
-    assert sent == {"transactionHash": "0x" + tx.hash(SUITE).hex()}
+    assert sent == {"transactionHash": "0x" + tx.hash(SUITE).hex(), "status": "added"}
     assert await call("getPendingTxSize", "g", "") == 1
     assert (await call("getTransaction", "g", "", sent["transactionHash"]))["pending"] is True
     assert await call("getTransactionReceipt", "g", "", sent["transactionHash"]) is None

@@ -50,7 +50,7 @@ class FakeNodeShell:
         return None
 
     async def submit_transaction(self, raw):
-        return await self.pool.submit(raw)
+        return await self.pool.submit_durably(raw)
 
     async def on_chain(self, fn, *args):
         return fn(*args)
