@@ -37,7 +37,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 def _open(folder: str) -> Devnet:
     try:
-        return Devnet(Path(folder))
+        # A node this command (re)starts keeps running after it, like `devnet up --detach`'s.
+        return Devnet(Path(folder), bind_nodes=False)
     except DevnetError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -75,7 +76,8 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
         if not (path / LAYOUT_FILE).exists():
             Devnet.create(path, sealers=nodes, observers=observers, suite=suite, p2p_port_base=p2p_port, rpc_port_base=rpc_port)
             created = True
-        net = Devnet(path)
+        # In the foreground the nodes live and die with this command, even if it is SIGKILLed.
+        net = Devnet(path, bind_nodes=not detach)
         with console.status("starting nodes...", spinner="dots") if not as_json else _nullcontext():
             for n in net.nodes:
                 net.start(n.name)
@@ -231,7 +233,7 @@ def clean(folder: str, yes: bool) -> None:
         click.echo(f"{folder} does not exist; nothing to clean")
         return
     if (path / LAYOUT_FILE).exists():
-        _down(Devnet(path))
+        _down(Devnet(path, bind_nodes=False))
     elif any(path.iterdir()):
         raise click.ClickException(f"{folder} is not a devnet folder (no {LAYOUT_FILE}); not deleting it")
     if not yes and not click.confirm(f"delete {path.resolve()}?"):

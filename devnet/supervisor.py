@@ -5,6 +5,11 @@ The folder holds `devnet.json` (the layout) and one subfolder per node (see layo
 A node's process writes its pid into `<node>/node.pid` and holds a lock on it while it
 runs (chainnode/storage.py), so whether a node is up is read from the lock, not guessed:
 a devnet folder can be driven from any shell, and a crashed node never looks alive.
+
+Node processes started by a `Devnet(..., bind_nodes=True)` (the default: tests, benchmarks,
+`devnet up` in the foreground) die with the process that started them, even when it is
+SIGKILLed: nothing is left behind. `devnet up --detach` and `devnet start` pass
+bind_nodes=False, since there outliving the command is the point.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +32,18 @@ from devnet.layout import NodeLayout, create_network, prepare_extra_node
 
 LAYOUT_FILE = "devnet.json"
 CHAINNODE = str(Path(sys.executable).parent / "chainnode")
+# Runs in the child, then becomes `chainnode start` (exec keeps the setting): the kernel
+# sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG = 1). If the parent died before
+# the prctl took effect, nobody would ever send it, so check the parent is still ours.
+# A wrapper, not a preexec_fn: preexec_fn may deadlock in a process with threads (trio's).
+_BOUND_TO_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:\n"
+    "    sys.exit('devnet: prctl(PR_SET_PDEATHSIG) failed, errno %d' % ctypes.get_errno())\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('devnet: the process that started this node is gone')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class DevnetError(RuntimeError):
@@ -75,8 +93,9 @@ def _write_layout(folder: Path, nodes: list[NodeLayout]) -> None:
 
 
 class Devnet:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, bind_nodes: bool = True) -> None:
         self.folder = Path(folder)
+        self.bind_nodes = bind_nodes and sys.platform == "linux"  # PR_SET_PDEATHSIG is Linux's
         path = self.folder / LAYOUT_FILE
         if not path.exists():
             raise DevnetError(f"no devnet in {self.folder}; create one with `devnet up --dir {self.folder}`")
@@ -86,12 +105,12 @@ class Devnet:
         self.exit_codes: dict[str, int] = {}  # of processes this object started and saw end
 
     @classmethod
-    def create(cls, folder: Path, **kwargs) -> "Devnet":
+    def create(cls, folder: Path, *, bind_nodes: bool = True, **kwargs) -> "Devnet":
         folder = Path(folder)
         if (folder / LAYOUT_FILE).exists():
             raise DevnetError(f"{folder} already holds a devnet; use it, or `devnet clean --dir {folder}` first")
         _write_layout(folder, create_network(folder, **kwargs))
-        return cls(folder)
+        return cls(folder, bind_nodes=bind_nodes)
 
     def add_node(self, name: str, *, p2p_port: int, rpc_port: int, role: str = "observer", scrypt_n: int | None = None) -> NodeLayout:
         """Prepare a node that is not in the genesis (key, certificate, config, block 0) and
@@ -120,11 +139,19 @@ class Devnet:
         node = self.node(name)
         if self.pid(name) is not None:
             return
+        argv = [CHAINNODE, "start", "--config", str(node.config)]
+        if self.bind_nodes:
+            # The kernel's parent-death signal fires when the *thread* that forked exits, and
+            # a worker thread (trio.to_thread's) exits when idle: only the main thread lives
+            # as long as the process.
+            if threading.current_thread() is not threading.main_thread():
+                raise DevnetError(f"start {name} from the main thread: a node bound to this process dies with the thread that started it")
+            argv = [sys.executable, "-c", _BOUND_TO_PARENT, str(os.getpid()), *argv]
         with open(node.folder / "node.log", "ab") as log:
             # A session of its own: Ctrl-C in the terminal that ran `devnet up --detach` later
             # must not reach the nodes; `devnet stop`/`down` stop them.
             self._procs[name] = subprocess.Popen(
-                [CHAINNODE, "start", "--config", str(node.config)],
+                argv,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
             )
