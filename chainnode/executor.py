@@ -13,6 +13,7 @@ receipt and its writes are dropped.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,7 @@ from contracts.engine import CallContext, CallResult, Engine
 
 STATUS_FAILED = 1
 ZERO_ADDRESS = bytes(20)
+log = logging.getLogger(__name__)
 
 
 class InvalidBlock(ValueError):
@@ -66,6 +68,10 @@ class Executor:
         count_max = read_config(state, "tx_count_limit")
         if len(txs) > count_max:
             raise InvalidBlock(f"{len(txs)} transactions exceed tx_count_limit {count_max}")
+        gas_max = read_config(state, "block_gas_limit")
+        gas = block_gas(txs, read_config(state, "tx_gas_limit"))
+        if gas > gas_max:
+            raise InvalidBlock(f"the transactions' gas limits sum to {gas}, over block_gas_limit {gas_max}")
         hashes: list[bytes] = []
         seen: set[bytes] = set()
         for i, tx in enumerate(txs):
@@ -109,9 +115,29 @@ class Executor:
                 overlay.set(key, value)
         gas_cap = read_config(state, "tx_gas_limit")
         receipts = []
+        encoded = []
         for tx, tx_hash in zip(txs, tx_hashes):
-            result = self._run(overlay, tx, tx_hash, height, timestamp_ms, min(tx.gas_limit, gas_cap))
-            receipts.append(_receipt(tx_hash, result))
+            gas_limit = min(tx.gas_limit, gas_cap)
+            before = overlay.snapshot()
+            try:
+                receipt = _receipt(tx_hash, self._run(overlay, tx, tx_hash, height, timestamp_ms, gas_limit))
+                data = receipt.encode()
+            except MemoryError:
+                raise
+            except Exception:
+                # A bug (in the engine, a system contract or the receipt type), not the
+                # sender's fault; but no transaction may crash the node or stall the chain.
+                # Its writes are undone and it fails, the same way on every node: the
+                # exception depends only on the state and the transaction.
+                log.error("bug: transaction %s raised out of execution; it fails with InternalError",
+                          tx_hash.hex(), exc_info=True)
+                overlay.revert(before)
+                receipt = Receipt(tx_hash=tx_hash, status=STATUS_FAILED, gas_used=gas_limit,
+                                  error_type="InternalError",
+                                  error_message="the node could not execute this transaction (a bug; see the node log)")
+                data = receipt.encode()
+            receipts.append(receipt)
+            encoded.append(data)
         writes = overlay.writes()
         h = self.suite.hash
         return ExecutedBlock(
@@ -119,7 +145,7 @@ class Executor:
             writes=writes,
             tx_hashes=tx_hashes,
             tx_root=merkle_root(tx_hashes, h),
-            receipt_root=merkle_root([r.encode() for r in receipts], h),
+            receipt_root=merkle_root(encoded, h),
             state_root=next_state_root(self.suite, parent_state_root or ZERO_HASH, writes),
             gas_used=sum(r.gas_used for r in receipts),
         )
@@ -141,6 +167,27 @@ class Executor:
         if is_system(tx.to):
             return run_system(overlay, ctx, tx.method, tx.args, gas_limit)
         return self.engine.execute(overlay, ctx, tx.to, tx.method, tx.args, gas_limit)
+
+
+def block_gas(txs: list[Transaction], tx_gas_limit: int) -> int:
+    """The gas a block's transactions may burn at most: their gas limits, each capped at
+    `tx_gas_limit` (execution never gives a transaction more). Bounded by block_gas_limit."""
+    return sum(min(tx.gas_limit, tx_gas_limit) for tx in txs)
+
+
+def fits_block_gas(state: StateReader, txs: list) -> list:
+    """The longest prefix of `txs` (in order; `Transaction`s, or anything with a `.tx`)
+    whose gas fits `block_gas_limit` at `state`: what a proposal may carry. The rest stay
+    in the pool for the next block; any one transaction fits, since governance keeps
+    tx_gas_limit <= block_gas_limit."""
+    cap = read_config(state, "tx_gas_limit")
+    left = read_config(state, "block_gas_limit")
+    for i, item in enumerate(txs):
+        tx = getattr(item, "tx", item)
+        left -= min(tx.gas_limit, cap)
+        if left < 0:
+            return txs[:i]
+    return txs
 
 
 def refusal(state: StateReader, sender: bytes, to: bytes | None, method: str) -> tuple[str, str] | None:

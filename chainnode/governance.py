@@ -43,6 +43,7 @@ from chainnode.sysstate import (
     check_config_value,
     latest_nodes,
     pending_nodes_writes,
+    read_config,
     read_pending_nodes,
 )
 
@@ -409,6 +410,12 @@ def _check_config(params: list) -> list:
 
 def _apply_config(changes: Changes, params: list) -> str:
     name, value = _check_config(params)
+    # A transaction at tx_gas_limit must fit in a block, or it could never be committed.
+    tx_gas = value if name == "tx_gas_limit" else read_config(changes.state, "tx_gas_limit")
+    block_gas = value if name == "block_gas_limit" else read_config(changes.state, "block_gas_limit")
+    if tx_gas > block_gas:
+        raise GovernanceError(f"tx_gas_limit {tx_gas} would exceed block_gas_limit {block_gas}; "
+                              "raise block_gas_limit first (or lower tx_gas_limit)")
     changes.put({CONFIG_PREFIX + name.encode(): pack(value)})
     return f"{name} = {value}"
 

@@ -47,6 +47,7 @@ from contracts.engine.gas import (
     CROSS_CALL_GAS,
     DEPLOY_BASE_GAS,
     DEPLOY_BYTE_GAS,
+    ERROR_MESSAGE_CHARS_MAX,
     VALUE_BYTE_GAS,
     VALUE_BYTES_MAX,
 )
@@ -349,7 +350,8 @@ class Engine:
             except EngineAbort as exc:
                 if gas[0] < 0:
                     return CallResult(False, None, (), gas_limit, "OutOfGas", None)
-                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, None)
+                # The engine's own texts (which limit, which size): fixed by ENGINE_VERSION.
+                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, _abort_message(exc))
             except ContractError as exc:
                 if gas[0] < 0:
                     return CallResult(False, None, (), gas_limit, "OutOfGas", None)
@@ -363,7 +365,11 @@ class Engine:
                     # An error raised while unwinding from out-of-gas (say, an except clause
                     # naming an unknown type) must not turn OutOfGas into something cheaper.
                     return CallResult(False, None, (), gas_limit, "OutOfGas", None)
-                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, None)
+                # Text the codec cannot encode (a return value, storage key or value, event
+                # name or field): our own message, never CPython's (it names positions and
+                # changes between releases).
+                message = values.BAD_TEXT_MESSAGE if type(exc) is UnicodeEncodeError else None
+                return CallResult(False, None, (), _used(gas_limit, gas), type(exc).__name__, message)
         finally:
             # Nothing of this call's state survives it in the reused layer: its writes were
             # merged above, or are dropped here on failure.
@@ -523,6 +529,11 @@ class Engine:
 
 
 _new_result = tuple.__new__
+
+
+def _abort_message(exc: EngineAbort) -> str | None:
+    text = str(exc)[:ERROR_MESSAGE_CHARS_MAX]
+    return text if text and values.text_ok(text) else None
 
 
 def _used(gas_limit: int, gas: list[int]) -> int:

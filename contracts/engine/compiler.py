@@ -35,6 +35,7 @@ from importlib.metadata import version as _installed_version
 from RestrictedPython.transformer import RestrictingNodeTransformer
 
 from contracts.engine.errors import ContractRejected
+from contracts.engine.values import text_ok
 from chainnode.codec import VALUE_ITEMS_MAX
 from contracts.engine.gas import (
     EVENT_NAME_CHARS_MAX,
@@ -787,8 +788,8 @@ def _plain_emit(node: ast.Call) -> bool:
     if len(node.args) != 1 or not isinstance(node.args[0], ast.Constant):
         return False
     name = node.args[0].value
-    if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
-        return False
+    if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX or not text_ok(name):
+        return False  # the runtime `emit` refuses it, with the reason
     if len(node.keywords) >= VALUE_ITEMS_MAX:
         return False
     seen = set()

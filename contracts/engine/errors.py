@@ -33,8 +33,13 @@ class ContractError(Exception):
         text = message if type(message) is str else _safe_text(message)
         # Cut, not reject: a failing contract must still fail with its own error.
         from contracts.engine.gas import ERROR_MESSAGE_CHARS_MAX
+        from contracts.engine.values import text_ok
 
-        self.message = text[:ERROR_MESSAGE_CHARS_MAX]
+        text = text[:ERROR_MESSAGE_CHARS_MAX]
+        # The message goes into the receipt: text the codec cannot encode would make a
+        # receipt no node can write (and so a block no node can commit). Replaced, the
+        # same way on every node, by a message that says why.
+        self.message = text if text_ok(text) else "the error message is not valid UTF-8 text (a lone surrogate)"
         super().__init__(self.message)
 
 

@@ -132,6 +132,7 @@ def _bits_ok(n: int) -> int:
 def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure scope on purpose
     charge = rt.charge
     to_receipt_value = values.to_receipt_value
+    text_ok = values.text_ok
     pack = values.pack_plain
     gas_meter = rt.gas  # never rebound (see Runtime)
     frames = rt.frames
@@ -1091,6 +1092,8 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             raise PermissionError("view calls cannot emit events")
         if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
             raise ValueError(f"event name must be 1..{EVENT_NAME_CHARS_MAX} characters")
+        if not text_ok(name):
+            raise UnicodeEncodeError("utf-8", name, 0, len(name), "event name is not valid UTF-8 text")
         if rt.events_total >= EVENTS_MAX:
             raise LimitExceeded(f"more than {EVENTS_MAX} events in one transaction")
         flat = len(fields) < VALUE_ITEMS_MAX

@@ -25,6 +25,22 @@ _SCALARS = (str, bytes, bool, type(None))
 _FLAT = frozenset({int, str, bytes, bool, type(None)})
 
 
+def text_ok(s: str) -> bool:
+    """Whether the codec can encode `s`: UTF-8 has no form for a lone surrogate
+    (chr(0xD800)..chr(0xDFFF)), which Python strings may hold. Pure: the same on every node."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The receipt text for every failure that comes from text the codec cannot encode.
+BAD_TEXT_MESSAGE = "a value handed to the chain holds text that is not valid UTF-8 (a lone surrogate)"
+
+
 def to_plain(value: Any, what: str, gas: list[int] | None = None) -> Any:
     """Return a normalised copy of `value` (tuples become lists) or raise TypeError/ValueError.
 
