@@ -15,6 +15,20 @@ from __future__ import annotations
 
 import threading
 
+from contracts.engine.gas import ERROR_MESSAGE_CHARS_MAX
+
+
+def text_ok(s: str) -> bool:
+    """Whether the codec can encode `s`: UTF-8 has no form for a lone surrogate
+    (chr(0xD800)..chr(0xDFFF)), which Python strings may hold. Pure: the same on every node."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 class ContractRejected(ValueError):
     """Source that is not a valid contract; names the line, column and reason."""
@@ -32,9 +46,6 @@ class ContractError(Exception):
     def __init__(self, message: object = "contract error") -> None:
         text = message if type(message) is str else _safe_text(message)
         # Cut, not reject: a failing contract must still fail with its own error.
-        from contracts.engine.gas import ERROR_MESSAGE_CHARS_MAX
-        from contracts.engine.values import text_ok
-
         text = text[:ERROR_MESSAGE_CHARS_MAX]
         # The message goes into the receipt: text the codec cannot encode would make a
         # receipt no node can write (and so a block no node can commit). Replaced, the

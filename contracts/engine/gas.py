@@ -20,6 +20,15 @@ NODE_GAS = 1
 FUNCTION_ENTRY_GAS = 20
 # Each loop iteration and each comprehension element (on top of the body's nodes).
 ITERATION_GAS = 2
+# Extra, per AST node of these kinds (measured by tests/bench/gas.py: each runs Python-level
+# guard code worth far more than one node): a call (a builtin, a guard, a contract
+# function), an attribute read (a method goes through the allow-list and a wrapper), an
+# f-string field (formatted by a guard), a `raise`, and an unpacking target.
+CALL_NODE_GAS = 12
+ATTRIBUTE_NODE_GAS = 12
+FORMAT_NODE_GAS = 12
+RAISE_NODE_GAS = 40
+UNPACK_NODE_GAS = 25
 
 # ---- gas: values produced by guarded operations ----------------------------------------
 # Per byte (str counts 1 per character) of str/bytes produced by + * % formatting, methods.
@@ -33,6 +42,15 @@ ITEM_GAS = 4
 WALK_NODE_GAS = 8
 # Big-integer multiplication, power, shift: per 64-bit limb of the result.
 LIMB_GAS = 2
+# Scanning text in C (find, count, `in`, isdigit, split...): one gas per this many characters.
+SCAN_CHARS_PER_GAS = 4
+# Decimal operations whose cost does not show in the AST (34-digit context): a square root,
+# a power (a fractional exponent runs exp/ln), int <-> Decimal conversions per digit.
+DECIMAL_SQRT_GAS = 300
+DECIMAL_POW_GAS = 300
+DECIMAL_FRACTIONAL_POW_GAS = 8_000
+DECIMAL_DIGIT_GAS = 1
+DECIMAL_OP_GAS = 20  # each Decimal + - * through a guard
 
 # ---- gas: chain services ----------------------------------------------------------------
 CALL_BASE_GAS = 500            # every top-level call (transaction execution)
@@ -49,7 +67,7 @@ EVENT_GAS = 300                # each emitted event
 EVENT_BYTE_GAS = 5             # per byte of encoded event fields
 HASH_GAS = 60                  # `hash(data)`
 HASH_WORD_GAS = 12             # per 32-byte word hashed
-VERIFY_GAS = 3_000             # `verify_signature(pub, msg, sig)`
+VERIFY_GAS = 30_000            # `verify_signature(pub, msg, sig)` (an SM2 verify: ~200 µs)
 VALUE_BYTE_GAS = 1             # per byte of arguments/return values copied across calls
 
 # ---- limits (checked before the operation, so the host never allocates past them) ------

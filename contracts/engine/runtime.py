@@ -31,7 +31,13 @@ from contracts.engine.errors import (
 )
 from contracts.engine.gas import (
     BYTE_GAS,
+    DECIMAL_DIGIT_GAS,
+    DECIMAL_OP_GAS,
+    DECIMAL_FRACTIONAL_POW_GAS,
+    DECIMAL_POW_GAS,
+    DECIMAL_SQRT_GAS,
     DECIMAL_STR_CHARS_MAX,
+    SCAN_CHARS_PER_GAS,
     EVENT_BYTE_GAS,
     EVENT_BYTES_MAX,
     EVENT_GAS,
@@ -48,6 +54,7 @@ from contracts.engine.gas import (
     LIMB_GAS,
     TX_EVENT_BYTES_MAX,
     STR_CHARS_MAX,
+    UNPACK_NODE_GAS,
     VERIFY_GAS,
     WALK_DEPTH_MAX,
     WALK_NODE_GAS,
@@ -269,12 +276,17 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         r = a + b  # Decimal, bool; or the natural TypeError
         if type(r) is int:
             _bits_ok(r)
+        elif type(r) is Decimal:
+            charge(DECIMAL_OP_GAS)
         return r
 
     def _sub_(a: Any, b: Any) -> Any:
         r = a - b
-        if type(r) is int and not -_INT_LIMIT < r < _INT_LIMIT:
-            raise LimitExceeded(f"integer exceeds {INT_BITS_MAX} bits")
+        if type(r) is int:
+            if not -_INT_LIMIT < r < _INT_LIMIT:
+                raise LimitExceeded(f"integer exceeds {INT_BITS_MAX} bits")
+        elif type(r) is Decimal:
+            charge(DECIMAL_OP_GAS)
         return r
 
     def repeat(seq: Any, n: Any) -> Any:
@@ -304,6 +316,8 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         r = a * b
         if type(r) is int:
             _bits_ok(r)
+        elif type(r) is Decimal:
+            charge(DECIMAL_OP_GAS)
         return r
 
     def _pow_(a: Any, b: Any, mod: Any = None) -> Any:
@@ -313,7 +327,10 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
                 if type(mod) is not int:
                     raise TypeError("pow() modulus must be an integer")
                 _bits_ok(a), _bits_ok(b), _bits_ok(mod)
-                charge(((mod.bit_length() >> 6) + 1) * ((b.bit_length() >> 6) + 1) * 64 * LIMB_GAS)
+                # Square-and-multiply: ~bits(b) products of bits(mod)-sized numbers, each
+                # quadratic in limbs (measured by tests/bench/gas.py).
+                limbs = (mod.bit_length() >> 6) + 1
+                charge(limbs * limbs * ((b.bit_length() >> 6) + 1) * 16 * LIMB_GAS)
                 return pow(a, b, mod)
             if b < 0:
                 raise DeterminismError("a negative integer exponent would produce a float")
@@ -327,7 +344,11 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         if mod is not None:
             raise TypeError("three-argument pow() needs integers")
         if type(a) is Decimal or type(b) is Decimal:
-            return a ** b  # bounded by the fixed context (Overflow is trapped)
+            # Bounded by the fixed context (Overflow is trapped); a fractional exponent runs
+            # exp and ln at 34 digits, which costs ~50 µs (tests/bench/gas.py).
+            integral = type(b) is int or type(b) is bool or (type(b) is Decimal and b == b.to_integral_value())
+            charge(DECIMAL_POW_GAS if integral else DECIMAL_FRACTIONAL_POW_GAS)
+            return a ** b
         raise TypeError(f"unsupported operand types for **: {ta.__name__} and {type(b).__name__}")
 
     def _lshift_(a: Any, b: Any) -> Any:
@@ -345,7 +366,14 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         ta = type(a)
         if ta is str or ta is bytes:
             return percent_format(a, b)
+        if ta is int and a.bit_length() > 128:
+            charge(big_division_gas(a, b))
         return a % b
+
+    def big_division_gas(a: int, b: Any) -> int:
+        # Long division: quadratic in limbs (tests/bench/gas.py).
+        nb = b.bit_length() if type(b) is int else 64
+        return ((a.bit_length() >> 6) + 1) * ((nb >> 6) + 1) * LIMB_GAS
 
     def plain_scalar(v: Any) -> Any:
         t = type(v)
@@ -451,7 +479,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             return container.contains(item)
         if t is str or t is bytes:
             if type(item) is t:
-                charge((len(container) + len(item)) >> 5)
+                charge((len(container) + len(item)) // SCAN_CHARS_PER_GAS)
             return item in container
         if t is list or t is tuple:
             per = 1 if type(item) in _CHEAP else tree_size(item)
@@ -562,8 +590,8 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
                     raise DeterminismError(f"str.{name}() on non-ASCII text depends on the Python release")
                 for a in args:
                     if type(a) is str or type(a) is bytes:
-                        charge(len(a) >> 5)
-                charge(len(s) >> 5)
+                        charge(len(a) // SCAN_CHARS_PER_GAS)
+                charge(len(s) // SCAN_CHARS_PER_GAS)
                 return charge_result(method(*args, **kwargs))
 
             return call
@@ -588,7 +616,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         def replace(old: Any, new: Any, count: int = -1) -> Any:
             if type(old) is not type(s) or type(new) is not type(s) or type(count) is not int:
                 raise TypeError("replace() needs two strings of the same type and an int count")
-            charge(len(s) >> 5)  # the count() scan below
+            charge(len(s) // SCAN_CHARS_PER_GAS)  # the count() scan below
             occurrences = len(s) + 1 if not old else s.count(old)
             if count >= 0:
                 occurrences = min(occurrences, count)
@@ -644,6 +672,13 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             return i.to_bytes(length, byteorder, signed=signed)
 
         return to_bytes
+
+    def decimal_sqrt(d: Decimal) -> Callable:
+        def sqrt() -> Decimal:
+            charge(DECIMAL_SQRT_GAS)
+            return d.sqrt()
+
+        return sqrt
 
     def list_method(name: str) -> Callable:
         def factory(lst: list) -> Callable:
@@ -813,7 +848,8 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         list: list_attrs,
         dict: dict_attrs,
         int: {"bit_length": plain, "to_bytes": to_bytes_method},
-        Decimal: dict.fromkeys(("quantize", "is_signed", "is_zero", "to_integral_value", "adjusted", "sqrt"), plain),
+        Decimal: {**dict.fromkeys(("quantize", "is_signed", "is_zero", "to_integral_value", "adjusted"), plain),
+                  "sqrt": decimal_sqrt},
         CallContext: dict.fromkeys(("sender", "contract", "block_height", "block_timestamp_ms", "tx_hash"), plain),
         Storage: {"get": plain},
         ContractError: {"message": plain},
@@ -897,10 +933,12 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
                 raise ValueError("base must be 2, 8, 10 or 16")
             if len(x) > INT_STR_DIGITS_MAX or not x.isascii():
                 raise LimitExceeded(f"int() takes at most {INT_STR_DIGITS_MAX} ASCII characters")
+            charge(len(x) * DECIMAL_DIGIT_GAS)  # decimal parsing is quadratic in CPython
             return _bits_ok(int(x, 10 if base is None else base))
         if t is Decimal:
             if not x.is_finite() or x.adjusted() > INT_STR_DIGITS_MAX:
                 raise LimitExceeded("Decimal too large for int()")
+            charge(max(0, x.adjusted()) * DECIMAL_DIGIT_GAS)
             return _bits_ok(int(x))
         raise TypeError(f"int() cannot convert {t.__name__}")
 
@@ -939,6 +977,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         else:
             out = {}
             for pair in materialize(x):
+                charge(UNPACK_NODE_GAS)
                 k, v = _unpack_sequence_(pair, {"min_len": 2, "childs": ()})
                 out[key_ok(k)] = v
         if kwargs:
@@ -1011,6 +1050,8 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         raise TypeError(f"reversed() of {type(seq).__name__} is not available")
 
     def _divmod(a: Any, b: Any) -> tuple:
+        if type(a) is int and a.bit_length() > 128:
+            charge(big_division_gas(a, b))
         return divmod(a, b)
 
     def _abs(x: Any) -> Any:
@@ -1043,6 +1084,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         if t is Decimal:
             return x
         if t is int or t is bool:
+            charge((x.bit_length() >> 2) * DECIMAL_DIGIT_GAS)  # ~ its decimal digits
             return DECIMAL_CONTEXT.create_decimal(int(x))
         if t is str:
             if len(x) > DECIMAL_STR_CHARS_MAX or not x.isascii():
@@ -1072,6 +1114,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
 
     def _isinstance(x: Any, types: Any) -> bool:
         if type(types) is tuple:
+            charge_items(len(types) * 8)  # one Python-level check per type
             return any(_isinstance(x, t) for t in types)
         real = real_types.get(types, types)
         if not (isinstance(real, type) and (real in real_types.values() or issubclass(real, Exception))):

@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 
 from chainnode import codec
-from contracts.engine.errors import OutOfGas
+from contracts.engine.errors import OutOfGas, text_ok  # noqa: F401 - text_ok is used via values
 from contracts.engine.gas import WALK_NODE_GAS, WALK_NODES_MAX
 
 _INT64_MIN = -(2**63)
@@ -23,18 +23,6 @@ _UINT64_MAX = 2**64 - 1
 VALUE_DEPTH_MAX = 32
 _SCALARS = (str, bytes, bool, type(None))
 _FLAT = frozenset({int, str, bytes, bool, type(None)})
-
-
-def text_ok(s: str) -> bool:
-    """Whether the codec can encode `s`: UTF-8 has no form for a lone surrogate
-    (chr(0xD800)..chr(0xDFFF)), which Python strings may hold. Pure: the same on every node."""
-    if s.isascii():
-        return True
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # The receipt text for every failure that comes from text the codec cannot encode.

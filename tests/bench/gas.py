@@ -4,8 +4,8 @@ For every operation a contract can reach (builtins, methods of str/bytes/int/Dec
 dict, operators, Decimal context operations, storage, events, hashing, signature checks,
 cross-contract calls, exceptions, recursion), a contract runs its worst case for that
 operation in a loop until its gas runs out; the CPU time it took gives the operation's
-gas per second. The reference, measured in the same run, is a payment call (two balance
-reads, a check, two writes, one event) through `Engine.call`.
+gas per second. The reference, measured in the same run, is a block of payment transactions
+(two balance reads, a check, two writes, one event each) through the executor.
 
 The gas schedule (contracts/engine/gas.py) is calibrated so that no case burns gas more
 slowly than `FLOOR_RATIO` times the payment's rate: gas then bounds CPU time for any
@@ -204,7 +204,7 @@ def spin_nothing():
     return 1
 '''
 
-REFERENCE = "payment call"
+REFERENCE = "payment block (executor)"
 OTHER = b"\xdd" * 20  # a contract with HELPERS only, for the cross-contract call
 # Cases that cannot run out of gas (events per transaction are capped) end at the cap.
 ENDINGS = ("OutOfGas", "LimitExceeded")
@@ -243,22 +243,33 @@ def _run_case(engine: Engine, name: str, gas: int, args: list, store: Any, addre
 
 
 def payment_gas_per_s(engine: Engine, calls: int, rounds: int) -> float:
-    compiled = engine.compile(PAYMENT_SOURCE)
+    """Gas per second of a block of payment transactions through the executor: what one
+    unit of gas buys on the chain for the workload it exists for (engine call, state
+    overlay, receipts, roots; signatures are checked before execution, in the pool)."""
+    from chainnode.executor import Executor
+    from chainnode.types import ZERO_HASH, Transaction
+    from contracts.engine.store import code_key, storage_prefix
+
+    suite = engine.suite
+    executor = Executor(suite, engine, "chain0", "group0")
+    private, public = suite.keypair_from_private(b"\x07" * 32)
+    sender = suite.address(public)
     state = DictStore()
-    state.set(msgpack.packb(ALICE, use_bin_type=True), msgpack.packb(10**12))
-    args = [BOB, 1]
-    call = engine.call
-    gas_used = call(compiled, "transfer", args, state=state, ctx=CTX, gas_limit=100_000).gas_used
-    best = float("inf")
+    state.set(code_key(CONTRACT), PAYMENT_SOURCE.encode())
+    state.set(storage_prefix(CONTRACT) + msgpack.packb(sender, use_bin_type=True), msgpack.packb(10**12))
+    txs = [Transaction("chain0", "group0", i.to_bytes(8, "big"), 10, CONTRACT, "transfer",
+                       [i.to_bytes(20, "big"), 1], 100_000, public).signed(suite, private) for i in range(calls)]
+    hashes = [t.hash(suite) for t in txs]
+    best = 0.0
     for _ in range(rounds):
         start = time.perf_counter()
-        for _ in range(calls):
-            call(compiled, "transfer", args, state=state, ctx=CTX, gas_limit=100_000)
-        best = min(best, time.perf_counter() - start)
-    return gas_used * calls / best
+        done = executor.execute(state, ZERO_HASH, 1, 1_000, txs, hashes)
+        best = max(best, done.gas_used / (time.perf_counter() - start))
+    assert all(r.ok for r in done.receipts), done.receipts[0]
+    return best
 
 
-def measure(gas: int = 3_000_000, rounds: int = 3, payment_calls: int = 5_000,
+def measure(gas: int = 3_000_000, rounds: int = 3, payment_calls: int = 1_000,
             names: list[str] | None = None) -> dict[str, float]:
     """gas per second of every case and of the payment reference (best of `rounds`)."""
     from contracts.engine.store import code_key
@@ -313,7 +324,7 @@ def report(rates: dict[str, float]) -> tuple[list[str], float]:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     rates = measure(gas=1_000_000 if quick else 5_000_000, rounds=2 if quick else 3,
-                    payment_calls=2_000 if quick else 10_000)
+                    payment_calls=300 if quick else 1_000)
     lines, worst = report(rates)
     print("\n".join(lines))
     print(f"worst/payment {worst:.2f}x (floor {FLOOR_RATIO:.2f}x)")
