@@ -16,6 +16,7 @@ import httpx
 import trio
 
 from chainnode.client import Account, Client
+from chainnode.types import Transaction
 from chainnode.crypto import get_suite
 from devnet.supervisor import Devnet
 
@@ -97,6 +98,55 @@ def _proc_stats(pid: int | None) -> tuple[float, float]:
         return 0.0, 0.0
 
 
+class Transfers:
+    """The load: transfers of a token contract (TOKEN) deployed for the run, from funded
+    sender accounts taken in turn, to fresh addresses. Used by `devnet bench` and `devnet chaos`."""
+
+    def __init__(self, info: dict, token: bytes, senders: list[Account]) -> None:
+        self.info, self.token, self.senders = info, token, senders
+        self.suite = senders[0].suite
+        self._next = 0
+
+    @classmethod
+    async def setup(cls, client: Client, sender_count: int, *, supply: int) -> "Transfers":
+        """Deploy the token through `client` and give each of `sender_count` new accounts an
+        equal share of `supply` (one committed transaction each)."""
+        info = await client.group_info()
+        alice = Account.generate(info["suite"])
+        senders = [Account.generate(info["suite"]) for _ in range(sender_count)]
+        token = (await client.deploy(alice, TOKEN, [supply], timeout_s=60)).contract_address
+        share = -(-supply // sender_count)
+        for acct in senders:
+            await client.send(alice, token, "transfer", [acct.address, share], timeout_s=60)
+        return cls(info, token, senders)
+
+    def sign(self, count: int, *, block_limit: int) -> list[Transaction]:
+        """`count` signed transfers of 1 unit, valid until `block_limit`."""
+        txs = []
+        for _ in range(count):
+            acct = self.senders[self._next % len(self.senders)]
+            self._next += 1
+            txs.append(acct.transaction(chain_id=self.info["chainId"], group_id=self.info["groupId"], block_limit=block_limit,
+                                        to=self.token, method="transfer", args=[os.urandom(20), 1], gas_limit=1_000_000))
+        return txs
+
+
+async def send_batch(http: httpx.AsyncClient, url: str, group: str, txs: list[Transaction]) -> list[str | None]:
+    """Send `txs` in one JSON-RPC batch; per transaction the node's error message, or None
+    if it acknowledged it (sendTransaction returned its hash). Raises httpx.HTTPError if the
+    node cannot be reached or does not answer in time."""
+    body = [{"jsonrpc": "2.0", "id": j, "method": "sendTransaction", "params": [group, "", "0x" + tx.encode().hex()]} for j, tx in enumerate(txs)]
+    reply = (await http.post(url, json=body)).json()
+    if not isinstance(reply, list):  # the whole batch refused (too large, say)
+        return [str(reply.get("error", {}).get("message", reply))] * len(txs)
+    by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+    out: list[str | None] = []
+    for j in range(len(txs)):
+        r = by_id.get(j, {"error": {"message": "no answer for this transaction in the batch reply"}})
+        out.append(str(r["error"].get("message", r["error"])) if "error" in r else None)
+    return out
+
+
 def _percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -120,28 +170,16 @@ async def run_bench(
         raise RuntimeError("no node of this devnet is running; start it with `devnet up`")
     result = BenchResult(sealers=sum(1 for n in up if n.role == "sealer"), transactions=tx_count)
     first = up[0]
-    alice = Account.generate("sm")
-    senders = [Account.generate("sm") for _ in range(max(1, -(-tx_count // TXS_PER_SENDER_ACCOUNT)))]
     async with Client(first.rpc_url, timeout_s=60) as client:
-        info = await client.group_info()
-        if info["suite"] != "sm":
-            senders = [Account.generate(info["suite"]) for _ in senders]
-            alice = Account.generate(info["suite"])
         report("deploying the token contract", 0, 1)
-        token = (await client.deploy(alice, TOKEN, [tx_count], timeout_s=60)).contract_address
-        share = -(-tx_count // len(senders))
-        for i, acct in enumerate(senders):
-            report("funding sender accounts", i, len(senders))
-            await client.send(alice, token, "transfer", [acct.address, share], timeout_s=60)
+        load = await Transfers.setup(client, max(1, -(-tx_count // TXS_PER_SENDER_ACCOUNT)), supply=tx_count)
         height = await client.block_number()
-        window = info["blockLimitWindow"]
+    info = load.info
     txs = []
-    for i in range(tx_count):
-        if i % 200 == 0:
-            report("signing transactions", i, tx_count)
-        acct = senders[i % len(senders)]
-        txs.append(acct.transaction(chain_id=info["chainId"], group_id=info["groupId"], block_limit=height + window - 10, to=token, method="transfer", args=[os.urandom(20), 1], gas_limit=1_000_000))
-    hashes = [tx.hash(alice.suite) for tx in txs]
+    for i in range(0, tx_count, 200):
+        report("signing transactions", i, tx_count)
+        txs += load.sign(min(200, tx_count - i), block_limit=height + info["blockLimitWindow"] - 10)
+    hashes = [tx.hash(load.suite) for tx in txs]
     report("measuring raw SM2 verification", 0, 1)
     result.raw_sm2_verify_per_s = round(raw_sm2_verify_rate(), 1)
 
@@ -159,12 +197,10 @@ async def run_bench(
         for b in range(k, len(batches), in_flight):
             if interval_s:
                 await trio.sleep_until(schedule_start + b * interval_s)
-            body = [{"jsonrpc": "2.0", "id": j, "method": "sendTransaction", "params": [info["groupId"], "", "0x" + txs[j].encode().hex()]} for j in batches[b]]
             now = time.monotonic()
             for j in batches[b]:
                 sent_at[hashes[j]] = now
-            reply = (await http.post(up[b % len(up)].rpc_url, json=body)).json()
-            errors = [r["error"]["message"] for r in (reply if isinstance(reply, list) else [reply]) if "error" in r]
+            errors = [e for e in await send_batch(http, up[b % len(up)].rpc_url, info["groupId"], [txs[j] for j in batches[b]]) if e]
             if errors:
                 raise RuntimeError(f"the node refused transactions: {errors[0]}")
 

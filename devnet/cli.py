@@ -4,7 +4,7 @@
     devnet up --nodes 4 --detach     # start and return
     devnet status | logs NODE | stop NODE | start NODE | kill NODE | down | clean
     devnet demo payment|supply-chain|cross-border   # a business contract's story, on the running devnet
-    devnet bench | keys
+    devnet bench | chaos | keys
 """
 
 from __future__ import annotations
@@ -315,6 +315,56 @@ def bench(txs: int, rate: float | None, json_path: str | None, folder: str) -> N
     for n in result.nodes:
         table.add_row(n["node"], str(n["cpu_s"]), str(n["cpu_pct"]), str(n["rss_mib"]))
     console.print(table)
+
+
+@main.command()
+@click.option("--duration-s", type=click.FloatRange(10, 3600), default=300, show_default=True, help="How long the load and the faults last.")
+@click.option("--rate", type=click.FloatRange(1, 2000), default=100, show_default=True, help="Transfers per second offered, round-robin over the nodes.")
+@click.option("--seed", type=click.IntRange(0, None), default=None, help="Replay a run's fault schedule (default: a new one; the report prints it).")
+@click.option("--converge-timeout-s", type=click.FloatRange(1, 3600), default=120, show_default=True, help="How long to wait for the nodes to agree after the load.")
+@dir_option
+@json_option
+def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: float, folder: str, as_json: bool) -> None:
+    """Load the running devnet while killing, pausing and restarting sealers; audit what it acknowledged.
+
+    Exits 1 if an acknowledged transaction was lost, the nodes forked, their receipts
+    differ, they did not converge, or a node crashed (docs/operations.md#chaos).
+    """
+    from devnet.chaos import run_chaos
+
+    net = _open(folder)
+    say = (lambda text: None) if as_json else (lambda text: console.print(text, highlight=False))
+    try:
+        report = trio.run(lambda: run_chaos(net, duration_s=duration_s, rate_tps=rate, seed=seed, converge_timeout_s=converge_timeout_s, say=say))
+    except (DevnetError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout) as exc:
+        raise click.ClickException(f"devnet chaos could not run: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        r = report
+        table = Table(title=f"devnet chaos, seed {r.seed}: {r.duration_s:g} s at {r.rate_tps:g} tx/s, {len(r.faults)} faults", title_justify="left")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        rows = [
+            ("acknowledged", r.acknowledged), ("committed", r.committed), ("lost (acknowledged, never committed)", r.lost),
+            ("not acknowledged (refused or no answer)", r.not_acknowledged),
+            ("forks (heights compared)", f"{r.forks} ({r.heights_compared})"),
+            ("receipts identical on every node (compared)", f"{'yes' if r.receipts_identical else 'NO'} ({r.receipts_compared})"),
+            ("convergence after the last fault, s", "did not converge" if r.convergence_s is None else r.convergence_s),
+            ("longest stall with a quorum of sealers up, s", r.longest_stall_s),
+            ("blocks (during faults)", f"{r.blocks} ({r.blocks_during_faults})"),
+            ("view changes (the most on one node)", r.view_changes), ("node crashes", len(r.crashes)),
+        ]
+        for name, value in rows:
+            table.add_row(name, str(value))
+        console.print(table)
+        for crash in r.crashes:
+            console.print(f"crash: {crash['node']}: {crash['how']} {crash.get('detail', '')}", highlight=False)
+        for error, count in sorted(r.send_errors.items(), key=lambda kv: -kv[1])[:5]:
+            console.print(f"not acknowledged x{count}: {error}", highlight=False)
+        console.print(("PASS" if r.ok else "FAIL") + f" in {r.seconds} s; `--seed {r.seed}` replays these faults")
+    if not report.ok:
+        raise SystemExit(1)
 
 
 @main.command()
