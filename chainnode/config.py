@@ -30,7 +30,18 @@ class Limits:
     sender_share_pct: int = 20
     rpc_body_bytes_max: int = 4 * 1024 * 1024
     rpc_batch_max: int = 100
-    rpc_connections_max: int = 1_000
+    rpc_connections_max: int = 1_000  # HTTP and WebSocket connections open at once
+    # RPC limits (docs/operations.md, "RPC limits"): slow clients, floods, free calls.
+    rpc_header_timeout_ms: int = 5_000  # connect (or last response) -> whole request head
+    rpc_body_timeout_ms: int = 10_000  # request head -> end of its body
+    rpc_client_requests_per_s_max: int = 1_000  # per remote address (HTTP requests and WebSocket messages)
+    rpc_ws_connections_max: int = 256  # WebSocket connections open at once
+    rpc_ws_queue_bytes_max: int = 1024 * 1024  # unsent notifications per WebSocket connection
+    rpc_ws_queue_full_timeout_ms: int = 5_000  # a full queue for this long disconnects the client
+    rpc_ws_idle_timeout_ms: int = 60_000  # no subscription and no message for this long: closed
+    rpc_call_gas_max: int = 10_000_000  # gas of one read-only `call` (also capped by tx_gas_limit)
+    rpc_call_timeout_ms: int = 2_000  # a `call` is answered within this, finished or not
+    rpc_calls_max: int = 2  # read-only calls running at once
     peer_frame_bytes_max: int = 4 * 1024 * 1024
     peer_messages_per_s_max: int = 20_000
     sync_blocks_per_request_max: int = 64
@@ -50,6 +61,16 @@ LIMIT_BOUNDS = {
     "rpc_body_bytes_max": (1024, 64 << 20),
     "rpc_batch_max": (1, 10_000),
     "rpc_connections_max": (1, 100_000),
+    "rpc_header_timeout_ms": (100, 600_000),
+    "rpc_body_timeout_ms": (100, 600_000),
+    "rpc_client_requests_per_s_max": (1, 1_000_000),
+    "rpc_ws_connections_max": (1, 100_000),
+    "rpc_ws_queue_bytes_max": (64 * 1024, 1 << 30),
+    "rpc_ws_queue_full_timeout_ms": (100, 600_000),
+    "rpc_ws_idle_timeout_ms": (100, 86_400_000),
+    "rpc_call_gas_max": (10_000, 1 << 40),
+    "rpc_call_timeout_ms": (10, 600_000),
+    "rpc_calls_max": (1, 64),
     "peer_frame_bytes_max": (64 * 1024, 64 << 20),
     "peer_messages_per_s_max": (10, 1_000_000),
     "sync_blocks_per_request_max": (1, 1_000),

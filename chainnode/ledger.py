@@ -119,6 +119,10 @@ class Ledger:
     def genesis_hash(self) -> bytes | None:
         return self._store.get(GENESIS_KEY)
 
+    def snapshot(self):
+        """The database as of now, whole blocks only (chainnode/rpc/headview.py reads it)."""
+        return self._store.snapshot()
+
     def get_header(self, height: int) -> BlockHeader | None:
         raw = self._store.get(b"h:" + _h(height))
         return None if raw is None else BlockHeader.decode(raw)

@@ -33,7 +33,7 @@ from chainnode.chain import Chain, Proposal
 from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.config import NodeConfig
 from chainnode.crypto import get_suite
-from chainnode.executor import Executor, InvalidBlock, refusal
+from chainnode.executor import Executor, InvalidBlock, fits_block_gas, refusal
 from chainnode.genesis import Genesis
 from chainnode.governance import CRL_KEY, read_revoked_serials
 from chainnode.keyfile import KeyPair
@@ -41,9 +41,11 @@ from chainnode.metrics import NodeMetrics
 from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node_init import InitError, open_chain_ledger
+from chainnode.regossip import Regossip
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
-from chainnode.rpc.server import RpcApp, serve_rpc
+from chainnode.rpc.headview import CallLimits
+from chainnode.rpc.server import RpcApp, ServerLimits, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.sync import SYNC_PROTOCOL, BlockSyncer, FetchFailed, serve_request
 from chainnode.sysstate import NodeEntry, latest_nodes, nodes_at, read_addrs, read_config, read_pending_nodes
@@ -70,6 +72,11 @@ TXFETCH_HASHES_MAX = 10_000
 TXFETCH_ROUNDS = 3
 TXFETCH_RETRY_MS = 300
 RECENT_BLOCKS_FOR_REPLICA = 128
+# Pending transactions older than REGOSSIP_AFTER_MS are gossiped again (chainnode/regossip.py),
+# one batch per REGOSSIP_INTERVAL_MS at most, each at doubling intervals up to the max.
+REGOSSIP_INTERVAL_MS = 1_000
+REGOSSIP_AFTER_MS = 2_000
+REGOSSIP_INTERVAL_MAX_MS = 60_000
 SAFETY_FILE = "consensus.state"
 TXJOURNAL_FILE = "txpool.journal"
 
@@ -187,18 +194,20 @@ class Node:
         self.replica: Replica | None = None
         self._told: set[tuple[int, tuple[bytes, ...], tuple[int, ...]]] = set()  # SealersChanged already given to the core
         self.committed_blocks = 0
+        self.regossip = Regossip(after_s=REGOSSIP_AFTER_MS / 1000, interval_max_s=REGOSSIP_INTERVAL_MAX_MS / 1000, batch_bytes_max=TX_GOSSIP_BATCH_BYTES_MAX)
+        self._execution_ms = 0.0  # moving average of executing a proposal here
         # Called with each newly committed height, on the event loop, after the block is
         # durable (RPC subscriptions, metrics). A listener must not block.
         self.commit_listeners: list[Callable[[int], None]] = []
         self.dispatcher = Dispatcher(batch_max=limits.rpc_batch_max)
-        ChainRpc(self).register(self.dispatcher)
+        ChainRpc(self, CallLimits.from_config(limits)).register(self.dispatcher)
         self.metrics = NodeMetrics(self)
-        self.subscriptions = SubscriptionHub(ledger, suite, genesis.group_id, SubscriptionLimits(), node_name=config.name)
+        self.subscriptions = SubscriptionHub(ledger, suite, genesis.group_id, SubscriptionLimits.from_config(limits), node_name=config.name)
         self.commit_listeners.append(self.subscriptions.on_commit)
         self.rpc_app = RpcApp(
             self.dispatcher,
             hub=self.subscriptions,
-            body_bytes_max=limits.rpc_body_bytes_max,
+            limits=ServerLimits.from_config(limits),
             health=self._health,
             extra_routes={"/metrics": self.metrics.route},
         )
@@ -312,6 +321,8 @@ class Node:
         await self._after_commit(block.header.height, [tx.hash(self.suite) for tx in block.transactions])
         if self.replica is not None:
             await self._events_send.send(ev.BlockCommitted(block.header.height, block.header.hash(self.suite)))
+            if len(self.pool):  # the core forgets pending work at a new height: a leader must still propose
+                await self._events_send.send(ev.PoolNotEmpty())
         return True
 
     async def _after_commit(self, height: int, tx_hashes: list[bytes]) -> None:
@@ -347,6 +358,7 @@ class Node:
             nursery.start_soon(self._pump_frames)
             nursery.start_soon(self._pump_gossip_in)
             nursery.start_soon(self._gossip_out_loop)
+            nursery.start_soon(self._regossip_loop)
             nursery.start_soon(self._status_loop)
             # Every node runs a PBFT core: an observer's takes no part (it is not in the
             # sealer set) until governance promotes it, and then it votes from the height the
@@ -417,7 +429,9 @@ class Node:
                     if peer is not None:
                         self.network.send(peer, CHANNEL_PBFT + action.data)
             elif t is ev.SetTimer:
-                self._nursery.start_soon(self._timer, action.timer_id, action.delay_ms)
+                # The core's timeouts assume a block executes in no time; add what it takes here
+                # (twice the recent average), so slow execution is not taken for a dead leader.
+                self._nursery.start_soon(self._timer, action.timer_id, action.delay_ms + int(2 * self._execution_ms))
             elif t is ev.CancelTimer:
                 scope = self._timers.pop(action.timer_id, None)
                 if scope is not None:
@@ -455,14 +469,16 @@ class Node:
         header = None
         hashes: list[bytes] = []
         if action.height == self.chain.height + 1 and ledger.head_hash == action.parent_hash:
-            pooled = self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height)
+            pooled = fits_block_gas(ledger.state, self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height))
             if pooled or action.allow_empty:
                 timestamp = max(_now_ms(), parent.timestamp_ms)
                 verified = {p.tx_hash for p in pooled}
                 try:
+                    started_s = time.monotonic()
                     proposal = await self.on_chain(
                         lambda: self.chain.execute_proposal([p.tx for p in pooled], timestamp_ms=timestamp, proposer_index=action.proposer_index, is_verified=verified.__contains__)
                     )
+                    self._note_execution_ms((time.monotonic() - started_s) * 1000)
                     header, hashes = proposal.header, proposal.executed.tx_hashes
                     self._proposals[header.hash(self.suite)] = proposal
                 except InvalidBlock as exc:
@@ -474,18 +490,38 @@ class Node:
         await self._events_send.send(ev.ProposalReady(action.height, action.view, header, hashes))
 
     async def _execute(self, action: ev.Execute) -> None:
+        """Execute a proposal and tell the core. Missing data (a transaction no peer gave us in
+        time, a head that moved under us) is a retry, never a verdict on the block: the core
+        asks again, paced here, and only roots that really differ count as a failure."""
         header = action.header
-        result = None
+        verified = set(action.tx_hashes)  # every tx came through the pool's checks
+        done = ev.ExecutionDone(action.proposal_id, None, retry=True)
         try:
             txs = await self._gather(action.tx_hashes, header.proposer_index)
-            if header.height == self.chain.height + 1:
-                verified = set(action.tx_hashes)  # every tx came through the pool's checks
-                proposal = await self.on_chain(lambda: self.chain.check_proposal(header, txs, is_verified=verified.__contains__))
+
+            def check() -> Proposal | None:
+                if header.height != self.chain.height + 1:
+                    return None  # sync moved the head meanwhile; the core hears of it next
+                return self.chain.check_proposal(header, txs, is_verified=verified.__contains__)
+
+            started_s = time.monotonic()
+            proposal = await self.on_chain(check)
+            if proposal is not None:
+                self._note_execution_ms((time.monotonic() - started_s) * 1000)
                 self._proposals[header.hash(self.suite)] = proposal
-                result = proposal.header
-        except (InvalidBlock, FetchFailed) as exc:
+                done = ev.ExecutionDone(action.proposal_id, proposal.header)
+        except FetchFailed as exc:
+            log.info("%s: block %d not executed yet: %s; trying again", self.name, header.height, exc)
+        except InvalidBlock as exc:
             log.warning("%s: proposal for block %d not signed: %s", self.name, header.height, exc)
-        await self._events_send.send(ev.ExecutionDone(action.proposal_id, result))
+            done = ev.ExecutionDone(action.proposal_id, None, reason=str(exc))
+        if done.retry:
+            await trio.sleep(TXFETCH_RETRY_MS / 1000)
+        await self._events_send.send(done)
+
+    def _note_execution_ms(self, elapsed_ms: float) -> None:
+        """Track how long executing a block takes here (a moving average, for the timers)."""
+        self._execution_ms += (elapsed_ms - self._execution_ms) / 8
 
     async def _gather(self, tx_hashes: list[bytes], proposer_sealer: int) -> list[Transaction]:
         """The proposal's transactions, from our pool or else fetched from peers and admitted
@@ -618,6 +654,20 @@ class Node:
                     await self.network.publish_txs(pack([1, batch]))
                 except NetworkError as exc:
                     log.debug("%s: tx gossip failed: %s", self.name, exc)
+
+    async def _regossip_loop(self) -> None:
+        """Gossip again what has waited in the pool (chainnode/regossip.py says why)."""
+        while True:
+            await trio.sleep(REGOSSIP_INTERVAL_MS / 1000)
+            if not self.network.connected_peers():
+                continue
+            now_s = time.monotonic()
+            batch = self.regossip.pick(self.pool.pending(), now_s, lambda h: self.pool.get(h) is not None)
+            if batch:
+                try:
+                    await self.network.publish_txs(pack([1, batch]))
+                except NetworkError as exc:
+                    log.debug("%s: tx re-gossip failed: %s", self.name, exc)
 
     async def _fetch_blocks(self, peer: int, request: bytes) -> bytes:
         try:

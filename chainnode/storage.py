@@ -130,6 +130,11 @@ class Store:
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
 
+    def snapshot(self):
+        """A consistent read-only view as of now (plyvel Snapshot: `get`, `close`); a write
+        batch is in it whole or not at all."""
+        return self._db.snapshot()
+
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         with self._db.iterator(prefix=prefix) as it:
             yield from it

@@ -6,12 +6,22 @@ unknown methods (-32601), invalid params (-32602, the message names the paramete
 internal errors (-32603, logged, never leaked), batches (bounded; an empty batch is an
 invalid request; a batch of only notifications gets no response), notifications (no id:
 run, no reply). Parameters are positional, as FISCO BCOS's are.
+
+Only standard JSON goes in or out: `NaN`, `Infinity` and numbers too large for a float are
+a parse error (Python's json module accepts them by default), and output is dumped with
+`allow_nan=False`. Nesting deeper than `JSON_DEPTH_MAX` is a parse error, checked before
+parsing (the C parser recurses once per level: a 100,000-deep body would exhaust the stack
+long before it reached a limit of ours). A lone UTF-16 surrogate (`"\\ud800"`) is valid
+JSON but not Unicode: in an id or method it is an invalid request, in params invalid params.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
+from itertools import accumulate
 from typing import Any, Awaitable, Callable
 
 import trio
@@ -27,6 +37,14 @@ INTERNAL_ERROR = -32603
 TX_REJECTED = -32000
 NOT_FOUND = -32001
 UNAVAILABLE = -32002
+LIMIT_EXCEEDED = -32005  # a rate or concurrency limit (the code Ethereum nodes use for it)
+TIMED_OUT = -32006  # the method ran into its time limit
+
+# Deeper than any request of ours needs (`call` arguments included), shallow enough to parse
+# on any stack.
+JSON_DEPTH_MAX = 64
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 Method = Callable[[list], Awaitable[Any]]
 
@@ -73,9 +91,9 @@ class Dispatcher:
 
     async def handle(self, body: bytes | str) -> bytes | None:
         try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _dump(_error_response(None, RpcError(PARSE_ERROR, f"parse error: {exc}")))
+            request = parse(body)
+        except RpcError as exc:
+            return _dump(_error_response(None, exc))
         if isinstance(request, list):
             if not request:
                 return _dump(_error_response(None, RpcError(INVALID_REQUEST, "invalid request: empty batch")))
@@ -101,21 +119,23 @@ class Dispatcher:
             return _error_response(None, RpcError(INVALID_REQUEST, "invalid request: expected an object"))
         req_id = req.get("id")
         is_notification = "id" not in req
-        if not _valid_id(req_id):
-            return _error_response(None, RpcError(INVALID_REQUEST, "invalid request: id must be a string, number or null"))
+        if not _valid_id(req_id) or _has_surrogate(req_id):
+            return _error_response(None, RpcError(INVALID_REQUEST, "invalid request: id must be a string (valid Unicode), number or null"))
         if req.get("jsonrpc") != "2.0":
             return _error_response(req_id, RpcError(INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"'))
         method = req.get("method")
-        if not isinstance(method, str):
-            return _error_response(req_id, RpcError(INVALID_REQUEST, 'invalid request: "method" must be a string'))
+        if not isinstance(method, str) or _has_surrogate(method):
+            return _error_response(req_id, RpcError(INVALID_REQUEST, 'invalid request: "method" must be a string (valid Unicode)'))
+        fn = self._methods.get(method)
+        if fn is None:  # whatever the params look like (JSON-RPC 2.0 section 5.1)
+            if is_notification:
+                return None
+            return _error_response(req_id, RpcError(METHOD_NOT_FOUND, f"method not found: {method[:64]!r}; see docs/rpc.md for the methods this node serves"))
         params = req.get("params", [])
         if not isinstance(params, list):
             return _error_response(req_id, invalid_params("params must be an array (positional, group id first)"))
-        fn = self._methods.get(method)
-        if fn is None:
-            if is_notification:
-                return None
-            return _error_response(req_id, RpcError(METHOD_NOT_FOUND, f"method not found: {method!r}"))
+        if _has_surrogate(params):
+            return _error_response(req_id, invalid_params("params hold a lone UTF-16 surrogate (like \"\\ud800\"), which is not Unicode; send valid text"))
         self.calls[method] = self.calls.get(method, 0) + 1
         try:
             result = await fn(params)
@@ -128,7 +148,72 @@ class Dispatcher:
 
 
 def _dump(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:  # a NaN or infinity in a result: a bug of ours, never sent as non-JSON
+        log.exception("an RPC response is not standard JSON")
+        req_id = obj.get("id") if isinstance(obj, dict) else None
+        return json.dumps(_error_response(req_id, RpcError(INTERNAL_ERROR, "internal error; see the node's log"))).encode()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise RpcError(PARSE_ERROR, f"parse error: {name} is not JSON (RFC 8259 has no NaN or Infinity); send a number or a string")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RpcError(PARSE_ERROR, f"parse error: the number {text[:32]} is too large for a JSON number; send it as a string")
+    return value
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in JSON text (brackets inside strings do not count)."""
+    brackets = _STRINGS.sub(b"", data).translate(None, _BRACKETS)
+    if not brackets:
+        return 0
+    return max(accumulate(1 if c in b"[{" else -1 for c in brackets))
+
+
+def parse(body: bytes | str) -> Any:
+    """Strict JSON: RpcError(PARSE_ERROR) for anything else, nesting deeper than JSON_DEPTH_MAX included."""
+    if isinstance(body, str):
+        try:
+            data = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RpcError(PARSE_ERROR, "parse error: the message is not valid UTF-8 text") from None
+    else:
+        data = body
+    # Cheap first: text with fewer brackets than the limit cannot nest deeper than it.
+    if data.count(b"[") + data.count(b"{") > JSON_DEPTH_MAX and json_depth(data) > JSON_DEPTH_MAX:
+        raise RpcError(PARSE_ERROR, f"parse error: arrays and objects nest deeper than {JSON_DEPTH_MAX} levels")
+    try:
+        # Strictly UTF-8 (RFC 8259): json.loads would decode bytes with "surrogatepass".
+        text = data.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as exc:
+        raise RpcError(PARSE_ERROR, f"parse error: the body is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_parse_float)
+    except (ValueError, RecursionError) as exc:
+        raise RpcError(PARSE_ERROR, f"parse error: {exc}") from None
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a lone UTF-16 surrogate hides in a string of `value` (its keys included)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+    return False
 
 
 # ---- positional parameter checks ---------------------------------------------------------

@@ -13,6 +13,7 @@ import trio
 from chainnode import governance as gov
 from chainnode.chain import Chain
 from chainnode.codec import DecodeError, expect_list, expect_value, pack, unpack
+from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json, value_json
 from chainnode.sync import BlockSyncer
@@ -20,7 +21,7 @@ from chainnode.syscontracts import is_system, run_system
 from chainnode.sysstate import CONFIG_SPEC, read_config, read_nodes, read_sealer_set, read_pending_nodes
 from chainnode.txpool import Rejected, TxPool
 from chainnode.types import ZERO_HASH
-from contracts.engine import CallContext, Engine, code_key
+from contracts.engine import CallContext, code_key
 
 HEIGHT_MAX = 2**63 - 1
 ADDRESS_BYTES = 20
@@ -32,6 +33,7 @@ CALL_ARGS_BYTES_MAX = 1 << 20
 # FISCO BCOS node types -> our roles in sys/nodes.
 NODE_TYPES = {"consensus_sealer": "sealer", "consensus_observer": "observer"}
 PROPOSALS_PAGE_MAX = 100
+HEAD_READERS_MAX = 4  # threads reading governance and config state for RPC at once
 TX_PENDING = -32003  # sendTransaction's wait for the receipt ran out; the transaction is still pending
 
 
@@ -74,13 +76,14 @@ def client_version() -> str:
 
 
 class ChainRpc:
-    def __init__(self, node: NodeView) -> None:
+    def __init__(self, node: NodeView, calls: CallLimits | None = None) -> None:
         self.node = node
-        # `call` gets its own engine: the executor's engine belongs to block execution, and
-        # an engine runs one call at a time. Queries run on the chain worker thread
-        # (node.on_chain), serialised with block execution, so they never see a
-        # half-committed state and never run two at once on this engine.
-        self._query_engine = Engine(node.chain.suite)
+        # Reads of the head (`call`, config, governance) never take a turn on the chain's
+        # worker thread (node.on_chain), where they would queue in front of blocks: they
+        # read a HeadView (a LevelDB snapshot: whole blocks only) on threads of their own.
+        # `call` runs contract code on CallRunner's engines, bounded in gas, time and number.
+        self.calls = CallRunner(node.chain.suite, calls)
+        self._head_readers = trio.CapacityLimiter(HEAD_READERS_MAX)
 
     def register(self, dispatcher: Dispatcher) -> None:
         for name in METHODS:
@@ -308,29 +311,28 @@ class ChainRpc:
         method = p.str(3, max_length=METHOD_NAME_CHARS_MAX)
         args = _call_args(params[4])
         sender = p.hex(5, length=ADDRESS_BYTES) if len(params) > 5 and params[5] not in ("", None) else ZERO_ADDRESS
-        return await self.node.on_chain(self._query, to, method, args, sender)
+        return await self.calls.run(self._query, to, method, args, sender)
 
-    def _query(self, to: bytes, method: str, args: list, sender: bytes) -> dict:
-        # On the chain worker thread: the head (height, header, state) cannot move under us.
-        ledger = self._ledger
-        head = ledger.head_header
-        ctx = CallContext(sender=sender, contract=to, block_height=ledger.head_height, block_timestamp_ms=head.timestamp_ms, tx_hash=ZERO_HASH)
-        # A query is bounded like a transaction: it may not run longer than one could.
-        gas_limit = read_config(ledger.state, "tx_gas_limit")
-        if is_system(to):
-            result = run_system(ledger.state, ctx, method, args, gas_limit, readonly=True)
-        else:
-            result = self._query_engine.query(ledger.state, ctx, to, method, args, gas_limit)
-        output = result.value if result.ok else None
-        return {
-            "output": value_json(output),
-            "raw": hx(pack(output)),
-            "status": 0 if result.ok else 1,
-            "errorType": result.error_type or "",
-            "errorMessage": (result.error_message or "")[:1024],
-            "gasUsed": result.gas_used,
-            "blockNumber": ledger.head_height,
-        }
+    def _query(self, engine, to: bytes, method: str, args: list, sender: bytes) -> dict:
+        # On a call thread, beside block execution: the view is one head, whatever commits.
+        with HeadView(self._ledger) as head:
+            ctx = CallContext(sender=sender, contract=to, block_height=head.height, block_timestamp_ms=head.header.timestamp_ms, tx_hash=ZERO_HASH)
+            # Bounded like a transaction, and by the node's own cap for free calls.
+            gas_limit = min(read_config(head.state, "tx_gas_limit"), self.calls.limits.gas_max)
+            if is_system(to):
+                result = run_system(head.state, ctx, method, args, gas_limit, readonly=True)
+            else:
+                result = engine.query(head.state, ctx, to, method, args, gas_limit)
+            output = result.value if result.ok else None
+            return {
+                "output": value_json(output),
+                "raw": hx(pack(output)),
+                "status": 0 if result.ok else 1,
+                "errorType": result.error_type or "",
+                "errorMessage": (result.error_message or "")[:1024],
+                "gasUsed": result.gas_used,
+                "blockNumber": head.height,
+            }
 
     async def getCode(self, params: list) -> Any:
         p = self._params(params, ["address"], 1)
@@ -377,13 +379,7 @@ class ChainRpc:
         key = p.str(2, max_length=64)
         if key not in CONFIG_SPEC:
             raise invalid_params(f"'key' {key!r} is not a system config key; known: {', '.join(sorted(CONFIG_SPEC))}")
-        ledger = self._ledger
-
-        def read() -> tuple[int, int]:
-            # On the chain thread, so the value and the height it was read at agree.
-            return read_config(ledger.state, key), ledger.head_height
-
-        value, height = await self.node.on_chain(read)
+        value, height = await self._at_head(lambda state: read_config(state, key))
         return {"value": value, "blockNumber": height}
 
     async def getPeers(self, params: list) -> Any:
@@ -396,16 +392,17 @@ class ChainRpc:
         ]
 
     # ---- governance (docs/governance.md) ----------------------------------------------------
-    # Read on the chain worker thread, like `call`: the values and the height they were read
-    # at agree, and a block being committed is never half seen.
+    # Read from a HeadView, like `call`: the values and the height they were read at agree,
+    # a block being committed is never half seen, and no read waits for a block.
 
     async def _at_head(self, read: Callable[[Any], Any]) -> tuple[Any, int]:
         ledger = self._ledger
 
         def run() -> tuple[Any, int]:
-            return read(ledger.state), ledger.head_height
+            with HeadView(ledger) as head:
+                return read(head.state), head.height
 
-        return await self.node.on_chain(run)
+        return await trio.to_thread.run_sync(run, limiter=self._head_readers)
 
     async def getProposal(self, params: list) -> Any:
         p = self._params(params, ["id"], 1)

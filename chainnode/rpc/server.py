@@ -1,9 +1,20 @@
 """The RPC server: one port for JSON-RPC over HTTP POST and over WebSocket, plus GET
 /health, on hypercorn (a real HTTP/1.1 and WebSocket server) under trio.
 
-The app is plain ASGI, so hypercorn does all HTTP parsing; we enforce our own limits on
-top: request body bytes (checked while streaming, before parsing), WebSocket message bytes,
-and concurrent connections.
+Hypercorn parses HTTP and WebSocket; the limits that keep the node up are ours, each with
+the mechanism that really enforces it:
+- concurrent connections: we run hypercorn's per-connection server (`TCPServer`) from our
+  own accept loop, because hypercorn accepts without limit (its `backlog` only sizes the
+  kernel's queue). A connection over `connections_max` gets a JSON 503 and is closed;
+- header time: hypercorn's `keep_alive_timeout` closes a connection that has not sent a
+  whole request head within `header_timeout_ms` of opening (or of its last response),
+  however slowly it trickles bytes (slowloris);
+- body time and size: `_http` reads the body against a deadline and a byte bound (408/413);
+- requests per second per remote address (a token bucket; HTTP 429 / JSON-RPC -32005);
+- WebSocket sessions: chainnode.rpc.subscriptions (queue bytes, idle time, slow readers),
+  which can `abort` a connection whose client stopped reading: hypercorn writes with the
+  socket shielded from cancellation, so only closing the socket frees such a connection.
+Every error body is JSON, hypercorn's own 400/431 for malformed requests included.
 """
 
 from __future__ import annotations
@@ -11,18 +22,25 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import trio
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
-from hypercorn.trio import serve
+from hypercorn.protocol import h11 as hypercorn_h11
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
 
-from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, RpcError
+from chainnode.rpc.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, Dispatcher, RpcError
 from chainnode.rpc.subscriptions import SubscriptionHub, serve_session
 
 log = logging.getLogger("chainnode.rpc")
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+CLIENTS_TRACKED_MAX = 10_000  # remote addresses with a rate bucket; the oldest is forgotten first
 
 
 class PortInUse(RuntimeError):
@@ -40,6 +58,60 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUse(f"port {port} on {host} is in use; stop the other process or choose another rpc listen address") from None
 
 
+def error_body(code: int, message: str, req_id: Any = None) -> bytes:
+    """A JSON-RPC error response: what every error on this port carries as its body."""
+    return json.dumps({"jsonrpc": "2.0", "id": req_id, "error": RpcError(code, message).to_json()}, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    body_bytes_max: int = 4 << 20
+    connections_max: int = 1_000  # HTTP and WebSocket connections open at once
+    header_timeout_ms: int = 5_000  # from connecting (or the last response) to a whole request head
+    body_timeout_ms: int = 10_000  # from the request head to the end of its body
+    client_requests_per_s_max: int = 1_000  # per remote address; bursts up to one second's worth
+
+    @classmethod
+    def from_config(cls, limits: Any) -> "ServerLimits":
+        """From chainnode.config.Limits."""
+        return cls(
+            body_bytes_max=limits.rpc_body_bytes_max,
+            connections_max=limits.rpc_connections_max,
+            header_timeout_ms=limits.rpc_header_timeout_ms,
+            body_timeout_ms=limits.rpc_body_timeout_ms,
+            client_requests_per_s_max=limits.rpc_client_requests_per_s_max,
+        )
+
+
+class RateLimiter:
+    """A token bucket per remote address: `rate_per_s` requests a second, bursts of as many."""
+
+    def __init__(self, rate_per_s: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate_per_s = rate_per_s
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # address -> (tokens, at)
+        self.refused = 0  # for metrics
+
+    def allow(self, address: str) -> bool:
+        now = self._clock()
+        tokens, at = self._buckets.pop(address, (float(self.rate_per_s), now))
+        tokens = min(float(self.rate_per_s), tokens + (now - at) * self.rate_per_s)
+        ok = tokens >= 1
+        self._buckets[address] = (tokens - 1 if ok else tokens, now)
+        if len(self._buckets) > CLIENTS_TRACKED_MAX:
+            self._buckets.popitem(last=False)
+        if not ok:
+            self.refused += 1
+        return ok
+
+    def refusal(self, address: str) -> RpcError:
+        return RpcError(
+            LIMIT_EXCEEDED,
+            f"rate limit: more than {self.rate_per_s} requests per second from {address}; "
+            "slow down (batch requests, or subscribe over WebSocket instead of polling) and retry",
+        )
+
+
 class RpcApp:
     """ASGI application: POST / (JSON-RPC), GET /health, WebSocket / (JSON-RPC per message).
 
@@ -52,7 +124,8 @@ class RpcApp:
         self,
         dispatcher: Dispatcher,
         *,
-        body_bytes_max: int = 4 << 20,
+        limits: ServerLimits | None = None,
+        body_bytes_max: int | None = None,
         health: Callable[[], Awaitable[dict]] | None = None,
         extra_routes: dict[str, Callable[[], Awaitable[tuple[int, list, bytes]]]] | None = None,
         hub: SubscriptionHub | None = None,
@@ -61,14 +134,28 @@ class RpcApp:
         self.hub = hub
         if hub is not None:
             hub.register(dispatcher)
-        self.body_bytes_max = body_bytes_max
+        self.limits = limits or ServerLimits()
+        self.body_bytes_max = body_bytes_max if body_bytes_max is not None else self.limits.body_bytes_max
+        self.rate = RateLimiter(self.limits.client_requests_per_s_max)
         self._health = health
         self._routes = extra_routes or {}
+        # (host, port) of each open connection -> its socket stream; filled by serve_rpc.
+        self.connections: dict[tuple[str, int], trio.SocketStream] = {}
+        self.connections_refused = 0
+
+    def abort(self, client: Any) -> None:
+        """Close the socket of the connection from `client` (an ASGI scope's "client") at once.
+
+        For a client that stopped reading: a write to it blocks (shielded, in hypercorn), so
+        no close frame can reach it; closing the socket wakes that write and frees it all."""
+        stream = self.connections.get(tuple(client)) if client else None
+        if stream is not None:
+            stream.socket.close()
 
     async def __call__(self, scope: dict, receive, send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._http_guarded(scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
@@ -81,11 +168,34 @@ class RpcApp:
                     return
 
     async def _respond(self, send, status: int, body: bytes, headers: list | None = None) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS})
+        headers = headers or JSON_HEADERS
+        if status != 204:  # a 204 has no body and may not say it has one (RFC 9110, 8.6)
+            headers = headers + [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _http_guarded(self, scope: dict, receive, send) -> None:
+        started = False
+
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._http(scope, receive, tracked_send)
+        except Exception:
+            # A bug of ours: the client still gets JSON (hypercorn's own 500 has no body).
+            log.exception("internal error serving %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await self._respond(send, 500, error_body(INTERNAL_ERROR, "internal error; see the node's log"))
 
     async def _http(self, scope: dict, receive, send) -> None:
         method, path = scope["method"], scope["path"]
+        address = _address(scope)
+        if not self.rate.allow(address):
+            await self._respond(send, 429, error_body(LIMIT_EXCEEDED, self.rate.refusal(address).message), JSON_HEADERS + [(b"retry-after", b"1")])
+            return
         if method == "GET" and path == "/health" and self._health is not None:
             report = await self._health()
             status = 200 if report.get("status") == "ok" else 503
@@ -96,36 +206,52 @@ class RpcApp:
             await self._respond(send, status, body, headers)
             return
         if path != "/":
-            await self._respond(send, 404, b'{"error":"not found; JSON-RPC is served at POST /"}')
+            await self._respond(send, 404, error_body(INVALID_REQUEST, f"not found: {path[:64]}; JSON-RPC is served at POST /, health at GET /health"))
             return
         if method != "POST":
-            await self._respond(send, 405, b'{"error":"use POST for JSON-RPC"}', JSON_HEADERS + [(b"allow", b"POST")])
+            await self._respond(send, 405, error_body(INVALID_REQUEST, "use POST for JSON-RPC"), JSON_HEADERS + [(b"allow", b"POST")])
             return
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.body_bytes_max:
-                err = RpcError(INVALID_REQUEST, f"request body exceeds {self.body_bytes_max} bytes")
-                await self._respond(send, 413, json.dumps({"jsonrpc": "2.0", "id": None, "error": err.to_json()}).encode())
-                return
-            if not message.get("more_body", False):
-                break
+        timeout_ms = self.limits.body_timeout_ms
+        with trio.move_on_after(timeout_ms / 1000) as reading:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > self.body_bytes_max:
+                    await self._respond(send, 413, error_body(INVALID_REQUEST, f"request body exceeds {self.body_bytes_max} bytes"))
+                    return
+                if not message.get("more_body", False):
+                    break
+        if reading.cancelled_caught:
+            await self._respond(send, 408, error_body(INVALID_REQUEST, f"request body not received within {timeout_ms} ms; send the whole request at once"))
+            return
         response = await self.dispatcher.handle(bytes(body))
         if response is None:
             await self._respond(send, 204, b"")
         else:
             await self._respond(send, 200, response)
 
+    async def _handle_message(self, address: str, data: bytes | str) -> bytes | None:
+        """One WebSocket message: rate-limited like an HTTP request."""
+        if not self.rate.allow(address):
+            return error_body(LIMIT_EXCEEDED, self.rate.refusal(address).message)
+        return await self.dispatcher.handle(data)
+
     async def _websocket(self, scope: dict, receive, send) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
+        address = _address(scope)
+
+        async def handle(data: bytes | str) -> bytes | None:
+            return await self._handle_message(address, data)
+
         if self.hub is not None:
-            await serve_session(self.hub, receive, send, self.dispatcher)
+            client = scope.get("client")
+            await serve_session(self.hub, receive, send, handle, abort=lambda: self.abort(client))
             return
         while True:
             message = await receive()
@@ -134,20 +260,80 @@ class RpcApp:
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
-            response = await self.dispatcher.handle(data)
+            response = await handle(data)
             if response is not None:
                 await send({"type": "websocket.send", "text": response.decode()})
 
 
-async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED, connections_max: int = 1000) -> None:
-    """Serve until cancelled; `task_status.started` reports the bound address."""
+def _address(scope: dict) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _busy_response(connections_max: int) -> bytes:
+    body = error_body(LIMIT_EXCEEDED, f"too many connections (limit {connections_max}); close idle ones or retry later")
+    head = f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\nretry-after: 1\r\n\r\n"
+    return head.encode() + body
+
+
+# Hypercorn answers a request it cannot parse (400) or whose head is too large (431) with an
+# empty body; ours say what was wrong, in JSON, like every other error on this port.
+_STATUS_TEXT = {400: "malformed HTTP request", 431: "request head too large"}
+
+
+async def _json_h11_error(self, status_code: int) -> None:
+    body = error_body(INVALID_REQUEST, f"{_STATUS_TEXT.get(status_code, 'bad request')} (HTTP {status_code}); JSON-RPC is served at POST /")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await self._send_h11_event(hypercorn_h11.h11.Response(status_code=status_code, headers=headers + self.config.response_headers("h11")))
+    await self._send_h11_event(hypercorn_h11.h11.Data(data=body))
+    await self._send_h11_event(hypercorn_h11.h11.EndOfMessage())
+
+
+hypercorn_h11.H11Protocol._send_error_response = _json_h11_error
+
+
+async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; `task_status.started` reports the bound addresses."""
     check_port_free(host, port)
+    limits = app.limits
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("chainnode.rpc.http")
     config.websocket_max_message_size = app.body_bytes_max
     config.h11_max_incomplete_size = 64 * 1024
-    config.backlog = connections_max
+    config.backlog = min(limits.connections_max, 4096)
+    config.keep_alive_timeout = limits.header_timeout_ms / 1000
     config.graceful_timeout = 1.0
-    await serve(app, config, task_status=task_status)
+    sockets = config.create_sockets()
+    listeners = []
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+    wrapped = ASGIWrapper(app)
+    context = WorkerContext(None)
+
+    async def connection(stream: trio.SocketStream) -> None:
+        try:
+            peer = tuple(stream.socket.getpeername()[:2])
+        except OSError:  # gone before we looked
+            await stream.aclose()
+            return
+        if len(app.connections) >= limits.connections_max:
+            app.connections_refused += 1
+            with trio.move_on_after(1):
+                try:
+                    await stream.send_all(_busy_response(limits.connections_max))
+                except trio.BrokenResourceError:
+                    pass
+            await stream.aclose()
+            return
+        app.connections[peer] = stream
+        try:
+            await TCPServer(wrapped, config, context, {}, stream)
+        finally:
+            app.connections.pop(peer, None)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, connection, listeners)
+        task_status.started([f"http://{host}:{port}"])

@@ -15,10 +15,15 @@ subscription. A client that reconnects passes `fromBlock` to resume.
 
 Limits: blocks read per step of a replay (read on a worker thread, one reader for the whole
 hub, so clients replaying from 0 share one thread and the event loop never stalls);
-subscriptions per connection; connections with subscriptions; notifications queued per
-connection. A client that lets its queue stay full for `queue_full_timeout_ms` is
-disconnected with close code 1008 and a reason saying so: memory per client is bounded and
-a stuck client cannot hold back anyone else.
+subscriptions per connection; connections with a session; bytes queued per connection.
+The queue bound covers everything a connection holds: a subscription reads its next chunk
+only when the queue has room, one chunk at a time per connection, and the chunk goes into
+the queue as encoded text at once (so a connection holds at most `queue_bytes_max` plus
+one chunk). A client that lets its queue stay full for `queue_full_timeout_ms` is
+disconnected with close code 1008 and a reason saying so; if even the close frame cannot
+be written (the client reads nothing), its socket is closed after `CLOSE_GRACE_MS`. A
+connection with no subscription that sends nothing for `idle_timeout_ms` is closed (1000),
+so idle sockets cannot hold the connection slots that others need.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import contextvars
 import json
 import logging
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -50,9 +56,13 @@ OPTIONS = {
     "receipt": ("transactionHash",),
 }
 # WebSocket close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = 1000  # idle: nothing subscribed, nothing sent
 CLOSE_POLICY = 1008  # the client broke our rules: here, it stopped reading
 CLOSE_GOING_AWAY = 1001  # the connection is gone or going
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+# How long a close frame may take to be written before we close the socket instead.
+CLOSE_GRACE_MS = 1_000
 
 # Set while a WebSocket connection's messages are dispatched, so the shared Dispatcher's
 # `subscribe` can find the connection it was called on; None over HTTP POST.
@@ -63,8 +73,9 @@ _current_session: contextvars.ContextVar["Session | None"] = contextvars.Context
 class SubscriptionLimits:
     subscriptions_per_connection_max: int = 64
     connections_max: int = 256  # WebSocket connections open at once (each holds a session)
-    queue_max: int = 1024  # notifications (and responses) waiting to be written, per connection
+    queue_bytes_max: int = 1 << 20  # notifications and responses waiting to be written, per connection
     queue_full_timeout_ms: int = 5_000  # how long a full queue may stay full before we disconnect
+    idle_timeout_ms: int = 60_000  # a connection with no subscription that sends nothing is closed
     replay_blocks_per_step: int = 64  # blocks read per worker-thread step, then other tasks run
     replay_receipts_per_step: int = 4096  # and receipts (events kind): big blocks end a step early
     replay_readers_max: int = 1  # worker threads reading blocks for all subscriptions together
@@ -73,9 +84,15 @@ class SubscriptionLimits:
         for name, value in vars(self).items():
             assert type(value) is int and value > 0, f"SubscriptionLimits.{name} must be a positive integer, got {value!r}"
 
-
-class SlowClient(Exception):
-    """The connection's queue stayed full: its client reads slower than the chain writes."""
+    @classmethod
+    def from_config(cls, limits: Any) -> "SubscriptionLimits":
+        """From chainnode.config.Limits (the rest keep their defaults)."""
+        return cls(
+            connections_max=limits.rpc_ws_connections_max,
+            queue_bytes_max=limits.rpc_ws_queue_bytes_max,
+            queue_full_timeout_ms=limits.rpc_ws_queue_full_timeout_ms,
+            idle_timeout_ms=limits.rpc_ws_idle_timeout_ms,
+        )
 
 
 class SubscriptionHub:
@@ -114,10 +131,10 @@ class SubscriptionHub:
         dispatcher.register("subscribe", self._subscribe)
         dispatcher.register("unsubscribe", self._unsubscribe)
 
-    def open_session(self) -> "Session":
+    def open_session(self, abort: Callable[[], None] | None = None) -> "Session":
         if len(self.sessions) >= self.limits.connections_max:
             raise RpcError(INVALID_REQUEST, f"too many subscription connections (limit {self.limits.connections_max}); try again later")
-        session = Session(self)
+        session = Session(self, abort)
         self.sessions.add(session)
         return session
 
@@ -285,16 +302,20 @@ def _parse_options(kind: str, options: dict, head_height: int) -> _Sub:
 class Session:
     """One WebSocket connection's subscriptions, its outgoing queue and its tasks.
 
-    `run` owns the connection until the client leaves, the session is closed (slow
+    `run` owns the connection until the client leaves, the session is closed (slow or idle
     client) or the server stops; every task of the connection lives in its nursery.
     """
 
-    def __init__(self, hub: SubscriptionHub) -> None:
+    def __init__(self, hub: SubscriptionHub, abort: Callable[[], None] | None = None) -> None:
         self.hub = hub
-        limits = hub.limits
-        self._out_send, self._out_recv = trio.open_memory_channel[str](limits.queue_max)
+        self._abort = abort or (lambda: None)
+        self._out: deque[str] = deque()
+        self.queued_bytes = 0  # of the texts in _out (JSON is ASCII here: characters are bytes)
+        self._changed = trio.Event()  # set (and replaced) whenever _out changes
+        self._reading = trio.Lock()  # one chunk in memory per connection
         self._subs: dict[str, _Sub] = {}
         self._nursery: trio.Nursery | None = None
+        self._guard: trio.Nursery | None = None
         self._pending: list[_Sub] = []  # started, waiting for their subscribe response to be queued
         self.close_code: int | None = None
         self.close_reason = ""
@@ -327,56 +348,85 @@ class Session:
 
     # ---- the connection ------------------------------------------------------------------
 
-    async def run(self, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]], dispatcher: Dispatcher) -> None:
+    async def run(self, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]], handle: Handler) -> None:
         """Serve an accepted ASGI WebSocket until it ends; then close it with our reason, if any."""
         token = _current_session.set(self)
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._writer, send)
-                await self._reader(receive, dispatcher)
-                nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as guard:
+                self._guard = guard
+                try:
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        nursery.start_soon(self._writer, send)
+                        nursery.start_soon(self._watchdog)
+                        await self._reader(receive, handle)
+                        nursery.cancel_scope.cancel()
+                finally:
+                    for sub in self._subs.values():
+                        sub.scope.cancel()
+                    self._subs.clear()
+                    self._out.clear()
+                    self.queued_bytes = 0
+                    self.hub.sessions.discard(self)
+                if self.close_code is not None:
+                    try:
+                        await send({"type": "websocket.close", "code": self.close_code, "reason": self.close_reason})
+                    except Exception as exc:  # the client may already be gone; nothing more to tell it
+                        log.debug("closing a subscription connection: %s", exc)
+                guard.cancel_scope.cancel()  # closed in time: no need to close the socket
         finally:
             _current_session.reset(token)
-            for sub in self._subs.values():
-                sub.scope.cancel()
-            self._subs.clear()
-            self.hub.sessions.discard(self)
-        if self.close_code is not None:
-            try:
-                await send({"type": "websocket.close", "code": self.close_code, "reason": self.close_reason})
-            except Exception as exc:  # the client may already be gone; nothing more to tell it
-                log.debug("closing a subscription connection: %s", exc)
 
     def close(self, code: int, reason: str) -> None:
         """End the connection (every task of it) and tell the client why."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+            if self._guard is not None:
+                self._guard.start_soon(self._abort_after_grace)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def _reader(self, receive, dispatcher: Dispatcher) -> None:
+    async def _abort_after_grace(self) -> None:
+        # A write to a client that reads nothing never ends (the server shields it from
+        # cancellation): closing the socket is then the only way to free the connection.
+        await trio.sleep(CLOSE_GRACE_MS / 1000)
+        self._abort()
+
+    async def _reader(self, receive, handle: Handler) -> None:
+        limits = self.hub.limits
         while True:
-            message = await receive()
+            with trio.move_on_after(limits.idle_timeout_ms / 1000) as idle:
+                message = await receive()
+            if idle.cancelled_caught:
+                if self._subs:
+                    continue  # a subscriber that only listens is not idle
+                self.close(CLOSE_NORMAL, f"idle for {limits.idle_timeout_ms} ms with no subscription; reconnect when you need one")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
-            response = await dispatcher.handle(data)
+            response = await handle(data)
             if response is not None:
-                try:
-                    await self._queue(response.decode())
-                except SlowClient:
-                    return  # close() has cancelled the connection; nothing more to read
+                await self._queue([response.decode()])
             # Only now may the subscriptions this message created send: the client learns
             # the id (from the response) before any notification carrying it.
             for sub in self._pending:
                 sub.ready.set()
             self._pending.clear()
 
+    def _wake(self) -> None:
+        event, self._changed = self._changed, trio.Event()
+        event.set()
+
     async def _writer(self, send) -> None:
-        async for text in self._out_recv:
+        while True:
+            while not self._out:
+                await self._changed.wait()
+            text = self._out.popleft()
+            self.queued_bytes -= len(text)
+            self._wake()
             try:
                 await send({"type": "websocket.send", "text": text})
             except Exception as exc:  # hypercorn raises once the peer has gone; the reader sees the disconnect
@@ -384,28 +434,39 @@ class Session:
                 self.close(CLOSE_GOING_AWAY, "connection lost")
                 return
 
-    async def _queue(self, text: str) -> None:
-        """Queue one outgoing message; disconnect the client if the queue stays full."""
-        try:
-            self._out_send.send_nowait(text)
-            return
-        except trio.WouldBlock:
-            pass
+    async def _wait_room(self) -> None:
+        """Return once the queue is below its bound (`_watchdog` ends a queue that stays full)."""
+        while self.queued_bytes >= self.hub.limits.queue_bytes_max:
+            await self._changed.wait()
+
+    async def _watchdog(self) -> None:
+        """Disconnect the client once its queue has stayed full for queue_full_timeout_ms."""
         limits = self.hub.limits
-        with trio.move_on_after(limits.queue_full_timeout_ms / 1000):
-            await self._out_send.send(text)
-            return
+        while True:
+            while self.queued_bytes < limits.queue_bytes_max:
+                await self._changed.wait()
+            with trio.move_on_after(limits.queue_full_timeout_ms / 1000) as waiting:
+                while self.queued_bytes >= limits.queue_bytes_max:
+                    await self._changed.wait()
+            if waiting.cancelled_caught:
+                break
         self.hub.disconnected_slow += 1
         self.close(
             CLOSE_POLICY,
-            f"subscription queue overflow: {limits.queue_max} notifications unread for {limits.queue_full_timeout_ms} ms; "
+            f"subscription queue overflow: {limits.queue_bytes_max} bytes unread for {limits.queue_full_timeout_ms} ms; "
             "read faster, or reconnect and resume with fromBlock (the last block fully received + 1)",
         )
-        raise SlowClient()
 
-    async def _notify(self, sub: _Sub, result: Any) -> None:
-        text = json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": sub.id, "result": result}}, separators=(",", ":"))
-        await self._queue(text)
+    async def _queue(self, texts: list[str]) -> None:
+        """Queue outgoing messages once there is room (they may overshoot the bound by themselves)."""
+        await self._wait_room()
+        self._put(texts)
+
+    def _put(self, texts: list[str]) -> None:
+        if texts:
+            self._out.extend(texts)
+            self.queued_bytes += sum(map(len, texts))
+            self._wake()
 
     # ---- one subscription ------------------------------------------------------------------
 
@@ -417,8 +478,6 @@ class Session:
                     await self._pump_receipt(sub)
                 else:
                     await self._pump_blocks(sub)
-        except SlowClient:
-            pass  # close() already cancelled the whole connection
         except Exception:
             # A bug here must cost this connection only, never the node: say so and close.
             log.exception("subscription %s (%s) failed", sub.id, sub.kind)
@@ -429,15 +488,16 @@ class Session:
         next_height = sub.from_block
         while True:
             await hub.wait_head_above(next_height - 1)
-            end = min(hub.head_height, next_height + step - 1)
-            if sub.kind == "newBlocks":
-                chunk = await hub.read(hub.blocks_view, next_height, end)
-            else:
-                chunk = await hub.read(hub.events_view, next_height, end, sub.address, sub.name)
-            for height, results in chunk:
-                for result in results:
-                    await self._notify(sub, result)
-                next_height = height + 1
+            async with self._reading:
+                await self._wait_room()  # before reading: a chunk in hand counts too
+                end = min(hub.head_height, next_height + step - 1)
+                if sub.kind == "newBlocks":
+                    chunk = await hub.read(_encoded, sub.id, hub.blocks_view, next_height, end)
+                else:
+                    chunk = await hub.read(_encoded, sub.id, hub.events_view, next_height, end, sub.address, sub.name)
+                last_height, texts = chunk
+                self._put(texts)
+            next_height = last_height + 1
 
     async def _pump_receipt(self, sub: _Sub) -> None:
         hub = self.hub
@@ -445,17 +505,33 @@ class Session:
             seen_head = hub.head_height
             view = await hub.read(hub.receipt_view, sub.tx_hash)
             if view is not None:
-                await self._notify(sub, view)
+                await self._queue([_notification(sub.id, view)])
                 self._subs.pop(sub.id, None)  # a receipt comes once: the subscription is over
                 return
             await hub.wait_head_above(seen_head)
 
 
-async def serve_session(hub: SubscriptionHub, receive, send, dispatcher: Dispatcher) -> None:
-    """The WebSocket side of `RpcApp` when subscriptions are on (after the accept)."""
+Handler = Callable[[bytes | str], Awaitable[bytes | None]]
+
+
+def _notification(sub_id: str, result: Any) -> str:
+    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"subscription": sub_id, "result": result}}, separators=(",", ":"), allow_nan=False)
+
+
+def _encoded(sub_id: str, view: Callable[..., list[tuple[int, list[Any]]]], *args: Any) -> tuple[int, list[str]]:
+    """On the reader thread: a chunk's notifications as text, and the last height it covers."""
+    chunk = view(*args)
+    return chunk[-1][0], [_notification(sub_id, result) for _, results in chunk for result in results]
+
+
+async def serve_session(hub: SubscriptionHub, receive, send, handle: Handler, *, abort: Callable[[], None] | None = None) -> None:
+    """The WebSocket side of `RpcApp` when subscriptions are on (after the accept).
+
+    `handle` answers one message (the dispatcher, behind the server's rate limit); `abort`
+    closes the connection's socket at once."""
     try:
-        session = hub.open_session()
+        session = hub.open_session(abort)
     except RpcError as exc:
-        await send({"type": "websocket.close", "code": 1013, "reason": exc.message})
+        await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": exc.message})
         return
-    await session.run(receive, send, dispatcher)
+    await session.run(receive, send, handle)

@@ -126,3 +126,53 @@ async def test_over_real_http_and_websocket(nursery):
         assert json.loads(await ws.get_message())["error"]["code"] == -32700
     with pytest.raises(PortInUse, match=f"port {port}"):
         check_port_free("127.0.0.1", port)
+
+
+# ---- hostile input: every class answers with a JSON-RPC error, never -32603 ----------------
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "body,code,fragment",
+    [
+        ('{"jsonrpc": "2.0", "id": NaN, "method": "add", "params": [1, 2]}', -32700, "NaN is not JSON"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "add", "params": [Infinity, 2]}', -32700, "Infinity is not JSON"),
+        ('{"jsonrpc": "2.0", "id": -Infinity, "method": "add"}', -32700, "-Infinity is not JSON"),
+        ('{"jsonrpc": "2.0", "id": 1e400, "method": "add"}', -32700, "too large for a JSON number"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "add", "params": ' + nested(100_000) + "}", -32700, "nest deeper than 64"),
+        (nested(65), -32700, "nest deeper than 64"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "echoHex", "params": ["\\ud800", "0x0102"]}', -32602, "lone UTF-16 surrogate"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "add", "params": [{"\\udfff": 1}, 2]}', -32602, "lone UTF-16 surrogate"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "add\\ud800"}', -32600, "valid Unicode"),
+        ('{"jsonrpc": "2.0", "id": "\\udc00", "method": "add"}', -32600, "valid Unicode"),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "add", "params": ["\xed\xa0\x80"]}', -32700, "not valid UTF-8"),
+        ("\udc80", -32700, "not valid UTF-8"),
+        # unknown methods are -32601 whatever their params (JSON-RPC 2.0 section 5.1)
+        ('{"jsonrpc": "2.0", "id": 1, "method": "nope", "params": {"a": 1}}', -32601, "method not found"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "nope", "params": 5}', -32601, "method not found"),
+    ],
+)
+async def test_hostile_input_gets_a_json_rpc_error(body, code, fragment):
+    raw = await make_dispatcher().handle(body)
+    response = json.loads(raw, parse_constant=lambda c: pytest.fail(f"non-standard JSON out: {c}"))
+    assert response["error"]["code"] == code, response
+    assert fragment in response["error"]["message"]
+
+
+async def test_nesting_within_the_limit_and_valid_surrogate_pairs_pass():
+    d = make_dispatcher()
+    ok = json.loads(await d.handle('{"jsonrpc": "2.0", "id": "\\ud83d\\ude00", "method": "add", "params": [1, 2], "x": ' + nested(63) + "}"))
+    assert ok == {"jsonrpc": "2.0", "id": "\U0001F600", "result": 3}
+
+
+async def test_a_result_that_is_not_standard_json_is_never_sent():
+    d = Dispatcher()
+
+    async def nan(params):
+        return float("nan")
+
+    d.register("nan", nan)
+    raw = await d.handle('{"jsonrpc": "2.0", "id": 1, "method": "nan"}')
+    assert b"NaN" not in raw and json.loads(raw)["error"]["code"] == -32603

@@ -2,7 +2,9 @@
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 
 import pytest
@@ -11,7 +13,8 @@ import trio
 from chainnode.chain import Chain
 from chainnode.codec import pack
 from chainnode.merkle import MerkleProof, verify_proof
-from chainnode.rpc.jsonrpc import Dispatcher
+from chainnode.rpc.headview import CallLimits, CallRunner
+from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, Dispatcher, RpcError
 from chainnode.rpc.methods import ChainRpc
 from chainnode.txpool import TxPool
 from chainnode.types import BlockHeader, CommitCertificate, Receipt, Transaction
@@ -27,6 +30,8 @@ class Node:  # the fields ChainRpc reads; the real node provides the same
     syncer: object = None
     replica_status: dict | None = None  # None: an observer
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
+    receipt_wait_ms_max: int = 60_000
+    commit_listeners: list = field(default_factory=list)
 
     def peer_summaries(self):
         return [
@@ -271,3 +276,92 @@ async def test_groups_and_version(rpc):
     assert version["version"] == metadata.version("chainnode") and version["suite"] == "sm"
     assert version["python"].count(".") == 2 and version["nodeName"] == "node0"
     assert "group 'x' is not served here" in (await call("getClientVersion", "x", ""))["message"]
+
+
+# ---- read-only calls beside block execution ------------------------------------------------
+
+PAIR = """
+def init():
+    storage["a"] = 0
+    storage["b"] = 0
+
+def set_both(v):
+    storage["a"] = v
+    storage["b"] = v
+
+def get_a():
+    return storage["a"]
+
+def both():
+    return [storage["a"], storage["b"], ctx.block_height]
+"""
+
+
+async def test_a_call_during_a_commit_sees_one_whole_block(rpc):
+    """A call reads a LevelDB snapshot of the head: paused inside a commit, after the block's
+    batch is durable and before the ledger's cache and head fields follow, a call sees the
+    new block whole (both keys and the height agree), never a mix."""
+    node, call = rpc
+    address = await deploy(node, call, PAIR, [])
+    await call("call", "g", "", address, "get_a", [])  # what a call reads may sit in the state cache
+    ledger = node.chain.ledger
+    store = ledger._store
+    tx = Transaction("c", "g", os.urandom(16), 10, bytes.fromhex(address[2:]), "set_both", [7], 1_000_000, USER[1]).signed(SUITE, USER[0])
+    proposal = node.chain.execute_proposal([tx], timestamp_ms=2, proposer_index=0, is_verified=lambda h: True)
+    written, resume = threading.Event(), threading.Event()
+    write_batch = store.write_batch
+
+    def paused_write_batch(puts, deletes=()):
+        write_batch(puts, deletes)
+        written.set()
+        resume.wait()
+
+    store.write_batch = paused_write_batch
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(trio.to_thread.run_sync, node.chain.commit, proposal, certify(proposal.header), abandon_on_cancel=True))
+            await trio.to_thread.run_sync(written.wait)
+            assert ledger.head_height == 1  # the ledger's own fields have not moved yet
+            out = await call("call", "g", "", address, "both", [])
+            assert out["output"] == [7, 7, 2] and out["blockNumber"] == 2
+            resume.set()
+    finally:
+        resume.set()
+        store.write_batch = write_batch
+    assert (await call("call", "g", "", address, "both", []))["output"] == [7, 7, 2]
+
+
+async def test_calls_never_wait_for_the_chain_worker(rpc):
+    node, call = rpc
+    address = await deploy(node, call, PAIR, [])
+    async with node.limiter:  # a block holds the chain worker
+        with trio.fail_after(30):
+            assert (await call("call", "g", "", address, "both", []))["output"] == [0, 0, 1]
+            assert (await call("getSystemConfigByKey", "g", "", "tx_gas_limit"))["blockNumber"] == 1
+            assert (await call("getCommittee", "g", ""))["blockNumber"] == 1
+
+
+async def test_call_runner_times_out_and_keeps_the_slot_until_the_thread_ends():
+    runner = CallRunner(SUITE, CallLimits(timeout_ms=10, calls_max=1))
+    release = threading.Event()
+    with pytest.raises(RpcError) as slow:
+        await runner.run(lambda engine: release.wait())
+    assert slow.value.code == TIMED_OUT and "did not finish within 10 ms" in slow.value.message
+    assert runner.busy == 1  # the thread still runs: its slot stays taken
+    with pytest.raises(RpcError) as busy:
+        await runner.run(lambda engine: 1)
+    assert busy.value.code == LIMIT_EXCEEDED and "limit 1 at once" in busy.value.message
+    release.set()
+    with trio.fail_after(30):
+        while runner.busy:
+            await trio.sleep(0.01)
+    assert await CallRunner(SUITE, CallLimits(timeout_ms=30_000)).run(lambda engine, x: x + 1, 41) == 42
+    assert runner.timed_out == 1 and runner.refused == 1
+
+
+async def test_a_lone_surrogate_is_invalid_params_not_an_internal_error(rpc):
+    node, call = rpc
+    err = await call("getMethodAcl", "g", "", "0x" + "11" * 20, "\ud800")
+    assert err["code"] == -32602 and "surrogate" in err["message"]
+    err = await call("call", "g", "", "0x" + "11" * 20, "get", ["\udfff"])
+    assert err["code"] == -32602
