@@ -1,4 +1,9 @@
-"""An async JSON-RPC client for one node (trio or asyncio, through httpx).
+"""An async JSON-RPC client for a chain's nodes (trio, through httpx).
+
+Given several node URLs, it uses one at a time and moves to the next when that node cannot
+be reached. `send` (and `wait_for_receipt` given the transaction) resubmits the same signed
+transaction to another node when its node dies or the receipt does not come in time: a node
+answers a transaction it already holds or committed with its hash, so resending is safe.
 
 Exact values come from the canonical encodings the node returns (`raw`), never from the
 human-readable JSON views, so bytes and text are never confused.
@@ -11,7 +16,7 @@ import json
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import httpx
 import trio
@@ -27,6 +32,8 @@ from chainnode.types import Event, Receipt, Transaction
 log = logging.getLogger("chainnode.client")
 
 BLOCK_LIMIT_MARGIN = 10  # blocks kept in hand below the node's window, for clock skew between nodes
+TX_PENDING = -32003  # sendTransaction's wait for the receipt ran out (the transaction is durable there)
+NO_NODE_RETRY_S = 0.5  # when no node answers, how long before trying them all again
 
 
 class NodeError(Exception):
@@ -45,7 +52,12 @@ class NodeError(Exception):
 
 
 class ReceiptTimeout(Exception):
-    """No receipt within the time asked; the transaction may still be pending or may expire."""
+    """No receipt within the time asked; the transaction may still be pending or may expire.
+    `acknowledged_by` lists the nodes that hold it durably (when the Client sent it)."""
+
+    def __init__(self, message: str, acknowledged_by: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.acknowledged_by = list(acknowledged_by)
 
 
 class TransactionFailed(Exception):
@@ -125,22 +137,44 @@ def ws_url_for(http_url: str) -> str:
 class Client:
     """`async with Client(url, group="group0") as c: ...`
 
-    `url` is the node's JSON-RPC address (http://host:port). `ws_url` is its WebSocket
-    address for subscriptions; by default the same port (ws://host:port/). Pass
-    `ws_url=""` to never use WebSocket (then `wait_for_receipt` polls).
+    `url` is a node's JSON-RPC address (http://host:port), or a list of several nodes'
+    addresses of the same chain: requests go to one of them and fail over to the next when
+    it cannot be reached. `ws_url` is the WebSocket address for subscriptions; by default
+    the current node's RPC port (ws://host:port/). Pass `ws_url=""` to never use WebSocket
+    (then `wait_for_receipt` polls); an explicit address goes with a single `url` only.
+    `timeout_s` bounds each HTTP request (beyond any receipt wait the node is asked for).
     Errors: `NodeError` (the node's JSON-RPC error: code, message, data),
-    `ConnectionError` (node unreachable), `ReceiptTimeout`, `TransactionFailed`, `ProofError`.
+    `ConnectionError` (no node reachable), `ReceiptTimeout`, `TransactionFailed`, `ProofError`.
     """
 
-    def __init__(self, url: str, *, group: str = "group0", node: str = "", timeout_s: float = 10.0, ws_url: str | None = None) -> None:
-        self.url = url.rstrip("/") + "/"
-        self.ws_url = ws_url_for(self.url) if ws_url is None else ws_url
+    def __init__(self, url: str | Sequence[str], *, group: str = "group0", node: str = "", timeout_s: float = 10.0, ws_url: str | None = None) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ValueError("Client needs one node URL or a list of them, like http://127.0.0.1:8545")
+        if ws_url and len(urls) > 1:
+            raise ValueError("ws_url names one node's WebSocket; with several URLs leave it out (each node's is used) or pass \"\"")
+        self.urls = [u.rstrip("/") + "/" for u in urls]
+        self._current = 0  # index in urls of the node in use
+        self._ws_url = ws_url
         self.group = group
         self.node = node
+        self.timeout_s = timeout_s
         self._ws_subscriptions_ok = bool(self.ws_url)  # False once a node says it has none
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self._ids = itertools.count(1)
         self._info: dict | None = None
+
+    @property
+    def url(self) -> str:
+        """The node in use."""
+        return self.urls[self._current]
+
+    @property
+    def ws_url(self) -> str:
+        return ws_url_for(self.url) if self._ws_url is None else self._ws_url
+
+    def _next_node(self) -> None:
+        self._current = (self._current + 1) % len(self.urls)
 
     async def __aenter__(self) -> "Client":
         return self
@@ -151,13 +185,22 @@ class Client:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, *params: Any) -> Any:
-        """One JSON-RPC call with the group and node names in front of `params`."""
+    async def request(self, method: str, *params: Any, timeout_s: float | None = None) -> Any:
+        """One JSON-RPC call with the group and node names in front of `params`. A node that
+        cannot be reached is left for the next one; `ConnectionError` once none answered.
+        Every method is safe to repeat (sendTransaction is idempotent by hash)."""
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": [self.group, self.node, *params]}
-        try:
-            response = await self._http.post(self.url, json=body)
-        except httpx.HTTPError as exc:
-            raise ConnectionError(f"cannot reach the node at {self.url}: {exc}; is it running, and is this its rpc listen address?") from None
+        failures = []
+        for _ in self.urls:
+            try:
+                response = await self._http.post(self.url, json=body, timeout=timeout_s or self.timeout_s)
+                break
+            except httpx.HTTPError as exc:
+                failures.append(f"{self.url} ({exc or type(exc).__name__})")
+                self._next_node()
+        else:
+            where = "the node at " + failures[0] if len(failures) == 1 else "any node: " + ", ".join(failures)
+            raise ConnectionError(f"cannot reach {where}; is it running, and is this its rpc listen address?")
         try:
             reply = response.json()
         except ValueError:
@@ -183,12 +226,18 @@ class Client:
             return None
         return ReceiptInfo(Receipt.decode(_unhex(out["raw"])), out["blockNumber"], out["transactionIndex"])
 
-    async def wait_for_receipt(self, tx_hash: bytes, *, timeout_s: float = 30.0, poll_ms: int = 100) -> ReceiptInfo:
+    async def wait_for_receipt(self, tx: bytes | Transaction, *, timeout_s: float = 30.0, poll_ms: int = 100, resubmit_after_s: float = 10.0) -> ReceiptInfo:
         """The receipt once the transaction is committed; raises `ReceiptTimeout` after `timeout_s`.
 
-        Uses a receipt subscription over WebSocket when the node offers one (pushed the
-        moment the block commits), else polls every `poll_ms`.
+        Given the signed `Transaction`, it is (re)submitted: the node is asked to answer with
+        the receipt, and if that node dies or has none within `resubmit_after_s`, the same
+        bytes go to the next node. Given only its hash, this waits: by a receipt
+        subscription over WebSocket when the node offers one (pushed the moment the block
+        commits), else by polling every `poll_ms`.
         """
+        if isinstance(tx, Transaction):
+            return await self._submit_until_receipt(tx, timeout_s=timeout_s, resubmit_after_s=resubmit_after_s)
+        tx_hash = tx
         with trio.move_on_after(timeout_s):
             if self._ws_subscriptions_ok:
                 receipt = await self._receipt_by_subscription(tx_hash)
@@ -300,9 +349,43 @@ class Client:
     # ---- writes --------------------------------------------------------------------------
 
     async def send_transaction(self, tx: Transaction) -> bytes:
-        """Submit a signed transaction; returns its hash once the node's pool accepted it."""
+        """Submit a signed transaction; returns its hash once a node holds it durably (also
+        when it was already pending or committed: resending the same bytes is safe)."""
         out = await self.request("sendTransaction", "0x" + tx.encode().hex())
         return _unhex(out["transactionHash"])
+
+    async def _submit_until_receipt(self, tx: Transaction, *, timeout_s: float, resubmit_after_s: float) -> ReceiptInfo:
+        data = "0x" + tx.encode().hex()
+        acknowledged: list[str] = []  # nodes that hold it durably
+        tx_hash = "the transaction"
+        unreachable: ConnectionError | None = None
+        deadline = trio.current_time() + timeout_s
+        with trio.move_on_after(timeout_s):
+            while True:
+                wait_ms = max(0, int(min(resubmit_after_s, deadline - trio.current_time()) * 1000))
+                try:
+                    out = await self.request("sendTransaction", data, False, {"waitForReceipt": True, "timeoutMs": wait_ms}, timeout_s=wait_ms / 1000 + self.timeout_s)
+                except NodeError as exc:
+                    if exc.code != TX_PENDING:
+                        raise  # rejected: the message says why and what to do
+                    tx_hash = exc.data.get("transactionHash", tx_hash) if isinstance(exc.data, dict) else tx_hash
+                    if self.url not in acknowledged:
+                        acknowledged.append(self.url)
+                    self._next_node()  # no receipt there in time: try another node
+                    continue
+                except ConnectionError as exc:
+                    unreachable = exc  # no node answers now: try them all again shortly
+                    await trio.sleep(NO_NODE_RETRY_S)
+                    continue
+                receipt = out["receipt"]
+                return ReceiptInfo(Receipt.decode(_unhex(receipt["raw"])), receipt["blockNumber"], receipt["transactionIndex"])
+        if not acknowledged and unreachable is not None:
+            raise ConnectionError(f"no node acknowledged {tx_hash} within {timeout_s} s ({unreachable}); it was not sent: send it again once a node is up")
+        raise ReceiptTimeout(
+            f"no receipt for {tx_hash} within {timeout_s} s; it is held durably by {', '.join(acknowledged) or 'a node'} and may still commit "
+            f"until block {tx.block_limit}: wait again, or send the same transaction again (safe: it is idempotent)",
+            acknowledged,
+        )
 
     async def build(self, account: Account, to: bytes, method: str, args: list, *, gas_limit: int = DEFAULT_GAS_LIMIT) -> Transaction:
         info = await self.group_info()
@@ -313,7 +396,7 @@ class Client:
     async def send(self, account: Account, to: bytes, method: str, args: list, *, gas_limit: int = DEFAULT_GAS_LIMIT, timeout_s: float = 30.0, check: bool = True) -> ReceiptInfo:
         """Sign, send and wait for the receipt; raises `TransactionFailed` if it failed (unless check=False)."""
         tx = await self.build(account, to, method, args, gas_limit=gas_limit)
-        receipt = await self.wait_for_receipt(await self.send_transaction(tx), timeout_s=timeout_s)
+        receipt = await self.wait_for_receipt(tx, timeout_s=timeout_s)
         if check and not receipt.ok:
             raise TransactionFailed(receipt)
         return receipt

@@ -9,15 +9,16 @@ import os
 import pytest
 import trio
 
-from chainnode.client import Account, CallFailed, Client, EventNotification, NodeError, ProofError, verify_receipt_proof
+from chainnode.client import Account, CallFailed, Client, EventNotification, NodeError, ProofError, ReceiptTimeout, verify_receipt_proof
 from chainnode.crypto import get_suite
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionLimits
+from chainnode.types import Transaction
 from tests.helpers import free_port
 from tests.unit.test_subscriptions import EMITTER, SUITE, Env, start_env, tx
-from tests.unit.test_sync import SEALERS
+from tests.unit.test_sync import SEALERS, USER
 
 
 @pytest.fixture
@@ -197,3 +198,96 @@ async def test_deploy_and_send_through_the_pool(env, nursery):
         with pytest.raises(NodeError) as info:
             await c.send_transaction((await c.build(alice, deployed.contract_address, "bump", [1])).signed(alice.suite, Account.generate("sm").private_key))
         assert info.value.code == -32000 and info.value.reason is not None
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+async def test_requests_fail_over_to_the_next_node(env):
+    down = dead_url()
+    async with Client([down, env.http_url], group="g") as c:
+        assert await c.block_number() == env.chain.height
+        assert c.url == env.http_url + "/" and c.ws_url == env.ws_url
+    async with Client([down, dead_url()], group="g") as c:
+        with pytest.raises(ConnectionError) as info:
+            await c.block_number()
+        assert "cannot reach any node" in str(info.value) and down in str(info.value)
+    with pytest.raises(ValueError, match="ws_url"):
+        Client([down, env.http_url], ws_url=env.ws_url)
+    with pytest.raises(ValueError, match="node URL"):
+        Client([])
+
+
+async def test_send_transaction_answers_with_the_receipt_when_asked(env, nursery):
+    contract = env.deploy()
+    t = tx(contract, "bump", [2], env.chain)
+    data = "0x" + t.encode().hex()
+
+    async def commit_when_pooled():
+        while not len(env.node.pool):
+            await trio.sleep(0.01)
+        env.commit_pool()
+
+    nursery.start_soon(commit_when_pooled)
+    async with client(env) as c:
+        with trio.fail_after(20):
+            out = await c.request("sendTransaction", data, False, {"waitForReceipt": True, "timeoutMs": 10_000})
+        assert out["status"] == "added" and out["receipt"]["status"] == 0 and out["receipt"]["blockNumber"] == env.chain.height
+        # the same bytes again: its hash, and that it is committed, with the same receipt
+        again = await c.request("sendTransaction", data, False, {"waitForReceipt": True})
+        assert again["status"] == "committed" and again["receipt"] == out["receipt"]
+        assert (await c.request("sendTransaction", data))["status"] == "committed"
+        for bad in ({"waitForReceipt": 1}, {"wait": True}, {"waitForReceipt": True, "timeoutMs": -1}, [True]):
+            with pytest.raises(NodeError) as info:
+                await c.request("sendTransaction", data, False, bad)
+            assert info.value.code == -32602
+
+
+async def test_a_wait_that_runs_out_says_the_transaction_is_still_pending(env):
+    t = tx(env.deploy(), "bump", [1], env.chain)
+    async with client(env) as c:
+        with pytest.raises(NodeError) as info:
+            await c.request("sendTransaction", "0x" + t.encode().hex(), False, {"waitForReceipt": True, "timeoutMs": 50})
+        assert info.value.code == -32003 and "still pending" in info.value.message
+        assert info.value.data == {"transactionHash": "0x" + t.hash(SUITE).hex(), "status": "pending", "timeoutMs": 50}
+        assert env.node.pool.get(t.hash(SUITE)) is not None  # not lost
+        # the SDK resubmits to each node it knows, then says who holds it
+        with pytest.raises(ReceiptTimeout) as timeout:
+            await c.wait_for_receipt(t, timeout_s=0.5, resubmit_after_s=0.1)
+        assert timeout.value.acknowledged_by == [env.http_url + "/"]
+        assert "held durably" in str(timeout.value) and f"until block {t.block_limit}" in str(timeout.value)
+        assert (await c.request("sendTransaction", "0x" + t.encode().hex()))["status"] == "pending"
+
+
+async def test_a_wait_for_a_transaction_that_expires_ends_with_expired(env, nursery):
+    t = Transaction("c", "g", os.urandom(16), env.chain.height + 1, env.deploy(), "bump", [1], 1_000_000, USER[1]).signed(SUITE, USER[0])
+
+    async def expire_it():
+        while not len(env.node.pool):
+            await trio.sleep(0.01)
+        env.commit([])  # a block without it: its block_limit has now passed
+        env.node.pool.drop_expired(env.chain.height)
+        for listener in env.node.commit_listeners:
+            listener(env.chain.height)
+
+    nursery.start_soon(expire_it)
+    async with client(env) as c:
+        with trio.fail_after(20), pytest.raises(NodeError) as info:
+            await c.request("sendTransaction", "0x" + t.encode().hex(), False, {"waitForReceipt": True, "timeoutMs": 10_000})
+    assert info.value.reason == "block_limit_expired" and "rebuild it" in info.value.message
+
+
+async def test_send_fails_over_when_the_first_node_is_down(env, nursery):
+    async def sealer():
+        while True:
+            await trio.sleep(0.02)
+            if len(env.node.pool):
+                env.commit_pool()
+
+    nursery.start_soon(sealer)
+    alice = Account.generate("sm")
+    async with Client([dead_url(), env.http_url], group="g") as c:
+        with trio.fail_after(20):
+            deployed = await c.deploy(alice, EMITTER, [])
+        assert deployed.ok
