@@ -31,7 +31,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import trio
 
@@ -319,6 +319,10 @@ class TxPool:
 
     def get(self, tx_hash: bytes) -> PooledTx | None:
         return self._txs.get(tx_hash)
+
+    def pending(self) -> Iterator[PooledTx]:
+        """Pooled transactions, oldest first. Do not change the pool while iterating."""
+        return iter(self._txs.values())
 
     def remove(self, tx_hashes: Iterable[bytes]) -> int:
         """Drop committed (or otherwise settled) transactions; returns how many were pooled."""

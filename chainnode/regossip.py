@@ -1,0 +1,48 @@
+"""Which pending transactions to gossip again, and when.
+
+Gossip is best effort (chainnode/network/gossip.py): a batch GossipSub lost, or one published
+before a peer's subscription was known (right after a restart), leaves a transaction with
+the node that admitted it alone. If that node is not the leader, an idle chain never
+commits it: one node's view change cannot move the others (f + 1 are needed). So every node
+gossips again what has waited in its pool for `after_s`, each transaction at doubling
+intervals up to `interval_max_s`, at most `batch_bytes_max` per round: a chain with a real
+backlog pays little for it, and a lone transaction reaches the leader within seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Protocol
+
+
+class Pending(Protocol):
+    tx_hash: bytes
+    raw: bytes
+    arrived_s: float
+
+
+class Regossip:
+    def __init__(self, *, after_s: float, interval_max_s: float, batch_bytes_max: int) -> None:
+        self.after_s = after_s
+        self.interval_max_s = interval_max_s
+        self.batch_bytes_max = batch_bytes_max
+        self._due: dict[bytes, tuple[float, float]] = {}  # tx hash -> (next gossip at, interval)
+        self.sent_txs = 0
+
+    def pick(self, oldest_first: Iterable[Pending], now_s: float, is_pending: Callable[[bytes], bool]) -> list[bytes]:
+        """The raw transactions to gossip now, from the pool's pending ones (oldest first)."""
+        self._due = {h: d for h, d in self._due.items() if is_pending(h)}
+        batch: list[bytes] = []
+        size = 0
+        for p in oldest_first:
+            if now_s - p.arrived_s < self.after_s:
+                break
+            at, interval = self._due.get(p.tx_hash, (0.0, self.after_s))
+            if at > now_s or len(p.raw) > self.batch_bytes_max:
+                continue
+            if size + len(p.raw) > self.batch_bytes_max:
+                break
+            batch.append(p.raw)
+            size += len(p.raw)
+            self._due[p.tx_hash] = (now_s + interval, min(2 * interval, self.interval_max_s))
+        self.sent_txs += len(batch)
+        return batch

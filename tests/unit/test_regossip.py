@@ -1,0 +1,37 @@
+"""Re-gossip of pending transactions: what waited is sent again, at doubling intervals,
+bounded per round."""
+
+from dataclasses import dataclass
+
+from chainnode.regossip import Regossip
+
+
+@dataclass
+class Tx:
+    tx_hash: bytes
+    raw: bytes
+    arrived_s: float
+
+
+def test_waiting_transactions_are_gossiped_again_at_doubling_intervals():
+    old, new = Tx(b"o", b"old-raw", 0.0), Tx(b"n", b"new-raw", 9.5)
+    r = Regossip(after_s=2, interval_max_s=8, batch_bytes_max=1000)
+    pending = lambda h: True  # noqa: E731
+    assert r.pick([old, new], 1.0, pending) == []  # nothing has waited long enough
+    assert r.pick([old, new], 2.0, pending) == [b"old-raw"]  # the new one has not waited enough
+    sent_at = [t for t in range(3, 40) if r.pick([old], float(t), pending)]
+    assert sent_at == [4, 8, 16, 24, 32]  # at intervals 2, 4, 8 (the cap), 8, 8
+    assert r.pick([old, new], 40.0, pending) == [b"old-raw", b"new-raw"]
+    assert r.sent_txs == 8
+
+
+def test_committed_transactions_are_forgotten_and_a_round_is_bounded():
+    txs = [Tx(bytes([i]), bytes([i]) * 400, 0.0) for i in range(5)]
+    r = Regossip(after_s=1, interval_max_s=60, batch_bytes_max=1000)
+    assert r.pick(txs, 5.0, lambda h: True) == [txs[0].raw, txs[1].raw]  # 800 of 1000 bytes
+    assert r.pick(txs, 5.0, lambda h: True) == [txs[2].raw, txs[3].raw]  # the next ones, not the same again
+    committed = {txs[0].tx_hash}
+    assert r.pick([t for t in txs if t.tx_hash not in committed], 5.0, lambda h: h not in committed) == [txs[4].raw]
+    assert txs[0].tx_hash not in r._due
+    huge = Tx(b"h", b"x" * 5000, 0.0)  # over a whole batch: never gossiped, only fetched
+    assert r.pick([huge, txs[1]], 100.0, lambda h: True) == [txs[1].raw]
