@@ -51,11 +51,18 @@ class ProposalReady:
 @dataclass(frozen=True, slots=True)
 class ExecutionDone:
     """Answer to `Execute`: the header the application computed by executing the proposal's
-    transactions on its parent (None if it could not: unknown transactions, wrong parent,
-    a failing block). The core signs only if it equals the proposed header bit for bit."""
+    transactions on its parent (None if it could not: invalid transactions, a failing block,
+    roots that differ; `reason` says which). The core signs only if it equals the proposed
+    header bit for bit.
+
+    `retry`: the application could not execute the proposal *yet* (a transaction it could not
+    fetch in time, a head that moved under it), which says nothing about the block; the core
+    asks again for as long as it still needs the block."""
 
     proposal_id: bytes
     header: BlockHeader | None
+    retry: bool = False
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

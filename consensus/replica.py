@@ -129,6 +129,7 @@ class Replica:
             "equivocations": 0,
             "commits": 0,
             "sync_requests": 0,
+            "execution_retries": 0,
         }
         restored = SafetyState.decode(persisted) if persisted else None
         if restored is not None and restored.height > head_height + 1:
@@ -181,7 +182,7 @@ class Replica:
         elif t is ev.TimerFired:
             self._on_timer(event.timer_id)
         elif t is ev.ExecutionDone:
-            self._on_execution_done(event.proposal_id, event.header)
+            self._on_execution_done(event)
         elif t is ev.ProposalReady:
             self._on_proposal_ready(event)
         elif t is ev.PoolNotEmpty:
@@ -232,6 +233,7 @@ class Replica:
         self.executed: dict[bytes, bool] = {}
         self.executing: set[bytes] = set()
         self._retried: set[bytes] = set()
+        self._execution_failures: dict[bytes, str] = {}  # proposal -> why it failed execution here
         self.prepares: dict[int, VoteSet] = {}
         self.commits: dict[int, VoteSet] = {}
         self.checkpoints: dict[int, tuple[bytes, bytes]] = {}
@@ -616,12 +618,25 @@ class Replica:
             self.executing.add(block_hash)
             self._emit(ev.Execute(block_hash, header, list(tx_hashes)))
 
-    def _on_execution_done(self, proposal_id: bytes, header: BlockHeader | None) -> None:
+    def _on_execution_done(self, event: ev.ExecutionDone) -> None:
+        proposal_id, header = event.proposal_id, event.header
         if proposal_id not in self.executing:
             return  # result for a height we already left
         self.executing.discard(proposal_id)
+        if event.retry:
+            # Nothing is known about the block yet: ask again while it is still wanted (it is
+            # certified, or it is the proposal of the current view). The application paces this.
+            wanted = (self.certified is not None and self.certified[0] == proposal_id) or (
+                self.accepted.get(self.view) == proposal_id and not self.in_view_change
+            )
+            if wanted:
+                self.stats["execution_retries"] += 1
+                self._execute_if_needed(proposal_id)
+            return
         ok = header is not None and header.hash(self.suite) == proposal_id
         self.executed[proposal_id] = ok
+        if not ok:
+            self._execution_failures[proposal_id] = event.reason or "the executed header differs from the proposed one"
         if self.certified is not None and self.certified[0] == proposal_id:
             self._try_commit()
             return
@@ -758,8 +773,8 @@ class Replica:
             return  # we never saw this block: the peers that decided it send it (see _note_ahead)
         executed = self.executed.get(block_hash)
         if executed is False and block_hash not in self._retried:
-            # The failure may have been transient (say, a transaction we could not fetch in
-            # time); a certificate proves the block is good, so execute it once more.
+            # A certificate proves the block is good: execute it once more before concluding
+            # anything (missing data never gets here: it comes back as a retry).
             self._retried.add(block_hash)
             del self.executed[block_hash]
             executed = None
@@ -768,7 +783,10 @@ class Replica:
             return
         # A certificate means f+1 honest sealers executed this block to these roots; if our
         # application still disagrees, it has diverged, and committing anything would be wrong.
-        assert executed, "a certified block failed to execute here: the application diverged"
+        assert executed, (
+            f"a certified block failed to execute here: the application diverged at height {self.height}: "
+            f"{self._execution_failures.get(block_hash, 'no reason given')}"
+        )
         header, tx_hashes = proposal
         self._emit(ev.Commit(header, tx_hashes, cert))
         self.stats["commits"] += 1

@@ -270,13 +270,17 @@ class Scenario:
     weights: tuple[int, ...] | None = None
     reweight_at_height: int | None = None
     weights_after: tuple[int, ...] | None = None
+    # An honest replica answers an Execute with "retry" (a transaction it could not fetch in
+    # time) with this probability until the network heals.
+    execution_retry_rate: float = 0.0
 
     def describe(self) -> str:
         byz = ", ".join(f"n{i}:{'+'.join(b)}" for i, b in sorted(self.byzantine.items())) or "none"
         text = (
             f"n={self.n} byzantine=[{byz}] delay={self.delay}<= {self.delay_max_ms}ms drop={self.drop_rate} "
             f"dup={self.dup_rate} unstable={self.unstable_ms}ms partitions={len(self.partitions)} crashes={len(self.crashes)} "
-            f"crash-after-persist={self.crash_after_persist_rate} remove-last-at={self.remove_last_at_height}"
+            f"crash-after-persist={self.crash_after_persist_rate} remove-last-at={self.remove_last_at_height} "
+            f"execution-retry={self.execution_retry_rate}"
         )
         if self.weights is not None:
             text += f" weights={list(self.weights)} (F={faulty_weight_of(self.weights)})"
@@ -352,6 +356,8 @@ def make_scenario(seed: int, nodes: list[int], byzantine: str, unstable_ms: int,
         weights=weight_list,
         reweight_at_height=reweight_at_height,
         weights_after=weights_after,
+        # Drawn apart so that every other choice stays what it was for the same seed.
+        execution_retry_rate=random.Random(f"retry/{seed}").choice([0.0, 0.0, 0.1, 0.3]),
     )
 
 
@@ -632,6 +638,9 @@ class World:
     def _execute(self, index: int, incarnation: int, action: ev.Execute) -> None:
         node = self.nodes[index]
         if node.alive and node.incarnation == incarnation:
+            if self.sc.execution_retry_rate and not node.byzantine and not self.healed and self.rng.random() < self.sc.execution_retry_rate:
+                self._feed(index, incarnation, ev.ExecutionDone(action.proposal_id, None, retry=True))
+                return
             result = node.app.compute(action.header, action.tx_hashes)
             self._feed(index, incarnation, ev.ExecutionDone(action.proposal_id, result))
 
@@ -914,7 +923,7 @@ def _describe(item: Any) -> str:
         return " ".join(str(x) for x in item)
     name = type(item).__name__
     if isinstance(item, ev.ExecutionDone):
-        return f"{name} {item.proposal_id.hex()[:8]} ok={item.header is not None}"
+        return f"{name} {item.proposal_id.hex()[:8]} ok={item.header is not None}{' retry' if item.retry else ''}"
     if isinstance(item, ev.ProposalReady):
         return f"{name} h={item.height} v={item.view} txs={len(item.tx_hashes)}"
     if isinstance(item, ev.TimerFired):
@@ -1051,7 +1060,7 @@ def main(argv: list[str] | None = None) -> int:
         default="mixed",
         choices=WEIGHT_MODES,
         help=f"sealer weights: 'unit' (all 1), 'random' (1..{WEIGHT_MAX_SIM} in every seed), "
-        f"'mixed' (about {WEIGHTED_SHARE:.0%} of the seeds weighted)",
+        f"'mixed' (about {WEIGHTED_SHARE:.0%}% of the seeds weighted)",
     )
     p.add_argument("--unstable-ms", type=int, default=2000, help="simulated time of drops, partitions and crashes")
     p.add_argument("--liveness-ms", type=int, default=30_000, help="bound on simulated time to progress after the heal")

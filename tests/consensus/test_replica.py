@@ -747,3 +747,35 @@ def test_certified_block_that_failed_execution_is_executed_once_more():
     assert [a.proposal_id for a in of_type(actions, ev.Execute)] == [pid]
     (commit,) = of_type(r.handle(ev.ExecutionDone(pid, header)), ev.Commit)
     assert commit.header == header
+
+
+def test_missing_data_is_retried_without_blame_and_never_taken_for_divergence():
+    # A transaction the replica could not fetch in time said nothing about the block: it was
+    # taken for a failed execution, and once the block was certified, for divergence (the node
+    # crashed with "the application diverged").
+    r = make_replica(0)
+    header, txs = make_header()
+    pid = header.hash(SUITE)
+    deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
+    actions = r.handle(ev.ExecutionDone(pid, None, retry=True))
+    assert [a.proposal_id for a in of_type(actions, ev.Execute)] == [pid]  # asked again ...
+    assert r.view == 0 and not of_type(actions, ev.Misbehaviour)  # ... with no view change, no blame
+    for i in (1, 2, 3):
+        actions = deliver(r, Checkpoint(1, 0, i, pid, SUITE.sign(KEYS[i][0], commit_signing_bytes(1, pid))))
+    for _ in range(5):  # certified: asked again as often as the data is missing
+        actions = r.handle(ev.ExecutionDone(pid, None, retry=True))
+        assert [a.proposal_id for a in of_type(actions, ev.Execute)] == [pid]
+    (commit,) = of_type(r.handle(ev.ExecutionDone(pid, header)), ev.Commit)
+    assert commit.header == header and r.stats["execution_retries"] == 6
+
+
+def test_a_certified_block_whose_roots_differ_here_halts_naming_the_reason():
+    r = make_replica(0)
+    header, txs = make_header()
+    pid = header.hash(SUITE)
+    deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
+    for i in (1, 2, 3):
+        deliver(r, Checkpoint(1, 0, i, pid, SUITE.sign(KEYS[i][0], commit_signing_bytes(1, pid))))
+    r.handle(ev.ExecutionDone(pid, None, reason="differs from our execution in: state_root"))  # executed once more
+    with pytest.raises(AssertionError, match="diverged at height 1: differs from our execution in: state_root"):
+        r.handle(ev.ExecutionDone(pid, None, reason="differs from our execution in: state_root"))

@@ -162,6 +162,7 @@ def test_idle_calm_chain_has_no_view_changes():
     for seed in range(10):
         sc = sim.make_scenario(seed, [4], "none", 2000, 30_000)
         sc.partitions, sc.crashes, sc.drop_rate, sc.delay, sc.crash_after_persist_rate = [], [], 0.0, "uniform", 0.0
+        sc.execution_retry_rate = 0.0
         world = sim.World(sc)
         world.run()
         assert sum(n.replica.stats["view_changes"] for n in world.nodes) == 0
