@@ -105,6 +105,7 @@ class BlockSyncer:
         self.fetch = fetch
         self.apply = apply or (lambda block, cert: trio.to_thread.run_sync(chain.apply_certified, block, cert))
         self.blocks_per_request = blocks_per_request
+        self._request_blocks = blocks_per_request  # what the next request asks for (adapts)
         self.penalty_ms = penalty_ms
         self.peers: dict[int, PeerHead] = {}
         self.blocks_applied = 0
@@ -146,7 +147,7 @@ class BlockSyncer:
                 return applied
             progressed = False
             for peer in candidates:
-                count = min(self.blocks_per_request, self.peers[peer].height - next_height + 1)
+                count = min(self._request_blocks, self.peers[peer].height - next_height + 1)
                 try:
                     items = decode_response(await self.fetch(peer, encode_request(next_height, count)), next_height)
                     if not items:
@@ -156,10 +157,15 @@ class BlockSyncer:
                             applied += 1
                             self.blocks_applied += 1
                     progressed = True
+                    self._request_blocks = min(self.blocks_per_request, 2 * self._request_blocks)
                     break
                 except (FetchFailed, DecodeError, InvalidBlock, InvalidCertificate) as exc:
                     log.warning("sync from peer %d failed at height %d: %s", peer, next_height, exc)
                     self.peers[peer].skip_until_ms = trio.current_time() * 1000 + self.penalty_ms
+                    if isinstance(exc, FetchFailed):
+                        # Perhaps the peer (or we) could not serve that many blocks in time under
+                        # load: ask the next peer for fewer; successes double it back.
+                        self._request_blocks = max(1, self._request_blocks // 2)
             if not progressed:
                 return applied
 

@@ -57,7 +57,11 @@ class NetworkLimits:
     # --- request/response ---------------------------------------------------------------
     request_bytes_max: int = 1024 * 1024
     response_bytes_max: int = 16 * 1024 * 1024
+    # A request's timeout follows how long that peer's answers to that protocol take
+    # (network/timeouts.py): this at first, then between the min and the max.
     request_timeout_ms: int = 5000
+    request_timeout_min_ms: int = 1000
+    request_timeout_max_ms: int = 30000
     # Requests one peer may have in flight at our handlers at once.
     inbound_requests_per_peer_max: int = 8
 
@@ -76,6 +80,8 @@ class NetworkLimits:
         for name, value in self.__dict__.items():
             if type(value) is not int or value <= 0:
                 raise ValueError(f"network limit {name} must be a positive integer, got {value!r}")
+        if not self.request_timeout_min_ms <= self.request_timeout_ms <= self.request_timeout_max_ms:
+            raise ValueError("network limits need request_timeout_min_ms <= request_timeout_ms <= request_timeout_max_ms")
         if self.tx_batch_bytes_max > 900 * 1024:
             raise ValueError("tx_batch_bytes_max must stay under ~900 KiB: GossipSub drops messages over 1 MiB silently")
         if self.write_batch_bytes_max < 8:

@@ -55,6 +55,7 @@ from chainnode.network.channel import RATE_EXCEEDED, PeerChannel
 from chainnode.network.errors import NetworkError, PortInUse, ProtocolViolation
 from chainnode.network.framing import FrameReader, encode_frame, read_frame
 from chainnode.network.gossip import TxGossip
+from chainnode.network.timeouts import RequestTimeouts
 from chainnode.network.handshake import (
     CREDENTIALS_BYTES_MAX,
     UNKNOWN_PEER,
@@ -246,6 +247,9 @@ class Network:
         self._tx_send, self.incoming_txs = trio.open_memory_channel(self.limits.tx_batches_queue_max)
         self._host = None
         self._gossip: TxGossip | None = None
+        self._timeouts = RequestTimeouts(
+            initial_ms=self.limits.request_timeout_ms, min_ms=self.limits.request_timeout_min_ms, max_ms=self.limits.request_timeout_max_ms
+        )
         self._nursery: trio.Nursery | None = None
         self._core_scope = trio.CancelScope()
         self._running = False
@@ -309,14 +313,18 @@ class Network:
             raise NetworkError(f"peer {peer} is not connected")
         if type(payload) is not bytes or not payload or len(payload) > self.limits.request_bytes_max:
             raise NetworkError(f"request must be 1..{self.limits.request_bytes_max} bytes")
-        timeout_s = (timeout_ms or self.limits.request_timeout_ms) / 1000
+        key = (s.info.index, protocol)
+        timeout_s = (timeout_ms or self._timeouts.timeout_ms(key)) / 1000
         stream = None
         try:
+            started_s = trio.current_time()
             with trio.fail_after(timeout_s):
                 stream = await self._host.new_stream(s.info.id, [TProtocol(protocol)])
                 await stream.write(encode_frame(payload))
                 data = await read_frame(stream, self.limits.response_bytes_max + 1, self.limits.read_chunk_bytes)
+            self._timeouts.answered(key, (trio.current_time() - started_s) * 1000)
         except trio.TooSlowError:
+            self._timeouts.timed_out(key)
             raise NetworkError(f"request {protocol} to peer {s.info.index} timed out after {timeout_s * 1000:.0f} ms") from None
         except ProtocolViolation as v:
             s.fail(v)

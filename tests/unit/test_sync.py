@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from chainnode.chain import Chain
-from chainnode.codec import pack
+from chainnode.codec import pack, unpack
 from chainnode.crypto import get_suite
 from chainnode.executor import Executor
 from chainnode.genesis import parse_genesis
@@ -158,3 +158,27 @@ async def test_a_block_we_already_have_is_skipped_and_a_conflicting_one_refused(
     other = Block(replace(block.header, timestamp_ms=block.header.timestamp_ms + 1), block.transactions)
     with pytest.raises(Exception, match="conflicts"):
         behind.apply_certified(other, certify(other.header))
+
+
+async def test_requests_that_time_out_ask_the_next_peer_for_fewer_blocks(pair):
+    # Under CPU load a peer could not serve 64 blocks within the timeout, and every retry asked
+    # for as many again: the node stalled. A timeout now halves the request for the next peer.
+    ahead, behind = pair
+    grow(ahead, 8)
+    asked = []
+
+    async def fetch(peer, request):
+        count = unpack(request, max_bytes=64)[2]
+        asked.append((peer, count))
+        if count > 2:
+            raise FetchFailed("request timed out after 1000 ms")
+        return serve_request(ahead.ledger, request, blocks_max=8)
+
+    syncer = BlockSyncer(behind, fetch, blocks_per_request=8, penalty_ms=0)
+    for peer in (1, 2, 3):
+        syncer.peer_head(peer, 8)
+    for _ in range(10):
+        await syncer.catch_up()
+    assert behind.ledger.head_hash == ahead.ledger.head_hash
+    assert [count for _, count in asked[:3]] == [8, 4, 2]  # each on the next peer, for half as many
+    assert len({peer for peer, _ in asked[:3]}) == 3
