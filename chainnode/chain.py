@@ -15,7 +15,7 @@ from typing import Callable
 
 from chainnode.executor import ExecutedBlock, Executor, InvalidBlock
 from chainnode.ledger import Ledger
-from chainnode.sysstate import NodeEntry, sealer_set_hash, sealers_at
+from chainnode.sysstate import NodeEntry, read_config, sealer_set_hash, sealers_at
 from chainnode.types import Block, BlockHeader, CommitCertificate, InvalidCertificate, Transaction
 
 
@@ -51,7 +51,10 @@ class Chain:
         proposer_index: int,
         is_verified: Callable[[bytes], bool] = lambda h: False,
     ) -> Proposal:
-        """Execute `transactions` as block head + 1; raises `InvalidBlock` if they may not form it."""
+        """Execute `transactions` as block head + 1; raises `InvalidBlock` if they may not form it.
+
+        The proposal holds the prefix of `transactions` whose cumulative gas used fits
+        `block_gas_limit` (Executor.execute): the rest are for a later block."""
         ledger = self.ledger
         parent = ledger.head_header
         assert parent is not None, "the chain has no genesis block"
@@ -63,6 +66,7 @@ class Chain:
             raise InvalidBlock(f"proposer index {proposer_index} is not a sealer")
         tx_hashes = self.executor.check_transactions(ledger.state, height, transactions, is_committed=self.is_committed, is_verified=is_verified)
         executed = self.executor.execute(ledger.state, parent.state_root, height, timestamp_ms, transactions, tx_hashes)
+        transactions = transactions[:len(executed.receipts)]
         header = BlockHeader(
             parent_hash=ledger.head_hash,
             height=height,
@@ -84,6 +88,11 @@ class Chain:
         if header.parent_hash != self.ledger.head_hash:
             raise InvalidBlock(f"proposal for height {header.height} does not build on our head")
         mine = self.execute_proposal(transactions, timestamp_ms=header.timestamp_ms, proposer_index=header.proposer_index, is_verified=is_verified)
+        if len(mine.transactions) < len(transactions):
+            cut = len(mine.transactions)
+            raise InvalidBlock(f"proposal for height {header.height}: transaction {cut} would take the block's gas used "
+                               f"over block_gas_limit {read_config(self.ledger.state, 'block_gas_limit')} "
+                               f"(the leader must leave it and the rest for a later block)")
         if mine.header != header:
             diff = [name for name in ("sealer_set_hash", "tx_root", "receipt_root", "state_root", "gas_used", "tx_count", "extra") if getattr(mine.header, name) != getattr(header, name)]
             raise InvalidBlock(f"proposal for height {header.height} differs from our execution in: {', '.join(diff)}")

@@ -9,6 +9,12 @@ A block whose transactions are not all valid (wrong chain, outside their block_l
 window, already committed, repeated, badly signed) is invalid as a whole: the replica
 refuses to sign it. A valid transaction whose contract call fails is fine: it gets a failed
 receipt and its writes are dropped.
+
+A block's gas is bounded by the gas its transactions use, not by their gas limits (so
+senders may keep generous limits): execution stops before the transaction that would take
+the block's cumulative gas used over `block_gas_limit`, and the block is the prefix before
+it (the leader proposes that prefix; a replica refuses a block that was not cut so). One
+block's execution is then at most block_gas_limit + tx_gas_limit gas.
 """
 
 from __future__ import annotations
@@ -68,10 +74,6 @@ class Executor:
         count_max = read_config(state, "tx_count_limit")
         if len(txs) > count_max:
             raise InvalidBlock(f"{len(txs)} transactions exceed tx_count_limit {count_max}")
-        gas_max = read_config(state, "block_gas_limit")
-        gas = block_gas(txs, read_config(state, "tx_gas_limit"))
-        if gas > gas_max:
-            raise InvalidBlock(f"the transactions' gas limits sum to {gas}, over block_gas_limit {gas_max}")
         hashes: list[bytes] = []
         seen: set[bytes] = set()
         for i, tx in enumerate(txs):
@@ -100,7 +102,10 @@ class Executor:
         txs: list[Transaction],
         tx_hashes: list[bytes],
     ) -> ExecutedBlock:
-        """Run checked transactions (see `check_transactions`) on top of `state`."""
+        """Run checked transactions (see `check_transactions`) on top of `state`, in order,
+        up to the first one that would take the cumulative gas used over `block_gas_limit`:
+        that one's effects are dropped and it and the rest are not run. The result covers
+        the transactions run (`len(receipts)` of them), its roots and hashes for those only."""
         overlay = StateOverlay(state)
         # Membership changes due at this height come into force first (sysstate.py); the
         # new sealer set is recorded by its hash, so proofs of its blocks can name it.
@@ -114,6 +119,7 @@ class Executor:
             for key, value in sealer_set_writes(self.suite, read_nodes(overlay)).items():
                 overlay.set(key, value)
         gas_cap = read_config(state, "tx_gas_limit")
+        gas_left = read_config(state, "block_gas_limit")
         receipts = []
         encoded = []
         for tx, tx_hash in zip(txs, tx_hashes):
@@ -136,6 +142,11 @@ class Executor:
                                   error_type="InternalError",
                                   error_message="the node could not execute this transaction (a bug; see the node log)")
                 data = receipt.encode()
+            gas_left -= receipt.gas_used
+            if gas_left < 0:  # never the first: governance keeps tx_gas_limit <= block_gas_limit
+                overlay.revert(before)
+                tx_hashes = tx_hashes[:len(receipts)]
+                break
             receipts.append(receipt)
             encoded.append(data)
         writes = overlay.writes()
@@ -169,24 +180,9 @@ class Executor:
         return self.engine.execute(overlay, ctx, tx.to, tx.method, tx.args, gas_limit)
 
 
-def block_gas(txs: list[Transaction], tx_gas_limit: int) -> int:
-    """The gas a block's transactions may burn at most: their gas limits, each capped at
-    `tx_gas_limit` (execution never gives a transaction more). Bounded by block_gas_limit."""
-    return sum(min(tx.gas_limit, tx_gas_limit) for tx in txs)
-
-
 def fits_block_gas(state: StateReader, txs: list) -> list:
-    """The longest prefix of `txs` (in order; `Transaction`s, or anything with a `.tx`)
-    whose gas fits `block_gas_limit` at `state`: what a proposal may carry. The rest stay
-    in the pool for the next block; any one transaction fits, since governance keeps
-    tx_gas_limit <= block_gas_limit."""
-    cap = read_config(state, "tx_gas_limit")
-    left = read_config(state, "block_gas_limit")
-    for i, item in enumerate(txs):
-        tx = getattr(item, "tx", item)
-        left -= min(tx.gas_limit, cap)
-        if left < 0:
-            return txs[:i]
+    """Deprecated, kept only until the node stops calling it: `txs` unchanged. Blocks are
+    bounded by the gas they use, cut by `Executor.execute`, not by their gas limits."""
     return txs
 
 

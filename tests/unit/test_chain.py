@@ -53,3 +53,106 @@ def test_a_block_committed_by_sync_first_is_not_committed_again_by_consensus(tmp
         replica.commit(other, certify(other.header))
     leader.ledger.close()
     replica.ledger.close()
+
+
+# ---- the block gas rule: blocks are bounded by the gas they use, not by gas limits --------
+
+from chainnode.chain import Chain  # noqa: E402
+from chainnode.client.account import DEFAULT_GAS_LIMIT  # noqa: E402
+from chainnode.executor import Executor  # noqa: E402
+from chainnode.genesis import parse_genesis  # noqa: E402
+from chainnode.ledger import Ledger  # noqa: E402
+from chainnode.merkle import merkle_root  # noqa: E402
+from contracts.engine import Engine  # noqa: E402
+from tests.unit.test_sync import GENESIS, SEALERS, USER  # noqa: E402
+
+BUMPS = 50
+K = 20  # bumps that fit the small block gas limit below
+
+
+def chain_with(path, config=None) -> Chain:
+    """A chain at genesis whose system config has `config` on top of the defaults."""
+    ledger = Ledger.open(path, SUITE)
+    spec = {
+        "format": "chainnode-genesis/1", "chain_id": "c", "group_id": "g", "suite": "sm", "timestamp_ms": 0,
+        "nodes": [{"name": f"n{i}", "role": "sealer", "consensus_pub": pub.hex(), "peer_id": f"p{i}"} for i, (_, pub) in enumerate(SEALERS)],
+        "committee": [{"address": "00" * 20}],
+        "config": config or {},
+    }
+    block, writes = (parse_genesis(spec) if config else GENESIS).block()
+    ledger.commit_block(block, [], None, writes)
+    return Chain(ledger, Executor(SUITE, Engine(SUITE), "c", "g"))
+
+
+def deploy_counter(chain: Chain) -> bytes:
+    deploy = Transaction("c", "g", b"deploy", chain.height + 10, b"", "", [SOURCE], 1_000_000, USER[1]).signed(SUITE, USER[0])
+    proposal = chain.execute_proposal([deploy], timestamp_ms=1, proposer_index=0)
+    receipt, = proposal.executed.receipts
+    assert receipt.ok
+    chain.commit(proposal, certify(proposal.header))
+    return receipt.contract_address
+
+
+def bumps(chain: Chain, counter: bytes, n: int) -> list[Transaction]:
+    """`n` calls with the SDK's default gas limit (10,000,000: far more than they use)."""
+    return [Transaction("c", "g", i.to_bytes(16, "big"), chain.height + 10, counter, "bump", [], DEFAULT_GAS_LIMIT, USER[1]).signed(SUITE, USER[0])
+            for i in range(n)]
+
+
+def test_a_block_of_calls_with_the_default_sdk_gas_limit_is_proposed_whole(tmp_path):
+    # Their gas limits sum to 400,000,000, over block_gas_limit (60,000,000); their gas used
+    # is ~100,000. Counting gas limits cut this block to 6 transactions.
+    leader, replica = chain_with(tmp_path / "l"), chain_with(tmp_path / "r")
+    counter = deploy_counter(leader)
+    assert deploy_counter(replica) == counter
+    txs = bumps(leader, counter, BUMPS)
+    proposal = leader.execute_proposal(txs, timestamp_ms=2, proposer_index=0)
+    assert proposal.transactions == txs and proposal.header.tx_count == BUMPS
+    assert [r.output for r in proposal.executed.receipts] == list(range(1, BUMPS + 1))
+    assert replica.check_proposal(proposal.header, txs).header == proposal.header
+    leader.ledger.close()
+    replica.ledger.close()
+
+
+def test_a_block_over_block_gas_limit_is_cut_by_the_leader_refused_by_a_replica_and_the_rest_go_next(tmp_path):
+    # The gas one bump uses, measured on a chain with the default limits.
+    probe = chain_with(tmp_path / "probe")
+    counter = deploy_counter(probe)
+    deploy_gas = probe.ledger.get_header(1).gas_used
+    txs = bumps(probe, counter, BUMPS)
+    whole = probe.execute_proposal(txs, timestamp_ms=2, proposer_index=0)
+    used = [r.gas_used for r in whole.executed.receipts]
+    # Room for K and a half bumps (and for the deploy, in a block of its own).
+    limit = sum(used[:K]) + used[K] // 2
+    assert deploy_gas <= limit
+    small = {"block_gas_limit": limit, "tx_gas_limit": limit}
+    leader, replica = chain_with(tmp_path / "l", small), chain_with(tmp_path / "r", small)
+    assert deploy_counter(leader) == deploy_counter(replica) == counter
+
+    # The leader stops before the transaction that would take the gas used over the limit;
+    # the proposal (header, roots, receipts, transactions) is the prefix before it.
+    first = leader.execute_proposal(txs, timestamp_ms=2, proposer_index=0)
+    assert first.transactions == txs[:K] and first.header.tx_count == K
+    assert first.header.gas_used == sum(used[:K]) <= limit
+    assert [r.output for r in first.executed.receipts] == list(range(1, K + 1))
+    assert first.header.tx_root == merkle_root([t.hash(SUITE) for t in txs[:K]], SUITE.hash)
+    assert first.executed.tx_hashes == [t.hash(SUITE) for t in txs[:K]]
+
+    # A replica refuses a block of all the transactions (as a leader that ignored the limit
+    # would propose it), by consensus and by sync alike, and accepts the cut one.
+    uncut = replace(first.header, tx_count=BUMPS, gas_used=sum(used), tx_root=merkle_root([t.hash(SUITE) for t in txs], SUITE.hash))
+    with pytest.raises(InvalidBlock, match=f"transaction {K} would take the block's gas used over block_gas_limit {limit}"):
+        replica.check_proposal(uncut, txs)
+    with pytest.raises(InvalidBlock, match="block_gas_limit"):
+        replica.apply_certified(Block(uncut, txs), certify(uncut))
+    assert replica.height == 1
+    assert replica.apply_certified(Block(first.header, first.transactions), certify(first.header)) is True
+    leader.commit(first, certify(first.header))
+
+    # The cut-off transactions go into the next block: the counter goes on from 11.
+    second = leader.execute_proposal(txs[K:], timestamp_ms=3, proposer_index=0)
+    assert second.transactions == txs[K:2 * K]
+    assert [r.output for r in second.executed.receipts] == list(range(K + 1, 2 * K + 1))
+    assert replica.check_proposal(second.header, second.transactions).header == second.header
+    for c in (probe, leader, replica):
+        c.ledger.close()
