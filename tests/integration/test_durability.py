@@ -1,6 +1,6 @@
 """What sendTransaction acknowledged is not lost when the node is killed (kill -9) before it
-could gossip or commit it, and the SDK gets the receipt through another node when its first
-node is down. Real `chainnode start` processes, real LevelDB, real libp2p."""
+could gossip or commit it, and the SDK gets the receipt through another node when its node
+hangs or dies. Real `chainnode start` processes, real LevelDB, real libp2p."""
 
 import os
 import signal
