@@ -357,7 +357,7 @@ class Client:
     async def _submit_until_receipt(self, tx: Transaction, *, timeout_s: float, resubmit_after_s: float) -> ReceiptInfo:
         data = "0x" + tx.encode().hex()
         acknowledged: list[str] = []  # nodes that hold it durably
-        tx_hash = "the transaction"
+        tx_hash = "0x" + tx.hash(get_suite(self._info["suite"])).hex() if self._info else "the transaction"
         unreachable: ConnectionError | None = None
         deadline = trio.current_time() + timeout_s
         with trio.move_on_after(timeout_s):
@@ -381,8 +381,10 @@ class Client:
                 return ReceiptInfo(Receipt.decode(_unhex(receipt["raw"])), receipt["blockNumber"], receipt["transactionIndex"])
         if not acknowledged and unreachable is not None:
             raise ConnectionError(f"no node acknowledged {tx_hash} within {timeout_s} s ({unreachable}); it was not sent: send it again once a node is up")
+        if not acknowledged:  # the one request still in flight when the time ran out
+            raise ReceiptTimeout(f"no answer from {self.url} about {tx_hash} within {timeout_s} s; send the same transaction again (safe: it is idempotent)")
         raise ReceiptTimeout(
-            f"no receipt for {tx_hash} within {timeout_s} s; it is held durably by {', '.join(acknowledged) or 'a node'} and may still commit "
+            f"no receipt for {tx_hash} within {timeout_s} s; it is held durably by {', '.join(acknowledged)} and may still commit "
             f"until block {tx.block_limit}: wait again, or send the same transaction again (safe: it is idempotent)",
             acknowledged,
         )
