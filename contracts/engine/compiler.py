@@ -42,7 +42,12 @@ from contracts.engine.gas import (
     FUNCTION_DEPTH_MAX,
     ATTRIBUTE_NODE_GAS,
     CALL_NODE_GAS,
+    COMPREHENSION_ELEMENT_GAS,
+    DICT_COMPREHENSION_ELEMENT_GAS,
+    EXCEPT_HANDLER_GAS,
     FORMAT_NODE_GAS,
+    OPERATOR_NODE_GAS,
+    SUBSCRIPT_NODE_GAS,
     FUNCTION_ENTRY_GAS,
     RAISE_NODE_GAS,
     UNPACK_NODE_GAS,
@@ -54,7 +59,7 @@ from contracts.engine.gas import (
 
 # Part of every cache key and of consensus: bump when the language, a guard or the gas
 # schedule changes.
-ENGINE_VERSION = "chainnode-contracts/2"
+ENGINE_VERSION = "chainnode-contracts/3"
 PYTHON_VERSION = "%d.%d.%d" % sys.version_info[:3]
 
 # RestrictedPython 9.0 fixes escapes our whitelist also blocks (generator frames, format
@@ -639,6 +644,8 @@ def _nodes(node: ast.AST | None) -> int:
             total += extra
         elif isinstance(n, (ast.Tuple, ast.List)) and isinstance(n.ctx, ast.Store):
             total += UNPACK_NODE_GAS
+        elif isinstance(n, ast.Compare):
+            total += OPERATOR_NODE_GAS * len(n.ops)
     return total
 
 
@@ -647,6 +654,8 @@ _NODE_EXTRA = {
     ast.Attribute: ATTRIBUTE_NODE_GAS,
     ast.FormattedValue: FORMAT_NODE_GAS,
     ast.Raise: RAISE_NODE_GAS,
+    ast.Subscript: SUBSCRIPT_NODE_GAS,
+    ast.BinOp: OPERATOR_NODE_GAS,
 }
 
 
@@ -697,7 +706,7 @@ def _instrument_stmt(s: ast.stmt) -> None:
     elif isinstance(s, ast.Try):
         s.body = _charge_block(s.body, 0)
         for h in s.handlers:
-            h.body = _charge_block(h.body, 0)
+            h.body = _charge_block(h.body, EXCEPT_HANDLER_GAS)
         if s.orelse:
             s.orelse = _charge_block(s.orelse, 0)
         if s.finalbody:
@@ -721,10 +730,12 @@ def _instrument_comprehensions(s: ast.stmt) -> None:
             if isinstance(node, (ast.ListComp, ast.DictComp)):
                 if isinstance(node, ast.ListComp):
                     elt_cost = _nodes(node.elt)
+                    per = ITERATION_GAS + COMPREHENSION_ELEMENT_GAS
                 else:
                     elt_cost = _nodes(node.key) + _nodes(node.value)
+                    per = ITERATION_GAS + COMPREHENSION_ELEMENT_GAS + DICT_COMPREHENSION_ELEMENT_GAS
                 for gen in node.generators:
-                    cost = ITERATION_GAS + NODE_GAS * (elt_cost + _nodes(gen.target) + sum(_nodes(c) for c in gen.ifs))
+                    cost = per + NODE_GAS * (elt_cost + _nodes(gen.target) + sum(_nodes(c) for c in gen.ifs))
                     tick = ast.Call(ast.Name("gas__item", ast.Load()), [ast.Constant(cost)], [])
                     gen.ifs.insert(0, tick)
 
@@ -744,6 +755,7 @@ _BINOP_GUARDS = {
     ast.Pow: "_pow_",
     ast.LShift: "_lshift_",
     ast.Mod: "_mod_",
+    ast.FloorDiv: "_floordiv_",
     ast.BitOr: "_or_",
 }
 _CMP_GUARDS = {
@@ -1048,7 +1060,8 @@ class _Guards(ast.NodeTransformer):
             # constant message: a computed one is evaluated before the test, by the call.
             message = call.args[1] if len(call.args) == 2 else ast.Constant("requirement failed")
             raise_ = ast.Raise(_call("ContractError", message), None)
-            return ast.copy_location(ast.If(ast.UnaryOp(ast.Not(), call.args[0]), [raise_], []), node)
+            charge = ast.Expr(_call("_tick_", ast.Constant(RAISE_NODE_GAS)))  # as the builtin charges
+            return ast.copy_location(ast.If(ast.UnaryOp(ast.Not(), call.args[0]), [charge, raise_], []), node)
         return node
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST:

@@ -19,16 +19,25 @@ NODE_GAS = 1
 # Entering any contract function (on top of its body's nodes): pays for the frame.
 FUNCTION_ENTRY_GAS = 20
 # Each loop iteration and each comprehension element (on top of the body's nodes).
-ITERATION_GAS = 2
+ITERATION_GAS = 3
+# Extra, each comprehension element (a gas check per element runs as a call), and each
+# element a dict comprehension inserts.
+COMPREHENSION_ELEMENT_GAS = 6
+DICT_COMPREHENSION_ELEMENT_GAS = 8
 # Extra, per AST node of these kinds (measured by tests/bench/gas.py: each runs Python-level
 # guard code worth far more than one node): a call (a builtin, a guard, a contract
 # function), an attribute read (a method goes through the allow-list and a wrapper), an
-# f-string field (formatted by a guard), a `raise`, and an unpacking target.
-CALL_NODE_GAS = 12
-ATTRIBUTE_NODE_GAS = 12
-FORMAT_NODE_GAS = 12
+# f-string field (formatted by a guard), a `raise`, an unpacking target, an item read
+# (a guard), a binary operator or a comparison (a guard, or an inlined type test).
+CALL_NODE_GAS = 20
+ATTRIBUTE_NODE_GAS = 30
+FORMAT_NODE_GAS = 75
 RAISE_NODE_GAS = 40
-UNPACK_NODE_GAS = 25
+UNPACK_NODE_GAS = 40
+SUBSCRIPT_NODE_GAS = 6
+OPERATOR_NODE_GAS = 8
+# Entering an `except` block: the exception was raised, unwound and matched.
+EXCEPT_HANDLER_GAS = 50
 
 # ---- gas: values produced by guarded operations ----------------------------------------
 # Per byte (str counts 1 per character) of str/bytes produced by + * % formatting, methods.
@@ -39,18 +48,31 @@ ITEM_GAS = 4
 # Per node of a value walked to bound and pay for work CPython does in C on it (comparing,
 # hashing a tuple key, printing) or to copy it across a boundary (storage, events, calls).
 # Charged even when the walk fails, so catching the error and retrying is never cheap.
-WALK_NODE_GAS = 8
-# Big-integer multiplication, power, shift: per 64-bit limb of the result.
+WALK_NODE_GAS = 10
+# Per node of a value copied across a boundary (storage, events, arguments, return values):
+# a recursive Python walk that builds the copy. An event's fields are walked a second time
+# by the receipt check, and pay this twice.
+COPY_NODE_GAS = 24
+# Each tuple used as a dict key (walked, then hashed in C, uncached) and each (key, value)
+# pair given to dict() (unpacked by the guard of an unpacking target, its key checked).
+TUPLE_KEY_GAS = 70
+PAIR_GAS = 80
+# Big-integer arithmetic: per 64-bit limb of the result (a power: times 4), or per pair
+# of operand limbs for a product or a division, or (times 40) per modulus limb squared and
+# exponent limb for a modular power.
 LIMB_GAS = 2
 # Scanning text in C (find, count, `in`, isdigit, split...): one gas per this many characters.
-SCAN_CHARS_PER_GAS = 4
+SCAN_CHARS_PER_GAS = 2
 # Decimal operations whose cost does not show in the AST (34-digit context): a square root,
 # a power (a fractional exponent runs exp/ln), int <-> Decimal conversions per digit.
 DECIMAL_SQRT_GAS = 300
 DECIMAL_POW_GAS = 300
 DECIMAL_FRACTIONAL_POW_GAS = 8_000
 DECIMAL_DIGIT_GAS = 1
-DECIMAL_OP_GAS = 20  # each Decimal + - * through a guard
+DECIMAL_OP_GAS = 40  # each Decimal + - * // % and each Decimal added by sum()
+DECIMAL_DIV_GAS = 100  # each decimal_div() (a correctly rounded 34-digit division)
+# Each min()/max(): its items and key are checked in Python before C picks one.
+MIN_MAX_GAS = 120
 
 # ---- gas: chain services ----------------------------------------------------------------
 CALL_BASE_GAS = 500            # every top-level call (transaction execution)
@@ -59,7 +81,7 @@ CODE_BYTE_GAS = 1              # per byte of source loaded for a cross-contract 
 DEPLOY_BASE_GAS = 20_000       # deploying a contract
 DEPLOY_BYTE_GAS = 20           # per byte of deployed source (stored forever)
 STORAGE_READ_GAS = 200         # each storage read or membership test
-STORAGE_READ_BYTE_GAS = 1      # per byte of key + value read
+STORAGE_READ_BYTE_GAS = 5      # per byte of key + value read (decoding builds an object per few bytes)
 STORAGE_WRITE_GAS = 1_000      # each storage write
 STORAGE_WRITE_BYTE_GAS = 10    # per byte of key + value written
 STORAGE_DELETE_GAS = 500       # each storage delete
@@ -67,7 +89,7 @@ EVENT_GAS = 300                # each emitted event
 EVENT_BYTE_GAS = 5             # per byte of encoded event fields
 HASH_GAS = 60                  # `hash(data)`
 HASH_WORD_GAS = 12             # per 32-byte word hashed
-VERIFY_GAS = 30_000            # `verify_signature(pub, msg, sig)` (an SM2 verify: ~200 µs)
+VERIFY_GAS = 40_000            # `verify_signature(pub, msg, sig)` (an SM2 verify: ~200 µs)
 VALUE_BYTE_GAS = 1             # per byte of arguments/return values copied across calls
 
 # ---- limits (checked before the operation, so the host never allocates past them) ------

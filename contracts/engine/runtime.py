@@ -32,7 +32,10 @@ from contracts.engine.errors import (
 from contracts.engine.gas import (
     BYTE_GAS,
     DECIMAL_DIGIT_GAS,
+    DECIMAL_DIV_GAS,
     DECIMAL_OP_GAS,
+    MIN_MAX_GAS,
+    RAISE_NODE_GAS,
     DECIMAL_FRACTIONAL_POW_GAS,
     DECIMAL_POW_GAS,
     DECIMAL_SQRT_GAS,
@@ -54,7 +57,8 @@ from contracts.engine.gas import (
     LIMB_GAS,
     TX_EVENT_BYTES_MAX,
     STR_CHARS_MAX,
-    UNPACK_NODE_GAS,
+    PAIR_GAS,
+    TUPLE_KEY_GAS,
     VERIFY_GAS,
     WALK_DEPTH_MAX,
     WALK_NODE_GAS,
@@ -162,9 +166,9 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             charge_chars(len(r))
         elif t is list or t is tuple:
             charge_items(len(r))
-            for x in r:  # split/partition produce strings: pay for their bytes too
+            for x in r:  # split/partition produce strings: pay for their bytes and objects too
                 if type(x) is str or type(x) is bytes:
-                    charge(len(x) * BYTE_GAS)
+                    charge(len(x) * BYTE_GAS + 2 * ITEM_GAS)
         elif t is int:
             _bits_ok(r)
         return r
@@ -233,6 +237,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         if t in _HASHABLE_CHEAP:
             return k
         if t is tuple:
+            charge(TUPLE_KEY_GAS)
             tree_size(k)  # pays per node: about what hashing it costs
         return k
 
@@ -306,8 +311,8 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             bits = a.bit_length() + b.bit_length()
             if bits > INT_BITS_MAX + 1:
                 raise LimitExceeded(f"integer product exceeds {INT_BITS_MAX} bits")
-            if bits > 128:
-                charge((bits >> 6) * LIMB_GAS)
+            if bits > 128:  # schoolbook/Karatsuba at these sizes: ~ the product of the limbs
+                charge(((a.bit_length() >> 6) + 1) * ((b.bit_length() >> 6) + 1) * LIMB_GAS)
             return _bits_ok(a * b)
         if ta in _SEQ:
             return repeat(a, b)
@@ -330,7 +335,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
                 # Square-and-multiply: ~bits(b) products of bits(mod)-sized numbers, each
                 # quadratic in limbs (measured by tests/bench/gas.py).
                 limbs = (mod.bit_length() >> 6) + 1
-                charge(limbs * limbs * ((b.bit_length() >> 6) + 1) * 16 * LIMB_GAS)
+                charge(limbs * limbs * ((b.bit_length() >> 6) + 1) * 40 * LIMB_GAS)
                 return pow(a, b, mod)
             if b < 0:
                 raise DeterminismError("a negative integer exponent would produce a float")
@@ -339,7 +344,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
             # |a| >= 2: a**b has at least (bits(a)-1)*b + 1 bits. Refuse before computing.
             if (a.bit_length() - 1) * b >= INT_BITS_MAX + 1 or b > INT_BITS_MAX:
                 raise LimitExceeded(f"integer power exceeds {INT_BITS_MAX} bits")
-            charge(((a.bit_length() * b) >> 6) * LIMB_GAS)
+            charge(((a.bit_length() * b) >> 6) * 4 * LIMB_GAS)  # squarings of a growing number
             return _bits_ok(a ** b)
         if mod is not None:
             raise TypeError("three-argument pow() needs integers")
@@ -366,9 +371,21 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         ta = type(a)
         if ta is str or ta is bytes:
             return percent_format(a, b)
-        if ta is int and a.bit_length() > 128:
-            charge(big_division_gas(a, b))
+        if ta is int:
+            if a.bit_length() > 128:
+                charge(big_division_gas(a, b))
+        elif ta is Decimal or type(b) is Decimal:
+            charge(DECIMAL_OP_GAS)
         return a % b
+
+    def _floordiv_(a: Any, b: Any) -> Any:
+        ta = type(a)
+        if ta is int:
+            if a.bit_length() > 128:
+                charge(big_division_gas(a, b))
+        elif ta is Decimal or type(b) is Decimal:
+            charge(DECIMAL_OP_GAS)
+        return a // b
 
     def big_division_gas(a: int, b: Any) -> int:
         # Long division: quadratic in limbs (tests/bench/gas.py).
@@ -377,9 +394,11 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
 
     def plain_scalar(v: Any) -> Any:
         t = type(v)
-        if t is Decimal and (not v.is_finite() or v.adjusted() > INT_STR_DIGITS_MAX):
-            # %d of a Decimal converts it to int and then to text: bound it like int().
-            raise LimitExceeded("Decimal too large to format with %")
+        if t is Decimal:
+            if not v.is_finite() or v.adjusted() > INT_STR_DIGITS_MAX:
+                # %d of a Decimal converts it to int and then to text: bound it like int().
+                raise LimitExceeded("Decimal too large to format with %")
+            charge(max(0, v.adjusted()) * 2 * DECIMAL_DIGIT_GAS)  # both conversions
         if t in _HASHABLE_CHEAP:
             return v
         raise TypeError(f"cannot format {t.__name__}: format plain values only")
@@ -977,7 +996,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         else:
             out = {}
             for pair in materialize(x):
-                charge(UNPACK_NODE_GAS)
+                charge(PAIR_GAS)
                 k, v = _unpack_sequence_(pair, {"min_len": 2, "childs": ()})
                 out[key_ok(k)] = v
         if kwargs:
@@ -997,8 +1016,9 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         return items
 
     def extreme(pick: Callable, args: tuple, key: Any, default: Any, has_default: bool) -> Any:
+        charge(MIN_MAX_GAS)
         items = materialize(args[0]) if len(args) == 1 else args
-        charge(sort_cost(items) // max(1, len(items).bit_length()))
+        charge(3 * sort_cost(items) // max(1, len(items).bit_length()))
         key = checked_key(key, 2)
         if has_default:
             return pick(items, key=key, default=default) if key else pick(items, default=default)
@@ -1016,12 +1036,15 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         if type(start) not in (int, Decimal):
             raise TypeError("sum() adds numbers only; start must be int or Decimal")
         items = materialize(it)
+        charge(len(items) * ITEM_GAS)  # the type check below, in Python
         for x in items:
             if type(x) not in (int, bool, Decimal):
                 raise TypeError("sum() adds numbers only")
         r = sum(items, start)
         if type(r) is int:
             _bits_ok(r)
+        else:
+            charge(len(items) * DECIMAL_OP_GAS)
         return r
 
     def _any(it: Any) -> bool:
@@ -1089,6 +1112,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         if t is str:
             if len(x) > DECIMAL_STR_CHARS_MAX or not x.isascii():
                 raise LimitExceeded(f"Decimal() takes at most {DECIMAL_STR_CHARS_MAX} ASCII characters")
+            charge(len(x) * DECIMAL_DIGIT_GAS)
             d = DECIMAL_CONTEXT.create_decimal(x)
             if not d.is_finite():
                 raise ValueError("Decimal must be finite")
@@ -1100,6 +1124,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         for v in (a, b):
             if type(v) not in (int, bool, Decimal):
                 raise TypeError("decimal_div() takes int or Decimal operands")
+        charge(DECIMAL_DIV_GAS)
         return DECIMAL_CONTEXT.divide(_decimal(a), _decimal(b))
 
     def int_from_bytes(data: bytes, byteorder: str = "big", *, signed: bool = False) -> int:
@@ -1125,6 +1150,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
 
     def require(cond: Any, message: Any = "requirement failed") -> None:
         if not cond:
+            charge(RAISE_NODE_GAS)  # what a `raise` costs
             raise ContractError(message)
 
     def emit(name: str, **fields: Any) -> None:
@@ -1229,7 +1255,7 @@ def _build_builtins(rt: Runtime) -> dict[str, Any]:  # noqa: C901 - one closure 
         "_iter_unpack_sequence_": _iter_unpack_sequence_, "_unpack_sequence_": _unpack_sequence_,
         "_setitem_": _setitem_, "_delitem_": _delitem_, "_key_": _key_, "_fmt_": _fmt_,
         "_add_": _add_, "_sub_": _sub_, "_mul_": _mul_, "_pow_": _pow_, "_lshift_": _lshift_,
-        "_mod_": _mod_, "_or_": _or_,
+        "_mod_": _mod_, "_floordiv_": _floordiv_, "_or_": _or_,
         "_eq_": _eq_, "_ne_": _ne_, "_lt_": _lt_, "_le_": _le_, "_gt_": _gt_, "_ge_": _ge_, "_in_": _in_,
         "_abort_": _abort_, "_tick_": _tick_, "_emit_": _emit_,
         # for the compiler's inlined int fast paths only (unreachable by name from contracts)

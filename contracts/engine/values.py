@@ -16,7 +16,7 @@ import msgpack
 
 from chainnode import codec
 from contracts.engine.errors import OutOfGas, text_ok  # noqa: F401 - text_ok is used via values
-from contracts.engine.gas import WALK_NODE_GAS, WALK_NODES_MAX
+from contracts.engine.gas import COPY_NODE_GAS, WALK_NODES_MAX
 
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
@@ -46,7 +46,7 @@ def to_plain(value: Any, what: str, gas: list[int] | None = None) -> Any:
         return _walk(value, what, 0, budget)
     finally:
         if gas is not None:
-            gas[0] -= (WALK_NODES_MAX - budget[0]) * WALK_NODE_GAS
+            gas[0] -= (WALK_NODES_MAX - budget[0]) * COPY_NODE_GAS
             if gas[0] < 0:
                 raise OutOfGas("out of gas")
 
@@ -132,7 +132,12 @@ def to_receipt_value(value: Any, what: str, gas: list[int] | None = None) -> Any
     this engine produces can always be decoded by a peer."""
     if value is None or type(value) in _FLAT:
         return to_plain(value, what)
+    before = gas[0] if gas is not None else 0
     plain = to_plain(value, what, gas)
+    if gas is not None:  # the check below walks it again, as long as the copy did
+        gas[0] -= before - gas[0]
+        if gas[0] < 0:
+            raise OutOfGas("out of gas")
     try:
         codec.expect_value(plain, what)
     except codec.DecodeError as exc:

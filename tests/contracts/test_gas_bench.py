@@ -4,8 +4,6 @@ measured in the same run (a ratio, not a wall-clock budget)."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.bench import gas as bench
 
 
@@ -15,9 +13,9 @@ def test_every_case_compiles_and_runs_out_of_gas() -> None:
     assert all(r > 0 for r in rates.values())
 
 
-@pytest.mark.xfail(reason="calibration unfinished: big-int floordiv and ~14 cases at 40-75 Mgas/s still "
-                          "burn gas below the floor (python -m tests.bench.gas; docs/contracts.md)", strict=False)
 def test_the_slowest_case_is_above_the_floor() -> None:
-    rates = bench.measure(gas=500_000, rounds=2, payment_calls=200)
+    # CPU time, the best of 3 interleaved runs of each case and of the reference: the
+    # ratio holds on a loaded machine (measured with a busy loop beside it).
+    rates = bench.measure(gas=500_000, rounds=3, payment_calls=200)
     lines, worst = bench.report(rates)
     assert worst >= bench.FLOOR_RATIO, "\n".join(lines[:10])
