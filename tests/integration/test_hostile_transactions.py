@@ -1,0 +1,63 @@
+"""Hostile transactions against a real 4-sealer chain: none of them crashes a node or stalls
+the chain, and each gets a failed receipt that says why."""
+
+import pytest
+
+from chainnode.client import Account, Client
+from tests.integration.cluster import Cluster
+from tests.integration.test_chain import deploy_token
+
+# Text a receipt cannot encode (lone UTF-16 surrogates), built by the contract itself. One
+# deploy of the first kind once killed two of four nodes and halted the chain.
+POISON = r'''
+def init():
+    storage["n"] = 0
+
+def bad_require():
+    require(False, "\ud800")
+
+def bad_event():
+    emit("\ud800", x=1)
+
+def bad_field():
+    emit("E", x="a\udfff")
+
+def bad_return():
+    return "\ud800"
+
+def bad_key():
+    storage["\ud800"] = 1
+
+def bad_value():
+    storage["k"] = ["\ud800"]
+'''
+POISON_METHODS = ["bad_require", "bad_event", "bad_field", "bad_return", "bad_key", "bad_value"]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with Cluster(tmp_path / "net", config={"block_interval_min_ms": 100, "consensus_timeout_ms": 1500}) as c:
+        c.start_all()
+        yield c
+
+
+async def test_poison_values_fail_their_transactions_and_nothing_else(cluster):
+    alice = Account.generate("sm")
+    token = await deploy_token(cluster.layout[0].rpc_url, alice, 100)
+    async with Client([node.rpc_url for node in cluster.layout]) as client:
+        poison = await client.deploy(alice, POISON, check=True)
+        for method in POISON_METHODS:
+            receipt = await client.send(alice, poison.contract_address, method, [], check=False)
+            assert not receipt.ok, method
+            assert receipt.error_type and receipt.error_message, (method, receipt.error_type)
+        # A deploy whose init hands back poison fails the same way.
+        receipt = await client.deploy(alice, POISON.replace('storage["n"] = 0', 'emit("\\ud800")'), check=False)
+        assert not receipt.ok and receipt.error_message
+        payment = await client.send(alice, token, "transfer", [b"\x01" * 20, 1])
+        assert payment.ok
+    assert all(cluster.running(i) for i in range(4))
+    head = cluster.height(0)
+    cluster.wait_height(range(4), head)
+    assert len({cluster.rpc(i, "getBlockHashByNumber", head) for i in range(4)}) == 1
+    for i in range(4):
+        assert "Traceback" not in cluster.log(i), f"node{i} logged a traceback"
