@@ -385,3 +385,47 @@ async def test_connection_limit(tmp_path, nursery):
                 assert info.value.reason.code == 1013 and "too many subscription connections" in info.value.reason.reason
     finally:
         env.chain.ledger.close()
+
+
+async def test_replay_chunks_count_against_the_queue_bound(tmp_path, monkeypatch):
+    """Many subscriptions replaying from block 0 to a client that reads nothing: what the
+    connection holds never exceeds its byte bound plus one chunk (one chunk in memory per
+    connection, read only when the queue has room), and the client is then dropped."""
+    from chainnode.rpc import subscriptions
+
+    chain = open_chain(tmp_path / "c")
+    try:
+        for _ in range(40):
+            proposal = chain.execute_proposal([], timestamp_ms=chain.height, proposer_index=0)
+            chain.commit(proposal, certify(proposal.header))
+        limits = SubscriptionLimits(queue_bytes_max=4000, queue_full_timeout_ms=200, replay_blocks_per_step=4, subscriptions_per_connection_max=16)
+        hub = SubscriptionHub(chain.ledger, SUITE, "g", limits)
+        app = RpcApp(Dispatcher(), hub=hub)
+        held: list[int] = []
+        put = subscriptions.Session._put
+
+        def recording_put(self, texts):
+            put(self, texts)
+            held.append(self.queued_bytes)
+
+        monkeypatch.setattr(subscriptions.Session, "_put", recording_put)
+        subscribe = [{"type": "websocket.receive", "text": json.dumps({"jsonrpc": "2.0", "id": i, "method": "subscribe", "params": ["g", "", "newBlocks", {"fromBlock": 0}]})} for i in range(16)]
+        incoming = [{"type": "websocket.connect"}] + subscribe
+        sent: list[dict] = []
+
+        async def receive():
+            return incoming.pop(0) if incoming else await trio.sleep_forever()
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == "websocket.send":
+                await trio.sleep_forever()  # the client reads nothing
+
+        with trio.fail_after(10):
+            await app({"type": "websocket", "path": "/"}, receive, send)
+        chunk_bytes_max = max(len(json.dumps(v)) + 200 for _, vs in hub.blocks_view(0, 3) for v in vs) * limits.replay_blocks_per_step
+        assert held and max(held) <= limits.queue_bytes_max + chunk_bytes_max, (max(held), chunk_bytes_max)
+        assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == CLOSE_POLICY
+        assert hub.stats() == {"connections": 0, "subscriptions": 0, "disconnectedSlow": 1}
+    finally:
+        chain.ledger.close()
