@@ -353,13 +353,17 @@ def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: 
             ("convergence after the last fault, s", "did not converge" if r.convergence_s is None else r.convergence_s),
             ("longest stall with a quorum of sealers up, s", r.longest_stall_s),
             ("blocks (during faults)", f"{r.blocks} ({r.blocks_during_faults})"),
-            ("view changes (the most on one node)", r.view_changes), ("node crashes", len(r.crashes)),
+            ("view changes (the most on one node)", r.view_changes), ("node crashes", r.crash_count),
         ]
         for name, value in rows:
             table.add_row(name, str(value))
         console.print(table)
+        kinds: dict[str, int] = {}
         for crash in r.crashes:
-            console.print(f"crash: {crash['node']}: {crash['how']} {crash.get('detail', '')}", highlight=False)
+            key = f"{crash['node']}: {crash['how']} {crash.get('detail', '')}".strip()
+            kinds[key] = kinds.get(key, 0) + 1
+        for key, count in kinds.items():
+            console.print(f"crash x{count}: {key}", highlight=False)
         for error, count in sorted(r.send_errors.items(), key=lambda kv: -kv[1])[:5]:
             console.print(f"not acknowledged x{count}: {error}", highlight=False)
         console.print(("PASS" if r.ok else "FAIL") + f" in {r.seconds} s; `--seed {r.seed}` replays these faults")
