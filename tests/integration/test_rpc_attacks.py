@@ -293,5 +293,5 @@ async def test_a_flood_of_spinning_calls_does_not_hold_up_the_chain(target):
     assert await t.height() > start_height
     assert set(answers) <= {"-32005", "-32006", "OutOfGas"} and answers, answers
     print(f"spinning calls: answers {answers}; payments during the flood committed in {[round(s, 2) for s in seconds]} s")
-    assert max(seconds) < 10, seconds
+    assert max(seconds) < 5, seconds  # measured: 0.7-1.2 s here; 7.9-12.3 s with calls on the chain worker
     await t.wait_rss_back(baseline)
