@@ -333,7 +333,8 @@ def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: 
     from devnet.chaos import run_chaos
 
     net = _open(folder)
-    say = (lambda text: None) if as_json else (lambda text: console.print(text, highlight=False))
+    # With --json, stdout holds only the report; the running commentary goes to stderr.
+    say = (lambda text: click.echo(text, err=True)) if as_json else (lambda text: console.print(text, highlight=False))
     try:
         report = trio.run(lambda: run_chaos(net, duration_s=duration_s, rate_tps=rate, seed=seed, converge_timeout_s=converge_timeout_s, say=say))
     except (DevnetError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout) as exc:

@@ -9,6 +9,9 @@ checks every signature once). For 4 sealers, a second run offers exactly the bud
 (800 TPS) and measures commit latency there: at full speed the latency only measures the
 queue the benchmark itself builds up. Exits 1 if a budget is missed: 1 sealer >= 2,000
 TPS; 4 sealers >= 800 TPS, and median commit latency <= 1 s (p99 <= 3 s) at 800 TPS.
+
+Its nodes die with it, even when it is SIGKILLed (devnet/supervisor.py binds them; see
+tests/integration/test_devnet_lifetime.py); only its temporary folder is left then.
 """
 
 from __future__ import annotations
