@@ -103,7 +103,8 @@ class ChaosReport:
     heights_compared: int = 0
     forks: int = 0
     receipts_compared: int = 0
-    receipts_identical: bool = True
+    receipts_identical: bool = True  # False too if a node could not answer (see audit_unreachable)
+    audit_unreachable: list[str] = field(default_factory=list)  # nodes that did not answer the audit
     converged: bool = False
     convergence_s: float | None = None
     longest_stall_s: float = 0.0
@@ -397,6 +398,8 @@ class _Chaos:
         chains = {}
         for name in self.urls:
             head = await self.rpc.call(self.urls[name], "getBlockNumber", timeout_s=10)
+            if not isinstance(head, int):
+                self.report.audit_unreachable.append(name)
             chains[name] = await self._chain(name, head) if isinstance(head, int) else {}
             self.report.pending_after[name] = await self.rpc.call(self.urls[name], "getPendingTxSize", timeout_s=10)
         heights = set().union(*(c.keys() for c in chains.values()))

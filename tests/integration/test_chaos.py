@@ -41,8 +41,7 @@ async def test_a_short_chaos_run_forks_nothing_crashes_nothing_and_receipts_agre
     assert report.forks == 0, summary
     assert report.crash_count == 0, summary
     assert report.receipts_identical and report.receipts_compared == min(200, report.committed) > 0, summary
-    # Not yet asserted: lost == 0 and converged (acknowledged transactions still vanish under
-    # faults; issue 13 item 2). The report carries both.
+    assert report.lost == 0 and report.converged and report.committed == report.acknowledged, summary
 
 
 def test_chaos_on_a_devnet_that_is_not_running_says_what_to_do(tmp_path):
