@@ -180,12 +180,6 @@ class Executor:
         return self.engine.execute(overlay, ctx, tx.to, tx.method, tx.args, gas_limit)
 
 
-def fits_block_gas(state: StateReader, txs: list) -> list:
-    """Deprecated, kept only until the node stops calling it: `txs` unchanged. Blocks are
-    bounded by the gas they use, cut by `Executor.execute`, not by their gas limits."""
-    return txs
-
-
 def refusal(state: StateReader, sender: bytes, to: bytes | None, method: str) -> tuple[str, str] | None:
     """Why governance forbids this transaction, as (error type, message), or None.
 

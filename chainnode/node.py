@@ -33,7 +33,7 @@ from chainnode.chain import Chain, Proposal
 from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.config import NodeConfig
 from chainnode.crypto import get_suite
-from chainnode.executor import Executor, InvalidBlock, fits_block_gas, refusal
+from chainnode.executor import Executor, InvalidBlock, refusal
 from chainnode.genesis import Genesis
 from chainnode.governance import CRL_KEY, read_revoked_serials
 from chainnode.keyfile import KeyPair
@@ -469,7 +469,7 @@ class Node:
         header = None
         hashes: list[bytes] = []
         if action.height == self.chain.height + 1 and ledger.head_hash == action.parent_hash:
-            pooled = fits_block_gas(ledger.state, self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height))
+            pooled = self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height)
             if pooled or action.allow_empty:
                 timestamp = max(_now_ms(), parent.timestamp_ms)
                 verified = {p.tx_hash for p in pooled}

@@ -60,7 +60,7 @@ class NetworkLimits:
     # A request's timeout follows how long that peer's answers to that protocol take
     # (network/timeouts.py): this at first, then between the min and the max.
     request_timeout_ms: int = 5000
-    request_timeout_min_ms: int = 1000
+    request_timeout_min_ms: int = 2000
     request_timeout_max_ms: int = 30000
     # Requests one peer may have in flight at our handlers at once.
     inbound_requests_per_peer_max: int = 8
