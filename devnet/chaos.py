@@ -487,7 +487,7 @@ async def run_chaos(
     limits = httpx.Limits(max_connections=SENDS_IN_FLIGHT_MAX + 2 * len(net.nodes))
     async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, limits=limits) as http:
         async with Client(net.nodes[0].rpc_url, timeout_s=60) as client:
-            say(f"seed {seed}: {len(chaos.plan)} faults planned; deploying the token and funding {SENDER_ACCOUNTS} senders")
+            say(f"seed {seed}: {len(chaos.plan)} fault(s) planned; deploying the token and funding {SENDER_ACCOUNTS} senders")
             transfers = await Transfers.setup(client, SENDER_ACCOUNTS, supply=10**15)
         chaos.group = transfers.info["groupId"]
         chaos.rpc = _Rpc(http, chaos.group)

@@ -343,7 +343,7 @@ def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: 
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         r = report
-        table = Table(title=f"devnet chaos, seed {r.seed}: {r.duration_s:g} s at {r.rate_tps:g} tx/s, {len(r.faults)} faults", title_justify="left")
+        table = Table(title=f"devnet chaos, seed {r.seed}: {r.duration_s:g} s at {r.rate_tps:g} tx/s, {len(r.faults)} fault(s)", title_justify="left")
         table.add_column("figure")
         table.add_column("value", justify="right")
         rows = [
