@@ -113,7 +113,9 @@ class TxPool:
         self.journal = journal  # None: acknowledgements are not durable (unit tests of admission)
         self._txs: OrderedDict[bytes, PooledTx] = OrderedDict()
         self._nonces: set[tuple[bytes, bytes]] = set()
-        self._per_sender: dict[bytes, int] = {}
+        # Each sender's pending transactions in arrival order; senders in order of their
+        # oldest pending transaction (a sender whose queue empties goes to the back).
+        self._by_sender: dict[bytes, dict[bytes, PooledTx]] = {}
         self._bytes = 0
         self._verify_limiter = trio.CapacityLimiter(limits.verify_threads)
         self._verify_queue: list[_PendingCheck] = []
@@ -171,7 +173,7 @@ class TxPool:
         if len(self._txs) >= limits.pool_txs_max or self._bytes + size > limits.pool_bytes_max:
             raise self._reject("pool_full", "the transaction pool is full; retry after the next blocks")
         share = max(1, limits.pool_txs_max * limits.sender_share_pct // 100)
-        if self._per_sender.get(sender, 0) >= share:
+        if len(self._by_sender.get(sender, ())) >= share:
             raise self._reject("sender_quota", f"this sender already has {share} pending transactions; wait for them to commit")
 
     def _reject(self, code: str, message: str, tx_hash: bytes | None = None) -> Rejected:
@@ -298,23 +300,33 @@ class TxPool:
         self._check_room(p.sender, len(p.raw))
         self._txs[p.tx_hash] = p
         self._nonces.add((p.sender, p.tx.nonce))
-        self._per_sender[p.sender] = self._per_sender.get(p.sender, 0) + 1
+        self._by_sender.setdefault(p.sender, {})[p.tx_hash] = p
         self._bytes += len(p.raw)
         self._arrival.set()
 
     # ---- proposals and commits ----------------------------------------------------------
 
     def take(self, count_max: int, height: int) -> list[PooledTx]:
-        """Up to `count_max` pending transactions, oldest first, valid at `height`.
+        """Up to `count_max` pending transactions valid at `height`, taken round-robin over
+        senders (each sender's oldest first; senders by their oldest pending transaction).
 
-        Nothing is removed: a proposal may fail, and commits remove what was included.
+        Fair by sender, not first come first served: a sender with a backlog of heavy
+        transactions (blocks are cut by gas) must not push everybody else's payments blocks
+        back. Nothing is removed: a proposal may fail, and commits remove what was included.
         """
-        out = []
-        for p in self._txs.values():
-            if p.tx.block_limit >= height:
-                out.append(p)
+        out: list[PooledTx] = []
+        queues = [iter(q.values()) for q in self._by_sender.values()]
+        while queues and len(out) < count_max:
+            still = []
+            for queue in queues:
+                for p in queue:
+                    if p.tx.block_limit >= height:
+                        out.append(p)
+                        still.append(queue)
+                        break
                 if len(out) >= count_max:
                     break
+            queues = still
         return out
 
     def get(self, tx_hash: bytes) -> PooledTx | None:
@@ -346,11 +358,10 @@ class TxPool:
 
     def _forget(self, p: PooledTx) -> None:
         self._nonces.discard((p.sender, p.tx.nonce))
-        left = self._per_sender[p.sender] - 1
-        if left:
-            self._per_sender[p.sender] = left
-        else:
-            del self._per_sender[p.sender]
+        queue = self._by_sender[p.sender]
+        del queue[p.tx_hash]
+        if not queue:
+            del self._by_sender[p.sender]
         self._bytes -= len(p.raw)
 
     async def wait_for_transactions(self) -> None:

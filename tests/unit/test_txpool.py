@@ -144,3 +144,19 @@ async def test_wait_for_transactions_wakes_on_arrival():
         assert not woke
         await pool.submit(tx().encode())
     assert woke
+
+
+async def test_proposals_take_senders_round_robin_so_a_backlog_does_not_push_others_back():
+    # First come first served let one sender's backlog of heavy transactions (blocks are cut
+    # by gas) hold an ordinary payment back for dozens of blocks.
+    pool = make_pool()
+    mallory, alice, bob = SUITE.generate_keypair(), SUITE.generate_keypair(), SUITE.generate_keypair()
+    backlog = [await pool.submit(tx(key=mallory).encode()) for _ in range(50)]
+    payment = await pool.submit(tx(key=alice).encode())
+    expired = await pool.submit(tx(key=bob, block_limit=11).encode())
+    other = await pool.submit(tx(key=bob).encode())
+    taken = [p.tx_hash for p in pool.take(3, height=12)]
+    assert taken == [backlog[0], payment, other]  # bob's expired one is skipped, not his next
+    assert [p.tx_hash for p in pool.take(6, height=12)][3:] == backlog[1:4]  # then mallory's, in order
+    pool.remove([backlog[0], payment])
+    assert [p.tx_hash for p in pool.take(2, height=11)] == [backlog[1], expired]
