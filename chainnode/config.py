@@ -35,6 +35,7 @@ class Limits:
     rpc_header_timeout_ms: int = 5_000  # connect (or last response) -> whole request head
     rpc_body_timeout_ms: int = 10_000  # request head -> end of its body
     rpc_client_requests_per_s_max: int = 1_000  # per remote address (HTTP requests and WebSocket messages)
+    rpc_send_timeout_ms: int = 30_000  # a write the client does not take this long closes its connection
     rpc_ws_connections_max: int = 256  # WebSocket connections open at once
     rpc_ws_queue_bytes_max: int = 1024 * 1024  # unsent notifications per WebSocket connection
     rpc_ws_queue_full_timeout_ms: int = 5_000  # a full queue for this long disconnects the client
@@ -64,6 +65,7 @@ LIMIT_BOUNDS = {
     "rpc_header_timeout_ms": (100, 600_000),
     "rpc_body_timeout_ms": (100, 600_000),
     "rpc_client_requests_per_s_max": (1, 1_000_000),
+    "rpc_send_timeout_ms": (100, 600_000),
     "rpc_ws_connections_max": (1, 100_000),
     "rpc_ws_queue_bytes_max": (64 * 1024, 1 << 30),
     "rpc_ws_queue_full_timeout_ms": (100, 600_000),

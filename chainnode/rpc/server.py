@@ -10,6 +10,9 @@ the mechanism that really enforces it:
   whole request head within `header_timeout_ms` of opening (or of its last response),
   however slowly it trickles bytes (slowloris);
 - body time and size: `_http` reads the body against a deadline and a byte bound (408/413);
+- send time: a write the client does not take within `send_timeout_ms` closes the
+  connection (`_TimedStream`: hypercorn writes with the socket shielded from cancellation,
+  so without this a client that never reads would hold its connection forever);
 - requests per second per remote address (a token bucket; HTTP 429 / JSON-RPC -32005);
 - WebSocket sessions: chainnode.rpc.subscriptions (queue bytes, idle time, slow readers),
   which can `abort` a connection whose client stopped reading: hypercorn writes with the
@@ -70,6 +73,7 @@ class ServerLimits:
     header_timeout_ms: int = 5_000  # from connecting (or the last response) to a whole request head
     body_timeout_ms: int = 10_000  # from the request head to the end of its body
     client_requests_per_s_max: int = 1_000  # per remote address; bursts up to one second's worth
+    send_timeout_ms: int = 30_000  # one write (a response, a notification) the client must take
 
     @classmethod
     def from_config(cls, limits: Any) -> "ServerLimits":
@@ -80,6 +84,7 @@ class ServerLimits:
             header_timeout_ms=limits.rpc_header_timeout_ms,
             body_timeout_ms=limits.rpc_body_timeout_ms,
             client_requests_per_s_max=limits.rpc_client_requests_per_s_max,
+            send_timeout_ms=limits.rpc_send_timeout_ms,
         )
 
 
@@ -292,6 +297,27 @@ async def _json_h11_error(self, status_code: int) -> None:
 hypercorn_h11.H11Protocol._send_error_response = _json_h11_error
 
 
+class _TimedStream:
+    """A socket stream whose `send_all` gives up after a deadline, closing the socket.
+
+    The deadline is an inner cancel scope, so it fires even inside the shield hypercorn puts
+    around its writes; hypercorn takes the BrokenResourceError as the peer gone."""
+
+    def __init__(self, stream: trio.SocketStream, timeout_s: float) -> None:
+        self._stream = stream
+        self._timeout_s = timeout_s
+
+    async def send_all(self, data: bytes) -> None:
+        with trio.move_on_after(self._timeout_s):
+            await self._stream.send_all(data)
+            return
+        self._stream.socket.close()
+        raise trio.BrokenResourceError(f"the client took no data for {self._timeout_s} s")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; `task_status.started` reports the bound addresses."""
     check_port_free(host, port)
@@ -330,7 +356,7 @@ async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_
             return
         app.connections[peer] = stream
         try:
-            await TCPServer(wrapped, config, context, {}, stream)
+            await TCPServer(wrapped, config, context, {}, _TimedStream(stream, limits.send_timeout_ms / 1000))
         finally:
             app.connections.pop(peer, None)
 

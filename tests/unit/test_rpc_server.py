@@ -196,3 +196,17 @@ async def test_a_client_that_cannot_take_the_close_frame_has_its_socket_closed(t
         assert aborted.is_set() and not hub.sessions
     finally:
         chain.ledger.close()
+
+
+async def test_a_client_that_never_reads_its_response_is_cut_off(nursery):
+    async def big():
+        return 200, [(b"content-type", b"application/octet-stream")], b"x" * (32 << 20)
+
+    app, port = await start(nursery, ServerLimits(send_timeout_ms=300), extra_routes={"/big": big})
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it reads nothing
+    await sock.connect(("127.0.0.1", port))
+    await sock.send(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+    await wait_until(lambda: len(app.connections) == 1)
+    await wait_until(lambda: not app.connections)  # the server gave up writing and closed it
+    sock.close()
