@@ -70,6 +70,37 @@ def raise_pubsub_queue_limits(peer_queue_rpcs: int, subscription_queue: int) -> 
     assert probe._queue.max_size >= peer_queue_rpcs, "could not raise the pubsub peer queue size"
 
 
+class _GuardedPubsub(Pubsub):
+    """py-libp2p's Pubsub, where a peer's malformed RPC ends that peer's connection instead
+    of the node: the library's read loop lets a protobuf `DecodeError` (seen after a peer
+    restarted) escape its service and the process died, and so would any error while
+    handling one message. The peer is reported (disconnected and briefly banned, then
+    redialled with fresh streams); the node keeps serving the others."""
+
+    on_bad_peer: Callable[[str, str], None] = staticmethod(lambda peer_id, reason: None)
+
+    async def stream_handler(self, stream) -> None:
+        try:
+            await super().stream_handler(stream)
+        except Exception as exc:
+            peer_id = stream.muxed_conn.peer_id
+            log.warning("gossip: peer %s sent a pubsub RPC that could not be handled (%s: %s); dropping its connection",
+                        peer_id, type(exc).__name__, str(exc)[:200])
+            try:
+                await stream.reset()
+            except Exception:  # the stream may be gone already
+                pass
+            self._handle_dead_peer(peer_id)
+            self.on_bad_peer(peer_id.to_base58(), f"malformed pubsub RPC ({type(exc).__name__})")
+
+    async def push_msg(self, msg_forwarder: ID, msg) -> None:
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            log.warning("gossip: dropped a message forwarded by %s that could not be handled (%s: %s)",
+                        msg_forwarder, type(exc).__name__, str(exc)[:200])
+
+
 class TxGossip:
     def __init__(
         self,
@@ -79,7 +110,9 @@ class TxGossip:
         counters: Counters,
         origin_index: Callable[[ID], int | None],
         now_ms: Callable[[], float],
+        on_bad_peer: Callable[[str, str], None] = lambda peer_id, reason: None,
     ) -> None:
+        """`on_bad_peer(peer id, reason)`: a peer broke the pubsub protocol."""
         self.topic = topic
         self.limits = limits
         self._counters = counters
@@ -101,7 +134,7 @@ class TxGossip:
             max_messages_per_topic_per_second=float(LIBRARY_SPAM_LIMIT_PER_S),
             eclipse_protection_enabled=False,
         )
-        self.pubsub = Pubsub(
+        self.pubsub = _GuardedPubsub(
             host,
             self.router,
             strict_signing=True,
@@ -113,6 +146,7 @@ class TxGossip:
         # Sequence numbers grow from here: past any this node used before a restart, unless the
         # clock was set back by more than the publishes since (the digest in the id covers that).
         self.pubsub.counter = time.time_ns()
+        self.pubsub.on_bad_peer = on_bad_peer
         self.pubsub.set_topic_validator(topic, self._validate, False)
 
     def _validate(self, forwarder: ID, msg) -> bool:

@@ -412,7 +412,7 @@ class Network:
             self._install_request_handler(protocol)
         host.set_stream_handler(HELLO_PROTOCOL, self._on_hello_stream)
         host.set_stream_handler(PBFT_PROTOCOL, self._on_pbft_stream)
-        self._gossip = TxGossip(host, self.topic, self.limits, self.counters, self._index_of, _now_ms)
+        self._gossip = TxGossip(host, self.topic, self.limits, self.counters, self._index_of, _now_ms, on_bad_peer=self.report_misbehaviour)
         self._gate_library_handlers()
         try:
             async with trio.open_nursery() as outer:

@@ -108,3 +108,26 @@ async def test_node_reported_misbehaviour_disconnects_and_bans(caplog):
         assert any("bad signature" in r.getMessage() and f"peer {m.index} " in r.getMessage() for r in caplog.records)
         await _check_honest_service(rv.net, rh.net, v.index, h.index)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_malformed_pubsub_rpc_drops_the_sender_not_the_node(caplog):
+    # py-libp2p's pubsub read loop let a protobuf DecodeError escape its service: one bad RPC
+    # (seen after a peer restarted) killed the node, and every restart after it.
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+
+    caplog.set_level(logging.INFO)
+    v, h, m = make_members(3)
+    everyone = [v, h, m]
+    async with trio.open_nursery() as nursery:
+        rv = await start(nursery, make_network(v, everyone))
+        rh = await start(nursery, make_network(h, everyone))
+        rm = await start(nursery, make_network(m, everyone))
+        await rv.net.wait_connected(2, 10)
+        stream = await rm.net._host.new_stream(ID.from_base58(v.peer_id), [TProtocol("/meshsub/1.1.0")])
+        await stream.write(b"\x03\x0f\xff\xff")  # length 3, then bytes that are no protobuf RPC
+        await _until(lambda: m.index not in rv.net.connected_peers())
+        assert any("malformed pubsub RPC" in r.getMessage() and "banned" in r.getMessage() for r in caplog.records)
+        assert not rv.stopped.is_set()
+        await _check_honest_service(rv.net, rh.net, v.index, h.index)
+        nursery.cancel_scope.cancel()
