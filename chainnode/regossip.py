@@ -13,6 +13,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Protocol
 
+# A gossip batch is msgpack [1, [raw, ...]]: each transaction costs its bytes plus a bin
+# header of at most 5 bytes, and the batch a few header bytes. Batches are sized with this
+# overhead counted, or a full one is bigger than receivers accept (and they ban the sender).
+BATCH_ITEM_OVERHEAD_BYTES = 5
+BATCH_HEADER_BYTES_MAX = 16
+
 
 class Pending(Protocol):
     tx_hash: bytes
@@ -37,12 +43,13 @@ class Regossip:
             if now_s - p.arrived_s < self.after_s:
                 break
             at, interval = self._due.get(p.tx_hash, (0.0, self.after_s))
-            if at > now_s or len(p.raw) > self.batch_bytes_max:
+            cost = len(p.raw) + BATCH_ITEM_OVERHEAD_BYTES
+            if at > now_s or cost > self.batch_bytes_max:
                 continue
-            if size + len(p.raw) > self.batch_bytes_max:
+            if size + cost > self.batch_bytes_max:
                 break
             batch.append(p.raw)
-            size += len(p.raw)
+            size += cost
             self._due[p.tx_hash] = (now_s + interval, min(2 * interval, self.interval_max_s))
         self.sent_txs += len(batch)
         return batch

@@ -26,7 +26,7 @@ def test_waiting_transactions_are_gossiped_again_at_doubling_intervals():
 
 
 def test_committed_transactions_are_forgotten_and_a_round_is_bounded():
-    txs = [Tx(bytes([i]), bytes([i]) * 400, 0.0) for i in range(5)]
+    txs = [Tx(bytes([i]), bytes([i]) * 395, 0.0) for i in range(5)]  # 400 bytes each in a batch
     r = Regossip(after_s=1, interval_max_s=60, batch_bytes_max=1000)
     assert r.pick(txs, 5.0, lambda h: True) == [txs[0].raw, txs[1].raw]  # 800 of 1000 bytes
     assert r.pick(txs, 5.0, lambda h: True) == [txs[2].raw, txs[3].raw]  # the next ones, not the same again
@@ -35,3 +35,16 @@ def test_committed_transactions_are_forgotten_and_a_round_is_bounded():
     assert txs[0].tx_hash not in r._due
     huge = Tx(b"h", b"x" * 5000, 0.0)  # over a whole batch: never gossiped, only fetched
     assert r.pick([huge, txs[1]], 100.0, lambda h: True) == [txs[1].raw]
+
+
+def test_a_full_batch_packs_within_what_receivers_accept():
+    # Batches were sized by their transactions' bytes alone; a full one packed ~1 KiB over
+    # the receivers' limit, and they banned the sender for it.
+    from chainnode.codec import pack
+    from chainnode.regossip import BATCH_HEADER_BYTES_MAX
+
+    batch_bytes_max = 256 * 1024
+    txs = [Tx(i.to_bytes(4, "big"), b"t" * 300, 0.0) for i in range(2000)]
+    batch = Regossip(after_s=0, interval_max_s=1, batch_bytes_max=batch_bytes_max).pick(txs, 1.0, lambda h: True)
+    assert len(batch) > 800
+    assert len(pack([1, batch])) <= batch_bytes_max + BATCH_HEADER_BYTES_MAX
