@@ -41,7 +41,7 @@ from chainnode.metrics import NodeMetrics
 from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node_init import InitError, open_chain_ledger
-from chainnode.regossip import Regossip
+from chainnode.regossip import BATCH_HEADER_BYTES_MAX, BATCH_ITEM_OVERHEAD_BYTES, Regossip
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.headview import CallLimits
@@ -468,26 +468,45 @@ class Node:
             await trio.sleep(wait_ms / 1000)
         header = None
         hashes: list[bytes] = []
-        if action.height == self.chain.height + 1 and ledger.head_hash == action.parent_hash:
-            pooled = self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height)
-            if pooled or action.allow_empty:
-                timestamp = max(_now_ms(), parent.timestamp_ms)
-                verified = {p.tx_hash for p in pooled}
-                try:
-                    started_s = time.monotonic()
-                    proposal = await self.on_chain(
-                        lambda: self.chain.execute_proposal([p.tx for p in pooled], timestamp_ms=timestamp, proposer_index=action.proposer_index, is_verified=verified.__contains__)
-                    )
-                    self._note_execution_ms((time.monotonic() - started_s) * 1000)
-                    header, hashes = proposal.header, proposal.executed.tx_hashes
-                    self._proposals[header.hash(self.suite)] = proposal
-                except InvalidBlock as exc:
-                    # A pooled transaction became invalid (say, committed by a block that arrived
-                    # while it was being verified). Drop such ones; the core retries after its timeout.
-                    log.warning("%s: could not build block %d: %s", self.name, action.height, exc)
-                    self.pool.remove([p.tx_hash for p in pooled if self.chain.is_committed(p.tx_hash)])
-                    self.pool.drop_expired(self.chain.height)
+        pooled = self.pool.take(read_config(ledger.state, "tx_count_limit"), action.height)
+        if pooled or action.allow_empty:
+            started_s = time.monotonic()
+            try:
+                proposal = await self.on_chain(self._build_on_chain, action, pooled)
+            except InvalidBlock as exc:
+                # A pooled transaction is no longer valid here: drop what the chain settled,
+                # and the core tries again after its timeout.
+                log.warning("%s: could not build block %d: %s", self.name, action.height, exc)
+                self.pool.remove([p.tx_hash for p in pooled if self.chain.is_committed(p.tx_hash)])
+                self.pool.drop_expired(self.chain.height)
+                proposal = None
+            if proposal is not None:
+                self._note_execution_ms((time.monotonic() - started_s) * 1000)
+                header, hashes = proposal.header, proposal.executed.tx_hashes
+                self._proposals[header.hash(self.suite)] = proposal
         await self._events_send.send(ev.ProposalReady(action.height, action.view, header, hashes))
+
+    def _build_on_chain(self, action: ev.BuildProposal, pooled: list) -> Proposal | None:
+        """On the chain worker: execute `pooled` as the proposal `action` asks for, or None if
+        the head moved meanwhile (sync committed that height). Transactions a block committed
+        since they were taken are left out. An empty block is always buildable: the core
+        needs one when it asks with `allow_empty`."""
+        ledger = self.chain.ledger
+        if action.height != self.chain.height + 1 or ledger.head_hash != action.parent_hash:
+            return None
+        timestamp = max(_now_ms(), ledger.head_header.timestamp_ms)
+        pooled = [p for p in pooled if not self.chain.is_committed(p.tx_hash)]
+        verified = {p.tx_hash for p in pooled}
+        if not pooled and not action.allow_empty:
+            return None
+        build = partial(self.chain.execute_proposal, timestamp_ms=timestamp, proposer_index=action.proposer_index, is_verified=verified.__contains__)
+        try:
+            return build([p.tx for p in pooled])
+        except InvalidBlock as exc:
+            if not action.allow_empty:
+                raise
+            log.warning("%s: block %d is proposed empty: %s", self.name, action.height, exc)
+            return build([])
 
     async def _execute(self, action: ev.Execute) -> None:
         """Execute a proposal and tell the core. Missing data (a transaction no peer gave us in
@@ -618,7 +637,7 @@ class Node:
     async def _pump_gossip_in(self) -> None:
         async for peer, batch in self.network.incoming_txs:
             try:
-                f = expect_list(unpack(batch, max_bytes=TX_GOSSIP_BATCH_BYTES_MAX + 1024), "tx batch", length=2)
+                f = expect_list(unpack(batch, max_bytes=TX_GOSSIP_BATCH_BYTES_MAX + BATCH_HEADER_BYTES_MAX), "tx batch", length=2)
                 expect_version(f, "tx batch", 1)
                 raws = expect_list(f[1], "tx batch txs", max_length=10_000)
             except DecodeError as exc:
@@ -643,10 +662,10 @@ class Node:
                 continue  # nobody to tell yet: keep them (bounded) until a peer connects
             while self._gossip_out:
                 batch, size = [], 0
-                while self._gossip_out and size + len(self._gossip_out[0]) <= TX_GOSSIP_BATCH_BYTES_MAX:
+                while self._gossip_out and size + len(self._gossip_out[0]) + BATCH_ITEM_OVERHEAD_BYTES <= TX_GOSSIP_BATCH_BYTES_MAX:
                     raw = self._gossip_out.popleft()
                     batch.append(raw)
-                    size += len(raw)
+                    size += len(raw) + BATCH_ITEM_OVERHEAD_BYTES
                 if not batch:  # a single transaction over the batch size: never gossiped, only fetched
                     self._gossip_out.popleft()
                     continue
