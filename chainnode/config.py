@@ -43,6 +43,7 @@ class Limits:
     rpc_call_gas_max: int = 10_000_000  # gas of one read-only `call` (also capped by tx_gas_limit)
     rpc_call_timeout_ms: int = 2_000  # a `call` is answered within this, finished or not
     rpc_calls_max: int = 2  # read-only calls running at once
+    rpc_calls_gas_per_s_max: int = 20_000_000  # gas all read-only calls may burn per second, together
     peer_frame_bytes_max: int = 4 * 1024 * 1024
     peer_messages_per_s_max: int = 20_000
     sync_blocks_per_request_max: int = 64
@@ -73,6 +74,7 @@ LIMIT_BOUNDS = {
     "rpc_call_gas_max": (10_000, 1 << 40),
     "rpc_call_timeout_ms": (10, 600_000),
     "rpc_calls_max": (1, 64),
+    "rpc_calls_gas_per_s_max": (100_000, 1 << 40),
     "peer_frame_bytes_max": (64 * 1024, 64 << 20),
     "peer_messages_per_s_max": (10, 1_000_000),
     "sync_blocks_per_request_max": (1, 1_000),

@@ -69,11 +69,42 @@ class CallLimits:
     gas_max: int = 10_000_000  # a call's gas: the lower of this and the chain's tx_gas_limit
     timeout_ms: int = 2_000  # the caller's answer comes within this, finished or not
     calls_max: int = 2  # calls running at once (each on its own thread and engine)
+    # Gas all calls together may burn per second. Calls run beside block execution in this
+    # process and share its interpreter lock: without a budget, a few callers spinning
+    # contracts slowed every block several times over. Gas is priced by CPU time
+    # (docs/contracts.md), so this is a share of one core: ~10% at the floor rate.
+    gas_per_s_max: int = 20_000_000
 
     @classmethod
     def from_config(cls, limits: Any) -> "CallLimits":
         """From chainnode.config.Limits."""
-        return cls(gas_max=limits.rpc_call_gas_max, timeout_ms=limits.rpc_call_timeout_ms, calls_max=limits.rpc_calls_max)
+        return cls(gas_max=limits.rpc_call_gas_max, timeout_ms=limits.rpc_call_timeout_ms, calls_max=limits.rpc_calls_max,
+                   gas_per_s_max=limits.rpc_calls_gas_per_s_max)
+
+
+# A call is refused when the budget holds less than this: too little to do anything useful.
+CALL_GAS_MIN = 100_000
+
+
+class GasBudget:
+    """A token bucket of gas, refilled at `per_s` up to `burst`. A call reserves what it may
+    burn, runs with that as its gas cap, and gives back what it did not use."""
+
+    def __init__(self, per_s: int, burst: int, now_s: Callable[[], float]) -> None:
+        self.per_s, self.burst, self._now_s = per_s, burst, now_s
+        self._tokens = float(burst)
+        self._at_s: float | None = None  # the clock may only be read inside the event loop
+
+    def reserve(self, gas_max: int) -> int:
+        now = self._now_s()
+        self._tokens = min(self.burst, self._tokens + (now - (self._at_s or now)) * self.per_s)
+        self._at_s = now
+        grant = int(min(gas_max, self._tokens))
+        self._tokens -= grant
+        return grant
+
+    def give_back(self, gas: int) -> None:
+        self._tokens = min(self.burst, self._tokens + gas)
 
 
 class CallRunner:
@@ -81,6 +112,7 @@ class CallRunner:
         self.limits = limits = limits or CallLimits()
         self._engines = [Engine(suite) for _ in range(limits.calls_max)]  # the free ones
         self._slots = trio.Semaphore(limits.calls_max)
+        self._budget = GasBudget(limits.gas_per_s_max, max(limits.gas_max, limits.gas_per_s_max), trio.current_time)
         self.timed_out = 0  # for metrics
         self.refused = 0
 
@@ -88,8 +120,9 @@ class CallRunner:
     def busy(self) -> int:
         return self.limits.calls_max - len(self._engines)
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(engine, *args)` on a thread of its own, off the chain's worker thread."""
+    async def run(self, fn: Callable[..., tuple[Any, int]], *args: Any) -> Any:
+        """`fn(engine, gas_max, *args)` on a thread of its own, off the chain's worker thread;
+        it returns (answer, gas used) and this returns the answer."""
         limits = self.limits
         deadline = trio.current_time() + limits.timeout_ms / 1000
         acquired = False
@@ -99,6 +132,13 @@ class CallRunner:
         if not acquired:
             self.refused += 1
             raise RpcError(LIMIT_EXCEEDED, f"too many calls in progress (limit {limits.calls_max} at once); none finished within {limits.timeout_ms} ms; retry later")
+        gas_max = self._budget.reserve(limits.gas_max)
+        if gas_max < min(CALL_GAS_MIN, limits.gas_max):
+            self._budget.give_back(gas_max)
+            self._slots.release()
+            self.refused += 1
+            raise RpcError(LIMIT_EXCEEDED, f"read-only calls have used this node's budget of {limits.gas_per_s_max} gas per second "
+                                           "(rpc_calls_gas_per_s_max); retry in a moment, or send a transaction")
         engine = self._engines.pop()
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
@@ -108,6 +148,8 @@ class CallRunner:
             def back() -> None:
                 self._engines.append(engine)
                 self._slots.release()
+                used = out.value[1] if isinstance(out, outcome.Value) else gas_max
+                self._budget.give_back(max(0, gas_max - used))
                 result.append(out)
                 done.set()
 
@@ -116,11 +158,11 @@ class CallRunner:
             except trio.RunFinishedError:
                 pass  # the node is stopping; nobody is waiting
 
-        trio.lowlevel.start_thread_soon(partial(fn, engine, *args), finished, name="chainnode rpc call")
+        trio.lowlevel.start_thread_soon(partial(fn, engine, gas_max, *args), finished, name="chainnode rpc call")
         with trio.move_on_at(deadline):
             await done.wait()
         if result:
-            return result[0].unwrap()
+            return result[0].unwrap()[0]
         self.timed_out += 1
         raise RpcError(
             TIMED_OUT,

@@ -313,18 +313,18 @@ class ChainRpc:
         sender = p.hex(5, length=ADDRESS_BYTES) if len(params) > 5 and params[5] not in ("", None) else ZERO_ADDRESS
         return await self.calls.run(self._query, to, method, args, sender)
 
-    def _query(self, engine, to: bytes, method: str, args: list, sender: bytes) -> dict:
+    def _query(self, engine, gas_max: int, to: bytes, method: str, args: list, sender: bytes) -> tuple[dict, int]:
         # On a call thread, beside block execution: the view is one head, whatever commits.
         with HeadView(self._ledger) as head:
             ctx = CallContext(sender=sender, contract=to, block_height=head.height, block_timestamp_ms=head.header.timestamp_ms, tx_hash=ZERO_HASH)
-            # Bounded like a transaction, and by the node's own cap for free calls.
-            gas_limit = min(read_config(head.state, "tx_gas_limit"), self.calls.limits.gas_max)
+            # Bounded like a transaction, and by what the node grants free calls (CallRunner).
+            gas_limit = min(read_config(head.state, "tx_gas_limit"), gas_max)
             if is_system(to):
                 result = run_system(head.state, ctx, method, args, gas_limit, readonly=True)
             else:
                 result = engine.query(head.state, ctx, to, method, args, gas_limit)
             output = result.value if result.ok else None
-            return {
+            answer = {
                 "output": value_json(output),
                 "raw": hx(pack(output)),
                 "status": 0 if result.ok else 1,
@@ -333,6 +333,7 @@ class ChainRpc:
                 "gasUsed": result.gas_used,
                 "blockNumber": head.height,
             }
+            return answer, result.gas_used
 
     async def getCode(self, params: list) -> Any:
         p = self._params(params, ["address"], 1)

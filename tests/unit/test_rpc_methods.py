@@ -345,18 +345,41 @@ async def test_call_runner_times_out_and_keeps_the_slot_until_the_thread_ends():
     runner = CallRunner(SUITE, CallLimits(timeout_ms=10, calls_max=1))
     release = threading.Event()
     with pytest.raises(RpcError) as slow:
-        await runner.run(lambda engine: release.wait())
+        await runner.run(lambda engine, gas_max: (release.wait(), 0))
     assert slow.value.code == TIMED_OUT and "did not finish within 10 ms" in slow.value.message
     assert runner.busy == 1  # the thread still runs: its slot stays taken
     with pytest.raises(RpcError) as busy:
-        await runner.run(lambda engine: 1)
+        await runner.run(lambda engine, gas_max: (1, 0))
     assert busy.value.code == LIMIT_EXCEEDED and "limit 1 at once" in busy.value.message
     release.set()
     with trio.fail_after(30):
         while runner.busy:
             await trio.sleep(0.01)
-    assert await CallRunner(SUITE, CallLimits(timeout_ms=30_000)).run(lambda engine, x: x + 1, 41) == 42
+    assert await CallRunner(SUITE, CallLimits(timeout_ms=30_000)).run(lambda engine, gas_max, x: (x + 1, 0), 41) == 42
     assert runner.timed_out == 1 and runner.refused == 1
+
+
+async def test_calls_share_a_gas_budget_and_get_back_what_they_did_not_burn():
+    # A few callers spinning contracts on their own threads slowed every block several times
+    # over (they share the interpreter lock with block execution): together, calls may burn
+    # at most rpc_calls_gas_per_s_max.
+    runner = CallRunner(SUITE, CallLimits(gas_max=1_000_000, gas_per_s_max=2_000_000))
+    granted = []
+
+    def spin(engine, gas_max):
+        granted.append(gas_max)
+        return "out of gas", gas_max  # burns all it was given
+
+    assert await runner.run(spin) == "out of gas"
+    assert await runner.run(spin) == "out of gas"  # the burst: two calls' worth
+    assert granted == [1_000_000, 1_000_000]
+    with pytest.raises(RpcError) as refused:
+        await runner.run(spin)
+    assert refused.value.code == LIMIT_EXCEEDED and "rpc_calls_gas_per_s_max" in refused.value.message
+    assert len(granted) == 2 and runner.busy == 0
+    cheap = CallRunner(SUITE, CallLimits(gas_max=1_000_000, gas_per_s_max=1_000_000))
+    for _ in range(10):  # a call that burns little gives the rest back
+        assert await cheap.run(lambda engine, gas_max: (gas_max, 5_000)) > 900_000
 
 
 async def test_a_lone_surrogate_is_invalid_params_not_an_internal_error(rpc):
