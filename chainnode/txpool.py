@@ -116,6 +116,10 @@ class TxPool:
         # Each sender's pending transactions in arrival order; senders in order of their
         # oldest pending transaction (a sender whose queue empties goes to the back).
         self._by_sender: dict[bytes, dict[bytes, PooledTx]] = {}
+        # Per pooled sender: the number of the commit that last included one of its
+        # transactions; proposals serve the senders served longest ago first.
+        self._served: dict[bytes, int] = {}
+        self._commits = 0
         self._bytes = 0
         self._verify_limiter = trio.CapacityLimiter(limits.verify_threads)
         self._verify_queue: list[_PendingCheck] = []
@@ -308,14 +312,18 @@ class TxPool:
 
     def take(self, count_max: int, height: int) -> list[PooledTx]:
         """Up to `count_max` pending transactions valid at `height`, taken round-robin over
-        senders (each sender's oldest first; senders by their oldest pending transaction).
+        senders, each sender's oldest first. Senders whose transactions a block included
+        longest ago (or never) come first, then by their oldest pending transaction.
 
         Fair by sender, not first come first served: a sender with a backlog of heavy
-        transactions (blocks are cut by gas) must not push everybody else's payments blocks
-        back. Nothing is removed: a proposal may fail, and commits remove what was included.
+        transactions must not push everybody else's payments back, block after block (blocks
+        are cut by gas, so what comes first in a proposal is what gets in). Nothing is
+        removed: a proposal may fail, and commits remove what was included.
         """
         out: list[PooledTx] = []
-        queues = [iter(q.values()) for q in self._by_sender.values()]
+        served = self._served
+        senders = sorted(self._by_sender, key=lambda sender: served.get(sender, 0))  # stable: arrival order among equals
+        queues = [iter(self._by_sender[sender].values()) for sender in senders]
         while queues and len(out) < count_max:
             still = []
             for queue in queues:
@@ -336,15 +344,19 @@ class TxPool:
         """Pooled transactions, oldest first. Do not change the pool while iterating."""
         return iter(self._txs.values())
 
-    def remove(self, tx_hashes: Iterable[bytes]) -> int:
+    def remove(self, tx_hashes: Iterable[bytes], *, committed: bool = True) -> int:
         """Drop committed (or otherwise settled) transactions; returns how many were pooled."""
         tx_hashes = list(tx_hashes)
         removed = 0
+        if committed:
+            self._commits += 1
         for h in tx_hashes:
             p = self._txs.pop(h, None)
             if p is not None:
                 self._forget(p)
                 removed += 1
+                if committed and p.sender in self._by_sender:
+                    self._served[p.sender] = self._commits
         if self.journal is not None:
             self.journal.forget(tx_hashes)
         if not self._txs:
@@ -354,7 +366,7 @@ class TxPool:
     def drop_expired(self, head_height: int) -> int:
         """Drop transactions whose block_limit the chain has passed."""
         expired = [h for h, p in self._txs.items() if p.tx.block_limit <= head_height]
-        return self.remove(expired)
+        return self.remove(expired, committed=False)
 
     def _forget(self, p: PooledTx) -> None:
         self._nonces.discard((p.sender, p.tx.nonce))
@@ -362,6 +374,7 @@ class TxPool:
         del queue[p.tx_hash]
         if not queue:
             del self._by_sender[p.sender]
+            self._served.pop(p.sender, None)
         self._bytes -= len(p.raw)
 
     async def wait_for_transactions(self) -> None:

@@ -159,4 +159,20 @@ async def test_proposals_take_senders_round_robin_so_a_backlog_does_not_push_oth
     assert taken == [backlog[0], payment, other]  # bob's expired one is skipped, not his next
     assert [p.tx_hash for p in pool.take(6, height=12)][3:] == backlog[1:4]  # then mallory's, in order
     pool.remove([backlog[0], payment])
-    assert [p.tx_hash for p in pool.take(2, height=11)] == [backlog[1], expired]
+    assert [p.tx_hash for p in pool.take(2, height=11)] == [expired, backlog[1]]  # bob was not served yet
+
+
+async def test_a_sender_a_block_just_served_goes_behind_the_others():
+    # With blocks cut by gas, round-robin from the same first sender every time let a backlog
+    # of 30M-gas transactions fill every block before anyone else's turn.
+    pool = make_pool()
+    mallory, alice = SUITE.generate_keypair(), SUITE.generate_keypair()
+    backlog = [await pool.submit(tx(key=mallory).encode()) for _ in range(5)]
+    payment = await pool.submit(tx(key=alice).encode())
+    assert [p.tx_hash for p in pool.take(1, height=11)] == [backlog[0]]  # the older sender first ...
+    pool.remove([backlog[0]])  # ... committed alone (the block was full)
+    assert [p.tx_hash for p in pool.take(1, height=11)] == [payment]  # ... then the one not served yet
+    pool.remove([payment])
+    assert [p.tx_hash for p in pool.take(2, height=11)] == backlog[1:3]
+    pool.drop_expired(head_height=200)  # expiry is no service
+    assert len(pool) == 0 and not pool._served
