@@ -55,8 +55,8 @@ CONFIG_SPEC: dict[str, tuple[int, int, int]] = {
     "tx_count_limit": (1, 10_000, 1_000),  # transactions per block
     "tx_gas_limit": (10_000, 1_000_000_000, 30_000_000),  # gas per transaction
     # Summed gas limits (each capped at tx_gas_limit) of one block's transactions; never
-    # below tx_gas_limit (governance refuses that). Why 60M: docs/contracts.md, "Limits".
-    "block_gas_limit": (10_000, 100_000_000_000, 60_000_000),
+    # below tx_gas_limit (governance refuses that). Why 30M: docs/contracts.md, "Limits".
+    "block_gas_limit": (10_000, 100_000_000_000, 30_000_000),
     "consensus_timeout_ms": (300, 600_000, 3_000),  # before a view change
     "block_interval_min_ms": (0, 60_000, 500),  # the leader waits at least this between blocks
     "leader_period": (1, 1_000, 1),  # blocks a leader keeps proposing before rotation (genesis only)

@@ -2,6 +2,7 @@
 the chain, and each gets a failed receipt that says why."""
 
 import pytest
+import trio
 
 from chainnode.client import Account, Client
 from tests.integration.cluster import Cluster
@@ -61,3 +62,45 @@ async def test_poison_values_fail_their_transactions_and_nothing_else(cluster):
     assert len({cluster.rpc(i, "getBlockHashByNumber", head) for i in range(4)}) == 1
     for i in range(4):
         assert "Traceback" not in cluster.log(i), f"node{i} logged a traceback"
+
+
+SPIN = "def spin():\n    i = 0\n    while True:\n        i = i + 1\n"
+TX_GAS_LIMIT = 30_000_000  # the genesis default: the most one transaction may burn
+
+
+async def test_an_ordinary_payment_commits_within_2_s_under_worst_case_calls_and_transactions(cluster):
+    # Two 30M-gas transactions once held the chain for 83 s, and read-only calls that spin
+    # until their gas runs out stalled it (68 s for a probe transaction, 5 view changes).
+    alice, mallory = Account.generate("sm"), Account.generate("sm")
+    urls = [node.rpc_url for node in cluster.layout]
+    token = await deploy_token(urls[0], alice, 100)
+    async with Client(urls) as client:
+        spin = (await client.deploy(mallory, SPIN)).contract_address
+        latencies = []
+        async with trio.open_nursery() as attack:
+            async def transactions():
+                async with Client(urls[1:]) as c:
+                    while True:  # two worst-case transactions per second, sent to every node in turn
+                        tx = await c.build(mallory, spin, "spin", [], gas_limit=TX_GAS_LIMIT)
+                        await c.send_transaction(tx)
+                        await trio.sleep(0.5)
+
+            async def calls(url):
+                async with Client(url) as c:
+                    while True:
+                        with pytest.raises(Exception):
+                            await c.call(spin, "spin", [])
+
+            attack.start_soon(transactions)
+            for url in urls:
+                attack.start_soon(calls, url)
+            for _ in range(5):
+                tx = await client.build(alice, token, "transfer", [b"\x02" * 20, 1])
+                started = trio.current_time()
+                await client.send_transaction(tx)
+                receipt = await client.wait_for_receipt(tx.hash(alice.suite), timeout_s=30)
+                latencies.append(trio.current_time() - started)
+                assert receipt.ok
+            attack.cancel_scope.cancel()
+    assert max(latencies) <= 2.0, latencies
+    assert all(cluster.running(i) for i in range(4))

@@ -100,7 +100,7 @@ def bumps(chain: Chain, counter: bytes, n: int) -> list[Transaction]:
 
 
 def test_a_block_of_calls_with_the_default_sdk_gas_limit_is_proposed_whole(tmp_path):
-    # Their gas limits sum to 400,000,000, over block_gas_limit (60,000,000); their gas used
+    # Their gas limits sum to 400,000,000, over block_gas_limit (30,000,000); their gas used
     # is ~100,000. Counting gas limits cut this block to 6 transactions.
     leader, replica = chain_with(tmp_path / "l"), chain_with(tmp_path / "r")
     counter = deploy_counter(leader)
