@@ -75,7 +75,7 @@ def test_an_unreachable_node_is_one_line_and_status_1(args):
     url = closed_port_url()
     code, out = run(*args, "--rpc", url)
     assert code == 1, out
-    assert out.startswith(f"Error: cannot reach the node at {url}/: ") and "is it running, and is this its rpc listen address?" in out
+    assert out.startswith(f"Error: cannot reach the node at {url}/ (") and "is it running, and is this its rpc listen address?" in out
     assert out.rstrip().endswith("or a local test network with `devnet up`") and out.count("\n") == 1
     assert "Traceback" not in out
 
