@@ -5,8 +5,7 @@ import pytest
 import trio
 
 from chainnode.client import Account, Client
-from tests.integration.cluster import Cluster
-from tests.integration.test_chain import deploy_token
+from tests.integration.test_chain import cluster, deploy_token  # noqa: F401 (cluster: the 4-sealer fixture)
 
 # Text a receipt cannot encode (lone UTF-16 surrogates), built by the contract itself. One
 # deploy of the first kind once killed two of four nodes and halted the chain.
@@ -33,13 +32,6 @@ def bad_value():
     storage["k"] = ["\ud800"]
 '''
 POISON_METHODS = ["bad_require", "bad_event", "bad_field", "bad_return", "bad_key", "bad_value"]
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    with Cluster(tmp_path / "net", config={"block_interval_min_ms": 100, "consensus_timeout_ms": 1500}) as c:
-        c.start_all()
-        yield c
 
 
 async def test_poison_values_fail_their_transactions_and_nothing_else(cluster):

@@ -1,25 +1,15 @@
 """Transactions do not stick: what one node alone holds still reaches a block."""
 
-import pytest
-import trio
-
 from chainnode.client import Account, Client
-from tests.integration.cluster import Cluster
-from tests.integration.test_chain import deploy_token
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    with Cluster(tmp_path / "net", config={"block_interval_min_ms": 100, "consensus_timeout_ms": 1500}) as c:
-        c.start_all()
-        yield c
+from tests.integration.test_chain import cluster, deploy_token  # noqa: F401 (cluster: the 4-sealer fixture)
 
 
 async def test_a_transaction_only_a_restarted_non_leader_holds_commits_on_an_idle_chain(cluster):
-    # A node restarted on an idle chain gossips a new transaction once, as soon as a peer
-    # connects, which is often before GossipSub knows the peers' subscriptions: the batch
-    # reaches nobody. The node is not the leader, and its view change alone cannot move the
-    # others (f + 1 are needed), so the transaction waited forever.
+    # A restarted node's gossip was dropped as already seen (it reused its message ids), and
+    # gossip is best effort besides; the node is not the leader, and its view change alone
+    # cannot move the others (f + 1 are needed), so such a transaction waited forever. The
+    # regressions are tests/network/test_cluster.py (message ids) and tests/unit/test_regossip.py;
+    # this is the whole path on real processes.
     alice = Account.generate("sm")
     token = await deploy_token(cluster.layout[0].rpc_url, alice, 100)
     status = cluster.rpc(0, "getConsensusStatus")

@@ -36,16 +36,21 @@ async def _check_honest_service(victim, honest, victim_index: int, honest_index:
     assert got == [(honest_index, b"m%d" % i) for i in range(100)]
 
 
+async def _victim_honest_hostile(nursery, victim_limits: NetworkLimits | None = None):
+    """Three connected members: the victim (with `victim_limits`), an honest one, a hostile one."""
+    v, h, m = members = make_members(3)
+    rv = await start(nursery, make_network(v, members, limits=victim_limits))
+    rh = await start(nursery, make_network(h, members))
+    rm = await start(nursery, make_network(m, members))
+    await rv.net.wait_connected(2, 10)
+    await rm.net.wait_connected(2, 10)
+    return (v, h, m), (rv, rh, rm)
+
+
 async def _scenario(caplog, raw: bytes, reason: str, limits: NetworkLimits | None = None) -> None:
     caplog.set_level(logging.INFO)
-    v, h, m = make_members(3)
-    everyone = [v, h, m]
     async with trio.open_nursery() as nursery:
-        rv = await start(nursery, make_network(v, everyone, limits=limits))
-        rh = await start(nursery, make_network(h, everyone))
-        rm = await start(nursery, make_network(m, everyone))
-        await rv.net.wait_connected(2, 10)
-        await rm.net.wait_connected(2, 10)
+        (v, h, m), (rv, rh, rm) = await _victim_honest_hostile(nursery, limits)
         stream = await _raw_consensus_stream(rm.net, v.peer_id)
         await stream.write(raw)
         key = "disconnects:" + reason.replace(" ", "_")
@@ -94,13 +99,8 @@ async def test_flooding_past_the_rate_limit_disconnects_the_sender(caplog):
 
 async def test_node_reported_misbehaviour_disconnects_and_bans(caplog):
     caplog.set_level(logging.INFO)
-    v, h, m = make_members(3)
-    everyone = [v, h, m]
     async with trio.open_nursery() as nursery:
-        rv = await start(nursery, make_network(v, everyone))
-        rh = await start(nursery, make_network(h, everyone))
-        await start(nursery, make_network(m, everyone))
-        await rv.net.wait_connected(2, 10)
+        (v, h, m), (rv, rh, _) = await _victim_honest_hostile(nursery)
         # The consensus layer found a prepare with a bad signature from m.
         rv.net.report_misbehaviour(m.index, "bad signature")
         await _until(lambda: rv.net.counters.get("disconnects:bad_signature", 0) == 1)
@@ -117,13 +117,8 @@ async def test_a_malformed_pubsub_rpc_drops_the_sender_not_the_node(caplog):
     from libp2p.peer.id import ID
 
     caplog.set_level(logging.INFO)
-    v, h, m = make_members(3)
-    everyone = [v, h, m]
     async with trio.open_nursery() as nursery:
-        rv = await start(nursery, make_network(v, everyone))
-        rh = await start(nursery, make_network(h, everyone))
-        rm = await start(nursery, make_network(m, everyone))
-        await rv.net.wait_connected(2, 10)
+        (v, h, m), (rv, rh, rm) = await _victim_honest_hostile(nursery)
         stream = await rm.net._host.new_stream(ID.from_base58(v.peer_id), [TProtocol("/meshsub/1.1.0")])
         await stream.write(b"\x03\x0f\xff\xff")  # length 3, then bytes that are no protobuf RPC
         await _until(lambda: m.index not in rv.net.connected_peers())
