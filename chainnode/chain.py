@@ -53,8 +53,9 @@ class Chain:
     ) -> Proposal:
         """Execute `transactions` as block head + 1; raises `InvalidBlock` if they may not form it.
 
-        The proposal holds the prefix of `transactions` whose cumulative gas used fits
-        `block_gas_limit` (Executor.execute): the rest are for a later block."""
+        The proposal holds the prefix of `transactions` before the first whose gas limit is
+        more than the block's gas left under `block_gas_limit` (Executor.execute): the rest
+        are for a later block."""
         ledger = self.ledger
         parent = ledger.head_header
         assert parent is not None, "the chain has no genesis block"
@@ -90,8 +91,8 @@ class Chain:
         mine = self.execute_proposal(transactions, timestamp_ms=header.timestamp_ms, proposer_index=header.proposer_index, is_verified=is_verified)
         if len(mine.transactions) < len(transactions):
             cut = len(mine.transactions)
-            raise InvalidBlock(f"proposal for height {header.height}: transaction {cut} would take the block's gas used "
-                               f"over block_gas_limit {read_config(self.ledger.state, 'block_gas_limit')} "
+            raise InvalidBlock(f"proposal for height {header.height}: transaction {cut}'s gas limit is more than the block's gas "
+                               f"left under block_gas_limit {read_config(self.ledger.state, 'block_gas_limit')} "
                                f"(the leader must leave it and the rest for a later block)")
         if mine.header != header:
             diff = [name for name in ("sealer_set_hash", "tx_root", "receipt_root", "state_root", "gas_used", "tx_count", "extra") if getattr(mine.header, name) != getattr(header, name)]

@@ -10,11 +10,12 @@ window, already committed, repeated, badly signed) is invalid as a whole: the re
 refuses to sign it. A valid transaction whose contract call fails is fine: it gets a failed
 receipt and its writes are dropped.
 
-A block's gas is bounded by the gas its transactions use, not by their gas limits (so
-senders may keep generous limits): execution stops before the transaction that would take
-the block's cumulative gas used over `block_gas_limit`, and the block is the prefix before
-it (the leader proposes that prefix; a replica refuses a block that was not cut so). One
-block's execution is then at most block_gas_limit + tx_gas_limit gas.
+A block's gas is bounded by `block_gas_limit`: execution stops before the first transaction
+whose gas limit (capped at tx_gas_limit) is more than the gas the block has left, and the
+block is the prefix before it (the leader proposes that prefix; a replica refuses a block
+that was not cut so). Gas left goes down by the gas transactions *use*, so senders may keep
+generous limits (1,000 payments at ~5,000 gas with 10M limits fit a 30M block), and the
+transaction that stops the block is never run: nobody executes work that is thrown away.
 """
 
 from __future__ import annotations
@@ -103,9 +104,9 @@ class Executor:
         tx_hashes: list[bytes],
     ) -> ExecutedBlock:
         """Run checked transactions (see `check_transactions`) on top of `state`, in order,
-        up to the first one that would take the cumulative gas used over `block_gas_limit`:
-        that one's effects are dropped and it and the rest are not run. The result covers
-        the transactions run (`len(receipts)` of them), its roots and hashes for those only."""
+        up to the first one whose gas limit is more than the block's gas left (it and the
+        rest are not run). The result covers the transactions run (`len(receipts)` of them),
+        its roots and hashes for those only."""
         overlay = StateOverlay(state)
         # Membership changes due at this height come into force first (sysstate.py); the
         # new sealer set is recorded by its hash, so proofs of its blocks can name it.
@@ -124,6 +125,9 @@ class Executor:
         encoded = []
         for tx, tx_hash in zip(txs, tx_hashes):
             gas_limit = min(tx.gas_limit, gas_cap)
+            if gas_limit > gas_left:  # never the first: governance keeps tx_gas_limit <= block_gas_limit
+                tx_hashes = tx_hashes[:len(receipts)]
+                break
             before = overlay.snapshot()
             try:
                 receipt = _receipt(tx_hash, self._run(overlay, tx, tx_hash, height, timestamp_ms, gas_limit))
@@ -142,11 +146,8 @@ class Executor:
                                   error_type="InternalError",
                                   error_message="the node could not execute this transaction (a bug; see the node log)")
                 data = receipt.encode()
+            assert receipt.gas_used <= gas_limit, f"transaction {tx_hash.hex()} used {receipt.gas_used} gas of its {gas_limit}"
             gas_left -= receipt.gas_used
-            if gas_left < 0:  # never the first: governance keeps tx_gas_limit <= block_gas_limit
-                overlay.revert(before)
-                tx_hashes = tx_hashes[:len(receipts)]
-                break
             receipts.append(receipt)
             encoded.append(data)
         writes = overlay.writes()

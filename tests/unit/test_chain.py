@@ -93,9 +93,9 @@ def deploy_counter(chain: Chain) -> bytes:
     return receipt.contract_address
 
 
-def bumps(chain: Chain, counter: bytes, n: int) -> list[Transaction]:
-    """`n` calls with the SDK's default gas limit (10,000,000: far more than they use)."""
-    return [Transaction("c", "g", i.to_bytes(16, "big"), chain.height + 10, counter, "bump", [], DEFAULT_GAS_LIMIT, USER[1]).signed(SUITE, USER[0])
+def bumps(chain: Chain, counter: bytes, n: int, gas_limit: int = DEFAULT_GAS_LIMIT) -> list[Transaction]:
+    """`n` calls, by default with the SDK's default gas limit (10,000,000: far more than they use)."""
+    return [Transaction("c", "g", i.to_bytes(16, "big"), chain.height + 10, counter, "bump", [], gas_limit, USER[1]).signed(SUITE, USER[0])
             for i in range(n)]
 
 
@@ -119,18 +119,20 @@ def test_a_block_over_block_gas_limit_is_cut_by_the_leader_refused_by_a_replica_
     probe = chain_with(tmp_path / "probe")
     counter = deploy_counter(probe)
     deploy_gas = probe.ledger.get_header(1).gas_used
-    txs = bumps(probe, counter, BUMPS)
-    whole = probe.execute_proposal(txs, timestamp_ms=2, proposer_index=0)
+    whole = probe.execute_proposal(bumps(probe, counter, BUMPS), timestamp_ms=2, proposer_index=0)
     used = [r.gas_used for r in whole.executed.receipts]
-    # Room for K and a half bumps (and for the deploy, in a block of its own).
-    limit = sum(used[:K]) + used[K] // 2
+    # Each bump may burn `gas` at most; the block has room for K of them and a bit: after K,
+    # the gas left is less than the next one's limit.
+    gas = max(used)
+    limit = sum(used[:K]) + gas - 1
     assert deploy_gas <= limit
+    txs = bumps(probe, counter, BUMPS, gas_limit=gas)
     small = {"block_gas_limit": limit, "tx_gas_limit": limit}
     leader, replica = chain_with(tmp_path / "l", small), chain_with(tmp_path / "r", small)
     assert deploy_counter(leader) == deploy_counter(replica) == counter
 
-    # The leader stops before the transaction that would take the gas used over the limit;
-    # the proposal (header, roots, receipts, transactions) is the prefix before it.
+    # The leader stops before the first transaction whose gas limit is more than the gas left
+    # (it is never run); the proposal (header, roots, receipts, transactions) is the prefix.
     first = leader.execute_proposal(txs, timestamp_ms=2, proposer_index=0)
     assert first.transactions == txs[:K] and first.header.tx_count == K
     assert first.header.gas_used == sum(used[:K]) <= limit
@@ -141,7 +143,7 @@ def test_a_block_over_block_gas_limit_is_cut_by_the_leader_refused_by_a_replica_
     # A replica refuses a block of all the transactions (as a leader that ignored the limit
     # would propose it), by consensus and by sync alike, and accepts the cut one.
     uncut = replace(first.header, tx_count=BUMPS, gas_used=sum(used), tx_root=merkle_root([t.hash(SUITE) for t in txs], SUITE.hash))
-    with pytest.raises(InvalidBlock, match=f"transaction {K} would take the block's gas used over block_gas_limit {limit}"):
+    with pytest.raises(InvalidBlock, match=f"transaction {K}'s gas limit is more than the block's gas left under block_gas_limit {limit}"):
         replica.check_proposal(uncut, txs)
     with pytest.raises(InvalidBlock, match="block_gas_limit"):
         replica.apply_certified(Block(uncut, txs), certify(uncut))
