@@ -180,14 +180,16 @@ async def test_read_only_call(env):
             await c.call(os.urandom(20), "nothing")
 
 
-async def test_deploy_and_send_through_the_pool(env, nursery):
-    async def sealer():  # commits whatever the pool holds, as the leader would
-        while True:
-            await trio.sleep(0.05)
-            if len(env.node.pool):
-                env.commit_pool()
+async def seal_pool(env) -> None:
+    """Commit whatever the pool holds, as the leader would."""
+    while True:
+        await trio.sleep(0.02)
+        if len(env.node.pool):
+            env.commit_pool()
 
-    nursery.start_soon(sealer)
+
+async def test_deploy_and_send_through_the_pool(env, nursery):
+    nursery.start_soon(seal_pool, env)
     alice = Account.generate("sm")
     async with client(env) as c:
         with trio.fail_after(20):
@@ -279,13 +281,7 @@ async def test_a_wait_for_a_transaction_that_expires_ends_with_expired(env, nurs
 
 
 async def test_send_fails_over_when_the_first_node_is_down(env, nursery):
-    async def sealer():
-        while True:
-            await trio.sleep(0.02)
-            if len(env.node.pool):
-                env.commit_pool()
-
-    nursery.start_soon(sealer)
+    nursery.start_soon(seal_pool, env)
     alice = Account.generate("sm")
     async with Client([dead_url(), env.http_url], group="g") as c:
         with trio.fail_after(20):
