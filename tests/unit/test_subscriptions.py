@@ -310,6 +310,23 @@ async def test_bad_params_limits_and_http(env):
             await trio.sleep(0.01)
 
 
+def stuck_client(incoming: list[dict], *, messages_taken: int = 0):
+    """ASGI receive/send of a WebSocket client that sends `incoming` and then nothing, and
+    stops reading once more than `messages_taken` messages were sent to it (accept counts).
+    Returns (receive, send, sent)."""
+    sent: list[dict] = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else await trio.sleep_forever()
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "websocket.send" and len(sent) > messages_taken:
+            await trio.sleep_forever()  # the client stopped reading: the socket is full
+
+    return receive, send, sent
+
+
 async def test_slow_client_is_disconnected_with_a_reason(tmp_path):
     chain = open_chain(tmp_path / "c")
     try:
@@ -323,17 +340,7 @@ async def test_slow_client_is_disconnected_with_a_reason(tmp_path):
             {"type": "websocket.connect"},
             {"type": "websocket.receive", "text": json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": ["g", "", "newBlocks", {"fromBlock": 0}]})},
         ]
-        sent: list[dict] = []
-
-        async def receive():
-            if incoming:
-                return incoming.pop(0)
-            await trio.sleep_forever()  # the client sends nothing more
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "websocket.send" and len(sent) > 2:
-                await trio.sleep_forever()  # the client stopped reading: the socket is full
+        receive, send, sent = stuck_client(incoming, messages_taken=2)  # the accept and one response
 
         with trio.fail_after(5):
             await app({"type": "websocket", "path": "/"}, receive, send)
@@ -356,15 +363,7 @@ async def test_client_that_sends_but_never_reads_is_disconnected(tmp_path):
         app = RpcApp(Dispatcher(), hub=hub)
         request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "unsubscribe", "params": ["g", "", "0x01"]})
         incoming = [{"type": "websocket.connect"}] + [{"type": "websocket.receive", "text": request}] * 50
-        sent: list[dict] = []
-
-        async def receive():
-            return incoming.pop(0) if incoming else await trio.sleep_forever()
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "websocket.send":
-                await trio.sleep_forever()  # never read: the first response is stuck in the socket
+        receive, send, sent = stuck_client(incoming)  # never read: the first response is stuck in the socket
 
         with trio.fail_after(5):
             await app({"type": "websocket", "path": "/"}, receive, send)  # returns, never raises
@@ -411,15 +410,7 @@ async def test_replay_chunks_count_against_the_queue_bound(tmp_path, monkeypatch
         monkeypatch.setattr(subscriptions.Session, "_put", recording_put)
         subscribe = [{"type": "websocket.receive", "text": json.dumps({"jsonrpc": "2.0", "id": i, "method": "subscribe", "params": ["g", "", "newBlocks", {"fromBlock": 0}]})} for i in range(16)]
         incoming = [{"type": "websocket.connect"}] + subscribe
-        sent: list[dict] = []
-
-        async def receive():
-            return incoming.pop(0) if incoming else await trio.sleep_forever()
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "websocket.send":
-                await trio.sleep_forever()  # the client reads nothing
+        receive, send, sent = stuck_client(incoming)  # the client reads nothing
 
         with trio.fail_after(10):
             await app({"type": "websocket", "path": "/"}, receive, send)
