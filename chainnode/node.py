@@ -321,8 +321,7 @@ class Node:
         await self._after_commit(block.header.height, [tx.hash(self.suite) for tx in block.transactions])
         if self.replica is not None:
             await self._events_send.send(ev.BlockCommitted(block.header.height, block.header.hash(self.suite)))
-            if len(self.pool):  # the core forgets pending work at a new height: a leader must still propose
-                await self._events_send.send(ev.PoolNotEmpty())
+            await self._remind_pool_work()
         return True
 
     async def _after_commit(self, height: int, tx_hashes: list[bytes]) -> None:
@@ -400,8 +399,7 @@ class Node:
     async def _consensus_loop(self) -> None:
         await self._perform(self.replica.start())
         await self._tell_pending()  # changes made before a restart that are not in force yet
-        if len(self.pool):
-            await self._events_send.send(ev.PoolNotEmpty())
+        await self._remind_pool_work()
         async for event in self._events_recv:
             await self._perform(self.replica.handle(event))
 
@@ -596,6 +594,12 @@ class Node:
         # decides, on the worker, which of the two wrote it.
         if await self.on_chain(self.chain.commit, proposal, action.certificate):
             await self._after_commit(header.height, list(action.tx_hashes))
+        await self._remind_pool_work()
+
+    async def _remind_pool_work(self) -> None:
+        """Tell the core the pool has transactions, if it has: the core forgets that on
+        entering a height (after a start, a commit or a synced block), and `_pool_watch` only
+        speaks when the pool stops being empty, so without this a leader would not propose."""
         if len(self.pool):
             await self._events_send.send(ev.PoolNotEmpty())
 
@@ -669,10 +673,7 @@ class Node:
                 if not batch:  # a single transaction over the batch size: never gossiped, only fetched
                     self._gossip_out.popleft()
                     continue
-                try:
-                    await self.network.publish_txs(pack([1, batch]))
-                except NetworkError as exc:
-                    log.debug("%s: tx gossip failed: %s", self.name, exc)
+                await self._publish_txs(batch)
 
     async def _regossip_loop(self) -> None:
         """Gossip again what has waited in the pool (chainnode/regossip.py says why)."""
@@ -683,10 +684,14 @@ class Node:
             now_s = time.monotonic()
             batch = self.regossip.pick(self.pool.pending(), now_s, lambda h: self.pool.get(h) is not None)
             if batch:
-                try:
-                    await self.network.publish_txs(pack([1, batch]))
-                except NetworkError as exc:
-                    log.debug("%s: tx re-gossip failed: %s", self.name, exc)
+                await self._publish_txs(batch)
+
+    async def _publish_txs(self, batch: list[bytes]) -> None:
+        """Gossip one batch of raw transactions; best effort (a failure is only logged)."""
+        try:
+            await self.network.publish_txs(pack([1, batch]))
+        except NetworkError as exc:
+            log.debug("%s: tx gossip failed: %s", self.name, exc)
 
     async def _fetch_blocks(self, peer: int, request: bytes) -> bytes:
         try:
