@@ -77,7 +77,9 @@ class _GuardedPubsub(Pubsub):
     handling one message. The peer is reported (disconnected and briefly banned, then
     redialled with fresh streams); the node keeps serving the others."""
 
-    on_bad_peer: Callable[[str, str], None] = staticmethod(lambda peer_id, reason: None)
+    def __init__(self, *args, on_bad_peer: Callable[[str, str], None], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_bad_peer = on_bad_peer
 
     async def stream_handler(self, stream) -> None:
         try:
@@ -142,11 +144,11 @@ class TxGossip:
             allowed_topics={topic},
             max_subscriptions_per_peer=4,
             msg_id_constructor=tx_batch_msg_id,
+            on_bad_peer=on_bad_peer,
         )
         # Sequence numbers grow from here: past any this node used before a restart, unless the
         # clock was set back by more than the publishes since (the digest in the id covers that).
         self.pubsub.counter = time.time_ns()
-        self.pubsub.on_bad_peer = on_bad_peer
         self.pubsub.set_topic_validator(topic, self._validate, False)
 
     def _validate(self, forwarder: ID, msg) -> bool:
