@@ -43,6 +43,10 @@ from chainnode.rpc.subscriptions import SubscriptionHub, serve_session
 log = logging.getLogger("chainnode.rpc")
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# A response sent before the request's body was read ends the connection (its unread bytes
+# cannot be told from the next request): say so, or a client reuses the closed connection
+# for its next request and gets no answer.
+UNREAD_BODY_HEADERS = JSON_HEADERS + [(b"connection", b"close")]
 CLIENTS_TRACKED_MAX = 10_000  # remote addresses with a rate bucket; the oldest is forgotten first
 
 
@@ -225,12 +229,12 @@ class RpcApp:
                     return
                 body += message.get("body", b"")
                 if len(body) > self.body_bytes_max:
-                    await self._respond(send, 413, error_body(INVALID_REQUEST, f"request body exceeds {self.body_bytes_max} bytes"))
+                    await self._respond(send, 413, error_body(INVALID_REQUEST, f"request body exceeds {self.body_bytes_max} bytes"), UNREAD_BODY_HEADERS)
                     return
                 if not message.get("more_body", False):
                     break
         if reading.cancelled_caught:
-            await self._respond(send, 408, error_body(INVALID_REQUEST, f"request body not received within {timeout_ms} ms; send the whole request at once"))
+            await self._respond(send, 408, error_body(INVALID_REQUEST, f"request body not received within {timeout_ms} ms; send the whole request at once"), UNREAD_BODY_HEADERS)
             return
         response = await self.dispatcher.handle(bytes(body))
         if response is None:

@@ -70,6 +70,8 @@ async def test_every_error_body_is_json(nursery):
             r = await client.request(method, base + path, content=b"x" * 5000 if status == 413 else None)
             assert r.status_code == status and r.headers["content-type"] == "application/json"
             assert fragment in r.json()["error"]["message"] and "bug" not in r.text
+            if status == 413:  # the body was left unread: the connection ends, and says so
+                assert r.headers["connection"] == "close"
     # Hypercorn's own answers to what it cannot parse: a malformed request, a huge head.
     for raw, status, fragment in [
         (b"NOT HTTP AT ALL\r\n\r\n", 400, "malformed HTTP request"),
@@ -117,6 +119,7 @@ async def test_a_slow_body_gets_408(nursery):
     await stream.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n[1,")
     with trio.fail_after(10):
         response = await read_all(stream)
+    assert b"\r\nconnection: close\r\n" in response.lower()
     assert response.startswith(b"HTTP/1.1 408") and "not received within 200 ms" in body_of(response)["error"]["message"]
     await wait_until(lambda: not app.connections)
 
