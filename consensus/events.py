@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Hashable, Union
 
-from chainnode.types import BlockHeader, CommitCertificate
+from chainnode.protocol.types import BlockHeader, CommitCertificate
 
 # ---- events -----------------------------------------------------------------------------
 

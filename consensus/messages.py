@@ -9,7 +9,7 @@ and is signed by the sender's consensus key over
     DOMAIN_TAG + pack([version, type, height, view, sender, ...body...])
 
 The one exception is CHECKPOINT, whose signature is over
-`chainnode.types.commit_signing_bytes(height, block_hash)`: the 2f+1 checkpoint signatures of
+`chainnode.protocol.types.commit_signing_bytes(height, block_hash)`: the 2f+1 checkpoint signatures of
 a height ARE the block's `CommitCertificate`, which a third party verifies against the sealer
 list without knowing anything about views. (CHECKPOINT's view field is unsigned, so it must be
 0: otherwise one signature would have many encodings.)
@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Callable, Union
 
-from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
-from chainnode.types import (
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
+from chainnode.protocol.types import (
     BLOCK_TXS_MAX,
     CERT_SIGNATURES_MAX,
     HASH_BYTES,

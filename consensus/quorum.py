@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from chainnode.crypto import CryptoSuite
-from chainnode.types import check_weights, faulty_weight, quorum_size, quorum_weight, sealer_set_hash
+from chainnode.protocol.types import check_weights, faulty_weight, quorum_size, quorum_weight, sealer_set_hash
 
 __all__ = ["SealerSet", "VoteSet", "faulty_weight", "quorum_size", "quorum_weight", "sealer_set_hash"]
 

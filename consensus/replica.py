@@ -30,9 +30,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Hashable
 
-from chainnode.codec import DecodeError
+from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
-from chainnode.types import BlockHeader, CommitCertificate, InvalidCertificate, commit_signing_bytes
+from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, commit_signing_bytes
 
 from consensus import events as ev
 from consensus.messages import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chainnode.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
-from chainnode.types import HASH_BYTES, SIGNATURE_BYTES
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
+from chainnode.protocol.types import HASH_BYTES, SIGNATURE_BYTES
 
 from consensus.messages import PreparedCertificate
 

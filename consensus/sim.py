@@ -40,9 +40,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from chainnode.codec import DecodeError, pack
+from chainnode.protocol.codec import DecodeError, pack
 from chainnode.crypto import get_suite
-from chainnode.types import BlockHeader, CommitCertificate, InvalidCertificate
+from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate
 
 from consensus import events as ev
 from consensus.messages import (

@@ -16,7 +16,7 @@ import httpx
 import trio
 
 from chainnode.client import Account, Client
-from chainnode.types import Transaction
+from chainnode.protocol.types import Transaction
 from chainnode.crypto import get_suite
 from devnet.supervisor import Devnet
 

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from chainnode.client import Account, CallFailed, Client, NodeError, ReceiptTimeout, TransactionFailed
 from chainnode.crypto import SUITE_NAMES
-from chainnode.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, write_key_file
+from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, write_key_file
 from devnet.layout import DEVNET_PASSWORD
 from devnet.supervisor import LAYOUT_FILE, Devnet, DevnetError
 

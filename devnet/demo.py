@@ -30,8 +30,8 @@ import trio
 from chainnode.client import Account, Client, ProofError, ReceiptInfo, verify_receipt_proof
 from chainnode.client.offline import OfflineDevice, settle_args, verify_voucher
 from chainnode.crypto import get_suite
-from chainnode.syscontracts import NAMES_ADDRESS
-from chainnode.types import CommitCertificate
+from chainnode.system.contracts import NAMES_ADDRESS
+from chainnode.protocol.types import CommitCertificate
 from devnet.layout import DEVNET_PASSWORD
 
 ACCOUNTS_DIR = "accounts"

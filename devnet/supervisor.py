@@ -3,7 +3,7 @@ nodes, ask them how they are.
 
 The folder holds `devnet.json` (the layout) and one subfolder per node (see layout.py).
 A node's process writes its pid into `<node>/node.pid` and holds a lock on it while it
-runs (chainnode/storage.py), so whether a node is up is read from the lock, not guessed:
+runs (chainnode/store/leveldb.py), so whether a node is up is read from the lock, not guessed:
 a devnet folder can be driven from any shell, and a crashed node never looks alive.
 
 Node processes started by a `Devnet(..., bind_nodes=True)` (the default: tests, benchmarks,

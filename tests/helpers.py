@@ -7,9 +7,9 @@ import os
 import socket
 
 from chainnode.crypto import CryptoSuite
-from chainnode.merkle import merkle_root
-from chainnode.state import next_state_root
-from chainnode.types import (
+from chainnode.protocol.merkle import merkle_root
+from chainnode.store.state import next_state_root
+from chainnode.protocol.types import (
     ZERO_HASH,
     Block,
     BlockHeader,

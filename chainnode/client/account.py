@@ -7,8 +7,8 @@ import secrets
 from dataclasses import dataclass
 
 from chainnode.crypto import CryptoSuite, get_suite
-from chainnode.keyfile import encrypt_key, load_key, write_key_file
-from chainnode.types import Transaction
+from chainnode.security.keyfile import encrypt_key, load_key, write_key_file
+from chainnode.protocol.types import Transaction
 
 DEFAULT_GAS_LIMIT = 10_000_000
 
@@ -31,7 +31,7 @@ class Account:
 
     @classmethod
     def load(cls, path: str | os.PathLike, password: str) -> "Account":
-        """From an encrypted key file; raises `chainnode.keyfile.KeyFileError` (or `WrongPassword`)."""
+        """From an encrypted key file; raises `chainnode.security.keyfile.KeyFileError` (or `WrongPassword`)."""
         kp = load_key(path, password)
         return cls(get_suite(kp.suite), kp.private_key, kp.public_key)
 

@@ -1,5 +1,5 @@
 """Governance from the SDK: the committee's proposals and votes, permissions and the name
-registry, through the system contracts (chainnode/syscontracts.py, docs/governance.md).
+registry, through the system contracts (chainnode/system/contracts.py, docs/governance.md).
 
     from chainnode.client import Account, Client, Governance
 
@@ -23,7 +23,7 @@ from typing import Any
 from chainnode.client.account import Account
 from chainnode.client.rpc import CallFailed, Client, ReceiptInfo, TransactionFailed
 
-from chainnode.sysaddress import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS  # noqa: F401
+from chainnode.system.addresses import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS  # noqa: F401
 
 ADDRESS_BYTES = 20
 

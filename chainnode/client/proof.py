@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainnode.codec import DecodeError
+from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
-from chainnode.merkle import MerkleProof, verify_proof
-from chainnode.types import BlockHeader, CommitCertificate, InvalidCertificate, Receipt, sealer_set_hash
+from chainnode.protocol.merkle import MerkleProof, verify_proof
+from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, Receipt, sealer_set_hash
 
 
 class ProofError(Exception):

@@ -25,9 +25,9 @@ from trio_websocket import open_websocket_url
 from chainnode.client.account import DEFAULT_GAS_LIMIT, Account
 from chainnode.client.proof import ProofError, verify_receipt_proof
 from chainnode.client.subscriptions import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, Subscription, _connection_error, open_subscription, ws_call
-from chainnode.codec import pack, unpack
+from chainnode.protocol.codec import pack, unpack
 from chainnode.crypto import CryptoSuite, get_suite
-from chainnode.types import Event, Receipt, Transaction
+from chainnode.protocol.types import Event, Receipt, Transaction
 
 log = logging.getLogger("chainnode.client")
 

@@ -24,8 +24,8 @@ from typing import Any, AsyncIterator
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
-from chainnode.codec import unpack
-from chainnode.types import BlockHeader, CommitCertificate, Event
+from chainnode.protocol.codec import unpack
+from chainnode.protocol.types import BlockHeader, CommitCertificate, Event
 
 log = logging.getLogger("chainnode.client")
 

@@ -7,8 +7,8 @@ hash, sender peer id, receiver peer id, consensus public key, credentials). The 
 in the signed bytes means a Hello is only good towards one node, and the sender id must
 equal the Noise-authenticated id, so a captured Hello is useless without the sender's host
 key; no nonce is needed. `credentials` is the sender's encoded certificate chain
-(chainnode/certs.py), empty on a chain without a CA; the network layer does not interpret
-it, the node's verifier callback does (chainnode/admission.py).
+(chainnode/security/certs.py), empty on a chain without a CA; the network layer does not interpret
+it, the node's verifier callback does (chainnode/security/admission.py).
 
 Wire, on a `/chainnode/hello/2` stream: both sides send their Hello (one frame, framing.py)
 at once and verify the other's; then both send a Verdict frame (accepted, or the reason
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chainnode.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
 from chainnode.crypto import CryptoSuite
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.peers import PeerTable

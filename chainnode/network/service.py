@@ -95,7 +95,7 @@ ERROR_TEXT_BYTES_MAX = 200
 
 RequestHandler = Callable[[int, bytes], Awaitable[bytes]]
 # check_credentials(chain, consensus_pub, peer_id): raises (CertificateError with a short
-# `.reason`) if the peer's credentials are not acceptable now. See chainnode/admission.py.
+# `.reason`) if the peer's credentials are not acceptable now. See chainnode/security/admission.py.
 CredentialsCheck = Callable[[bytes, bytes, str], object]
 CREDENTIALS_CHECK_FAILED = "certificate check failed"
 REFUSED_BY_PEER = "refused by peer"

@@ -22,11 +22,11 @@ from typing import Any, Callable
 import outcome
 import trio
 
-from chainnode.codec import expect_int, expect_list, unpack
-from chainnode.ledger import HEAD_KEY, Ledger
+from chainnode.protocol.codec import expect_int, expect_list, unpack
+from chainnode.store.ledger import HEAD_KEY, Ledger
 from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, RpcError
-from chainnode.state import STATE_PREFIX
-from chainnode.types import BlockHeader
+from chainnode.store.state import STATE_PREFIX
+from chainnode.protocol.types import BlockHeader
 from contracts.engine import Engine
 
 
@@ -77,7 +77,7 @@ class CallLimits:
 
     @classmethod
     def from_config(cls, limits: Any) -> "CallLimits":
-        """From chainnode.config.Limits."""
+        """From chainnode.node.config.Limits."""
         return cls(gas_max=limits.rpc_call_gas_max, timeout_ms=limits.rpc_call_timeout_ms, calls_max=limits.rpc_calls_max,
                    gas_per_s_max=limits.rpc_calls_gas_per_s_max)
 

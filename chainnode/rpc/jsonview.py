@@ -9,15 +9,15 @@ the exact canonical encoding (hex), which the SDK decodes for exact values and p
 from __future__ import annotations
 
 from chainnode.crypto import CryptoSuite
-from chainnode.jsonvalue import to_json
-from chainnode.types import BlockHeader, CommitCertificate, Receipt, Transaction
+from chainnode.protocol.jsonvalue import to_json
+from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
 
 
 def hx(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-value_json = to_json  # a plain value in JSON (bytes as 0x-hex): chainnode/jsonvalue.py
+value_json = to_json  # a plain value in JSON (bytes as 0x-hex): chainnode/protocol/jsonvalue.py
 
 
 def tx_json(tx: Transaction, suite: CryptoSuite, *, height: int | None = None, index: int | None = None) -> dict:

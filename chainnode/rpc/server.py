@@ -81,7 +81,7 @@ class ServerLimits:
 
     @classmethod
     def from_config(cls, limits: Any) -> "ServerLimits":
-        """From chainnode.config.Limits."""
+        """From chainnode.node.config.Limits."""
         return cls(
             body_bytes_max=limits.rpc_body_bytes_max,
             connections_max=limits.rpc_connections_max,

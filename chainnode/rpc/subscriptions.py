@@ -38,9 +38,9 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from chainnode.codec import pack
+from chainnode.protocol.codec import pack
 from chainnode.crypto import CryptoSuite
-from chainnode.ledger import Ledger
+from chainnode.store.ledger import Ledger
 from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, value_json
 
@@ -86,7 +86,7 @@ class SubscriptionLimits:
 
     @classmethod
     def from_config(cls, limits: Any) -> "SubscriptionLimits":
-        """From chainnode.config.Limits (the rest keep their defaults)."""
+        """From chainnode.node.config.Limits (the rest keep their defaults)."""
         return cls(
             connections_max=limits.rpc_ws_connections_max,
             queue_bytes_max=limits.rpc_ws_queue_bytes_max,

@@ -36,7 +36,7 @@ from RestrictedPython.transformer import RestrictingNodeTransformer
 
 from contracts.engine.errors import ContractRejected
 from contracts.engine.values import text_ok
-from chainnode.codec import VALUE_ITEMS_MAX
+from chainnode.protocol.codec import VALUE_ITEMS_MAX
 from contracts.engine.gas import (
     EVENT_NAME_CHARS_MAX,
     FUNCTION_DEPTH_MAX,

@@ -108,10 +108,10 @@ WALK_DEPTH_MAX = 64                    # nesting of a value compared, hashed or 
 STORAGE_KEY_BYTES_MAX = 512            # encoded storage key
 STORAGE_VALUE_BYTES_MAX = 64 * 1024    # encoded storage value
 EVENTS_MAX = 1_024                     # events per transaction
-EVENT_NAME_CHARS_MAX = 64             # event names and field names (chainnode.types.NAME_CHARS_MAX)
+EVENT_NAME_CHARS_MAX = 64             # event names and field names (chainnode.protocol.types.NAME_CHARS_MAX)
 EVENT_BYTES_MAX = 8 * 1024             # encoded fields of one event
 # Encoded fields of all events of one transaction. With VALUE_BYTES_MAX for the return
-# value this keeps every receipt under chainnode.types.RECEIPT_BYTES_MAX (1 MiB).
+# value this keeps every receipt under chainnode.protocol.types.RECEIPT_BYTES_MAX (1 MiB).
 TX_EVENT_BYTES_MAX = 512 * 1024
 ERROR_MESSAGE_CHARS_MAX = 512          # a ContractError message (longer ones are cut)
 VALUE_BYTES_MAX = 256 * 1024           # encoded arguments or return value of one call

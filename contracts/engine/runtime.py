@@ -65,7 +65,7 @@ from contracts.engine.gas import (
     WALK_NODES_MAX,
 )
 from contracts.engine.model import CallContext, Event, _new_tuple
-from chainnode.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
+from chainnode.protocol.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
 from contracts.engine.store import Storage, _speedups
 
 # The fixed Decimal context entered on every call: decimal128 precision, banker's rounding,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from chainnode import codec
+from chainnode.protocol import codec
 from contracts.engine.errors import OutOfGas, text_ok  # noqa: F401 - text_ok is used via values
 from contracts.engine.gas import COPY_NODE_GAS, WALK_NODES_MAX
 

@@ -4,7 +4,7 @@ Prints, measured in the same run:
 - a payment-style call (two balance reads, a check, two writes, one event) through
   `Engine.call`, against the same function run as plain CPython with plain Python
   equivalents of the services: the same dict byte store, keys and values encoded with the
-  project's codec (`chainnode.codec.pack`, decoded with `msgpack.unpackb`), events appended
+  project's codec (`chainnode.protocol.codec.pack`, decoded with `msgpack.unpackb`), events appended
   to a list. The budget is engine/plain >= 0.7x.
 - for reference (not judged), the same plain function with the engine's own encoder: a
   module-level msgpack Packer with the codec's options (the same bytes as `codec.pack`,
@@ -29,7 +29,7 @@ from typing import Any
 
 import msgpack
 
-from chainnode.codec import pack
+from chainnode.protocol.codec import pack
 from contracts.engine import CallContext, Engine, Event
 from contracts.engine.values import decode as lean_decode
 from contracts.engine.values import encode as lean_encode

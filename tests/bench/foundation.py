@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chainnode.crypto import get_suite
 from chainnode.crypto.sm import DEFAULT_ID, _rs_to_der
-from chainnode.ledger import Ledger
+from chainnode.store.ledger import Ledger
 from tests.helpers import next_block, payment_tx
 
 

@@ -250,8 +250,8 @@ def payment_block(engine: Engine, calls: int) -> Callable[[], float]:
     buys on the chain for the workload it exists for (engine call, state overlay, receipts,
     roots; signatures are checked before execution, in the pool). Returns a function that
     executes it once and gives its gas per CPU second."""
-    from chainnode.executor import Executor
-    from chainnode.types import ZERO_HASH, Transaction
+    from chainnode.execution.executor import Executor
+    from chainnode.protocol.types import ZERO_HASH, Transaction
     from contracts.engine.store import code_key, storage_prefix
 
     suite = engine.suite

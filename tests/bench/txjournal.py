@@ -24,8 +24,8 @@ from pathlib import Path
 import trio
 
 from chainnode.crypto import get_suite
-from chainnode.txjournal import TxJournal
-from chainnode.txpool import PoolLimits, TxPool
+from chainnode.txpool.journal import TxJournal
+from chainnode.txpool.pool import PoolLimits, TxPool
 from tests.helpers import payment_tx
 
 

@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any
 
 from chainnode.crypto import get_suite
-from chainnode.types import BlockHeader
+from chainnode.protocol.types import BlockHeader
 
 from consensus import events as ev
 from consensus.messages import decode_message, sign

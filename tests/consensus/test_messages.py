@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainnode.codec import DecodeError, pack, unpack
-from chainnode.types import CommitCertificate, commit_signing_bytes
+from chainnode.protocol.codec import DecodeError, pack, unpack
+from chainnode.protocol.types import CommitCertificate, commit_signing_bytes
 
 from consensus.messages import (
     DOMAIN_TAG,

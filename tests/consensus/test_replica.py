@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from chainnode.types import CommitCertificate, InvalidCertificate, commit_signing_bytes
+from chainnode.protocol.types import CommitCertificate, InvalidCertificate, commit_signing_bytes
 
 from consensus import events as ev
 from consensus.messages import (

@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from chainnode.codec import pack
-from chainnode.types import (
+from chainnode.protocol.codec import pack
+from chainnode.protocol.types import (
     CommitCertificate,
     InvalidCertificate,
     check_weights,

@@ -487,9 +487,9 @@ def test_receipt_fields_are_a_fixed_order_list() -> None:
 
 
 def test_receipts_built_from_results_decode_on_every_node() -> None:
-    """Values and events that reach a receipt stay within what chainnode.types decodes."""
-    from chainnode.types import Event as ReceiptEvent
-    from chainnode.types import Receipt
+    """Values and events that reach a receipt stay within what chainnode.protocol.types decodes."""
+    from chainnode.protocol.types import Event as ReceiptEvent
+    from chainnode.protocol.types import Receipt
 
     engine, base, token, escrow = _token_and_escrow()
     result = engine.execute(base, ctx(sender=BOB), escrow, "try_deposit", [500], 500_000)

@@ -7,14 +7,14 @@
   of one call (writes, store, events, read-only flag) is visible to the next.
 - Entry variants (the top-level form of each method) count function depth the same way.
 - Swallowed aborts are still caught once code that could swallow one runs, at any depth.
-- The engine's own encoder gives the bytes `chainnode.codec.pack` gives.
+- The engine's own encoder gives the bytes `chainnode.protocol.codec.pack` gives.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from chainnode import codec
+from chainnode.protocol import codec
 from contracts.engine import Engine
 from contracts.engine.compiler import compile_contract
 from contracts.engine.gas import FUNCTION_DEPTH_MAX

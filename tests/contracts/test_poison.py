@@ -1,7 +1,7 @@
 """No poison transaction: whatever a contract hands to the chain, its receipt encodes.
 
 A lone surrogate in a `require` message or an event name once made a receipt that
-`chainnode.codec.pack` could not encode; the exception escaped block execution and killed
+`chainnode.protocol.codec.pack` could not encode; the exception escaped block execution and killed
 the nodes. Now the engine checks every value against what the codec can encode and fails
 the transaction with a failed receipt that says why, and the executor turns anything that
 still escapes into an `InternalError` receipt.
@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainnode.crypto import get_suite
-from chainnode.executor import Executor, _receipt
-from chainnode.genesis import parse_genesis
-from chainnode.ledger import Ledger
-from chainnode.types import Receipt, Transaction
+from chainnode.execution.executor import Executor, _receipt
+from chainnode.system.genesis import parse_genesis
+from chainnode.store.ledger import Ledger
+from chainnode.protocol.types import Receipt, Transaction
 from contracts.engine import Engine
 from tests.contracts.support import MemoryStore, ctx
 
@@ -252,7 +252,7 @@ def test_an_exception_escaping_the_engine_is_a_failed_receipt_not_a_crash(ledger
         return real(base, c, to, method, args, gas_limit)
 
     monkeypatch.setattr(executor.engine, "execute", broken)
-    with caplog.at_level("ERROR", logger="chainnode.executor"):
+    with caplog.at_level("ERROR", logger="chainnode.execution.executor"):
         done = executor.execute(ledger.state, ledger.head_header.state_root, 1, 1000, txs, hashes)
     bug, other = done.receipts
     assert (bug.status, bug.error_type, bug.gas_used) == (1, "InternalError", 1_000_000)
@@ -275,7 +275,7 @@ PAYMENT_GAS_MAX = 10_000
 def test_a_full_block_of_payments_fits_the_default_block_gas_limit() -> None:
     # Blocks are bounded by the gas their transactions use (tests/unit/test_chain.py):
     # tx_count_limit payments fit, and any one transaction does.
-    from chainnode.sysstate import CONFIG_SPEC
+    from chainnode.system.state import CONFIG_SPEC
 
     assert CONFIG_SPEC["tx_count_limit"][2] * PAYMENT_GAS_MAX <= CONFIG_SPEC["block_gas_limit"][2]
     assert CONFIG_SPEC["tx_gas_limit"][2] <= CONFIG_SPEC["block_gas_limit"][2]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 
 from chainnode.crypto import get_suite
-from chainnode.ledger import Ledger
-from chainnode.state import StateOverlay
+from chainnode.store.ledger import Ledger
+from chainnode.store.state import StateOverlay
 from tests.helpers import next_block, payment_tx
 
 SUITE_NAME = "sm"

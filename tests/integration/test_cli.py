@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from chainnode.codec import pack
+from chainnode.protocol.codec import pack
 from devnet.supervisor import CHAINNODE
 from tests.integration.cluster import Cluster, free_ports
 

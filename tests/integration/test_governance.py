@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from chainnode.client import Account, Client, NodeError
-from chainnode.syscontracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
+from chainnode.system.contracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
 from devnet.layout import DEVNET_PASSWORD
 from tests.integration.cluster import Cluster
 from devnet.supervisor import CHAINNODE

@@ -1,6 +1,7 @@
 """`chainnode start` refuses to run, with one line saying why, instead of a traceback."""
 
 import json
+import os
 import socket
 import subprocess
 
@@ -33,6 +34,7 @@ def test_refusals(net, tmp_path):
     (node.folder / "password.txt").write_text("not-the-password\n")
     assert_refused(start(cfg), "wrong password")
     (node.folder / "password.txt").write_text("devnet\n")
+    assert_refused(start(cfg, env={**os.environ, "PYTHONOPTIMIZE": "1"}), "without them")
 
     broken = tmp_path / "broken.toml"
     broken.write_text(cfg.read_text().replace("[limits]", "[limits]\nbogus_limit = 1"))

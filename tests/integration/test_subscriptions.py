@@ -3,7 +3,7 @@ loses its connection (dropped mid-stream, then the client gone altogether while 
 commit), resumes, and sees every event exactly once, in chain order.
 
 Self-skips while the node does not serve `subscribe` (the SubscriptionHub is not wired into
-chainnode/node.py yet); turns on by itself once it is.
+chainnode/node/node.py yet); turns on by itself once it is.
 """
 
 import os
@@ -37,7 +37,7 @@ def serves_subscriptions(rpc_url: str) -> bool:
 @pytest.fixture
 def wired(cluster):
     if not serves_subscriptions(cluster.layout[0].rpc_url):
-        pytest.skip("the node does not serve `subscribe` yet: SubscriptionHub is not wired into chainnode/node.py")
+        pytest.skip("the node does not serve `subscribe` yet: SubscriptionHub is not wired into chainnode/node/node.py")
     return cluster
 
 

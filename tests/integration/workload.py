@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from chainnode.client import Account
-from chainnode.types import Transaction
+from chainnode.protocol.types import Transaction
 from devnet.bench import TOKEN
 
 __all__ = ["TOKEN", "transfers"]

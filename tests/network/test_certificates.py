@@ -1,5 +1,5 @@
 """Certificates in the handshake: real Network services on loopback, each presenting its
-certificate chain in the Hello and checking its peers' with chainnode.admission.Admission
+certificate chain in the Hello and checking its peers' with chainnode.security.admission.Admission
 (the node's own verifier) against one consortium CA."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import trio
 
-from chainnode.admission import Admission
-from chainnode.certs import CertChain, issue
+from chainnode.security.admission import Admission
+from chainnode.security.certs import CertChain, issue
 from chainnode.crypto import get_suite
 from chainnode.network import NetworkLimits, peer_id_from_seed
 

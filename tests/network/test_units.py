@@ -9,7 +9,7 @@ import pytest
 from chainnode.crypto import get_suite
 from chainnode.network import NetworkLimits, PortInUse, peer_id_from_seed
 from chainnode.network.errors import ProtocolViolation
-from chainnode.codec import pack
+from chainnode.protocol.codec import pack
 from chainnode.network.framing import KEEPALIVE_FRAME, FrameDecoder, FrameReader, encode_frame, encode_frames
 from chainnode.network.handshake import VERDICT_BYTES_MAX, Hello, Verdict, make_hello, verify_hello
 from chainnode.network.peers import PeerInfo, PeerTable

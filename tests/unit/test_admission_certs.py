@@ -1,5 +1,5 @@
 """Certificates at the node: the genesis "ca_cert" field, node.toml `cert_file`, the start
-checks of chainnode/admission.py (each refusal names the file and the fix), the verifier
+checks of chainnode/security/admission.py (each refusal names the file and the fix), the verifier
 callback the network calls, `chainnode init` with a chain, and the devnet layout."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chainnode.admission import Admission, AdmissionError
-from chainnode.certs import (
+from chainnode.security.admission import Admission, AdmissionError
+from chainnode.security.certs import (
     CertChain,
     CertificateError,
     cert_document,
@@ -23,13 +23,13 @@ from chainnode.certs import (
     read_chain_file,
     write_document,
 )
-from chainnode.config import ConfigError, load_config
+from chainnode.node.config import ConfigError, load_config
 from chainnode.crypto import get_suite
-from chainnode.genesis import CA_KEY, GenesisError, load_genesis, parse_genesis
-from chainnode.keyfile import load_key
-from chainnode.ledger import Ledger
+from chainnode.system.genesis import CA_KEY, GenesisError, load_genesis, parse_genesis
+from chainnode.security.keyfile import load_key
+from chainnode.store.ledger import Ledger
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
-from chainnode.node_init import InitError, init_node
+from chainnode.node.init import InitError, init_node
 from devnet.layout import DEVNET_PASSWORD, create_network, issue_node_certificate, prepare_extra_node
 
 DAY_MS = 86_400_000
@@ -81,7 +81,7 @@ def test_genesis_ca_cert_is_parsed_hashed_and_written_to_state(net, tmp_path):
     block, writes = g.block()
     with Ledger.open(tmp_path, SUITE) as ledger:
         ledger.commit_block(block, [], None, writes)
-        from chainnode.genesis import genesis_ca_of_state
+        from chainnode.system.genesis import genesis_ca_of_state
 
         assert genesis_ca_of_state(ledger.state) == ca
 

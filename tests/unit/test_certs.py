@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from chainnode.certs import (
+from chainnode.security.certs import (
     CERT_BYTES_MAX,
     CertChain,
     Certificate,
@@ -14,7 +14,7 @@ from chainnode.certs import (
     key_hash,
     verify_chain,
 )
-from chainnode.codec import DecodeError, pack
+from chainnode.protocol.codec import DecodeError, pack
 from chainnode.crypto import get_suite
 from chainnode.network.identity import peer_id_from_seed
 

@@ -1,4 +1,4 @@
-"""The console commands of `chainnode` (chainnode/cli_rpc.py): argument errors caught before
+"""The console commands of `chainnode` (chainnode/cli/rpc.py): argument errors caught before
 any network call, an unreachable node, and the offline receipt-proof check on a real chain."""
 
 import json
@@ -8,9 +8,9 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from chainnode.cli import main
-from chainnode.cli_rpc import ProofError, verify_receipt_proof
-from chainnode.types import Transaction
+from chainnode.cli.main import main
+from chainnode.cli.rpc import ProofError, verify_receipt_proof
+from chainnode.protocol.types import Transaction
 from tests.unit.test_rpc_methods import commit_pool, rpc  # noqa: F401  (the fixture)
 from tests.unit.test_sync import SOURCE, SUITE, USER
 
@@ -153,7 +153,7 @@ async def test_receipt_proof_verifies_offline_and_catches_tampering(rpc):  # noq
 
 def _flip_status(raw_hex: str) -> str:
     """The same receipt with another status: a different leaf, so the proof must fail."""
-    from chainnode.types import Receipt
+    from chainnode.protocol.types import Receipt
 
     r = Receipt.decode(bytes.fromhex(raw_hex[2:]))
     return "0x" + Receipt(r.tx_hash, 1 - r.status, r.gas_used, r.output, r.contract_address, r.events, r.error_type, r.error_message).encode().hex()
@@ -161,7 +161,7 @@ def _flip_status(raw_hex: str) -> str:
 
 def _drop_signature(raw_hex: str) -> str:
     """The certificate with one signature fewer: below the 2f+1 quorum of 4 sealers."""
-    from chainnode.types import CommitCertificate
+    from chainnode.protocol.types import CommitCertificate
 
     c = CommitCertificate.decode(bytes.fromhex(raw_hex[2:]))
     return "0x" + CommitCertificate(c.height, c.block_hash, c.signatures[:2]).encode().hex()

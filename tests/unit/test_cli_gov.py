@@ -8,10 +8,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chainnode.certs import read_cert_file
-from chainnode.cli import main
-from chainnode.cli_gov import CLI_USAGE, parse_proposal
-from chainnode.governance import KINDS, check_params
+from chainnode.security.certs import read_cert_file
+from chainnode.cli.main import main
+from chainnode.cli.gov import CLI_USAGE, parse_proposal
+from chainnode.system.governance import KINDS, check_params
 from tests.helpers import free_ports
 
 PUB = bytes([4]) + bytes(range(64))

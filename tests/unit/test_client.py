@@ -15,7 +15,7 @@ from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionLimits
-from chainnode.types import Transaction
+from chainnode.protocol.types import Transaction
 from tests.helpers import free_port
 from tests.unit.test_subscriptions import EMITTER, SUITE, Env, start_env, tx
 from tests.unit.test_sync import SEALERS, USER

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainnode.codec import DecodeError, pack, unpack
+from chainnode.protocol.codec import DecodeError, pack, unpack
 from chainnode.crypto import get_suite
-from chainnode.merkle import MerkleProof
-from chainnode.types import (
+from chainnode.protocol.merkle import MerkleProof
+from chainnode.protocol.types import (
     Block,
     BlockHeader,
     CommitCertificate,

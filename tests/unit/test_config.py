@@ -2,7 +2,7 @@
 
 import pytest
 
-from chainnode.config import CONFIG_BYTES_MAX, ConfigError, Limits, load_config, render_config
+from chainnode.node.config import CONFIG_BYTES_MAX, ConfigError, Limits, load_config, render_config
 
 
 def write(tmp_path, text):

@@ -5,10 +5,10 @@ import os
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.executor import Executor, InvalidBlock
-from chainnode.genesis import parse_genesis
-from chainnode.ledger import Ledger
-from chainnode.types import BlockHeader, Block, CommitCertificate, Transaction, commit_signing_bytes
+from chainnode.execution.executor import Executor, InvalidBlock
+from chainnode.system.genesis import parse_genesis
+from chainnode.store.ledger import Ledger
+from chainnode.protocol.types import BlockHeader, Block, CommitCertificate, Transaction, commit_signing_bytes
 from contracts.engine import Engine, contract_address
 
 SUITE = get_suite("sm")

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.genesis import GENESIS_BYTES_MAX, GenesisError, load_genesis, parse_genesis
-from chainnode.ledger import Ledger
-from chainnode.sysstate import ConfigValueError, check_config_value, read_chain, read_config, read_nodes, read_sealers
+from chainnode.system.genesis import GENESIS_BYTES_MAX, GenesisError, load_genesis, parse_genesis
+from chainnode.store.ledger import Ledger
+from chainnode.system.state import ConfigValueError, check_config_value, read_chain, read_config, read_nodes, read_sealers
 
 SUITE = get_suite("sm")
 KEYS = [SUITE.keypair_from_private((i + 1).to_bytes(32, "big")) for i in range(5)]
@@ -132,8 +132,8 @@ def with_contracts(contracts):
 
 
 def test_genesis_contracts_are_deployed_and_named_in_block_0(tmp_path):
-    from chainnode.governance import contract_admin, resolve_name
-    from chainnode.state import StateOverlay
+    from chainnode.system.governance import contract_admin, resolve_name
+    from chainnode.store.state import StateOverlay
     from contracts.engine import CallContext, Engine
 
     deployer = SUITE.address(KEYS[0][1])

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from chainnode.codec import pack
+from chainnode.protocol.codec import pack
 from chainnode.crypto import get_suite
-from chainnode.executor import refusal
-from chainnode.governance import ADMIN_PREFIX, read_proposal, read_revoked_serials, resolve_name
-from chainnode.state import StateOverlay
-from chainnode.syscontracts import (
+from chainnode.execution.executor import refusal
+from chainnode.system.governance import ADMIN_PREFIX, read_proposal, read_revoked_serials, resolve_name
+from chainnode.store.state import StateOverlay
+from chainnode.system.contracts import (
     COMMITTEE_ADDRESS,
     CONFIG_ADDRESS,
     CONSENSUS_ADDRESS,
@@ -18,7 +18,7 @@ from chainnode.syscontracts import (
     PERMISSION_ADDRESS,
     run_system,
 )
-from chainnode.sysstate import (
+from chainnode.system.state import (
     COMMITTEE_KEY,
     GOVERNANCE_KEY,
     NodeEntry,
@@ -287,7 +287,7 @@ def test_malformed_system_calls_fail_without_raising(method, args):
 
 @pytest.mark.parametrize("address", [CONSENSUS_ADDRESS, CONFIG_ADDRESS, PERMISSION_ADDRESS, NAMES_ADDRESS])
 def test_every_view_answers_bad_arguments_with_a_failed_result(address):
-    from chainnode.syscontracts import METHODS
+    from chainnode.system.contracts import METHODS
 
     state = chain_state(GOV[:1])
     for method in METHODS[address]:

@@ -4,11 +4,11 @@ import json
 
 from click.testing import CliRunner
 
-from chainnode.cli import main
-from chainnode.config import load_config
+from chainnode.cli.main import main
+from chainnode.node.config import load_config
 from chainnode.crypto import get_suite
-from chainnode.keyfile import encrypt_key, write_key_file
-from chainnode.ledger import Ledger
+from chainnode.security.keyfile import encrypt_key, write_key_file
+from chainnode.store.ledger import Ledger
 
 SUITE = get_suite("sm")
 

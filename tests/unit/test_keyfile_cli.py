@@ -9,9 +9,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from chainnode.cli import main
+from chainnode.cli.main import main
 from chainnode.crypto import get_suite
-from chainnode.keyfile import KeyFileError, WrongPassword, decrypt_key, encrypt_key, load_key, write_key_file
+from chainnode.security.keyfile import KeyFileError, WrongPassword, decrypt_key, encrypt_key, load_key, write_key_file
 
 FAST_N = 1024  # scrypt cost for tests; the default is 2**15
 

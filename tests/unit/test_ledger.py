@@ -9,9 +9,9 @@ import plyvel
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.ledger import Ledger
-from chainnode.merkle import verify_proof
-from chainnode.storage import DataDirInUse, StorageError
+from chainnode.store.ledger import Ledger
+from chainnode.protocol.merkle import verify_proof
+from chainnode.store.leveldb import DataDirInUse, StorageError
 from tests.helpers import next_block, payment_tx
 
 SUITE = get_suite("sm")
@@ -93,7 +93,7 @@ def test_a_second_process_is_told_the_directory_is_in_use(tmp_path):
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             from chainnode.crypto import get_suite
-            from chainnode.ledger import Ledger
+            from chainnode.store.ledger import Ledger
             l = Ledger.open({str(tmp_path)!r}, get_suite("sm"))
             print("open", flush=True)
             sys.stdin.read()

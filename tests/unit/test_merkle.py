@@ -3,7 +3,7 @@
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.merkle import LEAF_PREFIX, NODE_PREFIX, MerkleProof, merkle_proof, merkle_root, verify_proof
+from chainnode.protocol.merkle import LEAF_PREFIX, NODE_PREFIX, MerkleProof, merkle_proof, merkle_root, verify_proof
 
 
 @pytest.mark.parametrize("suite_name", ["sm", "ed25519"])

@@ -3,7 +3,7 @@ bounded per round."""
 
 from dataclasses import dataclass
 
-from chainnode.regossip import Regossip
+from chainnode.txpool.regossip import Regossip
 
 
 @dataclass
@@ -40,8 +40,8 @@ def test_committed_transactions_are_forgotten_and_a_round_is_bounded():
 def test_a_full_batch_packs_within_what_receivers_accept():
     # Batches were sized by their transactions' bytes alone; a full one packed ~1 KiB over
     # the receivers' limit, and they banned the sender for it.
-    from chainnode.codec import pack
-    from chainnode.regossip import BATCH_HEADER_BYTES_MAX
+    from chainnode.protocol.codec import pack
+    from chainnode.txpool.regossip import BATCH_HEADER_BYTES_MAX
 
     batch_bytes_max = 256 * 1024
     txs = [Tx(i.to_bytes(4, "big"), b"t" * 300, 0.0) for i in range(2000)]

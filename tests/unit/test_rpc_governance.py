@@ -7,15 +7,15 @@ import os
 
 import pytest
 
-from chainnode.chain import Chain
-from chainnode.codec import unpack
-from chainnode.executor import Executor
-from chainnode.genesis import parse_genesis
-from chainnode.ledger import Ledger
+from chainnode.execution.chain import Chain
+from chainnode.protocol.codec import unpack
+from chainnode.execution.executor import Executor
+from chainnode.system.genesis import parse_genesis
+from chainnode.store.ledger import Ledger
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
-from chainnode.syscontracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
-from chainnode.types import Transaction
+from chainnode.system.contracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
+from chainnode.protocol.types import Transaction
 from contracts.engine import Engine
 from tests.unit.test_rpc_methods import commit_pool, serve
 from tests.unit.test_sync import SEALERS, SUITE
@@ -210,8 +210,7 @@ def sdk(rpc):
 async def test_sdk_governance(sdk):
     from chainnode.client import Account, CallFailed, TransactionFailed
     from chainnode.client.governance import CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, Governance, GovernanceRefused
-    from chainnode import syscontracts
-
+    from chainnode.system import contracts as syscontracts
     assert (COMMITTEE_ADDRESS, CONSENSUS_ADDRESS, CONFIG_ADDRESS, PERMISSION_ADDRESS, NAMES_ADDRESS) == (
         syscontracts.COMMITTEE_ADDRESS, syscontracts.CONSENSUS_ADDRESS, syscontracts.CONFIG_ADDRESS,
         syscontracts.PERMISSION_ADDRESS, syscontracts.NAMES_ADDRESS)

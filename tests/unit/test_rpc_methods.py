@@ -10,14 +10,14 @@ from importlib import metadata
 import pytest
 import trio
 
-from chainnode.chain import Chain
-from chainnode.codec import pack
-from chainnode.merkle import MerkleProof, verify_proof
+from chainnode.execution.chain import Chain
+from chainnode.protocol.codec import pack
+from chainnode.protocol.merkle import MerkleProof, verify_proof
 from chainnode.rpc.headview import CallLimits, CallRunner
 from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, Dispatcher, RpcError
 from chainnode.rpc.methods import ChainRpc
-from chainnode.txpool import TxPool
-from chainnode.types import BlockHeader, CommitCertificate, Receipt, Transaction
+from chainnode.txpool.pool import TxPool
+from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
 from tests.unit.test_sync import SOURCE, SUITE, USER, certify, open_chain
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.state import StateOverlay, next_state_root
+from chainnode.store.state import StateOverlay, next_state_root
 
 
 class DictReader:

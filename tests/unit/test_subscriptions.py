@@ -14,13 +14,13 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from chainnode.chain import Chain
+from chainnode.execution.chain import Chain
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import CLOSE_POLICY, SubscriptionHub, SubscriptionLimits
-from chainnode.txpool import TxPool
-from chainnode.types import Transaction
+from chainnode.txpool.pool import TxPool
+from chainnode.protocol.types import Transaction
 from tests.helpers import free_port
 from tests.unit.test_sync import SUITE, USER, certify, open_chain
 
@@ -107,7 +107,7 @@ async def start_env(nursery, path, limits: SubscriptionLimits | None = None) -> 
     chain = open_chain(path)
     pool = TxPool(SUITE, "c", "g", head_height=lambda: chain.height, is_committed=chain.is_committed)
     node = FakeNodeShell(chain, pool)
-    # These lines are what chainnode/node.py does to wire the hub in.
+    # These lines are what chainnode/node/node.py does to wire the hub in.
     hub = SubscriptionHub(chain.ledger, SUITE, "g", limits or SubscriptionLimits(), node_name="node0")
     node.commit_listeners.append(hub.on_commit)
     dispatcher = Dispatcher()

@@ -7,14 +7,14 @@ from dataclasses import replace
 import pytest
 import trio
 
-from chainnode.chain import Chain
-from chainnode.codec import pack, unpack
+from chainnode.execution.chain import Chain
+from chainnode.protocol.codec import pack, unpack
 from chainnode.crypto import get_suite
-from chainnode.executor import Executor
-from chainnode.genesis import parse_genesis
-from chainnode.ledger import Ledger
-from chainnode.sync import BlockSyncer, FetchFailed, encode_request, serve_request
-from chainnode.types import Block, CommitCertificate, Transaction, commit_signing_bytes
+from chainnode.execution.executor import Executor
+from chainnode.system.genesis import parse_genesis
+from chainnode.store.ledger import Ledger
+from chainnode.blocksync.syncer import BlockSyncer, FetchFailed, encode_request, serve_request
+from chainnode.protocol.types import Block, CommitCertificate, Transaction, commit_signing_bytes
 from contracts.engine import Engine
 
 SUITE = get_suite("sm")

@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from chainnode.txjournal import COMPACT_BYTES_MIN, MAGIC, JournalFull, TxJournal, framed_size
-from chainnode.txpool import ADDED, COMMITTED, PENDING, PoolLimits, Rejected, TxPool
+from chainnode.txpool.journal import COMPACT_BYTES_MIN, MAGIC, JournalFull, TxJournal, framed_size
+from chainnode.txpool.pool import ADDED, COMMITTED, PENDING, PoolLimits, Rejected, TxPool
 from tests.unit.test_txpool import SUITE, tx
 
 

@@ -1,0 +1,185 @@
+"""Block sync: a node that is behind (new, restarted, partitioned) fetches ranges of
+certified blocks from its peers and applies them through `Chain.apply_certified`.
+
+Wire format (request/response on the `/chainnode/sync/1` protocol):
+
+    request  = pack([1, from_height, count])
+    response = pack([1, [[block, certificate], ...]])     # consecutive heights from from_height
+
+A response may be shorter than asked (the server's limits, or its head); an empty one
+means "I have nothing from there". It cannot get stuck: each range goes to a peer that
+claims the height, a peer that fails (error, timeout, bad block, short of its claim) is
+skipped for a while, and the loop re-reads the peers' heads every round.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import trio
+
+from chainnode.execution.chain import Chain
+from chainnode.protocol.codec import DecodeError, expect_int, expect_list, expect_version, pack, unpack
+from chainnode.execution.executor import InvalidBlock
+from chainnode.store.ledger import Ledger
+from chainnode.protocol.types import Block, CommitCertificate, InvalidCertificate
+
+log = logging.getLogger("chainnode.blocksync")
+
+SYNC_PROTOCOL = "/chainnode/sync/1"
+RESPONSE_BYTES_MAX = 64 << 20
+
+
+def encode_request(from_height: int, count: int) -> bytes:
+    return pack([1, from_height, count])
+
+
+def serve_request(ledger: Ledger, payload: bytes, *, blocks_max: int, response_bytes_max: int = RESPONSE_BYTES_MAX) -> bytes:
+    """The server side: blocks from the request's height, bounded by count and bytes."""
+    try:
+        f = expect_list(unpack(payload, max_bytes=64), "sync request", length=3)
+        expect_version(f, "sync request", 1)
+        start = expect_int(f[1], "sync from_height", lo=1)
+        count = expect_int(f[2], "sync count", lo=1, hi=blocks_max)
+    except DecodeError:
+        return pack([1, []])
+    items = []
+    size = 0
+    for height in range(start, min(start + count, ledger.head_height + 1)):
+        block, cert = ledger.get_block(height), ledger.get_certificate(height)
+        if block is None or cert is None:
+            break
+        item = [block.to_fields(), cert.to_fields()]
+        size += len(pack(item))
+        if items and size > response_bytes_max:
+            break
+        items.append(item)
+    return pack([1, items])
+
+
+def decode_response(payload: bytes, expected_from: int) -> list[tuple[Block, CommitCertificate]]:
+    f = expect_list(unpack(payload, max_bytes=RESPONSE_BYTES_MAX), "sync response", length=2)
+    expect_version(f, "sync response", 1)
+    out = []
+    for i, item in enumerate(expect_list(f[1], "sync response blocks", max_length=1000)):
+        item = expect_list(item, "sync response item", length=2)
+        block, cert = Block.from_fields(item[0]), CommitCertificate.from_fields(item[1])
+        if block.header.height != expected_from + i:
+            raise DecodeError(f"sync response: block {block.header.height} where {expected_from + i} was expected")
+        out.append((block, cert))
+    return out
+
+
+class FetchFailed(Exception):
+    """The transport could not get an answer from that peer (gone, timed out, refused)."""
+
+
+# (peer index, request) -> response; raises FetchFailed on any transport failure.
+Fetch = Callable[[int, bytes], Awaitable[bytes]]
+
+
+@dataclass
+class PeerHead:
+    height: int
+    skip_until_ms: float = 0.0
+
+
+class BlockSyncer:
+    """Catches the chain up to the highest height its peers claim."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        fetch: Fetch,
+        *,
+        blocks_per_request: int = 32,
+        penalty_ms: float = 2_000,
+        apply: Callable[[Block, CommitCertificate], Awaitable[bool | None]] | None = None,
+    ) -> None:
+        """`apply` verifies and commits one block (False: we already had it); the node passes
+        one that runs on its chain thread and tells consensus. By default:
+        `chain.apply_certified` on a worker thread."""
+        self.chain = chain
+        self.fetch = fetch
+        self.apply = apply or (lambda block, cert: trio.to_thread.run_sync(chain.apply_certified, block, cert))
+        self.blocks_per_request = blocks_per_request
+        self._request_blocks = blocks_per_request  # what the next request asks for (adapts)
+        self.penalty_ms = penalty_ms
+        self.peers: dict[int, PeerHead] = {}
+        self.blocks_applied = 0
+        self._rotation = 0
+        self._wake = trio.Event()
+
+    def peer_head(self, peer: int, height: int) -> None:
+        """Record a peer's announced head; wakes the syncer if that is ahead of us."""
+        head = self.peers.setdefault(peer, PeerHead(height))
+        head.height = height
+        if height > self.chain.height:
+            self._wake.set()
+
+    def forget_peer(self, peer: int) -> None:
+        self.peers.pop(peer, None)
+
+    @property
+    def target_height(self) -> int:
+        return max([h.height for h in self.peers.values()], default=self.chain.height)
+
+    def _candidates(self, height: int) -> list[int]:
+        """Peers that claim `height`, rotated per request so that successive ranges come
+        from different peers (spreading the load, and not trusting one peer's pace)."""
+        now = trio.current_time() * 1000
+        ready = sorted(p for p, h in self.peers.items() if h.height >= height and h.skip_until_ms <= now)
+        if not ready:
+            return []
+        self._rotation += 1
+        k = self._rotation % len(ready)
+        return ready[k:] + ready[:k]
+
+    async def catch_up(self) -> int:
+        """Fetch and apply blocks until no reachable peer is ahead; returns blocks applied."""
+        applied = 0
+        while True:
+            next_height = self.chain.height + 1
+            candidates = self._candidates(next_height)
+            if not candidates:
+                return applied
+            progressed = False
+            for peer in candidates:
+                count = min(self._request_blocks, self.peers[peer].height - next_height + 1)
+                try:
+                    items = decode_response(await self.fetch(peer, encode_request(next_height, count)), next_height)
+                    if not items:
+                        raise InvalidBlock(f"peer {peer} claims height {self.peers[peer].height} but sent nothing from {next_height}")
+                    for block, cert in items:
+                        if await self.apply(block, cert) is not False:
+                            applied += 1
+                            self.blocks_applied += 1
+                    progressed = True
+                    self._request_blocks = min(self.blocks_per_request, 2 * self._request_blocks)
+                    break
+                except (FetchFailed, DecodeError, InvalidBlock, InvalidCertificate) as exc:
+                    log.warning("sync from peer %d failed at height %d: %s", peer, next_height, exc)
+                    self.peers[peer].skip_until_ms = trio.current_time() * 1000 + self.penalty_ms
+                    if isinstance(exc, FetchFailed):
+                        # Perhaps the peer (or we) could not serve that many blocks in time under
+                        # load: ask the next peer for fewer; successes double it back.
+                        self._request_blocks = max(1, self._request_blocks // 2)
+            if not progressed:
+                return applied
+
+    async def run(self, *, poll_ms: int = 1_000, grace_ms: int = 500) -> None:
+        """Catch up whenever a peer is ahead: woken by `peer_head`, and polled.
+
+        After waking it waits `grace_ms` first: peers routinely announce a block a moment
+        before consensus commits it here, and fetching what is about to arrive anyway
+        would only race consensus for the same height.
+        """
+        while True:
+            if self.target_height > self.chain.height:
+                await trio.sleep(grace_ms / 1000)
+                await self.catch_up()
+            with trio.move_on_after(poll_ms / 1000):
+                await self._wake.wait()
+            self._wake = trio.Event()

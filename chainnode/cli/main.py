@@ -1,0 +1,182 @@
+"""The `chainnode` command line for node operators: keys and running a node here; the
+console commands that talk to a running node (account, tx, contract, block, receipt,
+status, peers, sealers, config) are in `cli_rpc.py` and docs/cli.md.
+
+Every command prints human-readable text by default and one JSON document with `--json`,
+and fails with a one-line message that says what to do next (exit status 1), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from chainnode.cli.common import PASSWORD_ENV, emit as _emit, read_password
+from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
+from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, load_key, read_key_file, write_key_file
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chainnode")
+def main() -> None:
+    """chainnode: a permissioned consortium blockchain node (PBFT, SM2/SM3, LevelDB)."""
+
+
+@main.command()
+@click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True, help="Crypto suite of the chain this key is for.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the encrypted key file.")
+@click.option("--password-file", type=click.Path(dir_okay=False), help=f"Read the password from this file (else ${PASSWORD_ENV}, else a prompt).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--scrypt-n", type=int, default=SCRYPT_N_DEFAULT, hidden=True, help="scrypt cost (tests use a small one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keygen(suite: str, out_path: str, password_file: str | None, force: bool, scrypt_n: int, as_json: bool) -> None:
+    """Generate a key pair and write it as an encrypted key file."""
+    password = read_password(password_file, confirm=True)
+    try:
+        s = get_suite(suite)
+        priv, _ = s.generate_keypair()
+        doc = encrypt_key(suite, priv, password, scrypt_n=scrypt_n)
+        write_key_file(out_path, doc, overwrite=force)
+    except (KeyFileError, CryptoUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(
+        as_json,
+        {"file": out_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]},
+        [f"wrote {out_path} ({suite})", f"address:    0x{doc['address']}", f"public key: {doc['public_key']}"],
+    )
+
+
+@main.group()
+def key() -> None:
+    """Inspect key files."""
+
+
+@key.command("show")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--check-password", is_flag=True, help="Also decrypt, to check the password.")
+@click.option("--password-file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_show(path: str, check_password: bool, password_file: str | None, as_json: bool) -> None:
+    """Print a key file's suite, address and public key (no password needed)."""
+    try:
+        doc = read_key_file(path)
+        if check_password:
+            load_key(path, read_password(password_file, confirm=False))
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    data = {"file": path, "suite": doc.get("suite"), "address": doc.get("address"), "public_key": doc.get("public_key")}
+    if check_password:
+        data["password"] = "ok"
+    lines = [f"suite:      {data['suite']}", f"address:    0x{data['address']}", f"public key: {data['public_key']}"]
+    if check_password:
+        lines.append("password:   ok")
+    _emit(as_json, data, lines)
+
+
+@main.command()
+@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False), help="The genesis file your consortium shared.")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="This node's key file (from `chainnode keygen`).")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder for this node's chain data and config.")
+@click.option("--p2p-listen", default=None, help="libp2p listen multiaddr (default: this node's first address in genesis).")
+@click.option("--rpc-listen", default="127.0.0.1:8545", show_default=True, help="JSON-RPC host:port.")
+@click.option("--cert", "cert_path", default=None, type=click.Path(dir_okay=False),
+              help="This node's certificate chain (from `chainnode ca issue-node`); required when the genesis names a CA.")
+@click.option("--join", is_flag=True,
+              help="This node is not in the genesis: the consortium adds it by vote (chainnode gov propose add_observer).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None, rpc_listen: str, cert_path: str | None, join: bool, as_json: bool) -> None:
+    """Prepare a data directory: check the key is a node of the genesis, commit block 0, write node.toml."""
+    from chainnode.node.init import InitError, init_node
+
+    try:
+        result = init_node(Path(genesis_path), Path(key_path), Path(data_dir), p2p_listen=p2p_listen, rpc_listen=rpc_listen,
+                           cert_file=Path(cert_path) if cert_path else None, member_required=not join,
+                           name=Path(data_dir).resolve().name if join else None)
+    except InitError as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(
+        as_json,
+        result,
+        [
+            f"{'initialised' if result['created'] else 'already initialised'} {result['data_dir']} as {result['name']} ({result['role']})",
+            f"chain:  {result['chain_id']} / {result['group_id']}, genesis {result['genesis_hash']}",
+            f"config: {result['config']}",
+            f"start it with: chainnode start --config {result['config']}",
+        ],
+    )
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The node's config file (node.toml from `chainnode init`).")
+def start(config_path: str) -> None:
+    """Run the node in the foreground until Ctrl-C or SIGTERM."""
+    import signal
+
+    import multiaddr
+    import trio
+
+    from chainnode.node.config import ConfigError, load_config
+    from chainnode.system.genesis import GenesisError, load_genesis
+    from chainnode.node.logs import setup_logging
+    from chainnode.network import PortInUse as P2PPortInUse
+    from chainnode.network.service import check_port_free as check_p2p_port_free
+    from chainnode.node.node import Node, NodeError
+    from chainnode.rpc.server import PortInUse as RpcPortInUse, check_port_free
+    from chainnode.store.leveldb import StorageError
+
+    try:
+        config = load_config(config_path)
+        genesis = load_genesis(config.genesis_file)
+        password = read_password(str(config.password_file) if config.password_file else None, confirm=False)
+        key = load_key(config.key_file, password)
+        check_port_free(config.rpc_host, config.rpc_port)
+        check_p2p_port_free(multiaddr.Multiaddr(config.p2p_listen))
+        setup_logging(config.log_level, config.log_format)
+        node = Node(config, genesis, key)
+    except (ConfigError, GenesisError, KeyFileError, StorageError, NodeError, RpcPortInUse, P2PPortInUse, CryptoUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.run)
+                async for signum in signals:
+                    logging.getLogger("chainnode.node").info("%s: %s received, stopping", config.name, signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(run)
+    finally:
+        node.chain.ledger.close()
+    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.chain.height)
+
+
+@main.group()
+def account() -> None:
+    """Accounts that sign transactions (console names for `keygen` and `key show`)."""
+
+
+# The same commands under the console's names: one implementation, two spellings.
+account.add_command(keygen, "new")
+account.add_command(key_show, "show")
+
+
+def _add_console_commands() -> None:
+    from chainnode.cli import rpc as cli_rpc
+    from chainnode.cli.ca import ca_group
+    from chainnode.cli.gov import gov_group
+
+    for command in cli_rpc.COMMANDS:
+        main.add_command(command)
+    main.add_command(ca_group)
+    main.add_command(gov_group)
+
+
+_add_console_commands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,584 @@
+"""The console commands of `chainnode`: they talk to a running node over JSON-RPC through
+the SDK (`chainnode.client`), in the manner of the FISCO BCOS console, and are scriptable:
+`--json` prints one JSON document, failures print one line to stderr and exit 1.
+
+    chainnode tx send --key alice.key --to 0x… --method add --args '[5]'
+    chainnode contract deploy --key alice.key counter.py --args '[1]'
+    chainnode contract call 0x… get
+    chainnode block latest --txs | chainnode tx 0x… | chainnode receipt 0x… --proof
+    chainnode status | peers | sealers | config get tx_count_limit
+
+docs/cli.md has an example of each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Any, Awaitable, Callable
+
+import click
+import trio
+
+from chainnode.cli.common import PASSWORD_ENV, emit, read_password
+from chainnode.client.proof import ProofError, verify_receipt_proof as sdk_verify_receipt_proof
+from chainnode.protocol.jsonvalue import from_json
+from chainnode.rpc.jsonrpc import NOT_FOUND
+
+RPC_ENV = "CHAINNODE_RPC"
+GROUP_ENV = "CHAINNODE_GROUP"
+RPC_DEFAULT = "http://127.0.0.1:8545"
+ADDRESS_BYTES = 20
+HASH_BYTES = 32
+SOURCE_BYTES_MAX = 1 << 20  # a contract source larger than this is surely the wrong file
+RECEIPT_POLL_MS = 200
+RECEIPT_TIMEOUT_S_DEFAULT = 60.0
+
+
+# ---- shared options and plumbing ---------------------------------------------------------
+
+
+def _rpc_options(fn: Callable) -> Callable:
+    """--rpc, --group and --json, on every command that talks to a node."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(fn)
+    fn = click.option("--group", envvar=GROUP_ENV, default="group0", show_default=True, help=f"Group id (env {GROUP_ENV}).")(fn)
+    fn = click.option("--rpc", "rpc_url", envvar=RPC_ENV, default=RPC_DEFAULT, show_default=True, help=f"The node's JSON-RPC URL (env {RPC_ENV}).")(fn)
+    return fn
+
+
+def _run(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `body(client)` under trio; expected failures become one-line ClickExceptions."""
+    from chainnode.client import Client, NodeError, ReceiptTimeout
+
+    if not rpc_url.startswith(("http://", "https://")):
+        raise click.ClickException(f"--rpc must be an http(s) URL such as {RPC_DEFAULT} (or set {RPC_ENV}); got {rpc_url!r}")
+
+    async def main() -> Any:
+        async with Client(rpc_url, group=group) as client:
+            return await body(client)
+
+    try:
+        return trio.run(main)
+    except ConnectionError as exc:  # the SDK's text already says what to check
+        raise click.ClickException(
+            f"{exc}; pass --rpc URL (or set {RPC_ENV}); start a node with `chainnode start --config node.toml`, "
+            "or a local test network with `devnet up`"
+        ) from None
+    except NodeError as exc:
+        if exc.code == NOT_FOUND:  # the node's text says what is missing and what exists
+            raise click.ClickException(exc.message) from None
+        hint = ""
+        if exc.code == -32601:
+            hint = "; the node does not offer this method: is it an older chainnode? (`chainnode status` shows its version)"
+        elif "is not served here" in exc.message:
+            hint = f"; pass --group (or set {GROUP_ENV})"
+        raise click.ClickException(f"the node at {rpc_url} refused the request: {exc.message}{hint}") from None
+    except ReceiptTimeout as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _hex_bytes(text: str, what: str, length: int) -> bytes:
+    body = text[2:] if text.startswith(("0x", "0X")) else text
+    try:
+        value = bytes.fromhex(body)
+    except ValueError:
+        value = b""
+    if len(value) != length:
+        raise click.BadParameter(f"must be {length} bytes of hex ({2 * length} hex digits, 0x optional); got {text!r}", param_hint=what)
+    return value
+
+
+def _parse_args(text: str, flag: str, hex_as_bytes: bool) -> list:
+    """A JSON array of arguments; with --hex-as-bytes, "0x…" strings become bytes."""
+    from chainnode.protocol.codec import DecodeError, expect_value
+
+    try:
+        args = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"is not JSON ({exc}); write a JSON array, e.g. '[5, \"alice\"]'", param_hint=flag) from None
+    if not isinstance(args, list):
+        raise click.BadParameter("must be a JSON array, e.g. '[5, \"alice\"]' (use '[]' for none)", param_hint=flag)
+    if hex_as_bytes:
+        args = _hex_strings_to_bytes(args, flag)
+    try:
+        expect_value(args, flag)
+    except DecodeError as exc:
+        raise click.BadParameter(f"{exc}; arguments are integers, strings, booleans, null, arrays and objects", param_hint=flag) from None
+    return args
+
+
+def _hex_strings_to_bytes(value: Any, flag: str) -> Any:
+    try:
+        return from_json(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (with --hex-as-bytes every 0x string is bytes)", param_hint=flag) from None
+
+
+def _load_account(key_path: str, password_file: str | None):
+    from chainnode.client import Account
+    from chainnode.crypto import CryptoUnavailable
+    from chainnode.security.keyfile import KeyFileError
+
+    password = read_password(password_file, confirm=False)
+    try:
+        return Account.load(key_path, password)
+    except (KeyFileError, CryptoUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _spinner(as_json: bool, text: str):
+    """A spinner on stderr while we wait, for people; nothing for scripts (--json, pipes)."""
+    if as_json or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(*("-" if v is None else str(v) for v in row))
+    if sys.stdout.isatty():
+        Console().print(table)
+        return
+    # Piped or captured: wide enough never to wrap a node id, without trailing padding.
+    console = Console(width=200, no_color=True)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+# ---- transactions ------------------------------------------------------------------------
+
+
+async def _wait_receipt(client: Any, tx_hash: str, timeout_s: float) -> dict:
+    from chainnode.client import ReceiptTimeout
+
+    with trio.move_on_after(timeout_s):
+        while True:
+            receipt = await client.request("getTransactionReceipt", tx_hash)
+            if receipt is not None:
+                return receipt
+            await trio.sleep(RECEIPT_POLL_MS / 1000)
+    raise ReceiptTimeout(
+        f"no receipt for {tx_hash} after {timeout_s:g} s; it may still be pending (`chainnode tx {tx_hash}`) "
+        "or may have expired; wait longer with --timeout-s"
+    )
+
+
+def _send(rpc_url: str, group: str, as_json: bool, account: Any, to: bytes, method: str, args: list, gas_limit: int, wait: bool, timeout_s: float) -> None:
+    """Sign, send, and (unless `wait` is false) wait for and print the receipt; exit 1 if it failed."""
+
+    async def body(client: Any) -> dict:
+        suite = (await client.group_info())["suite"]
+        if account.suite.name != suite:
+            # The node would only say "bad signature"; the cause is the key's suite.
+            raise click.ClickException(f"the key is a {account.suite.name} key but the chain uses {suite}; create one with `chainnode account new --suite {suite} --out FILE`")
+        tx = await client.build(account, to, method, args, gas_limit=gas_limit)
+        tx_hash = "0x" + (await client.send_transaction(tx)).hex()
+        if not wait:
+            return {"transactionHash": tx_hash}
+        with _spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
+            return await _wait_receipt(client, tx_hash, timeout_s)
+
+    out = _run(rpc_url, group, body)
+    if not wait:
+        emit(as_json, out, [f"sent {out['transactionHash']}", f"its receipt: chainnode receipt {out['transactionHash']}"])
+        return
+    _print_receipt(out, as_json)
+    if out["status"] != 0:
+        _fail_receipt(out)
+
+
+def _print_receipt(r: dict, as_json: bool) -> None:
+    lines = [
+        f"transaction {r['transactionHash']}",
+        f"block:    {r['blockNumber']} (index {r['transactionIndex']})",
+        f"status:   {'ok' if r['status'] == 0 else 'FAILED: ' + r['errorType'] + (': ' + r['errorMessage'] if r['errorMessage'] else '')}",
+        f"gas used: {r['gasUsed']}",
+    ]
+    if r["contractAddress"]:
+        lines.append(f"contract: {r['contractAddress']}")
+    if r["status"] == 0:
+        lines.append(f"output:   {_show(r['output'])}")
+    for e in r["logEntries"]:
+        lines.append(f"event:    {e['name']} {_show(e['fields'])} from {e['address']}")
+    emit(as_json, r, lines)
+
+
+def _fail_receipt(r: dict) -> None:
+    what = r["errorType"] + (f": {r['errorMessage']}" if r["errorMessage"] else "")
+    click.echo(f"Error: the transaction failed in block {r['blockNumber']}: {what}", err=True)
+    sys.exit(1)
+
+
+def _send_options(fn: Callable) -> Callable:
+    for option in reversed([
+        click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="The sender's key file (from `chainnode account new`)."),
+        click.option("--password-file", type=click.Path(dir_okay=False), help=f"The key's password file (else ${PASSWORD_ENV}, else a prompt)."),
+        click.option("--gas-limit", type=click.IntRange(1, 2**63 - 1), default=10_000_000, show_default=True, help="Gas for the transaction (the chain caps it at tx_gas_limit)."),
+        click.option("--no-wait", is_flag=True, help="Return once the node accepted it; do not wait for the receipt."),
+        click.option("--timeout-s", type=click.FloatRange(0.1, 3600), default=RECEIPT_TIMEOUT_S_DEFAULT, show_default=True, help="How long to wait for the receipt, in seconds."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+class _TxGroup(click.Group):
+    """`chainnode tx HASH` shows a transaction; `chainnode tx send …` sends one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("tx", cls=_TxGroup, subcommand_metavar="HASH | send [OPTIONS]")
+def tx_group() -> None:
+    """Show a transaction (`tx HASH`) or send one (`tx send`)."""
+
+
+@click.command("send")
+@_send_options
+@click.option("--to", "to_text", required=True, help="The contract's address (0x + 40 hex digits).")
+@click.option("--method", required=True, help="The contract method to call.")
+@click.option("--args", "args_text", default="[]", show_default=True, help="The arguments, a JSON array.")
+@click.option("--hex-as-bytes", is_flag=True, help="Pass every \"0x…\" string in --args as bytes (addresses, hashes).")
+@_rpc_options
+def tx_send(key_path: str, password_file: str | None, gas_limit: int, no_wait: bool, timeout_s: float, to_text: str, method: str, args_text: str, hex_as_bytes: bool, rpc_url: str, group: str, as_json: bool) -> None:
+    """Sign a contract call with --key's account, send it, and wait for the receipt."""
+    to = _hex_bytes(to_text, "--to", ADDRESS_BYTES)
+    if not method:
+        raise click.BadParameter("must name a method", param_hint="--method")
+    args = _parse_args(args_text, "--args", hex_as_bytes)
+    account = _load_account(key_path, password_file)
+    _send(rpc_url, group, as_json, account, to, method, args, gas_limit, not no_wait, timeout_s)
+
+
+tx_group.add_command(tx_send)
+
+
+@tx_group.command("show", hidden=True)
+@click.argument("tx_hash", metavar="HASH")
+@_rpc_options
+def tx_show(tx_hash: str, rpc_url: str, group: str, as_json: bool) -> None:
+    """A transaction by hash, committed or still pending."""
+    h = "0x" + _hex_bytes(tx_hash, "HASH", HASH_BYTES).hex()
+    out = _run(rpc_url, group, lambda c: c.request("getTransaction", h))
+    if out is None:
+        raise click.ClickException(f"no transaction {h} on the node at {rpc_url}, committed or pending; check the hash, or ask another node with --rpc")
+    where = f"block {out['blockNumber']} (index {out['transactionIndex']})" if "blockNumber" in out else "pending (in the pool, not yet in a block)"
+    lines = [
+        f"transaction {out['hash']}",
+        f"state:  {where}",
+        f"from:   {out['from']}",
+        f"to:     {out['to'] or '(deploy)'}",
+        f"method: {out['method'] or '-'}",
+        f"args:   {_show(out['args']) if out['to'] else '[<source>, ' + _show(out['args'][1:]) + ']'}",
+        f"gas:    {out['gasLimit']}, block limit {out['blockLimit']}, nonce {out['nonce']}",
+    ]
+    emit(as_json, out, lines)
+
+
+# ---- contracts ---------------------------------------------------------------------------
+
+
+@click.group("contract")
+def contract_group() -> None:
+    """Deploy contracts, call them read-only, send them transactions."""
+
+
+@contract_group.command("deploy")
+@_send_options
+@click.argument("source_path", metavar="SOURCE.py", type=click.Path(dir_okay=False))
+@click.option("--args", "args_text", default="[]", show_default=True, help="Arguments of the contract's init(), a JSON array.")
+@click.option("--hex-as-bytes", is_flag=True, help="Pass every \"0x…\" string in --args as bytes.")
+@_rpc_options
+def contract_deploy(key_path: str, password_file: str | None, gas_limit: int, no_wait: bool, timeout_s: float, source_path: str, args_text: str, hex_as_bytes: bool, rpc_url: str, group: str, as_json: bool) -> None:
+    """Deploy the contract in SOURCE.py; prints its address."""
+    from contracts.engine import ContractRejected, Engine
+
+    try:
+        with open(source_path, "rb") as f:
+            raw = f.read(SOURCE_BYTES_MAX + 1)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {source_path}: {exc.strerror}") from None
+    if len(raw) > SOURCE_BYTES_MAX:
+        raise click.ClickException(f"{source_path} is larger than {SOURCE_BYTES_MAX} bytes; is it the right file?")
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{source_path} is not UTF-8 text; is it the right file?") from None
+    init_args = _parse_args(args_text, "--args", hex_as_bytes)
+    # Compile here first: a rejected contract gets its line and reason now, where the chain
+    # would only record "ContractRejected" in a failed receipt (and charge gas for it).
+    try:
+        Engine().compile(source)
+    except ContractRejected as exc:
+        raise click.ClickException(f"{source_path}: the contract is rejected at {exc}; see docs/contracts.md for the language") from None
+    account = _load_account(key_path, password_file)
+    _send(rpc_url, group, as_json, account, b"", "", [source, init_args], gas_limit, not no_wait, timeout_s)
+
+
+@contract_group.command("call")
+@click.argument("address", metavar="ADDRESS")
+@click.argument("method", metavar="METHOD")
+@click.option("--args", "args_text", default="[]", show_default=True, help="The arguments, a JSON array.")
+@click.option("--hex-as-bytes", is_flag=True, help="Pass every \"0x…\" string in --args as bytes.")
+@click.option("--from", "from_text", default=None, help="The caller's address the contract sees as ctx.sender (default: zero address).")
+@_rpc_options
+def contract_call(address: str, method: str, args_text: str, hex_as_bytes: bool, from_text: str | None, rpc_url: str, group: str, as_json: bool) -> None:
+    """Run METHOD of the contract at ADDRESS read-only on the head state (nothing is sent)."""
+    from chainnode.protocol.codec import pack
+
+    to = "0x" + _hex_bytes(address, "ADDRESS", ADDRESS_BYTES).hex()
+    args = _parse_args(args_text, "--args", hex_as_bytes)
+    params: list[Any] = [to, method, "0x" + pack(args).hex()]  # the exact form: bytes stay bytes
+    if from_text is not None:
+        params.append("0x" + _hex_bytes(from_text, "--from", ADDRESS_BYTES).hex())
+    out = _run(rpc_url, group, lambda c: c.request("call", *params))
+    if out["status"] == 0:
+        emit(as_json, out, [_show(out["output"]), f"(read at block {out['blockNumber']}, gas used {out['gasUsed']})"])
+        return
+    if as_json:
+        emit(True, out, [])
+    what = out["errorType"] + (f": {out['errorMessage']}" if out["errorMessage"] else "")
+    hint = ""
+    if out["errorType"] == "MethodNotFound":
+        hint = f"; check the method name (`chainnode contract code {to}` shows the source)"
+    elif out["errorType"] == "NoContract":
+        hint = "; check the address (a deploy's receipt has it as contractAddress)"
+    click.echo(f"Error: {method} failed at block {out['blockNumber']}: {what}{hint}", err=True)
+    sys.exit(1)
+
+
+@contract_group.command("code")
+@click.argument("address", metavar="ADDRESS")
+@_rpc_options
+def contract_code(address: str, rpc_url: str, group: str, as_json: bool) -> None:
+    """Print the Python source of the contract at ADDRESS."""
+    to = "0x" + _hex_bytes(address, "ADDRESS", ADDRESS_BYTES).hex()
+    source = _run(rpc_url, group, lambda c: c.request("getCode", to))
+    if source is None:
+        raise click.ClickException(f"no contract at {to}; check the address (a deploy's receipt has it as contractAddress)")
+    emit(as_json, {"address": to, "source": source}, [source.rstrip("\n")])
+
+
+contract_group.add_command(tx_send, "send")
+
+
+# ---- blocks, receipts --------------------------------------------------------------------
+
+
+@click.command("block")
+@click.argument("which", metavar="[N|latest]", default="latest")
+@click.option("--txs", is_flag=True, help="Include the full transactions (else only their hashes).")
+@_rpc_options
+def block_cmd(which: str, txs: bool, rpc_url: str, group: str, as_json: bool) -> None:
+    """Show block N (default: the latest)."""
+    if which != "latest":
+        try:
+            number = int(which, 0)
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise click.BadParameter(f"must be a block number or 'latest'; got {which!r}", param_hint="N")
+
+    async def body(client: Any) -> dict:
+        height = await client.request("getBlockNumber") if which == "latest" else number
+        return await client.request("getBlockByNumber", height, False, not txs)
+
+    b = _run(rpc_url, group, body)
+    cert = b.get("certificate")
+    lines = [
+        f"block {b['number']}  {b['hash']}",
+        f"parent:     {b['parentHash']}",
+        f"timestamp:  {b['timestamp']} ms",
+        f"sealer:     {b['sealer']}",
+        f"txs root:   {b['txsRoot']}",
+        f"receipts:   {b['receiptsRoot']}",
+        f"state root: {b['stateRoot']}",
+        f"gas used:   {b['gasUsed']}",
+        f"certified:  " + (f"by sealers {', '.join(str(s['index']) for s in cert['signatureList'])}" if cert else "no (genesis)"),
+        f"{b['txCount']} transaction(s)" + (":" if b["txCount"] else ""),
+    ]
+    for t in b.get("transactions", []):
+        if isinstance(t, str):
+            lines.append(f"  {t}")
+        else:
+            lines.append(f"  {t['hash']}  from {t['from']} to {t['to'] or '(deploy)'} {t['method']}")
+    emit(as_json, b, lines)
+
+
+@click.command("receipt")
+@click.argument("tx_hash", metavar="HASH")
+@click.option("--proof", is_flag=True, help="Also fetch the Merkle proof and verify it here against the block header and its commit certificate.")
+@_rpc_options
+def receipt_cmd(tx_hash: str, proof: bool, rpc_url: str, group: str, as_json: bool) -> None:
+    """Show a transaction's receipt; with --proof, verify offline that it is on the chain."""
+    h = "0x" + _hex_bytes(tx_hash, "HASH", HASH_BYTES).hex()
+
+    async def body(client: Any) -> tuple:
+        receipt = await client.request("getTransactionReceipt", h, proof)
+        if receipt is None or not proof:
+            return receipt, None, None
+        # The sealers that certified the receipt's block (recorded on chain per set), so a
+        # receipt from before a membership change still proves.
+        return receipt, await client.request("getSealerList", receipt["blockNumber"]), await client.group_info()
+
+    receipt, sealers, info = _run(rpc_url, group, body)
+    if receipt is None:
+        raise click.ClickException(f"no receipt for {h}: it is pending or unknown to this node; `chainnode tx {h}` says which")
+    if not proof:
+        _print_receipt(receipt, as_json)
+        if receipt["status"] != 0 and not as_json:
+            click.echo(f"note: the transaction failed ({receipt['errorType']})", err=True)
+        return
+    try:
+        verified = verify_receipt_proof(receipt, h, sealers, info["suite"])
+    except ProofError as exc:
+        if as_json:
+            click.echo(json.dumps({**receipt, "proofVerified": False, "proofError": str(exc)}, indent=2))
+        raise click.ClickException(f"proof NOT verified: {exc}") from None
+    if as_json:
+        emit(True, {**receipt, "proofVerified": True, "proofCheck": verified}, [])
+    else:
+        _print_receipt(receipt, False)
+        click.echo(
+            f"proof verified: the receipt is in block {verified['blockNumber']} ({verified['blockHash']}), "
+            f"certified by sealers {', '.join(map(str, verified['signers']))} of {verified['sealerCount']}"
+        )
+
+
+def verify_receipt_proof(receipt: dict, tx_hash: str, sealers: list[dict], suite_name: str) -> dict:
+    """Check, with nothing but the data given, that `receipt` is committed on the chain (the
+    SDK's `verify_receipt_proof`: certificate by a quorum of `sealers`, header, sealer-set
+    hash, Merkle proof, transaction hash) and summarise what was proven.
+
+    `sealers` is the node's list for the receipt's block (`getSealerList` with its number);
+    the header's sealer-set hash must match it.
+    Raises `ProofError` naming the check that failed.
+    """
+    from chainnode.crypto import get_suite
+    from chainnode.protocol.types import BlockHeader, CommitCertificate
+
+    suite = get_suite(suite_name)
+    try:
+        pubs = [bytes.fromhex(s["publicKey"][2:]) for s in sealers]
+        weights = [int(s.get("weight", 1)) for s in sealers]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofError(f"the node's sealer list is malformed ({exc})") from None
+    sdk_verify_receipt_proof(receipt, pubs, suite, tx_hash=bytes.fromhex(tx_hash[2:]), sealer_weights=weights)
+    # Verified: the header and certificate decode and are the ones proven above.
+    rp = receipt["receiptProof"]
+    header = BlockHeader.decode(bytes.fromhex(rp["header"]["raw"][2:]))
+    cert = CommitCertificate.decode(bytes.fromhex(rp["certificate"]["raw"][2:]))
+    return {
+        "blockNumber": header.height,
+        "blockHash": "0x" + header.hash(suite).hex(),
+        "receiptsRoot": "0x" + header.receipt_root.hex(),
+        "signers": sorted(i for i, _ in cert.signatures),
+        "sealerCount": len(pubs),
+    }
+
+
+# ---- the node ----------------------------------------------------------------------------
+
+
+@click.command("status")
+@_rpc_options
+def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
+    """One screen about the node: chain, height, view, peers, sync, pool."""
+
+    async def body(client: Any) -> dict:
+        info = await client.group_info()
+        version = await client.request("getClientVersion")
+        sync = await client.request("getSyncStatus")
+        consensus = await client.request("getConsensusStatus")
+        pending = await client.request("getPendingTxSize")
+        peers = sync["peers"]
+        return {
+            "node": info["nodeName"],
+            "version": version["version"],
+            "chainId": info["chainId"],
+            "groupId": info["groupId"],
+            "suite": info["suite"],
+            "role": consensus["role"],
+            "blockNumber": sync["blockNumber"],
+            "latestHash": sync["latestHash"],
+            "knownHighestNumber": sync["knownHighestNumber"],
+            "isSyncing": sync["isSyncing"],
+            "view": consensus.get("view"),
+            "leader": consensus.get("leader"),
+            "inViewChange": consensus.get("in_view_change"),
+            "peersConnected": sum(1 for p in peers if p["connected"]),
+            "peersTotal": len(peers),
+            "pendingTxs": pending,
+        }
+
+    s = _run(rpc_url, group, body)
+    consensus = f"view {s['view']}, leader {s['leader']}" + (" (view change in progress)" if s["inViewChange"] else "") if s["role"] == "sealer" else "observer (follows by sync)"
+    emit(as_json, s, [
+        f"node:       {s['node']} at {rpc_url} (chainnode {s['version']})",
+        f"chain:      {s['chainId']} / {s['groupId']}, suite {s['suite']}",
+        f"height:     {s['blockNumber']}  {s['latestHash']}",
+        f"consensus:  {s['role']}, {consensus}" if s["role"] == "sealer" else f"consensus:  {consensus}",
+        f"sync:       " + (f"syncing to {s['knownHighestNumber']}" if s["isSyncing"] else "up to date"),
+        f"peers:      {s['peersConnected']} of {s['peersTotal']} connected",
+        f"pool:       {s['pendingTxs']} pending transaction(s)",
+    ])
+
+
+@click.command("peers")
+@_rpc_options
+def peers_cmd(rpc_url: str, group: str, as_json: bool) -> None:
+    """The chain's other nodes as this node sees them: connected or not, announced height."""
+    peers = _run(rpc_url, group, lambda c: c.request("getSyncStatus"))["peers"]
+    if as_json:
+        emit(True, peers, [])
+        return
+    connected = sum(1 for p in peers if p["connected"])
+    _table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height"],
+           [[p["index"], p["nodeId"], p["role"], "yes" if p["connected"] else "NO", p["blockNumber"]] for p in peers])
+
+
+@click.command("sealers")
+@_rpc_options
+def sealers_cmd(rpc_url: str, group: str, as_json: bool) -> None:
+    """The sealer set (PBFT index order) that certifies the next block."""
+    sealers = _run(rpc_url, group, lambda c: c.request("getSealerList"))
+    if as_json:
+        emit(True, sealers, [])
+        return
+    _table(f"{len(sealers)} sealers", ["index", "node id", "address", "weight"], [[s["index"], s["nodeId"], s["address"], s["weight"]] for s in sealers])
+
+
+@click.group("config")
+def config_group() -> None:
+    """System configuration kept on the chain (changed by governance)."""
+
+
+@config_group.command("get")
+@click.argument("key", metavar="KEY")
+@_rpc_options
+def config_get(key: str, rpc_url: str, group: str, as_json: bool) -> None:
+    """The value of system config KEY (e.g. tx_count_limit) at the head."""
+    out = _run(rpc_url, group, lambda c: c.request("getSystemConfigByKey", key))
+    emit(as_json, {"key": key, **out}, [f"{key} = {out['value']}  (at block {out['blockNumber']})"])
+
+
+COMMANDS = [tx_group, contract_group, block_cmd, receipt_cmd, status_cmd, peers_cmd, sealers_cmd, config_group]

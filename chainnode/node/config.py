@@ -1,0 +1,228 @@
+"""The node configuration file (TOML), strictly checked.
+
+Relative paths are relative to the file's own folder, so a node folder can be moved as a
+whole. Unknown sections or keys are refused (a misspelt limit silently ignored is how a
+node ends up running with the wrong one). Every error names the file, the key and what is
+expected. `render_config` writes the documented default file that `chainnode init` makes.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from chainnode.store.files import read_bounded
+
+CONFIG_BYTES_MAX = 256 * 1024
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    tx_bytes_max: int = 128 * 1024
+    pool_txs_max: int = 100_000
+    pool_bytes_max: int = 256 * 1024 * 1024
+    sender_share_pct: int = 20
+    rpc_body_bytes_max: int = 4 * 1024 * 1024
+    rpc_batch_max: int = 100
+    rpc_connections_max: int = 1_000  # HTTP and WebSocket connections open at once
+    # RPC limits (docs/operations.md, "RPC limits"): slow clients, floods, free calls.
+    rpc_header_timeout_ms: int = 5_000  # connect (or last response) -> whole request head
+    rpc_body_timeout_ms: int = 10_000  # request head -> end of its body
+    rpc_client_requests_per_s_max: int = 1_000  # per remote address (HTTP requests and WebSocket messages)
+    rpc_send_timeout_ms: int = 30_000  # a write the client does not take this long closes its connection
+    rpc_ws_connections_max: int = 256  # WebSocket connections open at once
+    rpc_ws_queue_bytes_max: int = 1024 * 1024  # unsent notifications per WebSocket connection
+    rpc_ws_queue_full_timeout_ms: int = 5_000  # a full queue for this long disconnects the client
+    rpc_ws_idle_timeout_ms: int = 60_000  # no subscription and no message for this long: closed
+    rpc_call_gas_max: int = 10_000_000  # gas of one read-only `call` (also capped by tx_gas_limit)
+    rpc_call_timeout_ms: int = 2_000  # a `call` is answered within this, finished or not
+    rpc_calls_max: int = 2  # read-only calls running at once
+    rpc_calls_gas_per_s_max: int = 20_000_000  # gas all read-only calls may burn per second, together
+    peer_frame_bytes_max: int = 4 * 1024 * 1024
+    peer_messages_per_s_max: int = 20_000
+    sync_blocks_per_request_max: int = 64
+    # The pool's journal of acknowledged transactions (txjournal.py); above the pool's own
+    # byte limit, so it only binds if the disk budget is set lower on purpose.
+    txjournal_bytes_max: int = 512 * 1024 * 1024
+    # The longest sendTransaction may wait for the receipt (options.waitForReceipt).
+    rpc_receipt_wait_ms_max: int = 60_000
+
+
+# key -> (minimum, maximum) for every limit: nonsense values are refused at start.
+LIMIT_BOUNDS = {
+    "tx_bytes_max": (1024, 1 << 20),
+    "pool_txs_max": (10, 10_000_000),
+    "pool_bytes_max": (1 << 20, 1 << 36),
+    "sender_share_pct": (1, 100),
+    "rpc_body_bytes_max": (1024, 64 << 20),
+    "rpc_batch_max": (1, 10_000),
+    "rpc_connections_max": (1, 100_000),
+    "rpc_header_timeout_ms": (100, 600_000),
+    "rpc_body_timeout_ms": (100, 600_000),
+    "rpc_client_requests_per_s_max": (1, 1_000_000),
+    "rpc_send_timeout_ms": (100, 600_000),
+    "rpc_ws_connections_max": (1, 100_000),
+    "rpc_ws_queue_bytes_max": (64 * 1024, 1 << 30),
+    "rpc_ws_queue_full_timeout_ms": (100, 600_000),
+    "rpc_ws_idle_timeout_ms": (100, 86_400_000),
+    "rpc_call_gas_max": (10_000, 1 << 40),
+    "rpc_call_timeout_ms": (10, 600_000),
+    "rpc_calls_max": (1, 64),
+    "rpc_calls_gas_per_s_max": (100_000, 1 << 40),
+    "peer_frame_bytes_max": (64 * 1024, 64 << 20),
+    "peer_messages_per_s_max": (10, 1_000_000),
+    "sync_blocks_per_request_max": (1, 1_000),
+    "txjournal_bytes_max": (1 << 20, 1 << 36),
+    "rpc_receipt_wait_ms_max": (0, 600_000),
+}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    name: str
+    data_dir: Path
+    genesis_file: Path
+    key_file: Path
+    password_file: Path | None
+    p2p_listen: str
+    rpc_host: str
+    rpc_port: int
+    log_level: str = "info"
+    log_format: str = "text"
+    limits: Limits = field(default_factory=Limits)
+    # The node's certificate chain (`chainnode ca issue-node --out`); required when the
+    # genesis has a CA ("ca_cert"), ignored otherwise. Checked at start by admission.py.
+    cert_file: Path | None = None
+
+
+_SCHEMA = {
+    "node": {"name", "data_dir", "genesis_file", "key_file", "password_file", "cert_file"},
+    "network": {"listen"},
+    "rpc": {"listen"},
+    "limits": set(LIMIT_BOUNDS),
+    "log": {"level", "format"},
+}
+
+
+def load_config(path: str | os.PathLike) -> NodeConfig:
+    path = Path(path).resolve()
+    raw = read_bounded(path, noun="node config", max_bytes=CONFIG_BYTES_MAX, error=ConfigError,
+                       label="config file ", missing_hint="; create one with `chainnode init`")
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(doc, path)
+
+
+def parse_config(doc: dict, path: Path) -> NodeConfig:
+    where = str(path)
+    for section, value in doc.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"{where}: unknown section [{section}]; known: {', '.join(f'[{s}]' for s in _SCHEMA)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        unknown = set(value) - _SCHEMA[section]
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) in [{section}]: {', '.join(sorted(unknown))}; known: {', '.join(sorted(_SCHEMA[section]))}")
+    base = path.parent
+
+    def text(section: str, key: str, default: str | None = None) -> str:
+        v = doc.get(section, {}).get(key, default)
+        if not isinstance(v, str) or not v:
+            raise ConfigError(f"{where}: [{section}] {key} must be a non-empty string")
+        return v
+
+    def file(section: str, key: str, default: str | None = None) -> Path:
+        return (base / text(section, key, default)).resolve()
+
+    listen = text("rpc", "listen", "127.0.0.1:8545")
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host:
+        raise ConfigError(f"{where}: [rpc] listen must be host:port, like 127.0.0.1:8545")
+    p2p = text("network", "listen", "/ip4/127.0.0.1/tcp/30300")
+    if not p2p.startswith("/ip4/") and not p2p.startswith("/ip6/"):
+        raise ConfigError(f"{where}: [network] listen must be a multiaddr like /ip4/127.0.0.1/tcp/30300")
+    level = text("log", "level", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{where}: [log] level must be debug, info, warning or error")
+    fmt = text("log", "format", "text")
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"{where}: [log] format must be text or json")
+    limits = {}
+    for key, value in doc.get("limits", {}).items():
+        lo, hi = LIMIT_BOUNDS[key]
+        if type(value) is not int or not lo <= value <= hi:
+            raise ConfigError(f"{where}: [limits] {key} must be an integer in [{lo}, {hi}], got {value!r}")
+        limits[key] = value
+    password = doc.get("node", {}).get("password_file")
+    cert = doc.get("node", {}).get("cert_file")
+    return NodeConfig(
+        path=path,
+        name=text("node", "name", "node"),
+        data_dir=file("node", "data_dir", "data"),
+        genesis_file=file("node", "genesis_file", "genesis.json"),
+        key_file=file("node", "key_file", "node.key"),
+        password_file=file("node", "password_file") if password else None,
+        p2p_listen=p2p,
+        rpc_host=host.strip("[]"),
+        rpc_port=int(port_text),
+        log_level=level,
+        log_format=fmt,
+        limits=Limits(**limits),
+        cert_file=file("node", "cert_file") if cert is not None else None,
+    )
+
+
+def render_config(
+    *,
+    name: str,
+    data_dir: str,
+    genesis_file: str,
+    key_file: str,
+    p2p_listen: str,
+    rpc_listen: str,
+    password_file: str | None = None,
+    cert_file: str | None = None,
+    cert_required: bool = False,
+) -> str:
+    """The text of a documented node config file with the default limits."""
+    defaults = Limits()
+    lines = [
+        "# chainnode node configuration (docs/operations.md). Relative paths are relative to this file.",
+        "[node]",
+        f"name = {_quote(name)}",
+        f"data_dir = {_quote(data_dir)}",
+        f"genesis_file = {_quote(genesis_file)}",
+        f"key_file = {_quote(key_file)}",
+        (f"password_file = {_quote(password_file)}" if password_file else "# password_file = \"password.txt\"   # else $CHAINNODE_PASSWORD, else a prompt"),
+        (
+            f"cert_file = {_quote(cert_file)}"
+            if cert_file
+            else "# cert_file = \"node.chain\"   # REQUIRED: the genesis has a CA; from `chainnode ca issue-node`"
+            if cert_required
+            else "# cert_file = \"node.chain\"   # only if the genesis has a ca_cert (docs/certificates.md)"
+        ),
+        "",
+        "[network]",
+        f"listen = {_quote(p2p_listen)}",
+        "",
+        "[rpc]",
+        f"listen = {_quote(rpc_listen)}",
+        "",
+        "[limits]",
+    ]
+    lines += [f"{f.name} = {getattr(defaults, f.name)}" for f in fields(Limits)]
+    lines += ["", "[log]", 'level = "info"', 'format = "text"', ""]
+    return "\n".join(lines)
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,134 @@
+"""`chainnode init`: turn a genesis file and a key file into a ready data directory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from chainnode.node.config import render_config
+from chainnode.crypto import get_suite
+from chainnode.system.genesis import GenesisError, load_genesis
+from chainnode.security.keyfile import KeyFileError, read_key_file
+from chainnode.store.ledger import Ledger
+from chainnode.store.leveldb import StorageError
+
+CONFIG_NAME = "node.toml"
+GENESIS_NAME = "genesis.json"
+
+
+class InitError(RuntimeError):
+    pass
+
+
+def open_chain_ledger(data_dir: Path, genesis, *, create: bool) -> Ledger:
+    """Open the ledger of `data_dir` and make sure it is this genesis's chain (committing
+    block 0 into an empty one when `create`)."""
+    suite = get_suite(genesis.suite)
+    ledger = Ledger.open(data_dir, suite, create=create)
+    try:
+        if ledger.head_height < 0:
+            if not create:
+                raise InitError(f"{data_dir} has no chain yet; run `chainnode init` first")
+            block, writes = genesis.block()
+            ledger.commit_block(block, [], None, writes)
+        elif ledger.genesis_hash != genesis.hash():
+            raise InitError(
+                f"{data_dir} holds another chain (genesis {ledger.genesis_hash.hex()[:16]}…, this genesis is "
+                f"{genesis.hash().hex()[:16]}…); use the genesis file this node was initialised with, or a new --data-dir"
+            )
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
+
+
+def init_node(
+    genesis_path: Path,
+    key_path: Path,
+    data_dir: Path,
+    *,
+    p2p_listen: str | None,
+    rpc_listen: str,
+    password_file: Path | None = None,
+    cert_file: Path | None = None,
+    name: str | None = None,
+    member_required: bool = True,
+) -> dict:
+    """Commit block 0 into `data_dir` and write its node.toml (if absent).
+
+    `cert_file`: this node's certificate chain, written into node.toml and checked against
+    the genesis CA (everything but the peer id, which needs the key's password; `chainnode
+    start` checks that). `member_required=False` prepares a node that is not in the genesis
+    (to be added by governance); it then needs `name`."""
+    try:
+        genesis = load_genesis(genesis_path)
+        key_doc = read_key_file(key_path)
+    except (GenesisError, KeyFileError) as exc:
+        raise InitError(str(exc)) from None
+    if key_doc.get("suite") != genesis.suite:
+        raise InitError(f"{key_path} is a {key_doc.get('suite')} key but the chain uses the {genesis.suite} suite; generate one with `chainnode keygen --suite {genesis.suite}`")
+    pub = bytes.fromhex(key_doc["public_key"])
+    node = next((n for n in genesis.nodes if n.entry.consensus_pub == pub), None)
+    if node is None and member_required:
+        raise InitError(
+            f"the key {key_path} (address 0x{key_doc.get('address')}) is not a node of {genesis_path}; "
+            "use this node's own key file, or, for a node the consortium adds by vote, run init with --join"
+        )
+    if node is None and not name:
+        raise InitError("a node that is not in the genesis needs a name")
+    node_name = name or node.name
+    listen = p2p_listen or (node.addrs[0] if node is not None and node.addrs else "/ip4/127.0.0.1/tcp/30300")
+    if cert_file is not None:
+        _check_cert_file(genesis, genesis_path, cert_file, key_path, pub)
+    existed = (data_dir / "chain.db").exists()
+    try:
+        ledger = open_chain_ledger(data_dir, genesis, create=True)
+    except StorageError as exc:
+        raise InitError(str(exc)) from None
+    ledger.close()
+    genesis_copy = data_dir / GENESIS_NAME
+    if genesis_copy.resolve() != genesis_path.resolve():
+        shutil.copyfile(genesis_path, genesis_copy)
+    config_path = data_dir / CONFIG_NAME
+    if not config_path.exists():
+        config_path.write_text(render_config(
+            name=node_name,
+            data_dir=".",
+            genesis_file=GENESIS_NAME,
+            key_file=str(key_path.resolve()),
+            p2p_listen=listen,
+            rpc_listen=rpc_listen,
+            password_file=str(password_file.resolve()) if password_file else None,
+            cert_file=str(cert_file.resolve()) if cert_file else None,
+            cert_required=genesis.ca_cert is not None,
+        ))
+    return {
+        "created": not existed,
+        "data_dir": str(data_dir),
+        "config": str(config_path),
+        "name": node_name,
+        "role": node.entry.role if node is not None else None,
+        "member": node is not None,
+        "certificates_required": genesis.ca_cert is not None,
+        "cert_file": str(cert_file.resolve()) if cert_file else None,
+        "chain_id": genesis.chain_id,
+        "group_id": genesis.group_id,
+        "genesis_hash": genesis.hash().hex(),
+    }
+
+
+def _check_cert_file(genesis, genesis_path: Path, cert_file: Path, key_path: Path, pub: bytes) -> None:
+    """The chain file must certify this key under the genesis CA (peer id: at start)."""
+    from chainnode.security.admission import Admission, AdmissionError
+    from chainnode.node.config import NodeConfig
+
+    if genesis.ca_cert is None:
+        raise InitError(f"{genesis_path} has no ca_cert, so this chain uses no certificates; leave out the certificate ({cert_file})")
+    config = NodeConfig(
+        path=Path("node.toml"), name="", data_dir=Path("."), genesis_file=genesis_path, key_file=key_path, password_file=None,
+        p2p_listen="", rpc_host="", rpc_port=0, cert_file=cert_file,
+    )
+    try:
+        Admission.load(config, genesis, pub, None)
+    except AdmissionError as exc:
+        raise InitError(str(exc)) from None

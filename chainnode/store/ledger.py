@@ -1,0 +1,244 @@
+"""The ledger: committed blocks, transactions, receipts, certificates, state and the head,
+all in one LevelDB, each block written as ONE synced batch.
+
+Key layout (docs/protocol.md, "Storage"):
+
+    m:format            b"chainnode-ledger/1"           (storage.py)
+    m:head              pack([height, block hash])
+    m:genesis           genesis block hash (the chain's identity)
+    m:txcount           pack(total committed transactions)
+    h:<height:8>        header encoding
+    n:<block hash>      height, 8 bytes big-endian
+    b:<height:8>        pack([tx hash, ...]) in block order
+    t:<tx hash>         pack([height, index, tx encoding])
+    r:<tx hash>         receipt encoding
+    c:<height:8>        commit certificate encoding (none for genesis)
+    s:<state key>       state value (state.py)
+
+Because the head moves in the same batch as everything else, a node killed at any instant
+reopens at a whole block (DESIGN.md rule 4), and `open` checks that this holds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
+from chainnode.crypto import CryptoSuite
+from chainnode.protocol.merkle import MerkleProof, merkle_proof, merkle_root
+from chainnode.store.state import StateStore, next_state_root
+from chainnode.store.leveldb import StorageError, Store
+from chainnode.protocol.types import (
+    ZERO_HASH,
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Receipt,
+    Transaction,
+)
+
+HEAD_KEY = b"m:head"
+GENESIS_KEY = b"m:genesis"
+TXCOUNT_KEY = b"m:txcount"
+
+
+def _h(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    height: int
+    index: int
+
+
+class Ledger:
+    """Open with `Ledger.open(data_dir, suite)`; close when done (or use `with`)."""
+
+    def __init__(self, store: Store, suite: CryptoSuite) -> None:
+        self.suite = suite
+        self._store = store
+        self.state = StateStore(store)
+        self.head_height: int = -1  # -1: no genesis yet
+        self.head_hash: bytes = ZERO_HASH
+        self.head_header: BlockHeader | None = None
+        self.total_tx_count = 0
+        self._load_head()
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike, suite: CryptoSuite, *, create: bool = True) -> "Ledger":
+        store = Store(data_dir, create=create)
+        try:
+            return cls(store, suite)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- opening checks -----------------------------------------------------------------
+
+    def _load_head(self) -> None:
+        raw = self._store.get(HEAD_KEY)
+        if raw is None:
+            if not self._store.is_empty:
+                raise StorageError(f"{self._store.data_dir}: the chain database has data but no head; it is corrupt")
+            return
+        where = self._store.data_dir
+        try:
+            fields = expect_list(unpack(raw, max_bytes=64), "head", length=2)
+            height = expect_int(fields[0], "head height")
+            block_hash = expect_bytes(fields[1], "head hash", length=32)
+            header = self.get_header(height)
+            genesis = self._store.get(GENESIS_KEY)
+            count = unpack(self._store.get(TXCOUNT_KEY) or b"", max_bytes=16)
+        except DecodeError as exc:
+            raise StorageError(f"{where}: the chain database is corrupt ({exc}); restore a backup or resync") from None
+        if header is None or header.hash(self.suite) != block_hash:
+            raise StorageError(
+                f"{where}: the head block {height} does not match its stored header; the database is corrupt "
+                "or was written with another crypto suite (check the genesis suite)"
+            )
+        if genesis is None or (height > 0 and self._store.get(b"c:" + _h(height)) is None):
+            raise StorageError(f"{where}: the head block {height} has no commit certificate or genesis; corrupt")
+        self.head_height, self.head_hash, self.head_header = height, block_hash, header
+        self.total_tx_count = count
+
+    # ---- reads --------------------------------------------------------------------------
+
+    @property
+    def genesis_hash(self) -> bytes | None:
+        return self._store.get(GENESIS_KEY)
+
+    def snapshot(self):
+        """The database as of now, whole blocks only (chainnode/rpc/headview.py reads it)."""
+        return self._store.snapshot()
+
+    def get_header(self, height: int) -> BlockHeader | None:
+        raw = self._store.get(b"h:" + _h(height))
+        return None if raw is None else BlockHeader.decode(raw)
+
+    def get_height_by_hash(self, block_hash: bytes) -> int | None:
+        raw = self._store.get(b"n:" + block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def get_block_tx_hashes(self, height: int) -> list[bytes] | None:
+        raw = self._store.get(b"b:" + _h(height))
+        return None if raw is None else unpack(raw, max_bytes=64 << 20)
+
+    def get_block(self, height: int) -> Block | None:
+        header = self.get_header(height)
+        if header is None:
+            return None
+        txs = [self.get_transaction(h)[0] for h in self.get_block_tx_hashes(height)]
+        return Block(header=header, transactions=txs)
+
+    def get_transaction(self, tx_hash: bytes) -> tuple[Transaction, TxLocation] | None:
+        raw = self._store.get(b"t:" + tx_hash)
+        if raw is None:
+            return None
+        height, index, tx_raw = unpack(raw, max_bytes=8 << 20)
+        return Transaction.decode(tx_raw), TxLocation(height, index)
+
+    def get_receipt(self, tx_hash: bytes) -> Receipt | None:
+        raw = self._store.get(b"r:" + tx_hash)
+        return None if raw is None else Receipt.decode(raw)
+
+    def get_certificate(self, height: int) -> CommitCertificate | None:
+        raw = self._store.get(b"c:" + _h(height))
+        return None if raw is None else CommitCertificate.decode(raw)
+
+    def transaction_proof(self, tx_hash: bytes) -> tuple[MerkleProof, int] | None:
+        """A proof that `tx_hash` is in its block's tx root, and the block height."""
+        found = self.get_transaction(tx_hash)
+        if found is None:
+            return None
+        _, loc = found
+        return merkle_proof(self.get_block_tx_hashes(loc.height), loc.index, self.suite.name), loc.height
+
+    def receipt_proof(self, tx_hash: bytes) -> tuple[MerkleProof, int] | None:
+        """A proof that the receipt of `tx_hash` is in its block's receipt root."""
+        found = self.get_transaction(tx_hash)
+        if found is None:
+            return None
+        _, loc = found
+        leaves = [self._store.get(b"r:" + h) for h in self.get_block_tx_hashes(loc.height)]
+        return merkle_proof(leaves, loc.index, self.suite.name), loc.height
+
+    # ---- the one write per block --------------------------------------------------------
+
+    def commit_block(
+        self,
+        block: Block,
+        receipts: list[Receipt],
+        certificate: CommitCertificate | None,
+        state_writes: Mapping[bytes, bytes | None],
+    ) -> None:
+        """Make `block` the new head, with everything it changes, in one synced batch.
+
+        The caller (consensus or sync) has already checked the certificate against the
+        sealer set; here we assert the block is internally whole: it extends the head, its
+        roots match its transactions, receipts and writes. A mismatch is a bug upstream.
+        """
+        suite = self.suite
+        header = block.header
+        height = header.height
+        block_hash = header.hash(suite)
+        expected_height = self.head_height + 1
+        if height != expected_height:
+            raise ValueError(f"block {height} does not extend head {self.head_height}")
+        if header.parent_hash != (self.head_hash if height > 0 else ZERO_HASH):
+            raise ValueError(f"block {height} does not build on the head's hash")
+        if height == 0:
+            if certificate is not None:
+                raise ValueError("the genesis block has no commit certificate")
+        elif certificate is None or certificate.height != height or certificate.block_hash != block_hash:
+            raise ValueError(f"block {height} needs a commit certificate for its own hash")
+        if len(receipts) != len(block.transactions) or header.tx_count != len(block.transactions):
+            raise ValueError(f"block {height}: {len(block.transactions)} transactions, {len(receipts)} receipts")
+
+        tx_raws = [tx.encode() for tx in block.transactions]
+        tx_hashes = [suite.hash(tx.signing_bytes()) for tx in block.transactions]
+        receipt_raws = [r.encode() for r in receipts]
+        if len(set(tx_hashes)) != len(tx_hashes):
+            raise ValueError(f"block {height}: a transaction appears twice")
+        if merkle_root(tx_hashes, suite.hash) != header.tx_root:
+            raise ValueError(f"block {height}: tx root does not match its transactions")
+        if merkle_root(receipt_raws, suite.hash) != header.receipt_root:
+            raise ValueError(f"block {height}: receipt root does not match its receipts")
+        parent_root = self.head_header.state_root if self.head_header is not None else ZERO_HASH
+        if next_state_root(suite, parent_root, state_writes) != header.state_root:
+            raise ValueError(f"block {height}: state root does not match its writes")
+        for receipt, tx_hash in zip(receipts, tx_hashes):
+            if receipt.tx_hash != tx_hash:
+                raise ValueError(f"block {height}: receipts are not in transaction order")
+
+        hkey = _h(height)
+        puts, deletes = self.state.batch_ops(state_writes)
+        puts.append((b"h:" + hkey, header.encode()))
+        puts.append((b"n:" + block_hash, hkey))
+        puts.append((b"b:" + hkey, pack(tx_hashes)))
+        for index, (tx_hash, tx_raw, receipt_raw) in enumerate(zip(tx_hashes, tx_raws, receipt_raws)):
+            puts.append((b"t:" + tx_hash, pack([height, index, tx_raw])))
+            puts.append((b"r:" + tx_hash, receipt_raw))
+        if certificate is not None:
+            puts.append((b"c:" + hkey, certificate.encode()))
+        if height == 0:
+            puts.append((GENESIS_KEY, block_hash))
+        total = self.total_tx_count + len(tx_raws)
+        puts.append((TXCOUNT_KEY, pack(total)))
+        puts.append((HEAD_KEY, pack([height, block_hash])))
+        self._store.write_batch(puts, deletes)
+
+        self.state.applied(state_writes)
+        self.head_height, self.head_hash, self.head_header = height, block_hash, header
+        self.total_tx_count = total

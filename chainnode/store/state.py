@@ -1,0 +1,137 @@
+"""World state: the committed store with a read cache, overlays for execution, and the
+state root.
+
+- `StateStore` reads committed state from LevelDB (keys under `s:`) through a bounded
+  cache. Only the ledger changes it, as part of a block's one write batch.
+- `StateOverlay` sits on any reader (the store or another overlay): reads see its own
+  writes, `snapshot()`/`revert()` nest (a failed contract call reverts only its own writes),
+  and `writes()` is the change set a block hands to the ledger.
+- `next_state_root` chains a digest of each block's sorted writes onto the parent's root
+  (FISCO BCOS 2.x's approach). Why this and not a tree: it costs one hash over the block's
+  writes, no extra reads, and two nodes agree on it exactly when they applied the same
+  writes in the same blocks from the same genesis, which is what consensus compares. It
+  yields no per-key state proofs; transactions and receipts have Merkle proofs instead
+  (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+from chainnode.protocol.codec import pack
+from chainnode.crypto import CryptoSuite
+from chainnode.store.leveldb import Store
+
+STATE_PREFIX = b"s:"
+STATE_KEY_BYTES_MAX = 1024
+STATE_VALUE_BYTES_MAX = 1 << 20
+STATE_CACHE_ENTRIES_MAX = 500_000
+
+_MISSING = object()
+
+
+class StateReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+class StateStore:
+    """Committed state, read through a FIFO-bounded cache (absent keys are cached too)."""
+
+    def __init__(self, store: Store, cache_entries_max: int = STATE_CACHE_ENTRIES_MAX) -> None:
+        self._store = store
+        self._cache: dict[bytes, bytes | None] = {}
+        self._cache_max = cache_entries_max
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._store.get(STATE_PREFIX + key)
+            self._remember(key, value)
+        return value
+
+    def _remember(self, key: bytes, value: bytes | None) -> None:
+        cache = self._cache
+        if len(cache) >= self._cache_max and key not in cache:
+            del cache[next(iter(cache))]  # oldest insertion first
+        cache[key] = value
+
+    def batch_ops(self, writes: Mapping[bytes, bytes | None]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """The LevelDB puts and deletes for a block's writes (the ledger adds them to its batch)."""
+        puts = [(STATE_PREFIX + k, v) for k, v in writes.items() if v is not None]
+        deletes = [STATE_PREFIX + k for k, v in writes.items() if v is None]
+        return puts, deletes
+
+    def applied(self, writes: Mapping[bytes, bytes | None]) -> None:
+        """Called by the ledger after the block's batch is durable: refresh the cache."""
+        for key, value in writes.items():
+            self._remember(key, value)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every committed key and value, in key order (for tests and exports)."""
+        return [(k[len(STATE_PREFIX):], v) for k, v in self._store.iterate(STATE_PREFIX)]
+
+
+class StateOverlay:
+    """Uncommitted writes over a reader, with nested snapshots.
+
+    A journal records each key's previous overlay value, so `revert` undoes exactly the
+    writes since its snapshot and reads stay a single dict lookup.
+    """
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._writes: dict[bytes, bytes | None] = {}
+        self._journal: list[tuple[bytes, object]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._writes.get(key, _MISSING)
+        if value is _MISSING:
+            return self._base.get(key)
+        return value  # type: ignore[return-value]
+
+    def set(self, key: bytes, value: bytes) -> None:
+        _check_key(key)
+        if type(value) is not bytes:
+            raise TypeError("state values are bytes")
+        if len(value) > STATE_VALUE_BYTES_MAX:
+            raise ValueError(f"state value of {len(value)} bytes exceeds {STATE_VALUE_BYTES_MAX}")
+        self._journal.append((key, self._writes.get(key, _MISSING)))
+        self._writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        _check_key(key)
+        self._journal.append((key, self._writes.get(key, _MISSING)))
+        self._writes[key] = None
+
+    def snapshot(self) -> int:
+        return len(self._journal)
+
+    def revert(self, snapshot: int) -> None:
+        assert 0 <= snapshot <= len(self._journal), "revert to a snapshot this overlay never took"
+        journal = self._journal
+        while len(journal) > snapshot:
+            key, previous = journal.pop()
+            if previous is _MISSING:
+                del self._writes[key]
+            else:
+                self._writes[key] = previous  # type: ignore[assignment]
+
+    def writes(self) -> dict[bytes, bytes | None]:
+        """The net change set: key -> new value, or None for a deletion."""
+        return dict(self._writes)
+
+
+def _check_key(key: bytes) -> None:
+    if type(key) is not bytes:
+        raise TypeError("state keys are bytes")
+    if not 0 < len(key) <= STATE_KEY_BYTES_MAX:
+        raise ValueError(f"state keys are 1..{STATE_KEY_BYTES_MAX} bytes")
+
+
+def writes_digest(suite: CryptoSuite, writes: Mapping[bytes, bytes | None]) -> bytes:
+    return suite.hash(pack([[k, writes[k]] for k in sorted(writes)]))
+
+
+def next_state_root(suite: CryptoSuite, parent_root: bytes, writes: Mapping[bytes, bytes | None]) -> bytes:
+    """The state root after a block: H(version, parent root, H(sorted writes))."""
+    return suite.hash(pack([1, parent_root, writes_digest(suite, writes)]))
