@@ -7,6 +7,8 @@
     actions = replica.handle(events.MessageReceived(sender_index, data))
 
 `consensus.sim` is the deterministic simulator that tests it (`python -m consensus.sim`).
+
+May import: chainnode.crypto, chainnode.protocol (and, in the simulator only, the node-side driver it drives)
 """
 
 from consensus import events

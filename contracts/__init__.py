@@ -1,1 +1,4 @@
-"""Contracts: the sandboxed engine (`contracts.engine`) and, later, the system and business contracts."""
+"""Contracts: the sandboxed engine (`contracts.engine`) and, later, the system and business contracts.
+
+May import: chainnode.crypto, chainnode.protocol
+"""

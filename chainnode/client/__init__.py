@@ -11,6 +11,8 @@
             print(receipt.output)
 
     trio.run(main)
+
+May import: chainnode.crypto, chainnode.protocol, chainnode.security, chainnode.system
 """
 
 from chainnode.client.account import Account

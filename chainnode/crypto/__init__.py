@@ -12,6 +12,8 @@ algorithms a chain uses:
 
 `sm` is SM2 (GB/T 32918, distinguishing ID "1234567812345678") with SM3 through the
 system libcrypto; `ed25519` is PyNaCl with SHA-256.
+
+May import: nothing of chainnode
 """
 
 from __future__ import annotations

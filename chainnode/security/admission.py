@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
 
 from chainnode.security.certs import (
     REASON_AGENCY_MISMATCH,
@@ -39,10 +40,25 @@ from chainnode.security.certs import (
     verify_chain,
 )
 from chainnode.protocol.codec import DecodeError
-from chainnode.node.config import NodeConfig
-from chainnode.system.genesis import Genesis
 
 RevokedSerials = Callable[[], Iterable[bytes]]
+
+
+class NodeFiles(Protocol):
+    """What admission reads of a node's config (chainnode.node.config.NodeConfig)."""
+
+    path: Path
+    genesis_file: Path
+    key_file: Path
+    cert_file: Path | None
+
+
+class TrustAnchor(Protocol):
+    """What admission reads of the genesis (chainnode.system.genesis.Genesis): the
+    consortium CA, or None on a chain without certificates."""
+
+    @property
+    def ca_cert(self) -> Certificate | None: ...
 
 # What to do about each reason this node's own chain is refused at start.
 _FIX = {
@@ -102,8 +118,8 @@ class Admission:
     @classmethod
     def load(
         cls,
-        config: NodeConfig,
-        genesis: Genesis,
+        config: NodeFiles,
+        genesis: TrustAnchor,
         consensus_pub: bytes,
         peer_id: str | None,
         revoked_serials: RevokedSerials = lambda: (),
