@@ -22,6 +22,7 @@ from typing import Any
 from chainnode.crypto import get_suite
 
 from contracts.engine import values
+from contracts.engine.builtins_curated import DECIMAL_CONTEXT
 from contracts.engine.compiler import (
     INIT_METHOD,
     CodeCache,
@@ -52,7 +53,7 @@ from contracts.engine.gas import (
     VALUE_BYTES_MAX,
 )
 from contracts.engine.model import CallContext, CallResult
-from contracts.engine.runtime import DECIMAL_CONTEXT, Runtime
+from contracts.engine.runtime import Runtime
 from contracts.engine.store import ADDRESS_BYTES, ContractStore, Storage, WriteBuffer, code_key, storage_prefix
 
 DEPLOY_DOMAIN = b"chainnode/deploy/v1"
