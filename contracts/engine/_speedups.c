@@ -379,11 +379,19 @@ static PyTypeObject StorageCoreType = {
  * decides that before it changes anything, then does what `_emit_` does, in the same order.
  */
 
+/* The indices of the call frame's fields this file reads: a frame is a list laid out as
+ * contracts/engine/frame.py says, under these names. The module exposes them as
+ * FRAME_LAYOUT, which the engine checks against frame.py's when it imports this module. */
+#define FRAME_CONTRACT 0
+#define FRAME_EVENTS 1
+#define FRAME_READONLY 2
+#define FRAME_SIZE 5
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *rt;        /* the Runtime: events_total, event_bytes */
-    PyObject *frames;    /* rt.frames: [address, events, readonly, storage, ctx] per call */
+    PyObject *frames;    /* rt.frames: one frame (a list, see FRAME_SIZE) per call */
     PyObject *gas;       /* rt.gas */
     PyObject *pack;      /* the engine's Packer.pack */
     PyObject *event;     /* the Event NamedTuple type */
@@ -421,9 +429,9 @@ emitter_call(Emitter *self, PyObject *const *args, size_t nargsf, PyObject *kwna
     PyObject *frame = NULL;
     if (PyList_CheckExact(self->frames) && PyList_GET_SIZE(self->frames) > 0)
         frame = PyList_GET_ITEM(self->frames, PyList_GET_SIZE(self->frames) - 1);
-    if (out_of_gas == NULL || frame == NULL || !PyList_CheckExact(frame) || PyList_GET_SIZE(frame) < 3
-        || !PyList_CheckExact(PyList_GET_ITEM(frame, 1)) || PyList_GET_ITEM(frame, 2) != Py_False
-        || !PyDict_CheckExact(fields))
+    if (out_of_gas == NULL || frame == NULL || !PyList_CheckExact(frame) || PyList_GET_SIZE(frame) != FRAME_SIZE
+        || !PyList_CheckExact(PyList_GET_ITEM(frame, FRAME_EVENTS))
+        || PyList_GET_ITEM(frame, FRAME_READONLY) != Py_False || !PyDict_CheckExact(fields))
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     /* Held while in use, though nothing below runs Python code that could pop it. */
     Py_INCREF(frame);
@@ -482,7 +490,7 @@ emit_into(Emitter *self, PyObject *frame, PyObject *const *args, size_t nargsf)
     if (rc < 0)
         return NULL;
     /* tuple.__new__(Event, (address, name, fields)), as model.make_event does */
-    PyObject *triple = PyTuple_Pack(3, PyList_GET_ITEM(frame, 0), name, fields);
+    PyObject *triple = PyTuple_Pack(3, PyList_GET_ITEM(frame, FRAME_CONTRACT), name, fields);
     if (triple == NULL)
         return NULL;
     PyObject *targs = PyTuple_Pack(1, triple);
@@ -493,7 +501,7 @@ emit_into(Emitter *self, PyObject *frame, PyObject *const *args, size_t nargsf)
     Py_DECREF(targs);
     if (ev == NULL)
         return NULL;
-    rc = PyList_Append(PyList_GET_ITEM(frame, 1), ev);
+    rc = PyList_Append(PyList_GET_ITEM(frame, FRAME_EVENTS), ev);
     Py_DECREF(ev);
     if (rc < 0)
         return NULL;
@@ -654,6 +662,13 @@ PyInit__speedups(void)
     Py_INCREF(&EmitterType);
     if (PyModule_AddObject(m, "Emitter", (PyObject *)&EmitterType) < 0) {
         Py_DECREF(&EmitterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *layout = Py_BuildValue("{sisisisi}", "FRAME_CONTRACT", FRAME_CONTRACT, "FRAME_EVENTS", FRAME_EVENTS,
+                                     "FRAME_READONLY", FRAME_READONLY, "FRAME_SIZE", FRAME_SIZE);
+    if (layout == NULL || PyModule_AddObject(m, "FRAME_LAYOUT", layout) < 0) {
+        Py_XDECREF(layout);
         Py_DECREF(m);
         return NULL;
     }

@@ -41,6 +41,7 @@ from contracts.engine.errors import (
     ReentrancyError,
     abort_state,
 )
+from contracts.engine.frame import FRAME_CONTRACT, FRAME_CTX, FRAME_EVENTS, FRAME_READONLY, FRAME_STORAGE, new_frame
 from contracts.engine.gas import (
     CALL_BASE_GAS,
     CALL_DEPTH_MAX,
@@ -96,9 +97,9 @@ class Engine:
         self._top_buf = WriteBuffer(None)
         self._top_writes = self._top_buf.writes
         self._top_storage = Storage(self._top_buf, b"", rt.gas, False)
-        # The top-level call's frame ([address, events, readonly, storage, ctx]), always
-        # `frames[0]`: its fields are set per call (nested calls push and pop their own).
-        self._top_frame = [None, [], False, self._top_storage, None]
+        # The top-level call's frame (frame.py), always `frames[0]`: its fields are set per
+        # call (nested calls push and pop their own).
+        self._top_frame = new_frame(None, [], False, self._top_storage, None)
         rt.frames.append(self._top_frame)
         # The transaction in progress: its world layer (None for Engine.call: no
         # cross-contract calls), whether it is read-only, and whether one is running.
@@ -308,10 +309,10 @@ class Engine:
                 storage._prefix = _prefix
                 storage._readonly = ro = readonly or view
                 top = self._top_frame
-                top[0] = ctx.contract
-                top[1] = events = []
-                top[2] = ro
-                top[4] = ctx
+                top[FRAME_CONTRACT] = ctx.contract
+                top[FRAME_EVENTS] = events = []
+                top[FRAME_READONLY] = ro
+                top[FRAME_CTX] = ctx
                 ns["ctx"] = ctx  # `storage` is already this storage object (see _namespace)
                 # Swallowed aborts (see EngineAbort): only code with a `try` can swallow one,
                 # so the per-thread record is reset and checked only once such code runs in
@@ -411,15 +412,14 @@ class Engine:
         address = ctx.contract
         frames = rt.frames
         for f in frames:
-            if f[0] == address:
+            if f[FRAME_CONTRACT] == address:
                 raise ReentrancyError("contract is already on the call stack")
         if len(frames) >= CALL_DEPTH_MAX:
             raise CallDepthExceeded(f"more than {CALL_DEPTH_MAX} nested contract calls")
         buf = WriteBuffer(parent)
         storage = Storage(buf, prefix, rt.gas, readonly)
         events: list = []
-        # [address, events, readonly, storage, ctx]: what builtins need about the caller.
-        frames.append([address, events, readonly, storage, ctx])
+        frames.append(new_frame(address, events, readonly, storage, ctx))
         # The namespace may be shared by two addresses running the same code (the caller
         # and a callee deployed from the same source): put the caller's bindings back.
         saved = (ns.get("storage"), ns.get("ctx"))
@@ -471,7 +471,7 @@ class Engine:
         source = self._world.get(code_key(address))
         caller_frame = rt.frames[-1]
         # The caller's pending writes are visible to the callee: read through its layer.
-        caller_storage = caller_frame[3]
+        caller_storage = caller_frame[FRAME_STORAGE]
         parent = caller_storage._buf
         if parent is self._top_buf:
             parent.parent = caller_storage._parent  # the top-level layer is re-pointed lazily
@@ -487,7 +487,7 @@ class Engine:
         if len(copied) > VALUE_BYTES_MAX:
             raise CallError("call arguments too large")
         rt.charge(VALUE_BYTE_GAS * len(copied))
-        caller_ctx: CallContext = caller_frame[4]
+        caller_ctx: CallContext = caller_frame[FRAME_CTX]
         if compiled.has_try and not self._watch_aborts:
             # The first code in this transaction that can swallow an abort: nothing could
             # before it, so start the record here.
@@ -497,7 +497,7 @@ class Engine:
             self._host_decimal = getcontext()
             setcontext(DECIMAL_CONTEXT)
         ctx = CallContext(
-            sender=caller_frame[0],
+            sender=caller_frame[FRAME_CONTRACT],
             contract=address,
             block_height=caller_ctx.block_height,
             block_timestamp_ms=caller_ctx.block_timestamp_ms,
@@ -506,7 +506,7 @@ class Engine:
         events_before = rt.events_total, rt.event_bytes
         try:
             value, events = self._invoke(compiled, method, values.decode(copied), parent,
-                                         storage_prefix(address), ctx, caller_frame[2])
+                                         storage_prefix(address), ctx, caller_frame[FRAME_READONLY])
         except ContractError as exc:
             rt.events_total, rt.event_bytes = events_before
             raise CallError(f"{address.hex()}.{method}: {type(exc).__name__}: {exc.message}") from None
@@ -515,7 +515,7 @@ class Engine:
         except Exception as exc:
             rt.events_total, rt.event_bytes = events_before
             raise CallError(f"{address.hex()}.{method}: {type(exc).__name__}") from None
-        caller_frame[1].extend(events)
+        caller_frame[FRAME_EVENTS].extend(events)
         if value is None:
             return None
         out = values.encode(values.to_plain(value, "call result", rt.gas))

@@ -35,6 +35,7 @@ from contracts.engine.errors import (
     LimitExceeded,
     OutOfGas,
 )
+from contracts.engine.frame import FRAME_CONTRACT, FRAME_EVENTS, FRAME_READONLY
 from contracts.engine.gas import (
     BYTE_GAS,
     EVENT_BYTE_GAS,
@@ -71,7 +72,7 @@ class Runtime:
     def __init__(self, suite: Any, cross_call: Callable[[bytes, str, tuple], Any]) -> None:
         self.suite = suite
         self.gas: list[int] = [0, 0]  # [gas left, contract function depth]
-        # One entry per contract on the call stack: [address, events, readonly, storage, ctx].
+        # One frame (frame.py) per contract on the call stack, the running one last.
         self.frames: list[list] = []
         self.events_total = 0
         self.event_bytes = 0
@@ -294,7 +295,7 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
         # Hot path (one event per payment): checks are inlined, the walkers only run for
         # fields that are not all scalars.
         frame = frames[-1]
-        if frame[2]:
+        if frame[FRAME_READONLY]:
             raise PermissionError("view calls cannot emit events")
         if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
             raise ValueError(f"event name must be 1..{EVENT_NAME_CHARS_MAX} characters")
@@ -325,7 +326,7 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
             raise OutOfGas("out of gas")
         rt.events_total += 1
         rt.event_bytes += size
-        frame[1].append(_new_tuple(Event, (frame[0], name, fields)))  # make_event, inlined
+        frame[FRAME_EVENTS].append(_new_tuple(Event, (frame[FRAME_CONTRACT], name, fields)))  # make_event, inlined
 
     def _emit_(name: str, fields: dict) -> None:
         # `emit("Name", k=v, ...)` with a constant name and explicit field names, as the
@@ -333,7 +334,7 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
         # were checked at compile time; `fields` is a fresh dict no one else holds. The
         # same checks as `emit` otherwise, in the same order, with the same gas.
         frame = frames[-1]
-        if frame[2]:
+        if frame[FRAME_READONLY]:
             raise PermissionError("view calls cannot emit events")
         count = rt.events_total
         if count >= EVENTS_MAX:
@@ -361,7 +362,7 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
             raise OutOfGas("out of gas")
         rt.events_total = count + 1
         rt.event_bytes = total
-        frame[1].append(_new_tuple(Event, (frame[0], name, fields)))  # make_event, inlined
+        frame[FRAME_EVENTS].append(_new_tuple(Event, (frame[FRAME_CONTRACT], name, fields)))  # make_event, inlined
 
     if _speedups is not None:
         # The same as the `_emit_` above for the common case, in C; it calls that one for

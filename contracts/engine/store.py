@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
-from contracts.engine import values
+from contracts.engine import frame, values
 from contracts.engine.errors import LimitExceeded, OutOfGas
 from contracts.engine.gas import (
     STORAGE_DELETE_GAS,
@@ -145,6 +145,10 @@ if os.environ.get("CHAINNODE_PURE_PYTHON") != "1":
         from contracts.engine import _speedups
     except ImportError:  # pragma: no cover - depends on the install
         _speedups = None
+if _speedups is not None:
+    # Its Emitter reads call frames by the C file's own #defines of their indices.
+    assert _speedups.FRAME_LAYOUT == {name: getattr(frame, name) for name in _speedups.FRAME_LAYOUT}, (
+        "contracts/engine/_speedups.c and frame.py disagree on the call frame's layout (rebuild it?)")
 
 _StorageBase: type = _speedups.StorageCore if _speedups is not None else object
 

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.engine import Engine, store
+from contracts.engine.frame import FRAME_READONLY, new_frame
 from contracts.engine.gas import (
     EVENT_BYTES_MAX,
     EVENTS_MAX,
@@ -195,7 +196,7 @@ def emits(draw: st.DrawFn) -> list:
 def runtime_with_frame() -> tuple[Runtime, list]:
     rt = Runtime(None, lambda *a: None)
     events: list = []
-    rt.frames.append([b"\xcc" * 20, events, False, None, None])
+    rt.frames.append(new_frame(b"\xcc" * 20, events, False, None, None))
     rt.gas[0] = 10**9
     return rt, events
 
@@ -215,7 +216,7 @@ def test_emit_matches_the_reference(calls: list) -> None:
                 rt.events_total = count
             if total is not None:
                 rt.event_bytes = total
-            rt.frames[-1][2] = readonly
+            rt.frames[-1][FRAME_READONLY] = readonly
         copy = dict(fields) if isinstance(fields, dict) else list(fields)
         if keyword:
             got = outcome(lambda: fast(name, fields=fields))
