@@ -16,6 +16,7 @@ import httpx
 import trio
 
 from chainnode.client import Account, Client
+from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import Transaction
 from chainnode.crypto import get_suite
 from devnet.supervisor import Devnet
@@ -135,7 +136,7 @@ async def send_batch(http: httpx.AsyncClient, url: str, group: str, txs: list[Tr
     """Send `txs` in one JSON-RPC batch; per transaction the node's error message, or None
     if it acknowledged it (sendTransaction returned its hash). Raises httpx.HTTPError if the
     node cannot be reached or does not answer in time."""
-    body = [{"jsonrpc": "2.0", "id": j, "method": "sendTransaction", "params": [group, "", "0x" + tx.encode().hex()]} for j, tx in enumerate(txs)]
+    body = [{"jsonrpc": "2.0", "id": j, "method": "sendTransaction", "params": [group, "", to_hex(tx.encode())]} for j, tx in enumerate(txs)]
     reply = (await http.post(url, json=body)).json()
     if not isinstance(reply, list):  # the whole batch refused (too large, say)
         return [str(reply.get("error", {}).get("message", reply))] * len(txs)
@@ -214,7 +215,7 @@ async def run_bench(
                 block = (await http.post(first.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getBlockByNumber", "params": [info["groupId"], "", h, False, True]})).json()["result"]
                 now = time.monotonic()
                 for tx_hash in block["transactions"]:
-                    key = bytes.fromhex(tx_hash[2:])
+                    key = parse_hex(tx_hash)
                     if key in wanted:
                         committed.append(now - sent_at.get(key, now))
             seen = head

@@ -36,6 +36,7 @@ import httpx
 import trio
 
 from chainnode.client import Client
+from chainnode.protocol.hexstr import parse_hex, to_hex
 from devnet.bench import Transfers, send_batch
 from devnet.supervisor import Devnet, DevnetError, process_alive
 
@@ -366,7 +367,7 @@ class _Chaos:
             if blocks is None or any(b is None for b in blocks):
                 return
             for block in blocks:
-                self.committed.update(bytes.fromhex(t[2:]) for t in block["transactions"])
+                self.committed.update(parse_hex(t) for t in block["transactions"])
             self.followed = heights[-1]
 
     async def converge(self, timeout_s: float) -> None:
@@ -405,7 +406,7 @@ class _Chaos:
         heights = set().union(*(c.keys() for c in chains.values()))
         self.report.heights_compared = len(heights)
         self.report.forks = sum(1 for h in heights if len({c[h][0] for c in chains.values() if h in c}) > 1)
-        on_chain = {bytes.fromhex(t[2:]) for c in chains.values() for _, txs in c.values() for t in txs}
+        on_chain = {parse_hex(t) for c in chains.values() for _, txs in c.values() for t in txs}
         self.report.acknowledged = len(self.acked)
         self.report.committed = len(self.acked & on_chain)
         self.report.lost = len(self.acked - on_chain)
@@ -413,7 +414,7 @@ class _Chaos:
         sample = random.Random(self.report.seed).sample(sample, min(RECEIPT_SAMPLE, len(sample)))
         for first in range(0, len(sample), BLOCKS_PER_BATCH):
             part = sample[first:first + BLOCKS_PER_BATCH]
-            calls = [("getTransactionReceipt", ("0x" + h.hex(),)) for h in part]
+            calls = [("getTransactionReceipt", (to_hex(h),)) for h in part]
             answers = [await self.rpc.batch(url, calls, timeout_s=60) for url in self.urls.values()]
             for i in range(len(part)):
                 views = {None if a is None or a[i] is None else (a[i]["raw"], a[i]["blockNumber"], a[i]["transactionIndex"]) for a in answers}

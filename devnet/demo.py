@@ -31,6 +31,7 @@ from chainnode.client import Account, Client, ProofError, ReceiptInfo, verify_re
 from chainnode.client.offline import OfflineDevice, settle_args, verify_voucher
 from chainnode.crypto import get_suite
 from chainnode.system.contracts import NAMES_ADDRESS
+from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import CommitCertificate
 from devnet.layout import DEVNET_PASSWORD
 
@@ -70,7 +71,7 @@ def genesis_sealers(devnet_folder: str | Path) -> list[bytes]:
     """The sealers' consensus keys as the genesis file names them, in order: the trust
     anchor an auditor gets out of band (not from the node it is checking)."""
     doc = json.loads((Path(devnet_folder) / "genesis.json").read_text())
-    return [bytes.fromhex(n["consensus_pub"]) for n in doc["nodes"] if n.get("role", "sealer") == "sealer"]
+    return [parse_hex(n["consensus_pub"]) for n in doc["nodes"] if n.get("role", "sealer") == "sealer"]
 
 
 async def resolve(client: Client, name: str) -> bytes:
@@ -131,7 +132,7 @@ class _Play:
         return address
 
     def who(self, address: bytes) -> str:
-        return self.names.get(address) or "0x" + address.hex()
+        return self.names.get(address) or to_hex(address)
 
     def fmt(self, value: Any) -> str:
         if isinstance(value, bytes):
@@ -139,7 +140,7 @@ class _Play:
                 return self.who(value)
             if not value:
                 return "(none)"
-            return "0x" + value[:4].hex() + "…"
+            return to_hex(value[:4]) + "…"
         if isinstance(value, str):
             return repr(value)
         if isinstance(value, list):
@@ -587,7 +588,7 @@ async def cross_border_story(client: Client, roles: Roles, say: Say, *, contract
     p.tell(f"Nothing recorded except the failed receipt; the bank's HKD quota still has {money(quota_left, 'HKD')} left.")
 
     p.title("The proof: Harbour Bank's auditor checks the settlement without trusting the node")
-    answer = await client.request("getTransactionReceipt", "0x" + settled.tx_hash.hex(), True)
+    answer = await client.request("getTransactionReceipt", to_hex(settled.tx_hash), True)
     p.check(isinstance(answer, dict) and isinstance(answer.get("receiptProof"), dict), "the node returned no receipt proof")
     source = "the genesis file" if sealer_pubs is not None else "the node's sealer list"
     sealers = list(sealer_pubs) if sealer_pubs is not None else await client.sealer_pubs()
@@ -598,7 +599,7 @@ async def cross_border_story(client: Client, roles: Roles, say: Say, *, contract
         proven = verify_receipt_proof(answer, sealers, suite, tx_hash=settled.tx_hash)
     except ProofError as exc:
         raise StoryFailed(f"the receipt proof of the settlement does not verify: {exc}") from None
-    cert = CommitCertificate.decode(bytes.fromhex(answer["receiptProof"]["certificate"]["raw"].removeprefix("0x")))
+    cert = CommitCertificate.decode(parse_hex(answer["receiptProof"]["certificate"]["raw"]))
     proven_event = [e for e in proven.events if e.name == "PaymentSettled"]
     p.check(proven.ok and proven.block_number == settled.block_number and len(proven_event) == 1
             and proven_event[0].fields["ref"] == pay1, "the proven receipt is not the settlement's")

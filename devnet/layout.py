@@ -25,6 +25,7 @@ from pathlib import Path
 
 from chainnode.security.certs import CertChain, Certificate, cert_document, chain_document, issue, read_cert_file, write_document
 from chainnode.crypto import get_suite
+from chainnode.protocol.hexstr import to_hex
 from chainnode.system.genesis import load_genesis
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
@@ -133,7 +134,7 @@ def create_accounts(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAU
 def library_contracts(accounts: dict[str, bytes]) -> list[dict]:
     """The genesis "contracts" entries of the business contracts (contracts/library):
     payment(issuer=central bank, regulator), supply_chain and cross_border(admin, regulator)."""
-    bank, regulator, admin = ("0x" + accounts[r].hex() for r in ROLE_ACCOUNTS)
+    bank, regulator, admin = (to_hex(accounts[r]) for r in ROLE_ACCOUNTS)
     init = {"payment": [bank, regulator], "supply_chain": [admin, regulator], "cross_border": [admin, regulator]}
     return [{"name": name, "deployer": admin[2:], "init_args": init[name], "source": library.source(name)} for name in library.NAMES]
 

@@ -48,6 +48,7 @@ from chainnode.security.certs import (
 )
 from chainnode.cli.common import PASSWORD_ENV, emit, read_password
 from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
+from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, KeyPair, encrypt_key, load_key, read_key_file, write_key_file
 
 DAY_MS = 86_400_000
@@ -286,7 +287,7 @@ def _issue_leaf(
             f"create the key with `chainnode keygen --suite {suite}` (--key)"
         )
     try:
-        public_key = bytes.fromhex(holder_doc["public_key"])
+        public_key = parse_hex(holder_doc["public_key"])
     except (KeyError, TypeError, ValueError):
         raise _fail(f"{key_path}: malformed public_key; regenerate it with `chainnode keygen` (--key)") from None
     if kind == "node":
@@ -370,8 +371,8 @@ def issue_client(agency_dir, key_path, role, name, out_path, days, password_file
 def revoke(ca_dir: str, serial: str, crl_path: str | None, password_file: str | None, as_json: bool) -> None:
     """Add a serial to the CA-signed revocation list (created if missing)."""
     try:
-        serial_bytes = bytes.fromhex(serial.removeprefix("0x"))
-    except ValueError:
+        serial_bytes = parse_hex(serial)
+    except HexError:
         raise _fail(f"--serial {serial!r} is not hex; copy it from `chainnode ca show`") from None
     if len(serial_bytes) != 16:
         raise _fail(f"--serial {serial!r}: a serial is 32 hex digits; copy it from `chainnode ca show`")

@@ -34,6 +34,7 @@ from chainnode.cli.rpc import (
     _table,
     _wait_receipt,
 )
+from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.system.governance import KINDS, GovernanceError, check_params
 
 ADDRESS_BYTES = 20
@@ -83,7 +84,7 @@ async def _transact(client: Any, account: Any, to: bytes, method: str, args: lis
     if account.suite.name != suite:
         raise click.ClickException(f"the key is a {account.suite.name} key but the chain uses {suite}; use a key of this chain's suite")
     tx = await client.build(account, to, method, args)
-    tx_hash = "0x" + (await client.send_transaction(tx)).hex()
+    tx_hash = to_hex(await client.send_transaction(tx))
     with _spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
         return await _wait_receipt(client, tx_hash, timeout_s)
 
@@ -133,9 +134,10 @@ class _Args:
         return click.BadParameter(f"{problem}; got {self.args[i]!r}", param_hint=f"argument {i + 1} ({name}) of {self.kind}")
 
     def hex(self, i: int, name: str, lengths: tuple[int, ...], hint: str = "") -> bytes:
-        value = _from_hex(self.args[i])
-        if value is None:
-            raise self._bad(i, name, f"must be hex{hint}")
+        try:
+            value = parse_hex(self.args[i])
+        except HexError:
+            raise self._bad(i, name, f"must be hex{hint}") from None
         if len(value) not in lengths:
             sizes = " or ".join(f"{n} bytes ({2 * n} hex digits)" for n in lengths)
             raise self._bad(i, name, f"must be {sizes}, 0x optional{hint}")
@@ -172,9 +174,10 @@ class _Args:
                 part = part.strip()
                 if not part:
                     continue
-                value = _from_hex(part)
-                if value is None or len(value) != ADDRESS_BYTES:
-                    raise self._bad(i, name, f"{part!r} is not an address (0x + 40 hex digits; separate several with commas)")
+                try:
+                    value = parse_hex(part, length=ADDRESS_BYTES)
+                except HexError:
+                    raise self._bad(i, name, f"{part!r} is not an address (0x + 40 hex digits; separate several with commas)") from None
                 out.append(value)
         return out
 
@@ -514,7 +517,7 @@ def gov_kinds(as_json: bool) -> None:
 @_rpc_options
 def gov_account(address_text: str, rpc_url: str, group: str, as_json: bool) -> None:
     """An account's (or contract's) permissions: frozen, may deploy, its admin."""
-    address = "0x" + _address_param(address_text, "ADDRESS").hex()
+    address = to_hex(_address_param(address_text, "ADDRESS"))
     s = _run(rpc_url, group, lambda c: c.request("getAccountStatus", address))
     lines = [
         f"account {s['address']} (at block {s['blockNumber']})",
@@ -526,19 +529,11 @@ def gov_account(address_text: str, rpc_url: str, group: str, as_json: bool) -> N
     emit(as_json, s, lines)
 
 
-def _from_hex(text: str) -> bytes | None:
-    """`text` as bytes (0x optional), or None if it is not hex."""
-    try:
-        return bytes.fromhex(text[2:] if text.startswith(("0x", "0X")) else text)
-    except ValueError:
-        return None
-
-
 def _address_param(text: str, hint: str) -> bytes:
-    value = _from_hex(text)
-    if value is None or len(value) != ADDRESS_BYTES:
-        raise click.BadParameter(f"must be an address (0x + 40 hex digits); got {text!r}", param_hint=hint)
-    return value
+    try:
+        return parse_hex(text, length=ADDRESS_BYTES)
+    except HexError:
+        raise click.BadParameter(f"must be an address (0x + 40 hex digits); got {text!r}", param_hint=hint) from None
 
 
 @gov_group.group("acl")
@@ -582,7 +577,7 @@ def gov_acl_clear(contract_text: str, method: str, key_path: str, password_file:
 
 
 def _acl_send(rpc_url: str, group: str, as_json: bool, account: Any, to: bytes, method: str, args: list, timeout_s: float) -> None:
-    contract, name = "0x" + args[0].hex(), args[1]
+    contract, name = to_hex(args[0]), args[1]
 
     async def body(client: Any) -> tuple[dict, dict | None]:
         receipt = await _transact(client, account, to, method, args, as_json, timeout_s)
@@ -611,7 +606,7 @@ def _acl_line(acl: dict) -> str:
 @_rpc_options
 def gov_acl_show(contract_text: str, method: str, rpc_url: str, group: str, as_json: bool) -> None:
     """Who may call METHOD of CONTRACT."""
-    contract = "0x" + _address_param(contract_text, "CONTRACT").hex()
+    contract = to_hex(_address_param(contract_text, "CONTRACT"))
     acl = _run(rpc_url, group, lambda c: c.request("getMethodAcl", contract, method))
     lines = [_acl_line(acl)]
     if acl["admin"]:

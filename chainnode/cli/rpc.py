@@ -23,6 +23,7 @@ import trio
 
 from chainnode.cli.common import PASSWORD_ENV, emit, read_password
 from chainnode.client.proof import ProofError, verify_receipt_proof as sdk_verify_receipt_proof
+from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.protocol.jsonvalue import from_json
 from chainnode.rpc.jsonrpc import NOT_FOUND
 
@@ -79,14 +80,10 @@ def _run(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any
 
 
 def _hex_bytes(text: str, what: str, length: int) -> bytes:
-    body = text[2:] if text.startswith(("0x", "0X")) else text
     try:
-        value = bytes.fromhex(body)
-    except ValueError:
-        value = b""
-    if len(value) != length:
-        raise click.BadParameter(f"must be {length} bytes of hex ({2 * length} hex digits, 0x optional); got {text!r}", param_hint=what)
-    return value
+        return parse_hex(text, length=length)
+    except HexError:
+        raise click.BadParameter(f"must be {length} bytes of hex ({2 * length} hex digits, 0x optional); got {text!r}", param_hint=what) from None
 
 
 def _parse_args(text: str, flag: str, hex_as_bytes: bool) -> list:
@@ -189,7 +186,7 @@ def _send(rpc_url: str, group: str, as_json: bool, account: Any, to: bytes, meth
             # The node would only say "bad signature"; the cause is the key's suite.
             raise click.ClickException(f"the key is a {account.suite.name} key but the chain uses {suite}; create one with `chainnode account new --suite {suite} --out FILE`")
         tx = await client.build(account, to, method, args, gas_limit=gas_limit)
-        tx_hash = "0x" + (await client.send_transaction(tx)).hex()
+        tx_hash = to_hex(await client.send_transaction(tx))
         if not wait:
             return {"transactionHash": tx_hash}
         with _spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
@@ -277,7 +274,7 @@ tx_group.add_command(tx_send)
 @_rpc_options
 def tx_show(tx_hash: str, rpc_url: str, group: str, as_json: bool) -> None:
     """A transaction by hash, committed or still pending."""
-    h = "0x" + _hex_bytes(tx_hash, "HASH", HASH_BYTES).hex()
+    h = to_hex(_hex_bytes(tx_hash, "HASH", HASH_BYTES))
     out = _run(rpc_url, group, lambda c: c.request("getTransaction", h))
     if out is None:
         raise click.ClickException(f"no transaction {h} on the node at {rpc_url}, committed or pending; check the hash, or ask another node with --rpc")
@@ -345,11 +342,11 @@ def contract_call(address: str, method: str, args_text: str, hex_as_bytes: bool,
     """Run METHOD of the contract at ADDRESS read-only on the head state (nothing is sent)."""
     from chainnode.protocol.codec import pack
 
-    to = "0x" + _hex_bytes(address, "ADDRESS", ADDRESS_BYTES).hex()
+    to = to_hex(_hex_bytes(address, "ADDRESS", ADDRESS_BYTES))
     args = _parse_args(args_text, "--args", hex_as_bytes)
-    params: list[Any] = [to, method, "0x" + pack(args).hex()]  # the exact form: bytes stay bytes
+    params: list[Any] = [to, method, to_hex(pack(args))]  # the exact form: bytes stay bytes
     if from_text is not None:
-        params.append("0x" + _hex_bytes(from_text, "--from", ADDRESS_BYTES).hex())
+        params.append(to_hex(_hex_bytes(from_text, "--from", ADDRESS_BYTES)))
     out = _run(rpc_url, group, lambda c: c.request("call", *params))
     if out["status"] == 0:
         emit(as_json, out, [_show(out["output"]), f"(read at block {out['blockNumber']}, gas used {out['gasUsed']})"])
@@ -371,7 +368,7 @@ def contract_call(address: str, method: str, args_text: str, hex_as_bytes: bool,
 @_rpc_options
 def contract_code(address: str, rpc_url: str, group: str, as_json: bool) -> None:
     """Print the Python source of the contract at ADDRESS."""
-    to = "0x" + _hex_bytes(address, "ADDRESS", ADDRESS_BYTES).hex()
+    to = to_hex(_hex_bytes(address, "ADDRESS", ADDRESS_BYTES))
     source = _run(rpc_url, group, lambda c: c.request("getCode", to))
     if source is None:
         raise click.ClickException(f"no contract at {to}; check the address (a deploy's receipt has it as contractAddress)")
@@ -430,7 +427,7 @@ def block_cmd(which: str, txs: bool, rpc_url: str, group: str, as_json: bool) ->
 @_rpc_options
 def receipt_cmd(tx_hash: str, proof: bool, rpc_url: str, group: str, as_json: bool) -> None:
     """Show a transaction's receipt; with --proof, verify offline that it is on the chain."""
-    h = "0x" + _hex_bytes(tx_hash, "HASH", HASH_BYTES).hex()
+    h = to_hex(_hex_bytes(tx_hash, "HASH", HASH_BYTES))
 
     async def body(client: Any) -> tuple:
         receipt = await client.request("getTransactionReceipt", h, proof)
@@ -478,19 +475,19 @@ def verify_receipt_proof(receipt: dict, tx_hash: str, sealers: list[dict], suite
 
     suite = get_suite(suite_name)
     try:
-        pubs = [bytes.fromhex(s["publicKey"][2:]) for s in sealers]
+        pubs = [parse_hex(s["publicKey"]) for s in sealers]
         weights = [int(s.get("weight", 1)) for s in sealers]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProofError(f"the node's sealer list is malformed ({exc})") from None
-    sdk_verify_receipt_proof(receipt, pubs, suite, tx_hash=bytes.fromhex(tx_hash[2:]), sealer_weights=weights)
+    sdk_verify_receipt_proof(receipt, pubs, suite, tx_hash=parse_hex(tx_hash), sealer_weights=weights)
     # Verified: the header and certificate decode and are the ones proven above.
     rp = receipt["receiptProof"]
-    header = BlockHeader.decode(bytes.fromhex(rp["header"]["raw"][2:]))
-    cert = CommitCertificate.decode(bytes.fromhex(rp["certificate"]["raw"][2:]))
+    header = BlockHeader.decode(parse_hex(rp["header"]["raw"]))
+    cert = CommitCertificate.decode(parse_hex(rp["certificate"]["raw"]))
     return {
         "blockNumber": header.height,
-        "blockHash": "0x" + header.hash(suite).hex(),
-        "receiptsRoot": "0x" + header.receipt_root.hex(),
+        "blockHash": to_hex(header.hash(suite)),
+        "receiptsRoot": to_hex(header.receipt_root),
         "signers": sorted(i for i, _ in cert.signatures),
         "sealerCount": len(pubs),
     }

@@ -22,6 +22,7 @@ from typing import Any
 
 from chainnode.client.account import Account
 from chainnode.client.rpc import CallFailed, Client, ReceiptInfo, TransactionFailed
+from chainnode.protocol.hexstr import parse_hex
 
 from chainnode.system.addresses import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS  # noqa: F401
 
@@ -45,11 +46,7 @@ class GovernanceRefused(TransactionFailed):
 def _address(value: Any, what: str) -> bytes:
     """An address as bytes; "0x…" hex text is accepted too."""
     if isinstance(value, str):
-        text = value[2:] if value.startswith(("0x", "0X")) else value
-        try:
-            value = bytes.fromhex(text)
-        except ValueError:
-            raise ValueError(f"{what} {value!r} is not hex") from None
+        value = parse_hex(value, what=f"{what} {value!r}")
     if not isinstance(value, (bytes, bytearray)) or len(value) != ADDRESS_BYTES:
         raise ValueError(f"{what} must be a {ADDRESS_BYTES}-byte address")
     return bytes(value)

@@ -15,6 +15,7 @@ from typing import Any
 
 from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
+from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.merkle import MerkleProof, verify_proof
 from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, Receipt, sealer_set_hash
 
@@ -27,9 +28,9 @@ def _unhex(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise ProofError(f"{what} is missing from the node's answer")
     try:
-        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
-    except ValueError:
-        raise ProofError(f"{what} is not hex") from None
+        return parse_hex(value, what=what)
+    except HexError as exc:
+        raise ProofError(str(exc)) from None
 
 
 def verify_receipt_proof(

@@ -26,6 +26,7 @@ from chainnode.client.account import DEFAULT_GAS_LIMIT, Account
 from chainnode.client.proof import ProofError, verify_receipt_proof
 from chainnode.client.subscriptions import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, Subscription, _connection_error, open_subscription, ws_call
 from chainnode.protocol.codec import pack, unpack
+from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.crypto import CryptoSuite, get_suite
 from chainnode.protocol.types import Event, Receipt, Transaction
 
@@ -119,10 +120,6 @@ class ReceiptInfo:
     @property
     def error_message(self) -> str:
         return self.receipt.error_message
-
-
-def _unhex(s: str) -> bytes:
-    return bytes.fromhex(s[2:] if s.startswith("0x") else s)
 
 
 def ws_url_for(http_url: str) -> str:
@@ -221,10 +218,10 @@ class Client:
         return await self.request("getBlockNumber")
 
     async def get_receipt(self, tx_hash: bytes, *, require_proof: bool = False) -> ReceiptInfo | None:
-        out = await self.request("getTransactionReceipt", "0x" + tx_hash.hex(), require_proof)
+        out = await self.request("getTransactionReceipt", to_hex(tx_hash), require_proof)
         if out is None:
             return None
-        return ReceiptInfo(Receipt.decode(_unhex(out["raw"])), out["blockNumber"], out["transactionIndex"])
+        return ReceiptInfo(Receipt.decode(parse_hex(out["raw"])), out["blockNumber"], out["transactionIndex"])
 
     async def wait_for_receipt(self, tx: bytes | Transaction, *, timeout_s: float = 30.0, poll_ms: int = 100, resubmit_after_s: float = 10.0) -> ReceiptInfo:
         """The receipt once the transaction is committed; raises `ReceiptTimeout` after `timeout_s`.
@@ -255,25 +252,25 @@ class Client:
         (bytes stay bytes). Raises `CallFailed` if the method failed. Nothing is signed or sent.
         """
         # Arguments travel as their canonical encoding, so bytes are never mistaken for text.
-        params: list[Any] = ["0x" + to.hex(), method, "0x" + pack(list(args or [])).hex()]
+        params: list[Any] = [to_hex(to), method, to_hex(pack(list(args or [])))]
         if sender is not None:
-            params.append("0x" + sender.hex())
+            params.append(to_hex(sender))
         out = await self.request("call", *params)
         if out["status"] != 0:
             raise CallFailed(to, method, out.get("errorType", ""), out.get("errorMessage", ""))
-        return unpack(_unhex(out["raw"]), max_bytes=len(out["raw"]))
+        return unpack(parse_hex(out["raw"]), max_bytes=len(out["raw"]))
 
     async def _receipt_by_subscription(self, tx_hash: bytes) -> ReceiptInfo | None:
         """The receipt through a `receipt` subscription; None to fall back to polling."""
         try:
             async with open_websocket_url(self.ws_url, max_message_size=WS_MESSAGE_BYTES_MAX) as ws:
-                sub_id = await ws_call(ws, 1, "subscribe", [self.group, self.node, "receipt", {"transactionHash": "0x" + tx_hash.hex()}])
+                sub_id = await ws_call(ws, 1, "subscribe", [self.group, self.node, "receipt", {"transactionHash": to_hex(tx_hash)}])
                 while True:
                     message = json.loads(await ws.get_message())
                     params = message.get("params") if isinstance(message, dict) and message.get("method") == "subscription" else None
                     if isinstance(params, dict) and params.get("subscription") == sub_id:
                         out = params["result"]
-                        return ReceiptInfo(Receipt.decode(_unhex(out["raw"])), out["blockNumber"], out["transactionIndex"])
+                        return ReceiptInfo(Receipt.decode(parse_hex(out["raw"])), out["blockNumber"], out["transactionIndex"])
         except NodeError as exc:
             if exc.code != METHOD_NOT_FOUND:
                 raise
@@ -304,7 +301,7 @@ class Client:
         """
         options: dict[str, Any] = {}
         if address is not None:
-            options["address"] = "0x" + address.hex()
+            options["address"] = to_hex(address)
         if name is not None:
             options["name"] = name
         return open_subscription(self._require_ws(), self.group, self.node, "events", options, from_block, reconnect_attempts_max=reconnect_attempts_max, resume_after=resume_after)
@@ -328,7 +325,7 @@ class Client:
     async def sealer_pubs(self) -> list[bytes]:
         """The sealer public keys this node reports. For proofs that must not trust the
         node, get them out of band instead (the genesis file, governance records)."""
-        return [_unhex(s["publicKey"]) for s in await self.request("getSealerList")]
+        return [parse_hex(s["publicKey"]) for s in await self.request("getSealerList")]
 
     async def sealer_weights(self) -> list[int]:
         """The sealers' PBFT weights, in the order of `sealer_pubs`."""
@@ -341,7 +338,7 @@ class Client:
 
         Raises `ProofError` if any link of the proof fails, or if the node has no receipt.
         """
-        out = await self.request("getTransactionReceipt", "0x" + tx_hash.hex(), True)
+        out = await self.request("getTransactionReceipt", to_hex(tx_hash), True)
         if out is None:
             raise ProofError(f"the node has no receipt for 0x{tx_hash.hex()}: not committed (yet)")
         return verify_receipt_proof(out, sealer_pubs, suite or await self.suite(), tx_hash=tx_hash, sealer_weights=sealer_weights)
@@ -351,13 +348,13 @@ class Client:
     async def send_transaction(self, tx: Transaction) -> bytes:
         """Submit a signed transaction; returns its hash once a node holds it durably (also
         when it was already pending or committed: resending the same bytes is safe)."""
-        out = await self.request("sendTransaction", "0x" + tx.encode().hex())
-        return _unhex(out["transactionHash"])
+        out = await self.request("sendTransaction", to_hex(tx.encode()))
+        return parse_hex(out["transactionHash"])
 
     async def _submit_until_receipt(self, tx: Transaction, *, timeout_s: float, resubmit_after_s: float) -> ReceiptInfo:
-        data = "0x" + tx.encode().hex()
+        data = to_hex(tx.encode())
         acknowledged: list[str] = []  # nodes that hold it durably
-        tx_hash = "0x" + tx.hash(get_suite(self._info["suite"])).hex() if self._info else "the transaction"
+        tx_hash = to_hex(tx.hash(get_suite(self._info["suite"]))) if self._info else "the transaction"
         unreachable: ConnectionError | None = None
         deadline = trio.current_time() + timeout_s
         with trio.move_on_after(timeout_s):
@@ -378,7 +375,7 @@ class Client:
                     await trio.sleep(NO_NODE_RETRY_S)
                     continue
                 receipt = out["receipt"]
-                return ReceiptInfo(Receipt.decode(_unhex(receipt["raw"])), receipt["blockNumber"], receipt["transactionIndex"])
+                return ReceiptInfo(Receipt.decode(parse_hex(receipt["raw"])), receipt["blockNumber"], receipt["transactionIndex"])
         if not acknowledged and unreachable is not None:
             raise ConnectionError(f"no node acknowledged {tx_hash} within {timeout_s} s ({unreachable}); it was not sent: send it again once a node is up")
         if not acknowledged:  # the one request still in flight when the time ran out

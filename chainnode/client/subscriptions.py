@@ -25,6 +25,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from chainnode.protocol.codec import unpack
+from chainnode.protocol.hexstr import parse_hex
 from chainnode.protocol.types import BlockHeader, CommitCertificate, Event
 
 log = logging.getLogger("chainnode.client")
@@ -35,10 +36,6 @@ RECONNECT_DELAY_MIN_MS = 100
 RECONNECT_DELAY_MAX_MS = 5_000
 CONNECT_TIMEOUT_MS = 10_000
 METHOD_NOT_FOUND = -32601
-
-
-def _unhex(s: str) -> bytes:
-    return bytes.fromhex(s[2:] if s.startswith("0x") else s)
 
 
 @dataclass(frozen=True)
@@ -59,8 +56,8 @@ class EventNotification:
     @classmethod
     def from_json(cls, result: dict) -> "EventNotification":
         return cls(
-            event=Event.from_fields(unpack(_unhex(result["raw"]), max_bytes=WS_MESSAGE_BYTES_MAX)),
-            tx_hash=_unhex(result["transactionHash"]),
+            event=Event.from_fields(unpack(parse_hex(result["raw"]), max_bytes=WS_MESSAGE_BYTES_MAX)),
+            tx_hash=parse_hex(result["transactionHash"]),
             block_number=result["blockNumber"],
             tx_index=result["transactionIndex"],
             log_index=result["logIndex"],
@@ -83,8 +80,8 @@ class BlockNotification:
     def from_json(cls, result: dict) -> "BlockNotification":
         cert = result.get("certificate")
         return cls(
-            header=BlockHeader.decode(_unhex(result["raw"])),
-            certificate=CommitCertificate.decode(_unhex(cert["raw"])) if cert else None,
+            header=BlockHeader.decode(parse_hex(result["raw"])),
+            certificate=CommitCertificate.decode(parse_hex(cert["raw"])) if cert else None,
             view=result,
         )
 

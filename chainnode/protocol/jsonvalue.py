@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from chainnode.protocol.hexstr import HEX_PREFIXES, HexError, parse_hex, to_hex
+
 
 def to_json(v: Any) -> Any:
     """`v` with every bytes value (at any depth) as a "0x…" string."""
     if isinstance(v, bytes):
-        return "0x" + v.hex()
+        return to_hex(v)
     if isinstance(v, list):
         return [to_json(x) for x in v]
     if isinstance(v, dict):
@@ -19,13 +21,13 @@ def to_json(v: Any) -> Any:
 
 
 def from_json(v: Any) -> Any:
-    """`v` with every string that starts with "0x" (at any depth) as bytes; ValueError
-    naming the string if one is not hex."""
-    if isinstance(v, str) and v.startswith("0x"):
+    """`v` with every string that starts with "0x" or "0X" (at any depth) as bytes;
+    HexError naming the string if one is not hex."""
+    if isinstance(v, str) and v.startswith(HEX_PREFIXES):
         try:
-            return bytes.fromhex(v[2:])
-        except ValueError:
-            raise ValueError(f"{v!r} starts with 0x but is not hex") from None
+            return parse_hex(v)
+        except HexError:
+            raise HexError(f"{v!r} starts with 0x but is not hex") from None
     if isinstance(v, list):
         return [from_json(x) for x in v]
     if isinstance(v, dict):

@@ -26,6 +26,8 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from chainnode.protocol.hexstr import HexError, parse_hex
+
 log = logging.getLogger("chainnode.rpc")
 
 PARSE_ERROR = -32700
@@ -257,16 +259,7 @@ class Params:
         return v
 
     def hex(self, i: int, *, length: int | None = None, max_length: int = 1 << 20) -> bytes:
-        v = self._get(i, None)
-        if not isinstance(v, str):
-            raise invalid_params(f"{self._names[i]!r} must be a hex string")
-        text = v[2:] if v.startswith(("0x", "0X")) else v
-        if len(text) > 2 * max_length:
-            raise invalid_params(f"{self._names[i]!r} is longer than {max_length} bytes")
         try:
-            b = bytes.fromhex(text)
-        except ValueError:
-            raise invalid_params(f"{self._names[i]!r} must be a hex string") from None
-        if length is not None and len(b) != length:
-            raise invalid_params(f"{self._names[i]!r} must be {length} bytes ({2 * length} hex digits)")
-        return b
+            return parse_hex(self._get(i, None), length=length, max_bytes=max_length, what=repr(self._names[i]))
+        except HexError as exc:
+            raise invalid_params(str(exc)) from None

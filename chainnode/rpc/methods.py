@@ -13,9 +13,10 @@ import trio
 from chainnode.system import governance as gov
 from chainnode.execution.chain import Chain
 from chainnode.protocol.codec import DecodeError, expect_list, expect_value, pack, unpack
+from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
-from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, tx_json, value_json
+from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, tx_json, value_json
 from chainnode.blocksync.syncer import BlockSyncer
 from chainnode.system.contracts import is_system, run_system
 from chainnode.system.state import CONFIG_SPEC, read_config, read_nodes, read_sealer_set, read_pending_nodes
@@ -121,7 +122,7 @@ class ChainRpc:
             tx_hash, status = await self.node.submit_transaction(raw)
         except Rejected as exc:
             raise RpcError(TX_REJECTED, f"transaction rejected ({exc.code}): {exc.message}", {"reason": exc.code}) from None
-        out: dict[str, Any] = {"transactionHash": hx(tx_hash), "status": status}
+        out: dict[str, Any] = {"transactionHash": to_hex(tx_hash), "status": status}
         if not wait:
             return out
         wait_ms_max = self.node.receipt_wait_ms_max
@@ -136,7 +137,7 @@ class ChainRpc:
                 if self.node.pool.get(tx_hash) is None:
                     # Neither committed nor pending: its block_limit passed (or it became
                     # invalid) before any block took it.
-                    raise RpcError(TX_REJECTED, f"transaction {hx(tx_hash)} expired before it was committed: its block_limit passed; rebuild it with a later block_limit and send it again", {"reason": "block_limit_expired", "transactionHash": hx(tx_hash)})
+                    raise RpcError(TX_REJECTED, f"transaction {to_hex(tx_hash)} expired before it was committed: its block_limit passed; rebuild it with a later block_limit and send it again", {"reason": "block_limit_expired", "transactionHash": to_hex(tx_hash)})
                 committed = trio.Event()
                 listener = lambda height: committed.set()  # noqa: E731
                 self.node.commit_listeners.append(listener)
@@ -144,12 +145,12 @@ class ChainRpc:
                     await committed.wait()
                 finally:
                     self.node.commit_listeners.remove(listener)
-        receipt = await self.getTransactionReceipt([params[0], params[1], hx(tx_hash), require_proof])
+        receipt = await self.getTransactionReceipt([params[0], params[1], to_hex(tx_hash), require_proof])
         if receipt is None:
             raise RpcError(
                 TX_PENDING,
-                f"no receipt for {hx(tx_hash)} within {timeout_ms} ms; it is still pending and durable on this node: wait with getTransactionReceipt, or send the same bytes again",
-                {"transactionHash": hx(tx_hash), "status": "pending", "timeoutMs": timeout_ms},
+                f"no receipt for {to_hex(tx_hash)} within {timeout_ms} ms; it is still pending and durable on this node: wait with getTransactionReceipt, or send the same bytes again",
+                {"transactionHash": to_hex(tx_hash), "status": "pending", "timeoutMs": timeout_ms},
             )
         return out | {"receipt": receipt}
 
@@ -186,7 +187,7 @@ class ChainRpc:
         header = self._ledger.get_header(height)
         cert = self._ledger.get_certificate(height)
         return {
-            "proof": hx(proof.encode()),
+            "proof": to_hex(proof.encode()),
             "header": header_json(header, self.node.chain.suite),
             "certificate": certificate_json(cert) if cert else None,
         }
@@ -215,7 +216,7 @@ class ChainRpc:
         height = ledger.get_height_by_hash(block_hash)
         header = None if height is None else ledger.get_header(height)
         if header is None:
-            raise RpcError(NOT_FOUND, f"no block with hash {hx(block_hash)}; the chain is at height {ledger.head_height}")
+            raise RpcError(NOT_FOUND, f"no block with hash {to_hex(block_hash)}; the chain is at height {ledger.head_height}")
         return self._block_json(height, header, only_header, only_tx_hash)
 
     def _block_json(self, height: int, header, only_header: bool, only_tx_hash: bool) -> dict:
@@ -227,7 +228,7 @@ class ChainRpc:
         if not only_header:
             hashes = ledger.get_block_tx_hashes(height)
             if only_tx_hash:
-                out["transactions"] = [hx(h) for h in hashes]
+                out["transactions"] = [to_hex(h) for h in hashes]
             else:
                 out["transactions"] = [tx_json(ledger.get_transaction(h)[0], suite, height=height, index=i) for i, h in enumerate(hashes)]
         return out
@@ -235,7 +236,7 @@ class ChainRpc:
     async def getBlockHashByNumber(self, params: list) -> Any:
         p = self._params(params, ["blockNumber"], 1)
         header = self._ledger.get_header(p.int(2, hi=HEIGHT_MAX))
-        return None if header is None else hx(header.hash(self.node.chain.suite))
+        return None if header is None else to_hex(header.hash(self.node.chain.suite))
 
     async def getSealerList(self, params: list) -> Any:
         """The sealers of the next block; with a block number, those that certified it."""
@@ -255,7 +256,7 @@ class ChainRpc:
             peer_ids = {n.consensus_pub: n.peer_id for n in read_nodes(ledger.state)}
             sealers = [(pub, weight, peer_ids.get(pub, "")) for pub, weight in zip(*found)]
         return [
-            {"index": i, "nodeId": peer_id, "publicKey": hx(pub), "address": hx(suite.address(pub)), "weight": weight}
+            {"index": i, "nodeId": peer_id, "publicKey": to_hex(pub), "address": to_hex(suite.address(pub)), "weight": weight}
             for i, (pub, weight, peer_id) in enumerate(sealers)
         ]
 
@@ -266,8 +267,8 @@ class ChainRpc:
         highest = max(ledger.head_height, syncer.target_height if syncer else 0)
         return {
             "blockNumber": ledger.head_height,
-            "latestHash": hx(ledger.head_hash),
-            "genesisHash": hx(ledger.genesis_hash or b""),
+            "latestHash": to_hex(ledger.head_hash),
+            "genesisHash": to_hex(ledger.genesis_hash or b""),
             "knownHighestNumber": highest,
             "isSyncing": highest > ledger.head_height,
             "peers": self.node.peer_summaries(),
@@ -286,7 +287,7 @@ class ChainRpc:
             "chainId": chain.executor.chain_id,
             "groupId": chain.executor.group_id,
             "suite": chain.suite.name,
-            "genesisHash": hx(ledger.genesis_hash or b""),
+            "genesisHash": to_hex(ledger.genesis_hash or b""),
             "blockNumber": ledger.head_height,
             "blockLimitWindow": read_config(ledger.state, "block_limit_window"),
             "nodeName": self.node.name,
@@ -326,7 +327,7 @@ class ChainRpc:
             output = result.value if result.ok else None
             answer = {
                 "output": value_json(output),
-                "raw": hx(pack(output)),
+                "raw": to_hex(pack(output)),
                 "status": 0 if result.ok else 1,
                 "errorType": result.error_type or "",
                 "errorMessage": (result.error_message or "")[:1024],
@@ -347,7 +348,7 @@ class ChainRpc:
         suite = self.node.chain.suite
         nodes = [n for n in read_nodes(self._ledger.state) if n.role == role]
         return [
-            {"index": i, "nodeId": n.peer_id, "publicKey": hx(n.consensus_pub), "address": hx(suite.address(n.consensus_pub)), "weight": n.weight}
+            {"index": i, "nodeId": n.peer_id, "publicKey": to_hex(n.consensus_pub), "address": to_hex(suite.address(n.consensus_pub)), "weight": n.weight}
             for i, n in enumerate(nodes)
         ]
 
@@ -436,7 +437,7 @@ class ChainRpc:
     async def getCommittee(self, params: list) -> Any:
         self._params(params, [], 0)
         summary, height = await self._at_head(gov.governance_summary)
-        governors = [{"address": hx(g["address"]), "weight": g["weight"]} for g in summary["governors"]]
+        governors = [{"address": to_hex(g["address"]), "weight": g["weight"]} for g in summary["governors"]]
         return {
             "governors": governors,
             "totalWeight": sum(g["weight"] for g in governors),
@@ -454,12 +455,12 @@ class ChainRpc:
             reason = gov.frozen_reason(state, address)
             admin = gov.contract_admin(state, address)
             return {
-                "address": hx(address),
+                "address": to_hex(address),
                 "frozen": reason is not None,
                 "frozenReason": reason or "",
                 "mayDeploy": gov.may_deploy(state, address),
                 "deployOpen": gov.read_deploy_open(state),
-                "contractAdmin": hx(admin) if admin else None,  # set for a deployed contract
+                "contractAdmin": to_hex(admin) if admin else None,  # set for a deployed contract
             }
 
         out, height = await self._at_head(read)
@@ -478,14 +479,14 @@ class ChainRpc:
         (acl, admin), height = await self._at_head(read)
         mode, addresses = acl if acl is not None else ("open", [])
         return {
-            "contract": hx(contract), "method": method, "mode": mode, "addresses": [hx(a) for a in addresses],
-            "admin": hx(admin) if admin else None, "blockNumber": height,
+            "contract": to_hex(contract), "method": method, "mode": mode, "addresses": [to_hex(a) for a in addresses],
+            "admin": to_hex(admin) if admin else None, "blockNumber": height,
         }
 
     async def getRevokedCertificates(self, params: list) -> Any:
         self._params(params, [], 0)
         serials, height = await self._at_head(gov.read_revoked_serials)
-        return {"serials": [hx(s) for s in sorted(serials)], "blockNumber": height}
+        return {"serials": [to_hex(s) for s in sorted(serials)], "blockNumber": height}
 
     async def resolveName(self, params: list) -> Any:
         p = self._params(params, ["name"], 1)
@@ -493,12 +494,12 @@ class ChainRpc:
         if not name or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in name):
             raise invalid_params(f"'name' must be 1..{gov.NAME_CHARS_MAX} ASCII letters, digits, '_', '-' or '.'; got {name!r}")
         address, height = await self._at_head(lambda state: gov.resolve_name(state, name))
-        return {"name": name, "address": hx(address) if address else None, "blockNumber": height}
+        return {"name": name, "address": to_hex(address) if address else None, "blockNumber": height}
 
     async def getNames(self, params: list) -> Any:
         self._params(params, [], 0)
         names, height = await self._at_head(gov.read_names)
-        return {"names": {n: hx(a) for n, a in names.items()}, "blockNumber": height}
+        return {"names": {n: to_hex(a) for n, a in names.items()}, "blockNumber": height}
 
     async def getPendingMembership(self, params: list) -> Any:
         """Membership changes made by governance that are not in force yet: each takes effect
@@ -512,7 +513,7 @@ class ChainRpc:
                 {
                     "fromHeight": h,
                     "nodes": [
-                        {"nodeId": n.peer_id, "publicKey": hx(n.consensus_pub), "address": hx(suite.address(n.consensus_pub)), "role": n.role, "weight": n.weight}
+                        {"nodeId": n.peer_id, "publicKey": to_hex(n.consensus_pub), "address": to_hex(suite.address(n.consensus_pub)), "role": n.role, "weight": n.weight}
                         for n in nodes
                     ],
                 }
@@ -544,12 +545,12 @@ class ChainRpc:
 def _proposal_json(p: "gov.Proposal", committee: list, height: int) -> dict:
     d = p.describe(committee, height)
     return {
-        "id": d["id"], "kind": d["kind"], "params": value_json(d["params"]), "paramsRaw": hx(pack(d["params"])),
-        "proposer": hx(d["proposer"]), "status": d["status"], "result": d["result"],
+        "id": d["id"], "kind": d["kind"], "params": value_json(d["params"]), "paramsRaw": to_hex(pack(d["params"])),
+        "proposer": to_hex(d["proposer"]), "status": d["status"], "result": d["result"],
         "createdHeight": d["created_height"], "expiryHeight": d["expiry_height"], "decidedHeight": d["decided_height"],
         "participationPct": d["participation_pct"], "winPct": d["win_pct"],
         "totalWeight": d["total_weight"], "votedWeight": d["voted_weight"], "yesWeight": d["yes_weight"],
-        "votes": [{"governor": hx(v["governor"]), "yes": v["yes"]} for v in d["votes"]],
+        "votes": [{"governor": to_hex(v["governor"]), "yes": v["yes"]} for v in d["votes"]],
     }
 
 
@@ -557,13 +558,10 @@ def _call_args(raw: Any) -> list:
     """`call`'s args: a JSON array of user values, or hex of the canonical encoding of the list."""
     try:
         if isinstance(raw, str):
-            text = raw[2:] if raw.startswith(("0x", "0X")) else raw
-            if len(text) > 2 * CALL_ARGS_BYTES_MAX:
-                raise invalid_params(f"'args' is longer than {CALL_ARGS_BYTES_MAX} bytes")
             try:
-                data = bytes.fromhex(text)
-            except ValueError:
-                raise invalid_params("'args' must be a JSON array, or a hex string of the msgpack-encoded argument list") from None
+                data = parse_hex(raw, max_bytes=CALL_ARGS_BYTES_MAX, what="'args'")
+            except HexError as exc:
+                raise invalid_params(f"'args' must be a JSON array, or a hex string of the msgpack-encoded argument list ({exc})") from None
             try:
                 decoded = unpack(data, max_bytes=CALL_ARGS_BYTES_MAX)
             except DecodeError as exc:

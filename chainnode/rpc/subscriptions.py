@@ -39,10 +39,11 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from chainnode.protocol.codec import pack
+from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.crypto import CryptoSuite
 from chainnode.store.ledger import Ledger
 from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, Params, RpcError, invalid_params
-from chainnode.rpc.jsonview import certificate_json, header_json, hx, receipt_json, value_json
+from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, value_json
 
 log = logging.getLogger("chainnode.rpc.subscriptions")
 
@@ -225,11 +226,11 @@ class SubscriptionHub:
                 for log_index, event in enumerate(receipt.events):
                     if (address is None or event.address == address) and (name is None or event.name == name):
                         found.append({
-                            "address": hx(event.address),
+                            "address": to_hex(event.address),
                             "name": event.name,
                             "fields": value_json(event.fields),
-                            "raw": hx(pack(event.to_fields())),
-                            "transactionHash": hx(tx_hash),
+                            "raw": to_hex(pack(event.to_fields())),
+                            "transactionHash": to_hex(tx_hash),
                             "blockNumber": height,
                             "transactionIndex": tx_index,
                             "logIndex": log_index,
@@ -272,15 +273,10 @@ def _parse_options(kind: str, options: dict, head_height: int) -> _Sub:
         return v
 
     def opt_hex(key: str, length: int) -> bytes:
-        v = options.get(key)
-        text = v[2:] if isinstance(v, str) and v.startswith(("0x", "0X")) else v
         try:
-            b = bytes.fromhex(text) if isinstance(text, str) and len(text) == 2 * length else None
-        except ValueError:
-            b = None
-        if b is None:
-            raise invalid_params(f"'{key}' must be {length} bytes as hex ({2 * length} hex digits)")
-        return b
+            return parse_hex(options.get(key), length=length)
+        except HexError:
+            raise invalid_params(f"'{key}' must be {length} bytes as hex ({2 * length} hex digits)") from None
 
     if kind == "receipt":
         if "transactionHash" not in options:

@@ -42,6 +42,7 @@ from chainnode.protocol.codec import (
     unpack,
 )
 from chainnode.crypto import HASH_BYTES, SUITE_NAMES, get_suite
+from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.store.files import read_json_file, write_atomic
 
 CERT_DOMAIN = "chainnode/cert"
@@ -536,12 +537,9 @@ def read_document(path: Any) -> dict:
 
 
 def _hex_field(doc: dict, name: str, path: Any) -> bytes:
-    value = doc.get(name)
     try:
-        if type(value) is not str:
-            raise ValueError
-        return bytes.fromhex(value)
-    except ValueError:
+        return parse_hex(doc.get(name))
+    except HexError:
         raise CertificateError(f"{path}: field {name!r} is missing or not hex") from None
 
 

@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from chainnode.crypto import SUITE_NAMES, get_suite
+from chainnode.protocol.hexstr import parse_hex
 from chainnode.store.files import read_json_file, write_atomic
 
 FORMAT = "chainnode-key/1"
@@ -113,11 +114,11 @@ def decrypt_key(doc: dict, password: str, *, source: str = "key file") -> KeyPai
         suite_name = doc["suite"]
         if suite_name not in SUITE_NAMES:
             raise bad(f"unknown suite {suite_name!r}")
-        public_key = bytes.fromhex(doc["public_key"])
+        public_key = parse_hex(doc["public_key"], what="public_key")
         kdf, cipher = doc["kdf"], doc["cipher"]
-        salt, nonce = bytes.fromhex(kdf["salt"]), bytes.fromhex(cipher["nonce"])
+        salt, nonce = parse_hex(kdf["salt"], what="kdf.salt"), parse_hex(cipher["nonce"], what="cipher.nonce")
         n, r, p = kdf["n"], kdf["r"], kdf["p"]
-        ciphertext = bytes.fromhex(doc["ciphertext"])
+        ciphertext = parse_hex(doc["ciphertext"], what="ciphertext")
         cipher_name = cipher["name"]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise bad(f"missing or malformed field ({exc})") from None

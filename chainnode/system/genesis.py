@@ -49,9 +49,10 @@ from typing import Any
 
 from chainnode.security.certs import CERT_FORMAT, Certificate, CertificateError
 from chainnode.protocol.codec import DecodeError, expect_value, pack
-from chainnode.crypto import SUITE_NAMES, get_suite
+from chainnode.crypto import ADDRESS_BYTES, SUITE_NAMES, get_suite
 from chainnode.system.governance import ADMIN_PREFIX, NAMES_KEY, GovernanceError, check_params
 from chainnode.store.files import read_bounded
+from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
 from chainnode.store.state import StateOverlay, next_state_root
@@ -212,14 +213,11 @@ def _int(doc: dict, key: str, where: str, lo: int, hi: int, default: int | None 
     return v
 
 
-def _hex(v: Any, what: str, lengths: tuple[int, ...]) -> bytes:
+def _hex(v: Any, what: str, length: int) -> bytes:
     try:
-        b = bytes.fromhex(v.removeprefix("0x"))
-    except (AttributeError, ValueError, TypeError):
-        raise GenesisError(f"{what} must be hex") from None
-    if len(b) not in lengths:
-        raise GenesisError(f"{what} must be {' or '.join(str(n) for n in lengths)} bytes, got {len(b)}")
-    return b
+        return parse_hex(v, length=length, what=what)
+    except HexError as exc:
+        raise GenesisError(str(exc)) from None
 
 
 def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
@@ -246,7 +244,7 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         role = n.get("role")
         if role not in ("sealer", "observer"):
             raise GenesisError(f"{where} ({name}): role must be \"sealer\" or \"observer\"")
-        pub = _hex(n.get("consensus_pub"), f"{where} ({name}): consensus_pub", (suite.public_key_bytes,))
+        pub = _hex(n.get("consensus_pub"), f"{where} ({name}): consensus_pub", suite.public_key_bytes)
         peer_id = _text(n, "peer_id", where, PEER_ID_CHARS_MAX)
         addrs = n.get("addrs", [])
         if not isinstance(addrs, list) or not all(isinstance(a, str) and a.startswith("/") for a in addrs):
@@ -267,7 +265,7 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         where = f"{source}: committee[{i}]"
         if not isinstance(g, dict):
             raise GenesisError(f"{where} must be an object")
-        committee.append((_hex(g.get("address"), f"{where}: address", (20,)), _int(g, "weight", where, 1, 1_000_000, default=1)))
+        committee.append((_hex(g.get("address"), f"{where}: address", ADDRESS_BYTES), _int(g, "weight", where, 1, 1_000_000, default=1)))
     gov = doc.get("governance", {})
     if not isinstance(gov, dict):
         raise GenesisError(f"{source}: 'governance' must be an object")
@@ -317,7 +315,7 @@ def _contracts(value: Any, source: str) -> list[GenesisContract]:
         args = c.get("init_args", [])
         if not isinstance(args, list):
             raise GenesisError(f"{where} ({name}): 'init_args' must be a list")
-        out.append(GenesisContract(name, code, _hex(c.get("deployer"), f"{where} ({name}): deployer", (20,)), _init_args(args, f"{where} ({name}): init_args")))
+        out.append(GenesisContract(name, code, _hex(c.get("deployer"), f"{where} ({name}): deployer", ADDRESS_BYTES), _init_args(args, f"{where} ({name}): init_args")))
     return out
 
 
@@ -353,8 +351,8 @@ def _ca_cert(value: Any, source: str, suite_name: str) -> Certificate:
     if not isinstance(value, str) or not value:
         raise GenesisError(f"{where}: must be the hex of the CA certificate; {hint}")
     try:
-        raw = bytes.fromhex(value.removeprefix("0x"))
-    except ValueError:
+        raw = parse_hex(value)
+    except HexError:
         raise GenesisError(f"{where}: not hex; {hint}") from None
     try:
         cert = Certificate.decode(raw)

@@ -144,8 +144,22 @@ async def test_verified_receipt_and_every_broken_link(env):
         verify_receipt_proof(answer, SEALER_PUBS, SUITE, tx_hash=os.urandom(32))
     with pytest.raises(ProofError, match="malformed proof"):
         verify_receipt_proof(dict(answer, raw="0x00"), SEALER_PUBS, SUITE)
+    with pytest.raises(ProofError, match="receipt raw must be a hex string"):
+        verify_receipt_proof(dict(answer, raw="0x0g"), SEALER_PUBS, SUITE)
+    # Hex in the answer may use 0X and upper-case digits, as the node's RPC accepts them.
+    assert verify_receipt_proof(_upper_hex(answer), SEALER_PUBS, SUITE).tx_hash == t.hash(SUITE)
     with pytest.raises(ProofError, match="requireProof"):
         verify_receipt_proof({k: v for k, v in answer.items() if k != "receiptProof"}, SEALER_PUBS, SUITE)
+
+
+def _upper_hex(v):
+    if isinstance(v, str) and v.startswith("0x"):
+        return "0X" + v[2:].upper()
+    if isinstance(v, dict):
+        return {k: _upper_hex(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_upper_hex(x) for x in v]
+    return v
 
 
 async def test_node_errors_are_exceptions(env):

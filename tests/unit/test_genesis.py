@@ -70,7 +70,7 @@ def test_hash_ignores_addresses_and_json_layout(tmp_path):
         (lambda d: d.update(timestamp_ms=-1), "timestamp_ms"),
         (lambda d: d.update(nodes=[]), "1..256 nodes"),
         (lambda d: d["nodes"][1].update(role="king"), r"nodes\[1\] \(node1\): role"),
-        (lambda d: d["nodes"][1].update(consensus_pub="zz"), r"nodes\[1\] \(node1\): consensus_pub must be hex"),
+        (lambda d: d["nodes"][1].update(consensus_pub="zz"), r"nodes\[1\] \(node1\): consensus_pub must be a hex string"),
         (lambda d: d["nodes"][1].update(consensus_pub="04" * 10), "must be 65 bytes"),
         (lambda d: d["nodes"][1].update(consensus_pub=KEYS[0][1].hex()), "duplicate consensus_pub"),
         (lambda d: d["nodes"][1].update(peer_id="12D3KooPeer0"), "duplicate peer_id"),
@@ -157,7 +157,7 @@ def test_genesis_contracts_are_deployed_and_named_in_block_0(tmp_path):
     [
         ({"name": "c", "deployer": "00" * 20, "source": "def init(:\n"}, "does not deploy: ContractRejected"),
         ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": []}, "does not deploy"),
-        ({"name": "c", "deployer": "zz", "source": COUNTER}, "deployer must be hex"),
+        ({"name": "c", "deployer": "zz", "source": COUNTER}, "deployer must be a hex string"),
         ({"name": "bad name", "deployer": "00" * 20, "source": COUNTER}, "ASCII letters"),
         ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": ["0xnothex"]}, "is not hex"),
         ({"name": "c", "deployer": "00" * 20, "source": COUNTER, "init_args": [1.5]}, "no floats"),
