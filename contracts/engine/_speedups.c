@@ -1,14 +1,16 @@
 /* The contract engine's hot services in C: the storage object's `get` and `_assign`
- * (`storage[key] = value`), and `_emit_`, the compiler's form of `emit`.
+ * (`storage[key] = value`), and `_emit_`, the compiler's form of `emit`; and the engine's
+ * `repoint` of its reused top-level storage object, which runs on every call.
  *
  * The Python code is the reference and runs wherever this extension is not built:
- * Storage._get_py and Storage._assign_py in store.py, `_emit_` in runtime.py. This file only
- * covers the common case, byte for byte and gas for gas the same: a str or bytes key whose
- * encoding is already memoised, a scalar value, a writable frame, every limit and the meter
- * within bounds. Everything else (a new key, a container, a read-only call, a meter that
- * does not fit in 64 bits, a value or event at or over a limit) is handed to the Python
- * implementation before anything was charged or written, so every error a contract can see
- * comes from one place. tests/contracts/test_speedups.py holds the two together.
+ * Storage._get_py, Storage._assign_py and Storage.repoint in store.py, `_emit_` in
+ * runtime.py. This file only covers the common case, byte for byte and gas for gas the
+ * same: a str or bytes key whose encoding is already memoised, a scalar value, a writable
+ * frame, every limit and the meter within bounds. Everything else (a new key, a container,
+ * a read-only call, a meter that does not fit in 64 bits, a value or event at or over a
+ * limit) is handed to the Python implementation before anything was charged or written, so
+ * every error a contract can see comes from one place. tests/contracts/test_speedups.py
+ * holds the two together.
  *
  * No state of its own: the memo, the encoder, the decoder, the error type and the gas
  * prices are handed over once by store.py (`configure`), the rest per Emitter by runtime.py.
@@ -274,6 +276,23 @@ storage_assign(StorageCore *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     Py_RETURN_NONE;
 }
 
+/* store.py's Storage.repoint when this base is not built: the engine re-points its reused
+ * top-level storage on every call, and three field stores cost less than a Python frame. */
+static PyObject *
+storage_repoint(StorageCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "repoint(parent, prefix, readonly) takes 3 arguments (%zd given)",
+                            nargs);
+    Py_INCREF(args[0]);
+    Py_XSETREF(self->parent, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(self->prefix, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(self->readonly, args[2]);
+    Py_RETURN_NONE;
+}
+
 static int
 storage_init(StorageCore *self, PyObject *args, PyObject *kwds)
 {
@@ -340,6 +359,7 @@ storage_dealloc(StorageCore *self)
 static PyMethodDef storage_methods[] = {
     {"get", (PyCFunction)(void (*)(void))storage_get, METH_FASTCALL | METH_KEYWORDS, "get(key, default=None)"},
     {"_assign", (PyCFunction)(void (*)(void))storage_assign, METH_FASTCALL | METH_KEYWORDS, "_assign(value, key)"},
+    {"repoint", (PyCFunction)(void (*)(void))storage_repoint, METH_FASTCALL, "repoint(parent, prefix, readonly)"},
     {NULL},
 };
 

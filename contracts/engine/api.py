@@ -89,14 +89,14 @@ class Engine:
         # Per-transaction state that lives as long as the engine and is reset by every
         # top-level call (never shared by two transactions: the lock below serialises them).
         # The gas meter ([gas left, contract function depth]) is bound once into every
-        # namespace (`_g_`), the runtime and the top-level storage; the top-level write
-        # buffer and storage object are re-pointed per call, their writes emptied when the
+        # namespace (`_g_`), the runtime and the top-level storage; the top-level storage
+        # object (and its write buffer) is re-pointed per call, its writes emptied when the
         # call ends, whatever the outcome.
         self._gas = rt.gas
         self._frames = rt.frames
-        self._top_buf = WriteBuffer(None)
-        self._top_writes = self._top_buf.writes
-        self._top_storage = Storage(self._top_buf, b"", rt.gas, False)
+        top_buf = WriteBuffer(None)
+        self._top_writes = top_buf.writes
+        self._top_storage = Storage(top_buf, b"", rt.gas, False)
         # The top-level call's frame (frame.py), always `frames[0]`: its fields are set per
         # call (nested calls push and pop their own).
         self._top_frame = new_frame(None, [], False, self._top_storage, None)
@@ -292,7 +292,7 @@ class Engine:
                 # hot path of every transaction.
                 # The method's entry variant (see compiler._entry_variant): it starts at
                 # function depth 1 without counting it itself.
-                table = compiled._tables.get(rt)
+                table = compiled.entry_tables.get(rt)
                 if table is None:
                     table = self._entry_table(compiled)
                 entry = table.get(_INIT if _init else method)
@@ -304,10 +304,8 @@ class Engine:
                     setcontext(DECIMAL_CONTEXT)
                 # The reused top-level layer, re-pointed. Its writes are empty: every call
                 # that used it cleared them in the `finally` below, whatever the outcome.
-                storage = self._top_storage
-                storage._parent = state
-                storage._prefix = _prefix
-                storage._readonly = ro = readonly or view
+                ro = readonly or view
+                self._top_storage.repoint(state, _prefix, ro)
                 top = self._top_frame
                 top[FRAME_CONTRACT] = ctx.contract
                 top[FRAME_EVENTS] = events = []
@@ -406,7 +404,7 @@ class Engine:
             raise MethodNotFound(method if type(method) is str else "?")
         readonly = caller_readonly or method in compiled.view_methods
         rt = self._rt
-        ns = compiled._namespaces.get(rt)
+        ns = compiled.namespaces.get(rt)
         if ns is None:
             ns = self._namespace(compiled)
         address = ctx.contract
@@ -441,11 +439,11 @@ class Engine:
         table: dict = {m: (ns[name], m in compiled.view_methods, ns) for m, name in compiled.entries.items()}
         if compiled.init_entry is not None:
             table[_INIT] = (ns[compiled.init_entry], False, ns)
-        compiled._tables[self._rt] = table
+        compiled.entry_tables[self._rt] = table
         return table
 
     def _namespace(self, compiled: CompiledContract) -> dict:
-        ns = compiled._namespaces.get(self._rt)
+        ns = compiled.namespaces.get(self._rt)
         if ns is None:
             # `_g_` is the engine's gas meter for good: it is the same list for every call.
             # `storage` is the engine's reused top-level storage object unless a nested call
@@ -456,7 +454,7 @@ class Engine:
             # compile time), so running it once and reusing it is the same as running it
             # for every call.
             exec(compiled.code, ns)  # noqa: S102 - sandboxed, compiled code
-            compiled._namespaces[self._rt] = ns
+            compiled.namespaces[self._rt] = ns
         return ns
 
     def _cross_call(self, address: bytes, method: str, args: tuple) -> Any:
@@ -471,10 +469,7 @@ class Engine:
         source = self._world.get(code_key(address))
         caller_frame = rt.frames[-1]
         # The caller's pending writes are visible to the callee: read through its layer.
-        caller_storage = caller_frame[FRAME_STORAGE]
-        parent = caller_storage._buf
-        if parent is self._top_buf:
-            parent.parent = caller_storage._parent  # the top-level layer is re-pointed lazily
+        parent = caller_frame[FRAME_STORAGE].write_layer()
         if source is None:
             raise CallError(f"no contract at {address.hex()}")
         rt.charge(CODE_BYTE_GAS * len(source))

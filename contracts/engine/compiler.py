@@ -168,10 +168,10 @@ class CompiledContract:
     # of a transaction (see _entry_variant); `init`'s is `init_entry`.
     entries: dict = field(default_factory=dict)
     init_entry: str | None = None
-    # Filled by the runtime that executes it (module namespace with its functions).
-    _namespaces: dict = field(default_factory=dict, repr=False)
-    # Filled by the engine: its per-method entry table (Engine._entry_table).
-    _tables: dict = field(default_factory=dict, repr=False)
+    # Caches the engine fills, per Runtime that runs the code: the module namespace with its
+    # functions (Engine._namespace) and the per-method entry table (Engine._entry_table).
+    namespaces: dict = field(default_factory=dict, repr=False)
+    entry_tables: dict = field(default_factory=dict, repr=False)
 
 
 def cache_key(source: str) -> bytes:

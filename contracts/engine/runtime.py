@@ -23,7 +23,10 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any, Callable
 
+from chainnode.protocol.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
+
 from contracts.engine import values
+from contracts.engine.accelerator import speedups
 from contracts.engine.builtins_accounting import CHEAP, HASHABLE_CHEAP, ITERABLE, Accounting, accounting
 from contracts.engine.builtins_arith import arithmetic
 from contracts.engine.builtins_attrs import attributes
@@ -53,12 +56,13 @@ from contracts.engine.gas import (
     TX_EVENT_BYTES_MAX,
     VERIFY_GAS,
 )
-from contracts.engine.model import Event, _new_tuple
-from chainnode.protocol.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
-from contracts.engine.store import Storage, _speedups
+from contracts.engine.model import Event
+from contracts.engine.store import Storage
 
 # Event field values that need no walk and no copy (ints are range-checked by msgpack).
 _EVENT_SCALARS = frozenset({int, str, bytes, bool, type(None)})
+# model.make_event, inlined in emit: tuple.__new__ skips NamedTuple's Python-level __new__.
+_new_tuple = tuple.__new__
 
 
 class Runtime:
@@ -364,10 +368,10 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
         rt.event_bytes = total
         frame[FRAME_EVENTS].append(_new_tuple(Event, (frame[FRAME_CONTRACT], name, fields)))  # make_event, inlined
 
-    if _speedups is not None:
+    if speedups is not None:
         # The same as the `_emit_` above for the common case, in C; it calls that one for
         # everything else (tests/contracts/test_speedups.py holds the two together).
-        _emit_ = _speedups.Emitter(rt, frames, gas_meter, pack, Event, _emit_, EVENTS_MAX, EVENT_BYTES_MAX,
+        _emit_ = speedups.Emitter(rt, frames, gas_meter, pack, Event, _emit_, EVENTS_MAX, EVENT_BYTES_MAX,
                                    TX_EVENT_BYTES_MAX, EVENT_GAS, EVENT_BYTE_GAS)
 
     def hash_(data: bytes) -> bytes:

@@ -14,10 +14,10 @@ gas, a limit) simply drops its buffer, so nothing it wrote is ever seen.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Protocol
 
-from contracts.engine import frame, values
+from contracts.engine import values
+from contracts.engine.accelerator import speedups
 from contracts.engine.errors import LimitExceeded, OutOfGas
 from contracts.engine.gas import (
     STORAGE_DELETE_GAS,
@@ -135,22 +135,8 @@ class WriteBuffer:
                 parent.set(key, value)
 
 
-# The C accelerator (contracts/engine/_speedups.c): `get`, `_assign` and event emission for
-# the common case, identical in results and gas to the Python code here and in runtime.py,
-# which stays the reference and runs whenever the extension is not built (no C compiler at
-# install) or CHAINNODE_PURE_PYTHON=1 is set (to test or debug the reference).
-_speedups: Any = None
-if os.environ.get("CHAINNODE_PURE_PYTHON") != "1":
-    try:
-        from contracts.engine import _speedups
-    except ImportError:  # pragma: no cover - depends on the install
-        _speedups = None
-if _speedups is not None:
-    # Its Emitter reads call frames by the C file's own #defines of their indices.
-    assert _speedups.FRAME_LAYOUT == {name: getattr(frame, name) for name in _speedups.FRAME_LAYOUT}, (
-        "contracts/engine/_speedups.c and frame.py disagree on the call frame's layout (rebuild it?)")
-
-_StorageBase: type = _speedups.StorageCore if _speedups is not None else object
+# The C accelerator's fields and fast methods (see accelerator.py), when it is loaded.
+_StorageBase: type = speedups.StorageCore if speedups is not None else object
 
 
 class Storage(_StorageBase):  # type: ignore[misc, valid-type]
@@ -162,15 +148,15 @@ class Storage(_StorageBase):  # type: ignore[misc, valid-type]
 
     `_writes` and `_parent` are the write buffer's own dict and parent, held directly so an
     access takes one attribute load instead of two. The engine reuses one `Storage` (and
-    its `WriteBuffer`) for every top-level call and re-points them per call; a contract
+    its `WriteBuffer`) for every top-level call and re-points it per call; a contract
     cannot keep a reference to it past its call (no module state, no closures, and values
     that leave a call are plain values).
     """
 
     # With the C base, its fields are these (and its __init__ sets them the same way).
-    __slots__ = () if _speedups is not None else ("_buf", "_writes", "_parent", "_prefix", "_gas", "_readonly")
+    __slots__ = () if speedups is not None else ("_buf", "_writes", "_parent", "_prefix", "_gas", "_readonly")
 
-    if _speedups is None:
+    if speedups is None:
         def __init__(self, buf: Any, prefix: bytes, gas: list[int], readonly: bool) -> None:
             self._buf = buf
             self._writes = buf.writes
@@ -269,7 +255,7 @@ class Storage(_StorageBase):  # type: ignore[misc, valid-type]
     # `get` and `_assign` are the C base's when it is built: the same code for the common
     # case (a memoised str/bytes key, a scalar value), which calls the two above for the
     # rest. tests/contracts/test_speedups.py holds the two to the same results and gas.
-    if _speedups is None:
+    if speedups is None:
         get = _get_py
         _assign = _assign_py
 
@@ -283,7 +269,29 @@ class Storage(_StorageBase):  # type: ignore[misc, valid-type]
             raise OutOfGas("out of gas in storage access")
         self._writes[k] = None
 
+    # The engine's own methods: contract code names `get` only (the attribute allow-list
+    # refuses the rest). The C base has its own `repoint`, the same three stores without a
+    # Python frame: the engine calls it on every top-level call.
 
-if _speedups is not None:
-    _speedups.configure(_key_cache, _pack, _decode, OutOfGas, STORAGE_READ_GAS, STORAGE_READ_BYTE_GAS,
-                        STORAGE_WRITE_GAS, STORAGE_WRITE_BYTE_GAS, STORAGE_VALUE_BYTES_MAX)
+    if speedups is None:
+        def repoint(self, parent: Any, prefix: bytes, readonly: bool) -> None:
+            """Point this storage at another contract's state for the next call (the engine
+            reuses one storage object for every top-level call); its writes are empty,
+            merged or dropped by the call before. The buffer's own parent is left for
+            `write_layer` to bring up to date: only a cross-contract call reads it."""
+            self._parent = parent
+            self._prefix = prefix
+            self._readonly = readonly
+
+    def write_layer(self) -> WriteBuffer:
+        """The write buffer this storage writes to, reading through to what this storage
+        reads: a cross-contract call layers the callee's buffer on it, so the callee sees
+        the caller's pending writes."""
+        buf = self._buf
+        buf.parent = self._parent
+        return buf
+
+
+if speedups is not None:
+    speedups.configure(_key_cache, _pack, _decode, OutOfGas, STORAGE_READ_GAS, STORAGE_READ_BYTE_GAS,
+                       STORAGE_WRITE_GAS, STORAGE_WRITE_BYTE_GAS, STORAGE_VALUE_BYTES_MAX)

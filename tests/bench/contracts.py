@@ -195,9 +195,9 @@ def measure(rounds: int = ROUNDS, calls: int = CALLS_PER_ROUND) -> dict[str, flo
 def main() -> int:
     m = measure()
     print(f"payment call, plain CPython : {m['plain_calls_per_s']:>10,.0f} calls/s  (codec.pack)")
-    from contracts.engine import store
+    from contracts.engine.accelerator import speedups
 
-    impl = "C accelerator" if store._speedups is not None else "Python reference (no C accelerator)"
+    impl = "C accelerator" if speedups is not None else "Python reference (no C accelerator)"
     print(f"payment call, engine        : {m['engine_calls_per_s']:>10,.0f} calls/s  (gas {m['gas_used']}; {impl})")
     print(f"ratio engine/plain          : {m['ratio']:>10.2f}x   (budget >= {RATIO_MIN}x)")
     print(f"reference: plain, lean enc. : {m['lean_plain_calls_per_s']:>10,.0f} calls/s  "

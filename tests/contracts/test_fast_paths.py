@@ -246,7 +246,7 @@ def test_nothing_of_a_call_survives_into_the_next() -> None:
     def call(method: str, args: list, state: MemoryStore, **kw: object) -> object:
         result = engine.call(compiled, method, args, state=state, ctx=ctx(), gas_limit=100_000, **kw)
         # The reused layer is empty between calls, whatever the outcome.
-        assert engine._top_buf.writes == {}
+        assert engine._top_writes == {}
         return result
 
     for failing in ("put_then_fail", "put_then_spin"):

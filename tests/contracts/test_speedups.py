@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.engine import Engine, store
+from contracts.engine.accelerator import speedups
 from contracts.engine.frame import FRAME_READONLY, new_frame
 from contracts.engine.gas import (
     EVENT_BYTES_MAX,
@@ -45,20 +46,20 @@ from tests.contracts.support import ALICE, BOB, MemoryStore, ctx
 
 REPO = Path(__file__).resolve().parents[2]
 PURE = os.environ.get("CHAINNODE_PURE_PYTHON") == "1"
-needs_c = pytest.mark.skipif(store._speedups is None, reason="the reference implementation is running")
+needs_c = pytest.mark.skipif(speedups is None, reason="the reference implementation is running")
 
 
 def test_the_accelerator_is_built() -> None:
     if PURE:
-        assert store._speedups is None and Storage.get is Storage._get_py
+        assert speedups is None and Storage.get is Storage._get_py
         return
-    assert store._speedups is not None, (
+    assert speedups is not None, (
         "contracts/engine/_speedups.c was not built: the install needs a C compiler and the "
         "Python headers (Debian: gcc python3-dev). Run `make clean test`, or set "
         "CHAINNODE_PURE_PYTHON=1 to run on the (slower) Python reference."
     )
-    assert Storage.get is store._speedups.StorageCore.get
-    assert type(Engine()._rt.builtins["_emit_"]) is store._speedups.Emitter
+    assert Storage.get is speedups.StorageCore.get and Storage.repoint is speedups.StorageCore.repoint
+    assert type(Engine()._rt.builtins["_emit_"]) is speedups.Emitter
 
 
 def outcome(fn: Callable[[], Any]) -> tuple:
