@@ -29,7 +29,7 @@ import trio
 
 from chainnode.client import Account, Client, ProofError, ReceiptInfo, verify_receipt_proof
 from chainnode.client.offline import OfflineDevice, settle_args, verify_voucher
-from chainnode.crypto import get_suite
+from chainnode.crypto import ADDRESS_BYTES, get_suite
 from chainnode.system.contracts import NAMES_ADDRESS
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import CommitCertificate
@@ -136,7 +136,7 @@ class _Play:
 
     def fmt(self, value: Any) -> str:
         if isinstance(value, bytes):
-            if len(value) == 20:
+            if len(value) == ADDRESS_BYTES:
                 return self.who(value)
             if not value:
                 return "(none)"

@@ -34,10 +34,10 @@ from chainnode.cli.rpc import (
     _table,
     _wait_receipt,
 )
+from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.system.governance import KINDS, GovernanceError, check_params
 
-ADDRESS_BYTES = 20
 SERIAL_BYTES = 16
 PUB_LENGTHS = (32, 65)  # ed25519, sm
 NODE_KINDS = ("add_sealer", "add_observer")

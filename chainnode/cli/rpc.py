@@ -23,6 +23,7 @@ import trio
 
 from chainnode.cli.common import PASSWORD_ENV, emit, read_password
 from chainnode.client.proof import ProofError, verify_receipt_proof as sdk_verify_receipt_proof
+from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.protocol.jsonvalue import from_json
 from chainnode.rpc.jsonrpc import NOT_FOUND
@@ -30,8 +31,6 @@ from chainnode.rpc.jsonrpc import NOT_FOUND
 RPC_ENV = "CHAINNODE_RPC"
 GROUP_ENV = "CHAINNODE_GROUP"
 RPC_DEFAULT = "http://127.0.0.1:8545"
-ADDRESS_BYTES = 20
-HASH_BYTES = 32
 SOURCE_BYTES_MAX = 1 << 20  # a contract source larger than this is surely the wrong file
 RECEIPT_POLL_MS = 200
 RECEIPT_TIMEOUT_S_DEFAULT = 60.0

@@ -22,11 +22,11 @@ from typing import Any
 
 from chainnode.client.account import Account
 from chainnode.client.rpc import CallFailed, Client, ReceiptInfo, TransactionFailed
+from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.hexstr import parse_hex
 
 from chainnode.system.addresses import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS  # noqa: F401
 
-ADDRESS_BYTES = 20
 
 
 PROPOSALS_PAGE_MAX = 100  # view_proposals returns at most this many at a time

@@ -28,10 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from chainnode.crypto import CryptoSuite
+from chainnode.crypto import ADDRESS_BYTES, CryptoSuite
 
 VOUCHER_DOMAIN = b"chainnode/voucher/v1"
-ADDRESS_BYTES = 20
 AMOUNT_MAX = 10**15          # the contract's AMOUNT_MAX (fen)
 COUNTER_MAX = 2**63 - 1      # the contract's COUNTER_MAX
 VOUCHERS_MAX = 200           # the contract's vouchers per settle_offline call

@@ -24,10 +24,8 @@ from chainnode.protocol.codec import (
     pack,
     unpack,
 )
-from chainnode.crypto import CryptoSuite
+from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES, CryptoSuite
 
-HASH_BYTES = 32
-ADDRESS_BYTES = 20
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_LENGTHS = (32, 65)  # ed25519, SM2 uncompressed
 ZERO_HASH = bytes(HASH_BYTES)

@@ -40,7 +40,7 @@ import trio
 
 from chainnode.protocol.codec import pack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
-from chainnode.crypto import CryptoSuite
+from chainnode.crypto import ADDRESS_BYTES, CryptoSuite
 from chainnode.store.ledger import Ledger
 from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, value_json
@@ -49,7 +49,6 @@ log = logging.getLogger("chainnode.rpc.subscriptions")
 
 KINDS = ("newBlocks", "events", "receipt")
 HEIGHT_MAX = 2**63 - 1
-ADDRESS_BYTES = 20
 EVENT_NAME_CHARS_MAX = 256
 OPTIONS = {
     "newBlocks": ("fromBlock",),

@@ -147,7 +147,7 @@ class Genesis:
         engine = Engine(suite)
         names = {}
         for c in self.contracts:
-            ctx = CallContext(c.deployer, bytes(20), 0, self.timestamp_ms, ZERO_HASH)
+            ctx = CallContext(c.deployer, bytes(ADDRESS_BYTES), 0, self.timestamp_ms, ZERO_HASH)
             result = engine.deploy(overlay, ctx, c.source, c.init_args, GENESIS_DEPLOY_GAS, b"genesis/" + c.name.encode())
             if not result.ok:
                 raise GenesisError(f"genesis contract {c.name!r} does not deploy: {result.error_type}: {result.error_message or ''}")

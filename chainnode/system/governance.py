@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, pack, unpack
 from chainnode.store.state import StateReader
 from chainnode.system.state import (
@@ -47,7 +48,6 @@ from chainnode.system.state import (
     read_pending_nodes,
 )
 
-ADDRESS_BYTES = 20
 NEXT_ID_KEY = b"sys/gov/next"
 PROPOSAL_PREFIX = b"sys/gov/p/"
 DEPLOY_OPEN_KEY = b"sys/perm/deploy_open"
