@@ -23,13 +23,8 @@ from chainnode.crypto import get_suite
 
 from contracts.engine import values
 from contracts.engine.builtins_curated import DECIMAL_CONTEXT
-from contracts.engine.compiler import (
-    INIT_METHOD,
-    CodeCache,
-    CompiledContract,
-    cache_key,
-    compile_contract,
-)
+from contracts.engine.compile_check import INIT_METHOD
+from contracts.engine.compiler import CodeCache, CompiledContract, cache_key, compile_contract
 from contracts.engine.errors import (
     CallDepthExceeded,
     CallError,
@@ -290,7 +285,7 @@ class Engine:
                         values.to_plain(a, "argument")
                 # The top-level call, inlined (see _invoke for the nested form): this is the
                 # hot path of every transaction.
-                # The method's entry variant (see compiler._entry_variant): it starts at
+                # The method's entry variant (see compile_guards.entry_variant): it starts at
                 # function depth 1 without counting it itself.
                 table = compiled.entry_tables.get(rt)
                 if table is None:
@@ -434,7 +429,7 @@ class Engine:
     def _entry_table(self, compiled: CompiledContract) -> dict:
         """What the top-level call needs per method, looked up once per compiled contract:
         public method (or `_INIT`) -> (its entry function, whether it is a view, namespace).
-        The entry functions are those of compiler._entry_variant."""
+        The entry functions are those of compile_guards.entry_variant."""
         ns = self._namespace(compiled)
         table: dict = {m: (ns[name], m in compiled.view_methods, ns) for m, name in compiled.entries.items()}
         if compiled.init_entry is not None:

@@ -273,15 +273,15 @@ def test_reentrancy_and_depth_attacks_through_the_world() -> None:
 def test_an_abort_swallowed_by_finally_still_fails_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: if the compiler ever let `return` inside `finally` through, the
     engine would still see the abort it swallowed and fail the call."""
-    from contracts.engine import compiler
+    from contracts.engine import compile_check, compiler
 
-    original_init = compiler._Checker.__init__
+    original_init = compile_check.Checker.__init__
 
-    def lenient_init(self: compiler._Checker) -> None:
+    def lenient_init(self: compile_check.Checker) -> None:
         original_init(self)
         self._in_finally = -1  # one level of finally now looks like none: the rule is off
 
-    monkeypatch.setattr(compiler._Checker, "__init__", lenient_init)
+    monkeypatch.setattr(compile_check.Checker, "__init__", lenient_init)
     source = "def attack():\n    try:\n        x = 'a' * 10**10\n    finally:\n        return 1\n"
     compiled = compiler.compile_contract(source)
     result = Engine().call(compiled, "attack", [], state=MemoryStore(), ctx=ctx(), gas_limit=GAS_LIMIT)
