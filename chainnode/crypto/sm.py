@@ -243,7 +243,7 @@ class SM2:
         pkey = self._public(pub)
         if pkey is None:
             return False
-        der = _rs_to_der(r, s)
+        der = rs_to_der(r, s)
         lib = self.lib
         mctx, pctx = self._digest_ctx(pkey, dist_id, verify=True)
         try:
@@ -268,7 +268,7 @@ def _der_int(x: int) -> bytes:
     return b"\x02" + bytes([len(body)]) + body
 
 
-def _rs_to_der(r: int, s: int) -> bytes:
+def rs_to_der(r: int, s: int) -> bytes:
     body = _der_int(r) + _der_int(s)
     return b"\x30" + bytes([len(body)]) + body
 

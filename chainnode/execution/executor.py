@@ -130,7 +130,7 @@ class Executor:
                 break
             before = overlay.snapshot()
             try:
-                receipt = _receipt(tx_hash, self._run(overlay, tx, tx_hash, height, timestamp_ms, gas_limit))
+                receipt = receipt_of(tx_hash, self._run(overlay, tx, tx_hash, height, timestamp_ms, gas_limit))
                 data = receipt.encode()
             except MemoryError:
                 raise
@@ -201,7 +201,8 @@ def refusal(state: StateReader, sender: bytes, to: bytes | None, method: str) ->
     return None
 
 
-def _receipt(tx_hash: bytes, result: CallResult) -> Receipt:
+def receipt_of(tx_hash: bytes, result: CallResult) -> Receipt:
+    """The receipt of a transaction whose call ended with `result`."""
     return Receipt(
         tx_hash=tx_hash,
         status=0 if result.ok else STATUS_FAILED,

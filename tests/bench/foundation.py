@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from chainnode.crypto import get_suite
-from chainnode.crypto.sm import DEFAULT_ID, _rs_to_der
+from chainnode.crypto.sm import DEFAULT_ID, rs_to_der
 from chainnode.store.ledger import Ledger
 from tests.helpers import next_block, payment_tx
 
@@ -40,7 +40,7 @@ def raw_libcrypto_verify_loop(sm2, pub: bytes, msg: bytes, sig: bytes):
     signature pre-encoded, no checks; what the suite does minus everything of ours."""
     lib = sm2.lib
     pkey = sm2._public(pub)
-    der = _rs_to_der(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+    der = rs_to_der(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
     md = lib.EVP_sm3()
 
     def run(count: int) -> None:

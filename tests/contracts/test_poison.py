@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainnode.crypto import get_suite
-from chainnode.execution.executor import Executor, _receipt
+from chainnode.execution.executor import Executor, receipt_of
 from chainnode.system.genesis import parse_genesis
 from chainnode.store.ledger import Ledger
 from chainnode.protocol.types import Receipt, Transaction
@@ -102,7 +102,7 @@ values = st.recursive(
 
 
 def assert_receipt_encodes(result) -> Receipt:
-    receipt = _receipt(TX_HASH, result)
+    receipt = receipt_of(TX_HASH, result)
     data = receipt.encode()  # raised on the lone surrogate before the fix
     assert Receipt.decode(data) == receipt  # and every peer can read it back
     return receipt
