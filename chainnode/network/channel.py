@@ -15,7 +15,7 @@ from typing import Callable
 
 import trio
 
-from chainnode.network.errors import ProtocolViolation
+from chainnode.network.errors import TRANSPORT_ERRORS, ProtocolViolation
 from chainnode.network.framing import HEADER_BYTES, KEEPALIVE_FRAME, FrameDecoder, encode_frames
 from chainnode.network.inbox import FairInbox
 from chainnode.network.limits import NetworkLimits
@@ -112,7 +112,7 @@ class PeerChannel:
                 self._counters.inc("writes_out")
         except (trio.EndOfChannel, trio.ClosedResourceError):
             self._finish("closed", scope)
-        except Exception as exc:  # any libp2p stream/connection error: the peer is gone
+        except TRANSPORT_ERRORS as exc:  # the stream or connection failed: the peer is gone
             self._finish(f"write failed ({type(exc).__name__})", scope)
 
     async def _reader(self, scope: trio.CancelScope) -> None:
@@ -150,5 +150,5 @@ class PeerChannel:
             self._finish(v, scope)
         except EOFError:
             self._finish("stream closed", scope)
-        except Exception as exc:  # StreamReset, connection errors: the peer is gone
+        except TRANSPORT_ERRORS as exc:  # StreamReset, connection errors: the peer is gone
             self._finish(f"read failed ({type(exc).__name__})", scope)

@@ -27,6 +27,8 @@ import time
 from typing import Callable
 
 import trio
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from libp2p.pubsub import pubsub as _pubsub_mod
 from libp2p.pubsub import rpc_queue as _rpc_queue_mod
@@ -36,7 +38,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from chainnode.network.errors import NetworkError
+from chainnode.network.errors import TRANSPORT_ERRORS, NetworkError
 from chainnode.network.limits import NetworkLimits
 from chainnode.network.metrics import Counters
 from chainnode.network.policing import TokenBucket
@@ -48,6 +50,10 @@ ENVELOPE_BYTES_MAX = 16 * 1024
 # GossipSub's own per-forwarder per-topic limit; our per-origin limit is the real one.
 LIBRARY_SPAM_LIMIT_PER_S = 100_000
 ORIGINS_MAX = 4096
+# What py-libp2p's pubsub raises on a peer's malformed RPC or message, besides the transport's
+# errors: protobuf's DecodeError (bytes that are no RPC), libp2p's own errors (a bad signed
+# record, key or signature) and ValueError (a bad peer id, multiaddr or varint).
+BAD_PUBSUB_INPUT = (ProtobufDecodeError, BaseLibp2pError, ValueError, *TRANSPORT_ERRORS)
 
 
 def tx_batch_msg_id(msg) -> bytes:
@@ -73,9 +79,10 @@ def raise_pubsub_queue_limits(peer_queue_rpcs: int, subscription_queue: int) -> 
 class _GuardedPubsub(Pubsub):
     """py-libp2p's Pubsub, where a peer's malformed RPC ends that peer's connection instead
     of the node: the library's read loop lets a protobuf `DecodeError` (seen after a peer
-    restarted) escape its service and the process died, and so would any error while
-    handling one message. The peer is reported (disconnected and briefly banned, then
-    redialled with fresh streams); the node keeps serving the others."""
+    restarted) escape its service and the process died, and so would the library's other
+    errors while handling one message (BAD_PUBSUB_INPUT). The peer is reported (disconnected
+    and briefly banned, then redialled with fresh streams); the node keeps serving the
+    others. Any other error is a bug (our validator's, or the library's) and propagates."""
 
     def __init__(self, *args, on_bad_peer: Callable[[str, str], None], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -84,13 +91,13 @@ class _GuardedPubsub(Pubsub):
     async def stream_handler(self, stream) -> None:
         try:
             await super().stream_handler(stream)
-        except Exception as exc:
+        except BAD_PUBSUB_INPUT as exc:
             peer_id = stream.muxed_conn.peer_id
             log.warning("gossip: peer %s sent a pubsub RPC that could not be handled (%s: %s); dropping its connection",
                         peer_id, type(exc).__name__, str(exc)[:200])
             try:
                 await stream.reset()
-            except Exception:  # the stream may be gone already
+            except TRANSPORT_ERRORS:  # the stream may be gone already
                 pass
             self._handle_dead_peer(peer_id)
             self.on_bad_peer(peer_id.to_base58(), f"malformed pubsub RPC ({type(exc).__name__})")
@@ -98,7 +105,7 @@ class _GuardedPubsub(Pubsub):
     async def push_msg(self, msg_forwarder: ID, msg) -> None:
         try:
             await super().push_msg(msg_forwarder, msg)
-        except Exception as exc:
+        except BAD_PUBSUB_INPUT as exc:
             log.warning("gossip: dropped a message forwarded by %s that could not be handled (%s: %s)",
                         msg_forwarder, type(exc).__name__, str(exc)[:200])
 

@@ -36,12 +36,12 @@ class PeerInfo:
             raise ValueError(f"peer {self.index}: more than {ADDRS_PER_PEER_MAX} addresses")
         try:
             ID.from_base58(self.peer_id)
-        except Exception:
+        except ValueError:
             raise ValueError(f"peer {self.index}: {self.peer_id!r} is not a valid peer id") from None
         for addr in self.addrs:
             try:
                 multiaddr.Multiaddr(addr)
-            except Exception:
+            except ValueError:  # multiaddr's StringParseError
                 raise ValueError(f"peer {self.index}: {addr!r} is not a valid multiaddr") from None
 
     @property

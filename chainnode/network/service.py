@@ -38,6 +38,7 @@ from typing import Awaitable, Callable
 
 import multiaddr
 import trio
+from multiaddr.exceptions import ProtocolLookupError
 from libp2p import new_host
 from libp2p.abc import INotifee
 from libp2p.custom_types import TProtocol
@@ -52,7 +53,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from chainnode.crypto import CryptoSuite
 from chainnode.network.channel import RATE_EXCEEDED, PeerChannel
-from chainnode.network.errors import NetworkError, PortInUse, ProtocolViolation
+from chainnode.network.errors import TRANSPORT_ERRORS, NetworkError, PortInUse, ProtocolViolation
 from chainnode.network.framing import FrameReader, encode_frame, read_frame
 from chainnode.network.gossip import TxGossip
 from chainnode.network.timeouts import RequestTimeouts
@@ -72,6 +73,7 @@ from chainnode.network.metrics import Counters
 from chainnode.network.peers import PEERS_MAX, PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
 from chainnode.network.supervisor import ReconnectSupervisor
+from chainnode.protocol.codec import DecodeError
 
 log = logging.getLogger("chainnode.network")
 
@@ -93,12 +95,17 @@ STATUS_OK = 0
 STATUS_ERROR = 1
 ERROR_TEXT_BYTES_MAX = 200
 
+# handler(peer index, request) -> response. It raises DecodeError for a request it cannot
+# decode (the peer is answered with the error, and penalised like any protocol violation)
+# and NetworkError for one it cannot serve (the peer is answered with the error). Anything
+# else it raises is a bug of ours and propagates: the node stops, loudly (DESIGN rule 7).
 RequestHandler = Callable[[int, bytes], Awaitable[bytes]]
-# check_credentials(chain, consensus_pub, peer_id): raises (CertificateError with a short
-# `.reason`) if the peer's credentials are not acceptable now. See chainnode/security/admission.py.
+# check_credentials(chain, consensus_pub, peer_id): raises ValueError (CertificateError, with a
+# short `.reason`) if the peer's credentials are not acceptable now. See chainnode/security/admission.py.
 CredentialsCheck = Callable[[bytes, bytes, str], object]
 CREDENTIALS_CHECK_FAILED = "certificate check failed"
 REFUSED_BY_PEER = "refused by peer"
+BAD_REQUEST = "bad request"
 
 
 class CredentialsRefused(ProtocolViolation):
@@ -133,7 +140,7 @@ def check_port_free(listen: multiaddr.Multiaddr) -> None:
         return
     try:
         host, family = listen.value_for_protocol("ip4"), socket.AF_INET
-    except Exception:
+    except ProtocolLookupError:
         host, family = listen.value_for_protocol("ip6"), socket.AF_INET6
     probe = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -275,7 +282,8 @@ class Network:
 
     def register_handler(self, protocol: str, handler: RequestHandler) -> None:
         """Serve `protocol` (e.g. "/chainnode/txfetch/1"): `await handler(peer_index,
-        request) -> response`. A handler that raises answers the caller with an error."""
+        request) -> response`. A handler that raises DecodeError or NetworkError answers the
+        caller with the error (see RequestHandler); anything else it raises propagates."""
         if not protocol.startswith(REQUEST_PROTOCOL_PREFIX) or protocol in (HELLO_PROTOCOL, PBFT_PROTOCOL):
             raise ValueError(f"request protocols live under {REQUEST_PROTOCOL_PREFIX} and are not hello/pbft")
         if len(self._handlers) >= REQUEST_HANDLERS_MAX and protocol not in self._handlers:
@@ -329,7 +337,7 @@ class Network:
         except ProtocolViolation as v:
             s.fail(v)
             raise NetworkError(f"peer {s.info.index} sent a bad response: {v}") from None
-        except Exception as exc:  # libp2p stream errors, EOF, protocol not supported
+        except TRANSPORT_ERRORS as exc:  # stream reset or closed, peer gone, protocol not supported
             raise NetworkError(f"request {protocol} to peer {s.info.index} failed: {type(exc).__name__}") from None
         finally:
             if stream is not None:
@@ -540,7 +548,7 @@ class Network:
             for listener in list(self._host.get_network().listeners.values()):
                 try:
                     await listener.close()
-                except Exception as exc:
+                except TRANSPORT_ERRORS as exc:
                     log.debug("%s: closing a listener failed: %s", self._label, exc)
 
     # ---- admission and sessions ----------------------------------------------------------
@@ -560,10 +568,7 @@ class Network:
 
     def _ensure_session(self, conn) -> _Session | None:
         """The session of this connection, created on first sight; None if refused."""
-        try:
-            remote: ID = conn.muxed_conn.peer_id
-        except Exception:
-            return None
+        remote: ID = conn.muxed_conn.peer_id
         pid = remote.to_base58()
         s = self._sessions.get(pid)
         if s is not None and s.muxed is conn.muxed_conn:
@@ -611,11 +616,7 @@ class Network:
         await self._close_conn(conn)
 
     def _on_disconnected(self, conn) -> None:
-        try:
-            pid = conn.muxed_conn.peer_id.to_base58()
-        except Exception:
-            return
-        s = self._sessions.get(pid)
+        s = self._sessions.get(conn.muxed_conn.peer_id.to_base58())
         if s is not None and s.muxed is conn.muxed_conn:
             s.fail("connection closed")
 
@@ -646,7 +647,7 @@ class Network:
                 except _RefusedByPeer as r:
                     s.fail(f"{REFUSED_BY_PEER}: {r}")
                     return
-                except Exception as exc:  # stale connection, stream refused, peer gone
+                except TRANSPORT_ERRORS as exc:  # stale connection, stream refused, peer gone
                     s.fail(f"handshake failed ({type(exc).__name__})")
                     return
                 s.channel = PeerChannel(info.index, pbft, self.limits, self._inbox, s.bucket, self.counters, _now_ms)
@@ -727,7 +728,7 @@ class Network:
                     if Verdict.decode(await frames.read()).accepted:  # its own verdict
                         await frames.read()  # EOF once it has read ours
                     # (if it refused us too, it is not reading ours: both sides close now)
-                except Exception:
+                except (ProtocolViolation, *TRANSPORT_ERRORS):
                     pass
             raise
         await stream.write(encode_frame(Verdict("").encode()))
@@ -743,7 +744,7 @@ class Network:
             return
         try:
             self._check_credentials(credentials, info.consensus_pub, info.peer_id)
-        except Exception as exc:
+        except ValueError as exc:  # CertificateError and DecodeError: the peer's chain is refused
             reason = getattr(exc, "reason", None)
             if not isinstance(reason, str) or not reason:
                 reason = CREDENTIALS_CHECK_FAILED
@@ -798,7 +799,7 @@ class Network:
             s.fail(f"{REFUSED_BY_PEER}: {r}")
         except trio.TooSlowError:
             s.fail("handshake timeout")
-        except Exception as exc:
+        except TRANSPORT_ERRORS as exc:
             s.fail(f"handshake failed ({type(exc).__name__})")
         finally:
             await self._close_stream(stream)
@@ -811,7 +812,7 @@ class Network:
                 await frames.read()  # its hello: unread data would be dropped with the reset
                 await stream.write(encode_frame(Verdict(UNKNOWN_PEER, NOT_A_MEMBER).encode()))
                 await frames.read()  # EOF once it has read the verdict
-            except Exception:
+            except (ProtocolViolation, *TRANSPORT_ERRORS):
                 pass
 
     async def _on_pbft_stream(self, stream) -> None:
@@ -853,28 +854,30 @@ class Network:
             with trio.fail_after(self.limits.request_timeout_ms / 1000):
                 request = await read_frame(stream, self.limits.request_bytes_max, self.limits.read_chunk_bytes)
                 self.counters.inc("requests_in")
-                handler = self._handlers.get(protocol)
+                bad_request = None
                 try:
-                    if handler is None:
-                        raise NetworkError("no handler")
-                    response = await handler(s.info.index, request)
-                    if type(response) is not bytes:
-                        raise TypeError(f"handler returned {type(response).__name__}, not bytes")
+                    response = await self._handlers[protocol](s.info.index, request)
+                    assert type(response) is bytes, f"the {protocol} handler returned {type(response).__name__}, not bytes"
                     if len(response) > self.limits.response_bytes_max:
                         raise NetworkError(f"response of {len(response)} bytes exceeds response_bytes_max")
                     reply = bytes([STATUS_OK]) + response
-                except Exception as exc:  # the handler's failure goes back to the caller
+                except (DecodeError, NetworkError) as exc:  # the request is malformed, or cannot be served
                     self.counters.inc("requests_failed")
-                    log.warning("%s: %s handler failed for peer %d: %s: %s", self._label, protocol, s.info.index,
-                                type(exc).__name__, str(exc)[:ERROR_TEXT_BYTES_MAX])
+                    if isinstance(exc, DecodeError):
+                        bad_request = ProtocolViolation(BAD_REQUEST, f"{protocol}: {str(exc)[:ERROR_TEXT_BYTES_MAX]}")
+                    else:
+                        log.warning("%s: %s handler refused a request of peer %d: %s", self._label, protocol, s.info.index,
+                                    str(exc)[:ERROR_TEXT_BYTES_MAX])
                     text = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:ERROR_TEXT_BYTES_MAX]
                     reply = bytes([STATUS_ERROR]) + text
                 await stream.write(encode_frame(reply))
+            if bad_request is not None:
+                s.fail(bad_request)  # after the answer, so the requester's operator can see why
         except ProtocolViolation as v:
             s.fail(v)
         except trio.TooSlowError:
             self.counters.inc("requests_timed_out")
-        except Exception:  # the requester went away
+        except TRANSPORT_ERRORS:  # the requester went away
             self.counters.inc("requests_aborted")
         finally:
             s.inflight_requests -= 1
@@ -923,7 +926,7 @@ class Network:
         with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
             try:
                 await conn.close()
-            except Exception as exc:
+            except TRANSPORT_ERRORS as exc:
                 log.debug("%s: closing a connection failed: %s", self._label, exc)
         if scope.cancelled_caught:
             # An orderly close got stuck (a peer that stops reading can block even the
@@ -935,27 +938,24 @@ class Network:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
                 try:
                     await conn.muxed_conn.secured_conn.close()
-                except Exception as exc:
+                except TRANSPORT_ERRORS as exc:
                     log.debug("%s: dropping a connection's socket failed: %s", self._label, exc)
 
     def _forget_conn(self, conn) -> None:
-        try:
-            self._host.get_network().remove_conn(conn)
-        except Exception as exc:
-            log.debug("%s: removing a connection from the swarm failed: %s", self._label, exc)
+        self._host.get_network().remove_conn(conn)
 
     async def _close_stream(self, stream) -> None:
         with trio.move_on_after(CLOSE_TIMEOUT_S):
             try:
                 await stream.close()
-            except Exception:
+            except TRANSPORT_ERRORS:
                 pass
 
     async def _reset_stream(self, stream) -> None:
         with trio.move_on_after(CLOSE_TIMEOUT_S):
             try:
                 await stream.reset()
-            except Exception:
+            except TRANSPORT_ERRORS:
                 pass
 
 

@@ -22,6 +22,7 @@ from typing import Awaitable, Callable
 
 import trio
 
+from chainnode.network.errors import TRANSPORT_ERRORS, NetworkError
 from chainnode.network.peers import PeerInfo
 
 log = logging.getLogger("chainnode.network")
@@ -65,7 +66,9 @@ class ReconnectSupervisor:
         now_ms: Callable[[], float],
     ) -> None:
         """`targets()` lists the peers to dial now (admitted, ours to dial, not connected);
-        `dial(peer)` connects or raises; `not_before_ms(peer)` is when a ban ends."""
+        `dial(peer)` connects or raises NetworkError, trio.TooSlowError or one of the
+        TRANSPORT_ERRORS (anything else is a bug and propagates); `not_before_ms(peer)` is
+        when a ban ends."""
         self._targets = targets
         self._dial = dial
         self._not_before_ms = not_before_ms
@@ -114,7 +117,7 @@ class ReconnectSupervisor:
     async def _attempt(self, info: PeerInfo, b: Backoff) -> None:
         try:
             await self._dial(info)
-        except Exception as exc:  # unreachable, refused, timed out: retry after backoff
+        except (NetworkError, trio.TooSlowError, *TRANSPORT_ERRORS) as exc:  # unreachable, refused, timed out: retry after backoff
             level = logging.INFO if b.attempts in (1, 8) else logging.DEBUG
             log.log(level, "dial peer %d failed (attempt %d, next in %.0f ms): %s", info.index, b.attempts,
                     max(0.0, b.next_attempt_ms - self._now_ms()), _short(exc))

@@ -74,7 +74,7 @@ async def test_request_response_errors_and_timeouts():
             return b"from %d: " % peer_index + payload
 
         async def broken(peer_index: int, payload: bytes) -> bytes:
-            raise KeyError("no such tx")
+            raise NetworkError("no such tx")
 
         async def slow(peer_index: int, payload: bytes) -> bytes:
             await trio.sleep(10)
@@ -100,7 +100,7 @@ async def test_request_response_errors_and_timeouts():
                 inner.start_soon(one, 1 + i % 2, i)
         assert sorted(results) == sorted(b"from 0: %d" % i for i in range(6))
 
-        with pytest.raises(NetworkError, match="KeyError"):
+        with pytest.raises(NetworkError, match="answered /chainnode/broken/1 with an error: NetworkError: no such tx"):
             await a.request(1, "/chainnode/broken/1", b"tx")
         with pytest.raises(NetworkError, match="timed out"):
             await a.request(1, "/chainnode/slow/1", b"tx", timeout_ms=200)
@@ -222,3 +222,49 @@ async def test_gossip_of_a_restarted_node_is_not_dropped_as_already_seen():
         await again.wait_connected(1, timeout_s=10)
         assert await _gossip_until_received(again, b, b"after", tries_max=30)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_bad_request_is_answered_and_penalised_but_a_handler_bug_stops_the_node(caplog):
+    """DESIGN rule 7 on both sides: a request the handler cannot decode is the peer's fault
+    (an error answer, then a disconnect and a ban, and the node goes on); an exception of
+    any other kind is a bug in our handler and must not be turned into a warning."""
+    from chainnode.protocol.codec import DecodeError, expect_list, unpack
+
+    caplog.set_level(logging.INFO)
+
+    async def txfetch(peer_index: int, payload: bytes) -> bytes:
+        expect_list(unpack(payload, max_bytes=64), "request")
+        return b"ok"
+
+    async def buggy(peer_index: int, payload: bytes) -> bytes:
+        assert payload == b"what the handler expects", "a broken invariant"
+        return b"ok"
+
+    members = make_members(3)
+    victim, requester = members[0], members[1]
+    with pytest.raises(BaseExceptionGroup) as crashed:
+        async with trio.open_nursery() as nursery:
+            nets = [make_network(m, members) for m in members]
+            nets[0].register_handler("/chainnode/txfetch/1", txfetch)
+            nets[0].register_handler("/chainnode/buggy/1", buggy)
+            running = [await start(nursery, net) for net in nets]
+            for r in running:
+                await r.net.wait_connected(2, timeout_s=10)
+            a, b = running[1].net, running[2].net
+
+            with pytest.raises(NetworkError, match="with an error: DecodeError: malformed msgpack"):
+                await a.request(victim.index, "/chainnode/txfetch/1", b"\xc1")
+            with trio.fail_after(10):
+                while victim.index in a.connected_peers() or nets[0].counters.get("disconnects:bad_request", 0) != 1:
+                    await trio.sleep(0.02)
+            assert any(f"peer {requester.index} " in r.getMessage() and "bad request: /chainnode/txfetch/1" in r.getMessage()
+                       and "banned" in r.getMessage() for r in caplog.records)
+            assert not running[0].stopped.is_set()
+            assert await b.request(victim.index, "/chainnode/txfetch/1", b"\x90") == b"ok"  # the others are still served
+
+            with pytest.raises(NetworkError):  # the node dies under the request
+                await b.request(victim.index, "/chainnode/buggy/1", b"anything else")
+            with trio.fail_after(10):
+                await trio.sleep_forever()  # until the victim's crash tears down the nursery
+    assert crashed.value.subgroup(lambda e: isinstance(e, AssertionError) and "a broken invariant" in str(e)) is not None
+    assert not crashed.value.subgroup(lambda e: isinstance(e, DecodeError))
