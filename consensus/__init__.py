@@ -4,7 +4,7 @@
     replica = Replica(ReplicaConfig(), suite, priv, pub, sealer_pubs, head_height, head_hash, persisted)
     # governed voting weights (index order; None = every sealer counts 1): ..., weights=[...]
     actions = replica.start()
-    actions = replica.handle(events.MessageReceived(sender_index, data))
+    actions = replica.handle(events.MessageReceived(sender_pub, data))
 
 `consensus.sim` is the deterministic simulator that tests it (`python -m consensus.sim`).
 

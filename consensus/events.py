@@ -19,9 +19,11 @@ from chainnode.protocol.types import BlockHeader, CommitCertificate
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
-    """Raw consensus bytes from the peer the transport authenticated as sealer `sender_index`."""
+    """Raw consensus bytes from the peer the transport authenticated with consensus key
+    `sender_pub`. The core maps the key to a sealer index in the set of the message's own
+    height: only it knows which set that is, around a membership change."""
 
-    sender_index: int
+    sender_pub: bytes
     data: bytes
 
 
@@ -85,20 +87,37 @@ class SealersChanged:
     weights: list[int] | None = None
 
 
-Event = Union[MessageReceived, TimerFired, PoolNotEmpty, ProposalReady, ExecutionDone, BlockCommitted, SealersChanged]
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """Governance changed the config the core keeps a copy of; it holds from the next block,
+    so the node delivers it right after the block that made the change, before any other
+    event (the view-timeout cap never drops below the new base)."""
+
+    timeout_base_ms: int
+    block_tx_count_max: int
+
+
+Event = Union[
+    MessageReceived, TimerFired, PoolNotEmpty, ProposalReady, ExecutionDone, BlockCommitted, SealersChanged, ConfigChanged
+]
 
 # ---- actions ----------------------------------------------------------------------------
+# Actions name peers by consensus key, not by sealer index: an index means something only in
+# the set of one height, and the core, not the node, knows which height a message is about
+# (a DECIDED for a lagging peer's old height, say). With keys the node routes with one
+# key -> connection lookup and never second-guesses the core's sealer sets.
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    to_index: int
+    to_pub: bytes
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """To every other sealer of the current set (never back to this replica)."""
+    """To every other sealer of the current set (never back to this replica); the node also
+    sends it to the sealers of the next height, which differ around a membership change."""
 
     data: bytes
 
@@ -156,10 +175,11 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class Misbehaviour:
-    """Evidence that sealer `peer_index` broke the protocol (bad signature, equivocation,
-    garbage...). The node may penalise or disconnect the peer; the core already ignored it."""
+    """Evidence that the sealer with key `peer_pub` broke the protocol (bad signature,
+    equivocation, garbage...). The node may penalise or disconnect the peer; the core
+    already ignored it."""
 
-    peer_index: int
+    peer_pub: bytes
     reason: str
 
 

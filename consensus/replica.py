@@ -27,7 +27,7 @@ Nothing here reads a clock or a random source or does IO: the node (or the simul
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Hashable
 
 from chainnode.protocol.codec import DecodeError
@@ -115,7 +115,7 @@ class Replica:
         for header, tx_hashes, cert in list(recent_blocks)[-config.decided_cache_blocks :]:
             assert header.height <= head_height and cert.height == header.height
             self._decided[header.height] = (header, list(tx_hashes), cert)
-        self._helped: dict[int, tuple[int, int]] = {}  # peer -> last (height, view) we sent it a decided block for
+        self._helped: dict[bytes, tuple[int, int]] = {}  # peer key -> last (height, view) we sent it a decided block for
         self._out: list[Any] = []
         self.timer_id: Hashable | None = None
         self._timer_seq = 0
@@ -178,7 +178,7 @@ class Replica:
         assert not self._out, "handle() is not re-entrant"
         t = type(event)
         if t is ev.MessageReceived:
-            self._on_message(event.sender_index, event.data)
+            self._on_message(event.sender_pub, event.data)
         elif t is ev.TimerFired:
             self._on_timer(event.timer_id)
         elif t is ev.ExecutionDone:
@@ -193,6 +193,8 @@ class Replica:
             self._on_block_committed(event.height, event.block_hash)
         elif t is ev.SealersChanged:
             self._on_sealers_changed(event.from_height, event.sealer_pubs, event.weights)
+        elif t is ev.ConfigChanged:
+            self._on_config_changed(event)
         else:
             raise TypeError(f"unknown consensus event {event!r}")
         return self._take()
@@ -245,10 +247,10 @@ class Replica:
         self._quorum_timer_view = -1
         self.proposal_requested: tuple[int, int] | None = None
         self.certified: tuple[bytes, CommitCertificate] | None = None
-        self._certified_source: tuple[int, int] | None = None  # (peer, its head height) of a Decided
+        self._certified_source: tuple[bytes, int] | None = None  # (peer key, its head height) of a Decided
         self.pool_has_work = False
         self.future: dict[int, list[Any]] = {}
-        self.peer_ahead: dict[int, int] = {}
+        self.peer_ahead: dict[bytes, int] = {}  # peer key -> the height it showed us it reached
 
     # ---- output helpers ---------------------------------------------------------------
 
@@ -266,9 +268,9 @@ class Replica:
         self.stats["messages_out"] += 1
         self._emit(ev.Broadcast(msg.encode()))
 
-    def _send(self, to_index: int, msg: Any) -> None:
+    def _send(self, to_pub: bytes, msg: Any) -> None:
         self.stats["messages_out"] += 1
-        self._emit(ev.Send(to_index, msg.encode()))
+        self._emit(ev.Send(to_pub, msg.encode()))
 
     def _persist(self) -> None:
         """Write barrier before sending a signature (see consensus/safety.py)."""
@@ -279,14 +281,18 @@ class Replica:
             self._out.pop()  # nothing was sent since: the newer state supersedes it
         self._emit(ev.Persist(state.encode()))
 
-    def _misbehave(self, peer: int, reason: str) -> None:
+    def _misbehave(self, peer: int, reason: str, sset: SealerSet | None = None) -> None:
+        """Sealer `peer` of `sset` (default: this height's set) broke the protocol."""
+        self._misbehave_key((sset or self.sealers).pubs[peer], reason)
+
+    def _misbehave_key(self, pub: bytes, reason: str) -> None:
         self.stats["misbehaviour"] += 1
-        self._emit(ev.Misbehaviour(peer, reason))
+        self._emit(ev.Misbehaviour(pub, reason))
 
     def _verify(self, msg: Any, sset: SealerSet) -> bool:
         if self.suite.verify(sset.pubs[msg.sender], msg.signing_bytes(), msg.signature):
             return True
-        self._misbehave(msg.sender, f"bad signature on {type(msg).__name__}")
+        self._misbehave(msg.sender, f"bad signature on {type(msg).__name__}", sset)
         return False
 
     def _leader(self, view: int) -> int:
@@ -332,21 +338,36 @@ class Replica:
 
     # ---- message intake ---------------------------------------------------------------
 
-    def _on_message(self, sender: int, data: bytes) -> None:
+    def _on_message(self, pub: bytes, data: bytes) -> None:
         self.stats["messages_in"] += 1
         if len(data) > self.cfg.message_bytes_max:
-            self._misbehave(sender, f"message of {len(data)} bytes exceeds {self.cfg.message_bytes_max}")
+            self._reject(pub, f"message of {len(data)} bytes exceeds {self.cfg.message_bytes_max}")
             return
         try:
             msg = decode_message(data, max_bytes=self.cfg.message_bytes_max)
         except DecodeError as exc:
-            self._misbehave(sender, f"undecodable message: {exc}")
+            self._reject(pub, f"undecodable message: {exc}")
+            return
+        # A sender is a sealer index in the set of the message's height (indices shift when a
+        # sealer leaves), so the transport's key is mapped at that height.
+        sset = self.sealers if msg.height == self.height else self.sealers_at(msg.height)
+        sender = sset.index_of(pub)
+        if sender is None:
+            self._drop()  # not a sealer at that height: it has no say there
             return
         if msg.sender != sender:
             # No relaying: every message comes from its signer, so misbehaviour is attributable.
-            self._misbehave(sender, f"message claims sender {msg.sender}")
+            self._misbehave_key(pub, f"message claims sender {msg.sender}")
             return
         self._dispatch(msg)
+
+    def _reject(self, pub: bytes, reason: str) -> None:
+        """A message that is not one: misbehaviour of a sealer of this height or the next
+        (a key that is neither has no say in this replica's consensus, and is dropped)."""
+        if self.sealers_at(self.height).index_of(pub) is None and self.sealers_at(self.height + 1).index_of(pub) is None:
+            self._drop()
+        else:
+            self._misbehave_key(pub, reason)
 
     def _dispatch(self, msg: Any) -> None:
         t = type(msg)
@@ -393,7 +414,7 @@ class Replica:
             self._drop()  # far future: not even worth a signature check
             return
         sset = self.sealers_at(msg.height)
-        if msg.sender >= sset.n or msg.sender == self.me:
+        if msg.sender >= sset.n or sset.pubs[msg.sender] == self.my_pub:  # our index may differ there
             self._drop()
             return
         if msg.height == self.height + 1:
@@ -405,9 +426,9 @@ class Replica:
             if not isinstance(msg, _AHEAD_EVIDENCE):
                 return
         if self._verify(msg, sset):
-            self._note_ahead(msg.sender, msg.height)
+            self._note_ahead(sset.pubs[msg.sender], msg.height)
 
-    def _note_ahead(self, peer: int, height: int) -> None:
+    def _note_ahead(self, peer: bytes, height: int) -> None:
         """`peer` signed a message for `height` above ours: it has decided our height. Ask it
         for the decided block, once per peer per height it reaches (bounded, and retried
         whenever the peer shows progress)."""
@@ -424,18 +445,26 @@ class Replica:
         if entry is None or self.me is None:
             self._drop()
             return
-        key = (msg.height, msg.view)
-        if self._helped.get(msg.sender, (-1, -1)) >= key:
-            return
         sset = self.sealers_at(msg.height)
-        if msg.sender >= sset.n or not self._verify(msg, sset):
+        if msg.sender >= sset.n:
             return
-        self._helped[msg.sender] = key
-        self._send_decided(msg.sender, msg.height)
+        key, peer = (msg.height, msg.view), sset.pubs[msg.sender]
+        if self._helped.get(peer, (-1, -1)) >= key:
+            return
+        if not self._verify(msg, sset):
+            return
+        self._helped[peer] = key
+        self._send_decided(peer, msg.height)
 
-    def _send_decided(self, to_index: int, height: int) -> None:
+    def _send_decided(self, to_pub: bytes, height: int) -> None:
+        # Signed as our index in the set of that height: that is how its receiver (at that
+        # height) maps our key, and checks our signature.
+        me = self.sealers_at(height).index_of(self.my_pub)
+        if me is None:
+            self._drop()  # we were not a sealer there: our word on it would not count
+            return
         header, tx_hashes, cert = self._decided[height]
-        self._send(to_index, self._signed(Decided(height, 0, self.me, header, tx_hashes, cert, self.head_height)))
+        self._send(to_pub, self._signed(Decided(height, 0, me, header, tx_hashes, cert, self.head_height)))
 
     def _on_sync_request(self, msg: SyncRequest) -> None:
         if msg.height not in self._decided or self.me is None:
@@ -444,7 +473,7 @@ class Replica:
         sset = self.sealers_at(msg.height)
         if msg.sender >= sset.n or not self._verify(msg, sset):
             return
-        self._send_decided(msg.sender, msg.height)
+        self._send_decided(sset.pubs[msg.sender], msg.height)
 
     def _on_decided(self, msg: Decided) -> None:
         if msg.height != self.height or (self.certified is not None and self.certified[0] in self.proposals):
@@ -471,7 +500,7 @@ class Replica:
         self._remember_proposal(block_hash, header, msg.tx_hashes)
         if self.certified is None:
             self.certified = (block_hash, msg.certificate)
-        self._certified_source = (msg.sender, msg.head_height)
+        self._certified_source = (self.sealers.pubs[msg.sender], msg.head_height)
         self._try_commit()
 
     # ---- normal case ------------------------------------------------------------------
@@ -1025,6 +1054,15 @@ class Replica:
         if height < self.height:
             return  # we already have it (the node may report our own commits back)
         self._advance(height, block_hash)
+
+    def _on_config_changed(self, event: ev.ConfigChanged) -> None:
+        cfg = self.cfg
+        self.cfg = replace(
+            cfg,
+            timeout_base_ms=event.timeout_base_ms,
+            timeout_max_ms=max(cfg.timeout_max_ms, event.timeout_base_ms),
+            block_tx_count_max=event.block_tx_count_max,
+        )
 
     def _on_sealers_changed(self, from_height: int, sealer_pubs: list[bytes], weights: list[int] | None = None) -> None:
         if from_height < self.height or (

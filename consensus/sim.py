@@ -480,6 +480,7 @@ class World:
             priv, pub = self.suite.keypair_from_private(hashlib.sha256(pack([b"key", scenario.seed, i])).digest())
             self.nodes.append(Node(i, priv, pub, FakeApp(self, genesis), scenario.byzantine.get(i, ())))
         self.pubs = [node.pub for node in self.nodes]
+        self.index_of = {pub: i for i, pub in enumerate(self.pubs)}
         self.weights = list(scenario.weights) if scenario.weights is not None else None
         self.sealers = SealerSet.build(self.suite, self.pubs, self.weights)
         self.removal = scenario.remove_last_at_height is not None
@@ -561,7 +562,7 @@ class World:
         self.trace.append((self.now_ms, dst, ("recv", src, data)))
         if node.byzantine and "replay" in node.behaviours:
             node.sent_log.append((src, data))
-        self.perform(node, node.replica.handle(ev.MessageReceived(src, data)))
+        self.perform(node, node.replica.handle(ev.MessageReceived(self.pubs[src], data)))
 
     # -- actions --
 
@@ -595,10 +596,11 @@ class World:
                     for dst in range(self.sc.n):
                         self.transmit(node.index, dst, action.data)
             elif t is ev.Send:
+                to = self.index_of[action.to_pub]
                 if node.byzantine:
-                    self.byzantine_send(node, action.to_index, action.data)
+                    self.byzantine_send(node, to, action.data)
                 else:
-                    self.transmit(node.index, action.to_index, action.data)
+                    self.transmit(node.index, to, action.data)
             elif t is ev.SetTimer:
                 token = object()
                 node.timers[action.timer_id] = token

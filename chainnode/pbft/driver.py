@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Hashable, Protocol
@@ -40,7 +40,6 @@ from chainnode.store.files import write_atomic
 from chainnode.system.state import nodes_at, read_config, read_pending_nodes
 from chainnode.txpool.pool import TxPool
 from consensus import events as ev
-from consensus.messages import decode_message
 from consensus.replica import Replica, ReplicaConfig
 
 log = logging.getLogger("chainnode.pbft")
@@ -121,6 +120,7 @@ class PbftGlue:
         self.execution_ms = 0.0  # moving average of executing a proposal here
         self._proposals: dict[bytes, Any] = {}  # header hash -> what the application built or checked
         self._told: set[tuple[int, tuple[bytes, ...], tuple[int, ...]]] = set()  # SealersChanged given
+        self._config = (replica.cfg.timeout_base_ms, replica.cfg.block_tx_count_max)  # as the core has it
         self._pending: deque = deque()
         self._routing = False
 
@@ -133,9 +133,7 @@ class PbftGlue:
 
     def on_message(self, pub: bytes, data: bytes) -> None:
         """PBFT bytes from the peer the transport authenticated as consensus key `pub`."""
-        sender = self._sender_index(pub, data)
-        if sender is not None:
-            self._feed(ev.MessageReceived(sender, data))
+        self._feed(ev.MessageReceived(pub, data))
 
     def timer_fired(self, timer_id: Hashable) -> None:
         self._feed(ev.TimerFired(timer_id))
@@ -193,19 +191,6 @@ class PbftGlue:
         finally:
             self._routing = False
 
-    def _sender_index(self, pub: bytes, data: bytes) -> int | None:
-        """The sealer index of a message's sender, in the set of the message's height."""
-        r = self.replica
-        now, later = r.sealers_at(r.height).index_of(pub), r.sealers_at(r.height + 1).index_of(pub)
-        if now == later:
-            return now
-        # Around a membership change: the index depends on the height the message is for.
-        try:
-            height = decode_message(data, max_bytes=len(data)).height
-        except (DecodeError, AttributeError):
-            return now if now is not None else later
-        return r.sealers_at(height).index_of(pub)
-
     def _tell(self, facts: ChainFacts) -> None:
         """What the chain decided, before any other event: a membership change made in block
         h governs blocks from h + 2 on (chainnode/system/state.py), and a config change from
@@ -216,14 +201,10 @@ class PbftGlue:
             if key not in self._told and key[0] > r.height:
                 self._told.add(key)
                 self._feed(ev.SealersChanged(key[0], list(key[1]), list(key[2])))
-        cfg = r.cfg
-        if (cfg.timeout_base_ms, cfg.block_tx_count_max) != (facts.timeout_base_ms, facts.block_tx_count_max):
-            r.cfg = replace(
-                cfg,
-                timeout_base_ms=facts.timeout_base_ms,
-                timeout_max_ms=max(cfg.timeout_max_ms, facts.timeout_base_ms),
-                block_tx_count_max=facts.block_tx_count_max,
-            )
+        config = (facts.timeout_base_ms, facts.block_tx_count_max)
+        if config != self._config:
+            self._config = config
+            self._feed(ev.ConfigChanged(*config))
 
     def _chain_moved(self, height: int, facts: ChainFacts) -> None:
         self._proposals = {h: p for h, p in self._proposals.items() if p.header.height > height}
@@ -242,16 +223,13 @@ class PbftGlue:
     # ---- actions out ----------------------------------------------------------------------
 
     def _perform(self, actions: list) -> None:
-        r = self.replica
         for action in actions:
             t = type(action)
             if t is ev.Broadcast:
                 for pub in self._broadcast_pubs():
                     self.transport.send(pub, action.data)
             elif t is ev.Send:
-                sset = r.sealers_at(r.height)
-                if 0 <= action.to_index < sset.n:
-                    self.transport.send(sset.pubs[action.to_index], action.data)
+                self.transport.send(action.to_pub, action.data)
             elif t is ev.SetTimer:
                 # The core's timeouts assume a block executes in no time; add what it takes here
                 # (twice the recent average), so slow execution is not taken for a dead leader.
@@ -267,9 +245,7 @@ class PbftGlue:
             elif t is ev.Commit:
                 self._commit(action)
             elif t is ev.Misbehaviour:
-                sset = r.sealers_at(r.height)
-                if 0 <= action.peer_index < sset.n:
-                    self.transport.report(sset.pubs[action.peer_index], action.reason)
+                self.transport.report(action.peer_pub, action.reason)
             else:
                 raise AssertionError(f"unknown consensus action {action!r}")
 

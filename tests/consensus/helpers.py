@@ -53,9 +53,16 @@ def make_header(height: int = 1, proposer: int = 1, parent: bytes = GENESIS, txs
     return header, txs
 
 
+def key_of(index: int) -> bytes:
+    """The consensus key of sealer `index`; from N on, keys of nodes that are no sealer."""
+    return PUBS[index] if index < N else SUITE.keypair_from_private(bytes([0x80 + index]) * 32)[1]
+
+
 def deliver(replica: Replica, msg: Any, sender: int | None = None) -> list:
+    """`msg` from the peer the transport authenticated as `key_of(sender)` (default: the
+    sender the message claims)."""
     data = msg if isinstance(msg, bytes) else msg.encode()
-    return replica.handle(ev.MessageReceived(msg.sender if sender is None else sender, data))
+    return replica.handle(ev.MessageReceived(key_of(msg.sender if sender is None else sender), data))
 
 
 def sent(actions: list) -> list:
@@ -106,10 +113,11 @@ class Cluster:
             if t is ev.Broadcast:
                 for j in range(N):
                     if j != index and not self.drop(index, j, a.data):
-                        self.queue.append((j, ev.MessageReceived(index, a.data)))
+                        self.queue.append((j, ev.MessageReceived(PUBS[index], a.data)))
             elif t is ev.Send:
-                if not self.drop(index, a.to_index, a.data):
-                    self.queue.append((a.to_index, ev.MessageReceived(index, a.data)))
+                to = PUBS.index(a.to_pub)
+                if not self.drop(index, to, a.data):
+                    self.queue.append((to, ev.MessageReceived(PUBS[index], a.data)))
             elif t is ev.SetTimer:
                 self.timers[index][a.timer_id] = a.delay_ms
             elif t is ev.CancelTimer:

@@ -33,6 +33,7 @@ from tests.consensus.helpers import (
     TX,
     Cluster,
     deliver,
+    key_of,
     make_header,
     make_replica,
     misbehaviour,
@@ -109,7 +110,7 @@ def test_same_state_and_event_give_the_same_actions():
     a, b = make_replica(0), make_replica(0)
     header, txs = make_header()
     pp = signed(PrePrepare(1, 0, LEADER, header, txs))
-    events = [ev.PoolNotEmpty(), ev.MessageReceived(LEADER, pp.encode()), ev.ExecutionDone(header.hash(SUITE), header)]
+    events = [ev.PoolNotEmpty(), ev.MessageReceived(PUBS[LEADER], pp.encode()), ev.ExecutionDone(header.hash(SUITE), header)]
     for event in events:
         assert a.handle(event) == b.handle(event)
 
@@ -187,6 +188,44 @@ def test_message_whose_sender_field_differs_from_the_transport_is_refused():
     actions = deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)), sender=3)
     assert not of_type(actions, ev.Execute)
     assert "claims sender 1" in misbehaviour(actions)[0]
+
+
+def test_senders_are_mapped_by_key_in_the_set_of_the_messages_height():
+    # Sealer 0 leaves from height 2 on: the others' indices shift down by one there.
+    r = make_replica(1)
+    r.handle(ev.SealersChanged(2, PUBS[1:]))
+    # A height-2 PREPARE from PUBS[2] is sealer 1 there (it is sealer 2 at height 1).
+    actions = deliver(r, signed(Prepare(2, 0, 1, TX[0]), by=2), sender=2)
+    assert misbehaviour(actions) == [] and r.future[1][0].sender == 1
+    # Claiming its height-1 index at height 2 is a lie, and the report names its key.
+    actions = deliver(r, signed(Prepare(2, 0, 2, TX[0]), by=2), sender=2)
+    assert [a.peer_pub for a in of_type(actions, ev.Misbehaviour)] == [PUBS[2]]
+    assert "claims sender 2" in misbehaviour(actions)[0]
+    # The leaving sealer has no say at height 2, and nothing to be punished for there.
+    before = r.stats["dropped"]
+    assert deliver(r, signed(Prepare(2, 0, 0, TX[0])), sender=0) == [] and r.stats["dropped"] == before + 1
+
+
+def test_garbage_from_a_sealer_is_misbehaviour_and_from_anyone_else_is_dropped():
+    r = make_replica(0)
+    actions = r.handle(ev.MessageReceived(PUBS[2], b"\x93garbage"))
+    assert [a.peer_pub for a in of_type(actions, ev.Misbehaviour)] == [PUBS[2]]
+    before = r.stats["dropped"]
+    assert r.handle(ev.MessageReceived(key_of(9), b"\x93garbage")) == [] and r.stats["dropped"] == before + 1
+
+
+def test_config_changed_sets_the_next_timeouts_and_the_block_size_limit():
+    r = make_replica(0)
+    r.handle(ev.ConfigChanged(timeout_base_ms=2500, block_tx_count_max=1))
+    assert r.cfg.timeout_base_ms == 2500 and r.cfg.timeout_max_ms == CFG.timeout_max_ms
+    (timer,) = of_type(r.handle(ev.PoolNotEmpty()), ev.SetTimer)
+    assert timer.delay_ms == 2500
+    header, txs = make_header()  # two transactions: one more than the new limit
+    actions = deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
+    assert "exceed block_tx_count_max 1" in misbehaviour(actions)[0] and not of_type(actions, ev.Execute)
+    # The backoff's cap never drops below the base.
+    r.handle(ev.ConfigChanged(timeout_base_ms=CFG.timeout_max_ms * 2, block_tx_count_max=10))
+    assert r.cfg.timeout_max_ms == CFG.timeout_max_ms * 2
 
 
 def test_pre_prepare_for_a_later_view_outside_new_view_is_refused():
