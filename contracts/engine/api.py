@@ -20,6 +20,7 @@ from decimal import getcontext, setcontext
 from typing import Any
 
 from chainnode.crypto import get_suite
+from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
 
 from contracts.engine import values
 from contracts.engine.builtins_curated import DECIMAL_CONTEXT
@@ -53,10 +54,8 @@ from contracts.engine.runtime import Runtime
 from contracts.engine.store import ADDRESS_BYTES, ContractStore, Storage, WriteBuffer, code_key, storage_prefix
 
 DEPLOY_DOMAIN = b"chainnode/deploy/v1"
-_INT64_MIN = -(2**63)
 _ARG_SCALARS = frozenset({bytes, str, bool, type(None)})
 _INIT = object()  # the key of `init` in an entry table: no method name can equal it
-_UINT64_MAX = 2**64 - 1
 # Python frames the host needs above the deepest contract stack (contract frames, guard
 # frames, engine frames per nested call). Our own depth limits trip long before this.
 _RECURSION_HEADROOM = 3_000
@@ -279,7 +278,7 @@ class Engine:
                 for a in args:  # the common case: scalars; anything else takes the walker
                     t = type(a)
                     if t is int:
-                        if not _INT64_MIN <= a <= _UINT64_MAX:
+                        if not INT64_MIN <= a <= UINT64_MAX:
                             values.to_plain(a, "argument")
                     elif t not in _ARG_SCALARS:
                         values.to_plain(a, "argument")

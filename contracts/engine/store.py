@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
+
 from contracts.engine import values
 from contracts.engine.accelerator import speedups
 from contracts.engine.errors import LimitExceeded, OutOfGas
@@ -76,8 +78,6 @@ _decode = values.unpackb  # == values.decode (checked at import), without the wr
 _pack = values.pack_plain  # == values.encode, without the wrapper
 _encode_value = values.encode_value
 _to_plain = values.to_plain
-_INT64_MIN = -(2**63)
-_UINT64_MAX = 2**64 - 1
 
 # msgpack of recent str/bytes storage keys (accounts, names): a pure function, memoised.
 # Only keys within STORAGE_KEY_BYTES_MAX are kept, so a hit needs no length check; the
@@ -236,7 +236,7 @@ class Storage(_StorageBase):  # type: ignore[misc, valid-type]
         # values.encode_value, inlined for scalars.
         t = type(value)
         if t is int:
-            if not _INT64_MIN <= value <= _UINT64_MAX:
+            if not INT64_MIN <= value <= UINT64_MAX:
                 raise ValueError("storage value: integer does not fit in 64 bits")
             data = _pack(value)  # at most 9 bytes
         else:

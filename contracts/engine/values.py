@@ -15,11 +15,10 @@ from typing import Any
 import msgpack
 
 from chainnode.protocol import codec
+from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
 from contracts.engine.errors import OutOfGas, text_ok  # noqa: F401 - text_ok is used via values
 from contracts.engine.gas import COPY_NODE_GAS, WALK_NODES_MAX
 
-_INT64_MIN = -(2**63)
-_UINT64_MAX = 2**64 - 1
 VALUE_DEPTH_MAX = 32
 _SCALARS = (str, bytes, bool, type(None))
 _FLAT = frozenset({int, str, bytes, bool, type(None)})
@@ -36,7 +35,7 @@ def to_plain(value: Any, what: str, gas: list[int] | None = None) -> Any:
     even when the walk fails: catching the error and retrying must never be cheap."""
     t = type(value)
     if t is int:
-        if not _INT64_MIN <= value <= _UINT64_MAX:
+        if not INT64_MIN <= value <= UINT64_MAX:
             raise ValueError(f"{what}: integer does not fit in 64 bits")
         return value
     if t in _SCALARS:
@@ -57,7 +56,7 @@ def _walk(x: Any, what: str, depth: int, budget: list[int]) -> Any:
         raise ValueError(f"{what}: value has more than {WALK_NODES_MAX} nodes")
     t = type(x)
     if t is int:
-        if not _INT64_MIN <= x <= _UINT64_MAX:
+        if not INT64_MIN <= x <= UINT64_MAX:
             raise ValueError(f"{what}: integer does not fit in 64 bits")
         return x
     if t in _SCALARS:
@@ -120,7 +119,7 @@ def encode_value(value: Any, what: str, gas: list[int] | None = None) -> bytes:
     if t is str or t is bytes or t is bool or value is None:
         return _pack(value)
     if t is int:
-        if not _INT64_MIN <= value <= _UINT64_MAX:
+        if not INT64_MIN <= value <= UINT64_MAX:
             raise ValueError(f"{what}: integer does not fit in 64 bits")
         return _pack(value)
     return _pack(to_plain(value, what, gas))
@@ -149,7 +148,7 @@ def flat_fields(fields: dict, what: str, gas: list[int] | None = None) -> dict:
     """Event fields: skip the walkers when every value is a scalar (the common case)."""
     if len(fields) < codec.VALUE_ITEMS_MAX:
         for v in fields.values():
-            if type(v) not in _FLAT or (type(v) is int and not _INT64_MIN <= v <= _UINT64_MAX):
+            if type(v) not in _FLAT or (type(v) is int and not INT64_MIN <= v <= UINT64_MAX):
                 break
         else:
             return fields
