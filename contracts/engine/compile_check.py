@@ -467,12 +467,14 @@ class _Desugar(ast.NodeTransformer):
         if isinstance(t, ast.Name):
             load = ast.Name(t.id, ast.Load())
         else:
-            load = ast.Subscript(ast.Name(t.value.id, ast.Load()), _copy_expr(t.slice), ast.Load())
+            load = ast.Subscript(ast.Name(t.value.id, ast.Load()), copy_operand(t.slice), ast.Load())
         new = ast.Assign(targets=[t], value=ast.BinOp(load, node.op, node.value))
         return ast.copy_location(new, node)
 
 
-def _copy_expr(node: ast.expr) -> ast.expr:
+def copy_operand(node: ast.expr) -> ast.expr:
+    """A fresh load of a name or a constant, to evaluate an operand a second time (which
+    has no effect); the guard pass does the same for its inlined fast paths."""
     if isinstance(node, ast.Name):
         return ast.Name(node.id, ast.Load())
     assert isinstance(node, ast.Constant)

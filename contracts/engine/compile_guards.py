@@ -17,7 +17,7 @@ import copy
 
 from chainnode.protocol.codec import VALUE_ITEMS_MAX
 
-from contracts.engine.compile_check import BLOCK_MARKER, CONST_TYPES, ENTRY_MARKER, ITEM_MARKER
+from contracts.engine.compile_check import BLOCK_MARKER, CONST_TYPES, ENTRY_MARKER, ITEM_MARKER, copy_operand
 from contracts.engine.gas import EVENT_NAME_CHARS_MAX, FUNCTION_DEPTH_MAX, INT_BITS_MAX, RAISE_NODE_GAS
 from contracts.engine.values import text_ok
 
@@ -124,15 +124,10 @@ def entry_variant(fn: ast.FunctionDef) -> ast.FunctionDef:
     cross-contract calls never reach a variant. The name cannot be spelt by a contract."""
     gas_sub, depth_up, check, body = fn.body
     assert isinstance(depth_up, ast.AugAssign) and isinstance(body, ast.Try) and not body.handlers
-    entry_check = ast.If(
-        ast.Compare(ast.Subscript(_name("_g_"), ast.Constant(0), ast.Load()), [ast.Lt()], [ast.Constant(0)]),
-        [ast.Expr(_call("_abort_"))],
-        [],
-    )
     return ast.FunctionDef(
         name=f"_entry_{fn.name}",
         args=copy.deepcopy(fn.args),
-        body=[copy.deepcopy(gas_sub), entry_check] + copy.deepcopy(body.body),
+        body=[copy.deepcopy(gas_sub), _gas_check()] + copy.deepcopy(body.body),
         decorator_list=[],
         returns=None,
         type_comment=None,
@@ -142,13 +137,6 @@ def entry_variant(fn: ast.FunctionDef) -> ast.FunctionDef:
 def _int_operand(node: ast.AST) -> bool:
     """A name, or an int constant: evaluating it twice is the same as once."""
     return isinstance(node, ast.Name) or (isinstance(node, ast.Constant) and type(node.value) is int)
-
-
-def _copy_operand(node: ast.expr) -> ast.expr:
-    if isinstance(node, ast.Name):
-        return _name(node.id)
-    assert isinstance(node, ast.Constant)
-    return ast.Constant(node.value)
 
 
 def _is_int(node: ast.expr) -> ast.expr:
@@ -236,13 +224,16 @@ class _Guards(ast.NodeTransformer):
         self._comprehensions = 0  # comprehensions being visited: no inlined guards inside
         self._temps = 0
 
-    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
+    def _visit_comprehension(self, node: ast.ListComp | ast.DictComp) -> ast.AST:
         self._comprehensions += 1
         try:
             self.generic_visit(node)
         finally:
             self._comprehensions -= 1
         return node
+
+    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
+        return self._visit_comprehension(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
@@ -272,9 +263,9 @@ class _Guards(ast.NodeTransformer):
         tests: list[ast.expr] = []
         if _int_operand(left):
             def left_load() -> ast.expr:
-                return _copy_operand(left)
+                return copy_operand(left)
             if isinstance(left, ast.Name):
-                tests.append(_is_int(_copy_operand(left)))
+                tests.append(_is_int(copy_operand(left)))
         else:
             held = f"_a{self._temps}_"
             tests.append(_is_int(ast.NamedExpr(ast.Name(held, ast.Store()), left)))
@@ -282,11 +273,11 @@ class _Guards(ast.NodeTransformer):
             def left_load() -> ast.expr:
                 return _name(held)
         if isinstance(right, ast.Name):
-            tests.append(_is_int(_copy_operand(right)))
+            tests.append(_is_int(copy_operand(right)))
         limit = 1 << INT_BITS_MAX
-        computed = ast.NamedExpr(ast.Name(result, ast.Store()), ast.BinOp(left_load(), node.op, _copy_operand(right)))
+        computed = ast.NamedExpr(ast.Name(result, ast.Store()), ast.BinOp(left_load(), node.op, copy_operand(right)))
         tests.append(ast.Compare(ast.Constant(-limit), [ast.Lt(), ast.Lt()], [computed, ast.Constant(limit)]))
-        return ast.IfExp(ast.BoolOp(ast.And(), tests), _name(result), _call(guard, left_load(), _copy_operand(right)))
+        return ast.IfExp(ast.BoolOp(ast.And(), tests), _name(result), _call(guard, left_load(), copy_operand(right)))
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
         self.generic_visit(node)
@@ -317,9 +308,9 @@ class _Guards(ast.NodeTransformer):
             # An int on the left compares in O(1) whatever the right is (the guard checks
             # nothing then): `a OP b if _type_(a) is _int_ else _guard_(a, b)`.
             return ast.IfExp(
-                _is_int(_copy_operand(left)),
-                ast.Compare(_copy_operand(left), [op], [_copy_operand(right)]),
-                _call(_CMP_GUARDS[kind], _copy_operand(left), _copy_operand(right)),
+                _is_int(copy_operand(left)),
+                ast.Compare(copy_operand(left), [op], [copy_operand(right)]),
+                _call(_CMP_GUARDS[kind], copy_operand(left), copy_operand(right)),
             )
         return _call(_CMP_GUARDS[kind], left, right)
 
@@ -383,11 +374,7 @@ class _Guards(ast.NodeTransformer):
         return node
 
     def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
-        self._comprehensions += 1
-        try:
-            self.generic_visit(node)
-        finally:
-            self._comprehensions -= 1
+        self._visit_comprehension(node)
         node.key = _call("_key_", node.key)
         return node
 
