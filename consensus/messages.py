@@ -31,6 +31,7 @@ from enum import IntEnum
 from typing import Any, Callable, Union
 
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
+from chainnode.protocol.signing import Signed
 from chainnode.protocol.types import (
     BLOCK_TXS_MAX,
     CERT_SIGNATURES_MAX,
@@ -91,10 +92,13 @@ def _index_sigs(v: Any, what: str) -> list[tuple[int, bytes]]:
     return out
 
 
-class _Signed:
-    """Shared encode/sign logic. Subclasses define TYPE, the common header fields
+class _Signed(Signed):
+    """Shared encode/sign logic (signed under DOMAIN_TAG by the one signing rule,
+    chainnode/protocol/signing.py). Subclasses define TYPE, the common header fields
     (height, view, sender), `body()` and `signature`."""
 
+    __slots__ = ()
+    DOMAIN = DOMAIN_TAG
     TYPE: MsgType
     height: int
     view: int
@@ -109,9 +113,6 @@ class _Signed:
 
     def to_fields(self) -> list:
         return self.unsigned_fields() + [self.signature]
-
-    def signing_bytes(self) -> bytes:
-        return DOMAIN_TAG + pack(self.unsigned_fields())
 
     def encode(self) -> bytes:
         return pack(self.to_fields())
@@ -185,6 +186,7 @@ class Checkpoint(_BlockVote):
     VIEW_SIGNED = False
 
     def signing_bytes(self) -> bytes:
+        # What the CommitCertificate collects, so its own rule (chainnode/protocol/signing.py).
         return commit_signing_bytes(self.height, self.block_hash)
 
 

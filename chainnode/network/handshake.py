@@ -24,6 +24,7 @@ from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, exp
 from chainnode.crypto import CryptoSuite
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.peers import PeerTable
+from chainnode.protocol.signing import Signed
 
 HELLO_VERSION = 2
 HELLO_DOMAIN = b"chainnode/hello/v2"
@@ -47,7 +48,8 @@ BAD_VERDICT = "bad verdict"
 
 
 @dataclass(frozen=True)
-class Hello:
+class Hello(Signed):
+    DOMAIN = HELLO_DOMAIN
     version: int
     genesis_hash: bytes
     sender: bytes  # raw libp2p peer id bytes
@@ -56,11 +58,11 @@ class Hello:
     credentials: bytes  # the sender's encoded certificate chain; b"" on a chain without a CA
     signature: bytes
 
-    def signing_bytes(self) -> bytes:
-        return HELLO_DOMAIN + pack([self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials])
+    def unsigned_fields(self) -> list:
+        return [self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials]
 
     def encode(self) -> bytes:
-        return pack([self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials, self.signature])
+        return pack([*self.unsigned_fields(), self.signature])
 
     @classmethod
     def decode(cls, data: bytes, *, max_bytes: int) -> "Hello":
@@ -84,8 +86,7 @@ class Hello:
 def make_hello(
     suite: CryptoSuite, consensus_priv: bytes, consensus_pub: bytes, genesis_hash: bytes, sender: bytes, receiver: bytes, credentials: bytes = b""
 ) -> Hello:
-    unsigned = Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, b"")
-    return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, suite.sign(consensus_priv, unsigned.signing_bytes()))
+    return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, b"").signed_with(suite, consensus_priv)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,6 @@ def verify_hello(hello: Hello, *, suite: CryptoSuite, genesis_hash: bytes, our_i
         raise ProtocolViolation(WRONG_RECEIVER)
     if hello.consensus_pub != info.consensus_pub:
         raise ProtocolViolation(KEY_MISMATCH, f"peer {info.index} presented a consensus key not listed for it")
-    if not suite.verify(hello.consensus_pub, hello.signing_bytes(), hello.signature):
+    if not hello.signature_valid(suite, hello.consensus_pub):
         raise ProtocolViolation(BAD_SIGNATURE)
     return info
