@@ -26,13 +26,13 @@ from chainnode.cli.rpc import (
     RECEIPT_TIMEOUT_S_DEFAULT,
     RPC_DEFAULT,
     RPC_ENV,
-    _load_account,
-    _rpc_options,
-    _run,
-    _show,
-    _spinner,
-    _table,
-    _wait_receipt,
+    load_account,
+    print_table,
+    rpc_options,
+    run_with_client,
+    show_json,
+    spinner,
+    wait_receipt,
 )
 from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
@@ -85,8 +85,8 @@ async def _transact(client: Any, account: Any, to: bytes, method: str, args: lis
         raise click.ClickException(f"the key is a {account.suite.name} key but the chain uses {suite}; use a key of this chain's suite")
     tx = await client.build(account, to, method, args)
     tx_hash = to_hex(await client.send_transaction(tx))
-    with _spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
-        return await _wait_receipt(client, tx_hash, timeout_s)
+    with spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
+        return await wait_receipt(client, tx_hash, timeout_s)
 
 
 def _hint(message: str, pid: int | None = None) -> str:
@@ -297,7 +297,7 @@ def _short(value: Any, keep: int = 6) -> str:
             return f"{v[:12]}…{v[-8:]}"
         if isinstance(v, str):
             return v
-        return _show(v)
+        return show_json(v)
 
     return escape(one(value, " "))
 
@@ -316,7 +316,7 @@ def _status_line(p: dict) -> str:
 
 def _proposal_lines(p: dict) -> list[str]:
     lines = [
-        f"proposal {p['id']}: {p['kind']} {_show(p['params'])}",
+        f"proposal {p['id']}: {p['kind']} {show_json(p['params'])}",
         f"status:    {_status_line(p)}",
         f"proposer:  {p['proposer']} (block {p['createdHeight']})",
         f"votes:     {p['yesWeight']} yes / {p['votedWeight']} voted / {p['totalWeight']} total weight",
@@ -367,7 +367,7 @@ def gov_group() -> None:
 @click.option("--expiry-blocks", type=click.IntRange(1, 1_000_000), default=None, help="Blocks the proposal stays open (default 7200).")
 @click.option("--no-precheck", is_flag=True, hidden=True, help="Send without checking the parameters here first (tests).")
 @_key_options
-@_rpc_options
+@rpc_options
 def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, addrs: tuple[str, ...], expiry_blocks: int | None, no_precheck: bool,
                 key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Propose a change of KIND (`chainnode gov kinds` lists them, with their ARGS).
@@ -381,7 +381,7 @@ def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, ad
             check_params(kind, params)
         except GovernanceError as exc:
             raise click.UsageError(f"{exc} (checked here, nothing was sent: the chain refuses it too)") from None
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     call_args: list = [kind, params] + ([expiry_blocks] if expiry_blocks is not None else [])
     _committee_tx(account, "propose", call_args, None, f"the {kind} proposal", timeout_s, rpc_url, group, as_json)
 
@@ -398,7 +398,7 @@ def _committee_tx(account: Any, method: str, args: list, pid: int | None, what: 
             return receipt, None
         return receipt, await client.request("getProposal", receipt["output"] if pid is None else pid)
 
-    receipt, proposal = _run(rpc_url, group, body)
+    receipt, proposal = run_with_client(rpc_url, group, body)
     if proposal is None:
         _refused(what, receipt, as_json, pid)
     _report(proposal, receipt, as_json)
@@ -418,29 +418,29 @@ def _proposal_id(text: str) -> int:
 @click.argument("id_text", metavar="ID")
 @click.argument("choice", metavar="yes|no", type=click.Choice(["yes", "no", "true", "false"], case_sensitive=False))
 @_key_options
-@_rpc_options
+@rpc_options
 def gov_vote(id_text: str, choice: str, key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Vote yes or no on open proposal ID; the vote that makes it pass executes it."""
     pid = _proposal_id(id_text)
     yes = choice.lower() in ("yes", "true")
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     _committee_tx(account, "vote", [pid, yes], pid, f"the vote on proposal {pid}", timeout_s, rpc_url, group, as_json)
 
 
 @gov_group.command("revoke")
 @click.argument("id_text", metavar="ID")
 @_key_options
-@_rpc_options
+@rpc_options
 def gov_revoke(id_text: str, key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Withdraw your own open proposal ID."""
     pid = _proposal_id(id_text)
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     _committee_tx(account, "revoke", [pid], pid, f"revoking proposal {pid}", timeout_s, rpc_url, group, as_json)
 
 
 @gov_group.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Every proposal, not only the open ones.")
-@_rpc_options
+@rpc_options
 def gov_list(show_all: bool, rpc_url: str, group: str, as_json: bool) -> None:
     """The open proposals (with --all: every proposal), oldest first."""
 
@@ -453,7 +453,7 @@ def gov_list(show_all: bool, rpc_url: str, group: str, as_json: bool) -> None:
             if first >= page["nextProposalId"]:
                 return out, page["blockNumber"]
 
-    proposals, height = _run(rpc_url, group, body)
+    proposals, height = run_with_client(rpc_url, group, body)
     shown = proposals if show_all else [p for p in proposals if p["status"] == "open"]
     if as_json:
         emit(True, shown, [])
@@ -462,7 +462,7 @@ def gov_list(show_all: bool, rpc_url: str, group: str, as_json: bool) -> None:
         title = f"{len(shown)} proposal(s) at block {height}"
     else:
         title = f"{len(shown)} open proposal(s) at block {height}" + (f" (of {len(proposals)}; --all shows every one)" if len(proposals) > len(shown) else "")
-    _table(title, ["id", "kind", "params", "proposer", "status", "yes/voted/total", "expiry"], [
+    print_table(title, ["id", "kind", "params", "proposer", "status", "yes/voted/total", "expiry"], [
         [p["id"], p["kind"], _short(p["params"]), _short(p["proposer"], 4), p["status"],
          f"{p['yesWeight']}/{p['votedWeight']}/{p['totalWeight']}", p["expiryHeight"]]
         for p in shown
@@ -471,11 +471,11 @@ def gov_list(show_all: bool, rpc_url: str, group: str, as_json: bool) -> None:
 
 @gov_group.command("show")
 @click.argument("id_text", metavar="ID")
-@_rpc_options
+@rpc_options
 def gov_show(id_text: str, rpc_url: str, group: str, as_json: bool) -> None:
     """One proposal: parameters, votes, status and result."""
     pid = _proposal_id(id_text)
-    p = _run(rpc_url, group, lambda c: c.request("getProposal", pid))
+    p = run_with_client(rpc_url, group, lambda c: c.request("getProposal", pid))
     lines = _proposal_lines(p)
     if p["status"] in ("open", "expired"):
         lines.insert(2, f"expiry:    open until block {p['expiryHeight']} (read at block {p['blockNumber']})")
@@ -486,14 +486,14 @@ def gov_show(id_text: str, rpc_url: str, group: str, as_json: bool) -> None:
 
 
 @gov_group.command("committee")
-@_rpc_options
+@rpc_options
 def gov_committee(rpc_url: str, group: str, as_json: bool) -> None:
     """The governors, their weights, and how a proposal passes."""
-    c = _run(rpc_url, group, lambda client: client.request("getCommittee"))
+    c = run_with_client(rpc_url, group, lambda client: client.request("getCommittee"))
     if as_json:
         emit(True, c, [])
         return
-    _table(f"{len(c['governors'])} governor(s), total weight {c['totalWeight']}", ["address", "weight"],
+    print_table(f"{len(c['governors'])} governor(s), total weight {c['totalWeight']}", ["address", "weight"],
            [[g["address"], g["weight"]] for g in c["governors"]])
     click.echo(f"a proposal passes with {c['participationPct']}% of the weight voting and {c['winPct']}% of the voted weight yes")
     if len(c["governors"]) == 1:
@@ -508,17 +508,17 @@ def gov_kinds(as_json: bool) -> None:
     if as_json:
         emit(True, {k: {"args": CLI_USAGE[k], "what": KINDS[k].usage} for k in KINDS}, [])
         return
-    _table(f"{len(KINDS)} proposal kinds (chainnode gov propose KIND ARGS...)", ["kind", "arguments", "what it does"],
+    print_table(f"{len(KINDS)} proposal kinds (chainnode gov propose KIND ARGS...)", ["kind", "arguments", "what it does"],
            [[k.replace("_", "-"), CLI_USAGE[k], KINDS[k].usage.split(": ", 1)[-1]] for k in KINDS])
 
 
 @gov_group.command("account")
 @click.argument("address_text", metavar="ADDRESS")
-@_rpc_options
+@rpc_options
 def gov_account(address_text: str, rpc_url: str, group: str, as_json: bool) -> None:
     """An account's (or contract's) permissions: frozen, may deploy, its admin."""
     address = to_hex(_address_param(address_text, "ADDRESS"))
-    s = _run(rpc_url, group, lambda c: c.request("getAccountStatus", address))
+    s = run_with_client(rpc_url, group, lambda c: c.request("getAccountStatus", address))
     lines = [
         f"account {s['address']} (at block {s['blockNumber']})",
         "frozen:     " + (f"YES{': ' + s['frozenReason'] if s['frozenReason'] else ''} (its transactions are refused; propose unfreeze-account to lift it)" if s["frozen"] else "no"),
@@ -547,7 +547,7 @@ def gov_acl() -> None:
 @click.argument("mode", metavar="allow|deny", type=click.Choice(["allow", "deny"], case_sensitive=False))
 @click.argument("addresses", nargs=-1, metavar="[ADDRESS[,ADDRESS...]]...")
 @_key_options
-@_rpc_options
+@rpc_options
 def gov_acl_set(contract_text: str, method: str, mode: str, addresses: tuple[str, ...], key_path: str, password_file: str | None, timeout_s: float,
                 rpc_url: str, group: str, as_json: bool) -> None:
     """As the contract's admin: allow only ADDRESSES to call METHOD, or deny them."""
@@ -558,7 +558,7 @@ def gov_acl_set(contract_text: str, method: str, mode: str, addresses: tuple[str
     if not method:
         raise click.BadParameter("must name a contract method", param_hint="METHOD")
     addrs = a.addresses(3, "ADDRESSES")
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     _acl_send(rpc_url, group, as_json, account, PERMISSION_ADDRESS, "set_method_acl", [contract, method, mode.lower(), addrs], timeout_s)
 
 
@@ -566,13 +566,13 @@ def gov_acl_set(contract_text: str, method: str, mode: str, addresses: tuple[str
 @click.argument("contract_text", metavar="CONTRACT")
 @click.argument("method", metavar="METHOD")
 @_key_options
-@_rpc_options
+@rpc_options
 def gov_acl_clear(contract_text: str, method: str, key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """As the contract's admin: anyone may call METHOD again."""
     from chainnode.system.addresses import PERMISSION_ADDRESS
 
     contract = _address_param(contract_text, "CONTRACT")
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     _acl_send(rpc_url, group, as_json, account, PERMISSION_ADDRESS, "clear_method_acl", [contract, method], timeout_s)
 
 
@@ -585,7 +585,7 @@ def _acl_send(rpc_url: str, group: str, as_json: bool, account: Any, to: bytes, 
             return receipt, None
         return receipt, await client.request("getMethodAcl", contract, name)
 
-    receipt, acl = _run(rpc_url, group, body)
+    receipt, acl = run_with_client(rpc_url, group, body)
     if acl is None:
         _refused(f"{method} of {name}", receipt, as_json)
     emit(as_json, {**acl, "transactionHash": receipt["transactionHash"]}, [_acl_line(acl), f"(transaction {receipt['transactionHash']}, block {receipt['blockNumber']})"])
@@ -603,11 +603,11 @@ def _acl_line(acl: dict) -> str:
 @gov_acl.command("show")
 @click.argument("contract_text", metavar="CONTRACT")
 @click.argument("method", metavar="METHOD")
-@_rpc_options
+@rpc_options
 def gov_acl_show(contract_text: str, method: str, rpc_url: str, group: str, as_json: bool) -> None:
     """Who may call METHOD of CONTRACT."""
     contract = to_hex(_address_param(contract_text, "CONTRACT"))
-    acl = _run(rpc_url, group, lambda c: c.request("getMethodAcl", contract, method))
+    acl = run_with_client(rpc_url, group, lambda c: c.request("getMethodAcl", contract, method))
     lines = [_acl_line(acl)]
     if acl["admin"]:
         lines.append(f"admin: {acl['admin']} (may change it: chainnode gov acl set|clear)")

@@ -22,7 +22,8 @@ import click
 import trio
 
 from chainnode.cli.common import PASSWORD_ENV, emit, read_password
-from chainnode.client.proof import ProofError, verify_receipt_proof as sdk_verify_receipt_proof
+from chainnode.client.errors import ProofError
+from chainnode.client.proof import verify_receipt_proof as sdk_verify_receipt_proof
 from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.protocol.jsonvalue import from_json
@@ -39,7 +40,7 @@ RECEIPT_TIMEOUT_S_DEFAULT = 60.0
 # ---- shared options and plumbing ---------------------------------------------------------
 
 
-def _rpc_options(fn: Callable) -> Callable:
+def rpc_options(fn: Callable) -> Callable:
     """--rpc, --group and --json, on every command that talks to a node."""
     fn = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(fn)
     fn = click.option("--group", envvar=GROUP_ENV, default="group0", show_default=True, help=f"Group id (env {GROUP_ENV}).")(fn)
@@ -47,7 +48,7 @@ def _rpc_options(fn: Callable) -> Callable:
     return fn
 
 
-def _run(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
+def run_with_client(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run `body(client)` under trio; expected failures become one-line ClickExceptions."""
     from chainnode.client import Client, NodeError, ReceiptTimeout
 
@@ -111,7 +112,7 @@ def _hex_strings_to_bytes(value: Any, flag: str) -> Any:
         raise click.BadParameter(f"{exc} (with --hex-as-bytes every 0x string is bytes)", param_hint=flag) from None
 
 
-def _load_account(key_path: str, password_file: str | None):
+def load_account(key_path: str, password_file: str | None):
     from chainnode.client import Account
     from chainnode.crypto import CryptoUnavailable
     from chainnode.security.keyfile import KeyFileError
@@ -124,7 +125,7 @@ def _load_account(key_path: str, password_file: str | None):
 
 
 @contextlib.contextmanager
-def _spinner(as_json: bool, text: str):
+def spinner(as_json: bool, text: str):
     """A spinner on stderr while we wait, for people; nothing for scripts (--json, pipes)."""
     if as_json or not sys.stderr.isatty():
         yield
@@ -135,7 +136,7 @@ def _spinner(as_json: bool, text: str):
         yield
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -154,14 +155,14 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
-def _show(value: Any) -> str:
+def show_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
 # ---- transactions ------------------------------------------------------------------------
 
 
-async def _wait_receipt(client: Any, tx_hash: str, timeout_s: float) -> dict:
+async def wait_receipt(client: Any, tx_hash: str, timeout_s: float) -> dict:
     from chainnode.client import ReceiptTimeout
 
     with trio.move_on_after(timeout_s):
@@ -188,10 +189,10 @@ def _send(rpc_url: str, group: str, as_json: bool, account: Any, to: bytes, meth
         tx_hash = to_hex(await client.send_transaction(tx))
         if not wait:
             return {"transactionHash": tx_hash}
-        with _spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
-            return await _wait_receipt(client, tx_hash, timeout_s)
+        with spinner(as_json, f"waiting for the receipt of {tx_hash[:18]}…"):
+            return await wait_receipt(client, tx_hash, timeout_s)
 
-    out = _run(rpc_url, group, body)
+    out = run_with_client(rpc_url, group, body)
     if not wait:
         emit(as_json, out, [f"sent {out['transactionHash']}", f"its receipt: chainnode receipt {out['transactionHash']}"])
         return
@@ -210,9 +211,9 @@ def _print_receipt(r: dict, as_json: bool) -> None:
     if r["contractAddress"]:
         lines.append(f"contract: {r['contractAddress']}")
     if r["status"] == 0:
-        lines.append(f"output:   {_show(r['output'])}")
+        lines.append(f"output:   {show_json(r['output'])}")
     for e in r["logEntries"]:
-        lines.append(f"event:    {e['name']} {_show(e['fields'])} from {e['address']}")
+        lines.append(f"event:    {e['name']} {show_json(e['fields'])} from {e['address']}")
     emit(as_json, r, lines)
 
 
@@ -254,14 +255,14 @@ def tx_group() -> None:
 @click.option("--method", required=True, help="The contract method to call.")
 @click.option("--args", "args_text", default="[]", show_default=True, help="The arguments, a JSON array.")
 @click.option("--hex-as-bytes", is_flag=True, help="Pass every \"0x…\" string in --args as bytes (addresses, hashes).")
-@_rpc_options
+@rpc_options
 def tx_send(key_path: str, password_file: str | None, gas_limit: int, no_wait: bool, timeout_s: float, to_text: str, method: str, args_text: str, hex_as_bytes: bool, rpc_url: str, group: str, as_json: bool) -> None:
     """Sign a contract call with --key's account, send it, and wait for the receipt."""
     to = _hex_bytes(to_text, "--to", ADDRESS_BYTES)
     if not method:
         raise click.BadParameter("must name a method", param_hint="--method")
     args = _parse_args(args_text, "--args", hex_as_bytes)
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     _send(rpc_url, group, as_json, account, to, method, args, gas_limit, not no_wait, timeout_s)
 
 
@@ -270,11 +271,11 @@ tx_group.add_command(tx_send)
 
 @tx_group.command("show", hidden=True)
 @click.argument("tx_hash", metavar="HASH")
-@_rpc_options
+@rpc_options
 def tx_show(tx_hash: str, rpc_url: str, group: str, as_json: bool) -> None:
     """A transaction by hash, committed or still pending."""
     h = to_hex(_hex_bytes(tx_hash, "HASH", HASH_BYTES))
-    out = _run(rpc_url, group, lambda c: c.request("getTransaction", h))
+    out = run_with_client(rpc_url, group, lambda c: c.request("getTransaction", h))
     if out is None:
         raise click.ClickException(f"no transaction {h} on the node at {rpc_url}, committed or pending; check the hash, or ask another node with --rpc")
     where = f"block {out['blockNumber']} (index {out['transactionIndex']})" if "blockNumber" in out else "pending (in the pool, not yet in a block)"
@@ -284,7 +285,7 @@ def tx_show(tx_hash: str, rpc_url: str, group: str, as_json: bool) -> None:
         f"from:   {out['from']}",
         f"to:     {out['to'] or '(deploy)'}",
         f"method: {out['method'] or '-'}",
-        f"args:   {_show(out['args']) if out['to'] else '[<source>, ' + _show(out['args'][1:]) + ']'}",
+        f"args:   {show_json(out['args']) if out['to'] else '[<source>, ' + show_json(out['args'][1:]) + ']'}",
         f"gas:    {out['gasLimit']}, block limit {out['blockLimit']}, nonce {out['nonce']}",
     ]
     emit(as_json, out, lines)
@@ -303,7 +304,7 @@ def contract_group() -> None:
 @click.argument("source_path", metavar="SOURCE.py", type=click.Path(dir_okay=False))
 @click.option("--args", "args_text", default="[]", show_default=True, help="Arguments of the contract's init(), a JSON array.")
 @click.option("--hex-as-bytes", is_flag=True, help="Pass every \"0x…\" string in --args as bytes.")
-@_rpc_options
+@rpc_options
 def contract_deploy(key_path: str, password_file: str | None, gas_limit: int, no_wait: bool, timeout_s: float, source_path: str, args_text: str, hex_as_bytes: bool, rpc_url: str, group: str, as_json: bool) -> None:
     """Deploy the contract in SOURCE.py; prints its address."""
     from contracts.engine import ContractRejected, Engine
@@ -326,7 +327,7 @@ def contract_deploy(key_path: str, password_file: str | None, gas_limit: int, no
         Engine().compile(source)
     except ContractRejected as exc:
         raise click.ClickException(f"{source_path}: the contract is rejected at {exc}; see docs/contracts.md for the language") from None
-    account = _load_account(key_path, password_file)
+    account = load_account(key_path, password_file)
     _send(rpc_url, group, as_json, account, b"", "", [source, init_args], gas_limit, not no_wait, timeout_s)
 
 
@@ -336,7 +337,7 @@ def contract_deploy(key_path: str, password_file: str | None, gas_limit: int, no
 @click.option("--args", "args_text", default="[]", show_default=True, help="The arguments, a JSON array.")
 @click.option("--hex-as-bytes", is_flag=True, help="Pass every \"0x…\" string in --args as bytes.")
 @click.option("--from", "from_text", default=None, help="The caller's address the contract sees as ctx.sender (default: zero address).")
-@_rpc_options
+@rpc_options
 def contract_call(address: str, method: str, args_text: str, hex_as_bytes: bool, from_text: str | None, rpc_url: str, group: str, as_json: bool) -> None:
     """Run METHOD of the contract at ADDRESS read-only on the head state (nothing is sent)."""
     from chainnode.protocol.codec import pack
@@ -346,9 +347,9 @@ def contract_call(address: str, method: str, args_text: str, hex_as_bytes: bool,
     params: list[Any] = [to, method, to_hex(pack(args))]  # the exact form: bytes stay bytes
     if from_text is not None:
         params.append(to_hex(_hex_bytes(from_text, "--from", ADDRESS_BYTES)))
-    out = _run(rpc_url, group, lambda c: c.request("call", *params))
+    out = run_with_client(rpc_url, group, lambda c: c.request("call", *params))
     if out["status"] == 0:
-        emit(as_json, out, [_show(out["output"]), f"(read at block {out['blockNumber']}, gas used {out['gasUsed']})"])
+        emit(as_json, out, [show_json(out["output"]), f"(read at block {out['blockNumber']}, gas used {out['gasUsed']})"])
         return
     if as_json:
         emit(True, out, [])
@@ -364,11 +365,11 @@ def contract_call(address: str, method: str, args_text: str, hex_as_bytes: bool,
 
 @contract_group.command("code")
 @click.argument("address", metavar="ADDRESS")
-@_rpc_options
+@rpc_options
 def contract_code(address: str, rpc_url: str, group: str, as_json: bool) -> None:
     """Print the Python source of the contract at ADDRESS."""
     to = to_hex(_hex_bytes(address, "ADDRESS", ADDRESS_BYTES))
-    source = _run(rpc_url, group, lambda c: c.request("getCode", to))
+    source = run_with_client(rpc_url, group, lambda c: c.request("getCode", to))
     if source is None:
         raise click.ClickException(f"no contract at {to}; check the address (a deploy's receipt has it as contractAddress)")
     emit(as_json, {"address": to, "source": source}, [source.rstrip("\n")])
@@ -383,7 +384,7 @@ contract_group.add_command(tx_send, "send")
 @click.command("block")
 @click.argument("which", metavar="[N|latest]", default="latest")
 @click.option("--txs", is_flag=True, help="Include the full transactions (else only their hashes).")
-@_rpc_options
+@rpc_options
 def block_cmd(which: str, txs: bool, rpc_url: str, group: str, as_json: bool) -> None:
     """Show block N (default: the latest)."""
     if which != "latest":
@@ -398,7 +399,7 @@ def block_cmd(which: str, txs: bool, rpc_url: str, group: str, as_json: bool) ->
         height = await client.request("getBlockNumber") if which == "latest" else number
         return await client.request("getBlockByNumber", height, False, not txs)
 
-    b = _run(rpc_url, group, body)
+    b = run_with_client(rpc_url, group, body)
     cert = b.get("certificate")
     lines = [
         f"block {b['number']}  {b['hash']}",
@@ -423,7 +424,7 @@ def block_cmd(which: str, txs: bool, rpc_url: str, group: str, as_json: bool) ->
 @click.command("receipt")
 @click.argument("tx_hash", metavar="HASH")
 @click.option("--proof", is_flag=True, help="Also fetch the Merkle proof and verify it here against the block header and its commit certificate.")
-@_rpc_options
+@rpc_options
 def receipt_cmd(tx_hash: str, proof: bool, rpc_url: str, group: str, as_json: bool) -> None:
     """Show a transaction's receipt; with --proof, verify offline that it is on the chain."""
     h = to_hex(_hex_bytes(tx_hash, "HASH", HASH_BYTES))
@@ -436,7 +437,7 @@ def receipt_cmd(tx_hash: str, proof: bool, rpc_url: str, group: str, as_json: bo
         # receipt from before a membership change still proves.
         return receipt, await client.request("getSealerList", receipt["blockNumber"]), await client.group_info()
 
-    receipt, sealers, info = _run(rpc_url, group, body)
+    receipt, sealers, info = run_with_client(rpc_url, group, body)
     if receipt is None:
         raise click.ClickException(f"no receipt for {h}: it is pending or unknown to this node; `chainnode tx {h}` says which")
     if not proof:
@@ -496,7 +497,7 @@ def verify_receipt_proof(receipt: dict, tx_hash: str, sealers: list[dict], suite
 
 
 @click.command("status")
-@_rpc_options
+@rpc_options
 def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
     """One screen about the node: chain, height, view, peers, sync, pool."""
 
@@ -526,7 +527,7 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
             "pendingTxs": pending,
         }
 
-    s = _run(rpc_url, group, body)
+    s = run_with_client(rpc_url, group, body)
     consensus = f"view {s['view']}, leader {s['leader']}" + (" (view change in progress)" if s["inViewChange"] else "") if s["role"] == "sealer" else "observer (follows by sync)"
     emit(as_json, s, [
         f"node:       {s['node']} at {rpc_url} (chainnode {s['version']})",
@@ -540,27 +541,27 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
 
 
 @click.command("peers")
-@_rpc_options
+@rpc_options
 def peers_cmd(rpc_url: str, group: str, as_json: bool) -> None:
     """The chain's other nodes as this node sees them: connected or not, announced height."""
-    peers = _run(rpc_url, group, lambda c: c.request("getSyncStatus"))["peers"]
+    peers = run_with_client(rpc_url, group, lambda c: c.request("getSyncStatus"))["peers"]
     if as_json:
         emit(True, peers, [])
         return
     connected = sum(1 for p in peers if p["connected"])
-    _table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height"],
+    print_table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height"],
            [[p["index"], p["nodeId"], p["role"], "yes" if p["connected"] else "NO", p["blockNumber"]] for p in peers])
 
 
 @click.command("sealers")
-@_rpc_options
+@rpc_options
 def sealers_cmd(rpc_url: str, group: str, as_json: bool) -> None:
     """The sealer set (PBFT index order) that certifies the next block."""
-    sealers = _run(rpc_url, group, lambda c: c.request("getSealerList"))
+    sealers = run_with_client(rpc_url, group, lambda c: c.request("getSealerList"))
     if as_json:
         emit(True, sealers, [])
         return
-    _table(f"{len(sealers)} sealers", ["index", "node id", "address", "weight"], [[s["index"], s["nodeId"], s["address"], s["weight"]] for s in sealers])
+    print_table(f"{len(sealers)} sealers", ["index", "node id", "address", "weight"], [[s["index"], s["nodeId"], s["address"], s["weight"]] for s in sealers])
 
 
 @click.group("config")
@@ -570,10 +571,10 @@ def config_group() -> None:
 
 @config_group.command("get")
 @click.argument("key", metavar="KEY")
-@_rpc_options
+@rpc_options
 def config_get(key: str, rpc_url: str, group: str, as_json: bool) -> None:
     """The value of system config KEY (e.g. tx_count_limit) at the head."""
-    out = _run(rpc_url, group, lambda c: c.request("getSystemConfigByKey", key))
+    out = run_with_client(rpc_url, group, lambda c: c.request("getSystemConfigByKey", key))
     emit(as_json, {"key": key, **out}, [f"{key} = {out['value']}  (at block {out['blockNumber']})"])
 
 

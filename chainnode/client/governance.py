@@ -21,7 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 from chainnode.client.account import Account
-from chainnode.client.rpc import CallFailed, Client, ReceiptInfo, TransactionFailed
+from chainnode.client.errors import CallFailed, TransactionFailed
+from chainnode.client.receipt import ReceiptInfo
+from chainnode.client.rpc import Client
 from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.hexstr import parse_hex
 

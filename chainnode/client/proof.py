@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from chainnode.client.errors import ProofError
+from chainnode.client.receipt import ReceiptInfo
 from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.merkle import MerkleProof, verify_proof
 from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, Receipt, sealer_set_hash
-
-
-class ProofError(Exception):
-    """A receipt proof that does not prove what it claims; the message says which link broke."""
 
 
 def _unhex(value: Any, what: str) -> bytes:
@@ -36,7 +34,7 @@ def _unhex(value: Any, what: str) -> bytes:
 def verify_receipt_proof(
     receipt_response: dict, sealer_pubs: list[bytes], suite: CryptoSuite, *, tx_hash: bytes | None = None,
     sealer_weights: list[int] | None = None,
-) -> "ReceiptInfo":
+) -> ReceiptInfo:
     """Check a `getTransactionReceipt(..., requireProof=true)` answer against `sealer_pubs`.
 
     Returns the receipt (decoded from its exact encoding) with its block number and index;
@@ -45,8 +43,6 @@ def verify_receipt_proof(
     weights, from the same source as their keys. Needs no connection: everything checked is
     in the answer.
     """
-    from chainnode.client.rpc import ReceiptInfo  # rpc imports this module
-
     if not isinstance(receipt_response, dict):
         raise ProofError("no receipt: the transaction is not committed (or the answer is not an object)")
     rp = receipt_response.get("receiptProof")

@@ -15,7 +15,6 @@ import itertools
 import json
 import logging
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import httpx
@@ -23,103 +22,21 @@ import trio
 from trio_websocket import open_websocket_url
 
 from chainnode.client.account import DEFAULT_GAS_LIMIT, Account
-from chainnode.client.proof import ProofError, verify_receipt_proof
-from chainnode.client.subscriptions import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, Subscription, _connection_error, open_subscription, ws_call
+from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed
+from chainnode.client.proof import verify_receipt_proof
+from chainnode.client.receipt import ReceiptInfo
+from chainnode.client.subscriptions import Subscription, open_subscription
+from chainnode.client.transport import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, is_connection_error, ws_call
 from chainnode.protocol.codec import pack, unpack
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.crypto import CryptoSuite, get_suite
-from chainnode.protocol.types import Event, Receipt, Transaction
+from chainnode.protocol.types import Receipt, Transaction
 
 log = logging.getLogger("chainnode.client")
 
 BLOCK_LIMIT_MARGIN = 10  # blocks kept in hand below the node's window, for clock skew between nodes
 TX_PENDING = -32003  # sendTransaction's wait for the receipt ran out (the transaction is durable there)
 NO_NODE_RETRY_S = 0.5  # when no node answers, how long before trying them all again
-
-
-class NodeError(Exception):
-    """The node answered with a JSON-RPC error; `code`, `message` and `data` are the node's."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{message} (code {code})")
-        self.code = code
-        self.message = message
-        self.data = data
-
-    @property
-    def reason(self) -> str | None:
-        """For a rejected transaction, the pool's reason code (e.g. "block_limit_expired")."""
-        return self.data.get("reason") if isinstance(self.data, dict) else None
-
-
-class ReceiptTimeout(Exception):
-    """No receipt within the time asked; the transaction may still be pending or may expire.
-    `acknowledged_by` lists the nodes that hold it durably (when the Client sent it)."""
-
-    def __init__(self, message: str, acknowledged_by: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.acknowledged_by = list(acknowledged_by)
-
-
-class TransactionFailed(Exception):
-    """The transaction was committed with a failed receipt (`.receipt` has the details)."""
-
-    def __init__(self, receipt: "ReceiptInfo") -> None:
-        what = receipt.error_type + (f": {receipt.error_message}" if receipt.error_message else "")
-        super().__init__(f"transaction 0x{receipt.tx_hash.hex()} failed in block {receipt.block_number}: {what}")
-        self.receipt = receipt
-
-
-class CallFailed(Exception):
-    """A read-only `call` failed: `error_type` (NoContract, MethodNotFound, ContractError,
-    OutOfGas, PermissionError, ...) and the contract's own `error_message`."""
-
-    def __init__(self, to: bytes, method: str, error_type: str, error_message: str) -> None:
-        what = error_type + (f": {error_message}" if error_message else "")
-        super().__init__(f"call of {method!r} on 0x{to.hex()} failed: {what}")
-        self.error_type = error_type
-        self.error_message = error_message
-
-
-@dataclass(frozen=True)
-class ReceiptInfo:
-    """A receipt (decoded from its exact encoding) and where its transaction was committed."""
-
-    receipt: Receipt
-    block_number: int
-    index: int
-
-    @property
-    def tx_hash(self) -> bytes:
-        return self.receipt.tx_hash
-
-    @property
-    def ok(self) -> bool:
-        return self.receipt.ok
-
-    @property
-    def output(self) -> Any:
-        return self.receipt.output
-
-    @property
-    def events(self) -> list[Event]:
-        return self.receipt.events
-
-    @property
-    def contract_address(self) -> bytes:
-        return self.receipt.contract_address
-
-    @property
-    def gas_used(self) -> int:
-        return self.receipt.gas_used
-
-    @property
-    def error_type(self) -> str:
-        return self.receipt.error_type
-
-    @property
-    def error_message(self) -> str:
-        return self.receipt.error_message
 
 
 def ws_url_for(http_url: str) -> str:
@@ -277,7 +194,7 @@ class Client:
             self._ws_subscriptions_ok = False  # an older node: poll from now on
             return None
         except BaseException as exc:
-            if not _connection_error(exc):
+            if not is_connection_error(exc):
                 raise
             log.debug("receipt subscription at %s failed (%s); polling instead", self.ws_url, exc)
             return None

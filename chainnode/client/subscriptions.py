@@ -22,20 +22,19 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
+from trio_websocket import WebSocketConnection, open_websocket_url
 
+from chainnode.client.transport import WS_MESSAGE_BYTES_MAX, is_connection_error, ws_call
 from chainnode.protocol.codec import unpack
 from chainnode.protocol.hexstr import parse_hex
 from chainnode.protocol.types import BlockHeader, CommitCertificate, Event
 
 log = logging.getLogger("chainnode.client")
 
-WS_MESSAGE_BYTES_MAX = 16 << 20  # a block's events stay far below; bounds what a bad node can make us buffer
 ITEMS_BUFFERED_MAX = 256  # items read ahead of the consumer; beyond, we stop reading (and the node may drop us, we resume)
 RECONNECT_DELAY_MIN_MS = 100
 RECONNECT_DELAY_MAX_MS = 5_000
 CONNECT_TIMEOUT_MS = 10_000
-METHOD_NOT_FOUND = -32601
 
 
 @dataclass(frozen=True)
@@ -84,33 +83,6 @@ class BlockNotification:
             certificate=CommitCertificate.decode(parse_hex(cert["raw"])) if cert else None,
             view=result,
         )
-
-
-async def ws_call(ws: WebSocketConnection, request_id: int, method: str, params: list) -> Any:
-    """One JSON-RPC call over `ws`; notifications arriving meanwhile are dropped (only
-    subscriptions made on this connection send them, and none is made before this returns)."""
-    from chainnode.client.rpc import NodeError
-
-    await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
-    while True:
-        reply = json.loads(await ws.get_message())
-        if isinstance(reply, dict) and reply.get("id") == request_id:
-            if "error" in reply:
-                err = reply["error"]
-                raise NodeError(err.get("code", 0), err.get("message", ""), err.get("data"))
-            return reply.get("result")
-
-
-# What a dropped or refused connection raises (trio-websocket may wrap it in a group).
-_CONNECTION_ERRORS = (ConnectionClosed, HandshakeError, OSError, trio.BrokenResourceError, trio.TooSlowError)
-
-
-def _connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, _CONNECTION_ERRORS):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_connection_error(e) for e in exc.exceptions)
-    return False
 
 
 class Subscription:
@@ -192,7 +164,7 @@ class Subscription:
             try:
                 await self._one_connection()
             except BaseException as exc:
-                if not _connection_error(exc):
+                if not is_connection_error(exc):
                     raise
                 failures += 1
                 cause = _single_leaf(exc) or exc

@@ -8,20 +8,45 @@ registry, so several nodes in one process (tests) do not collide.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
-    from chainnode.node.node import Node
+    from chainnode.blocksync.syncer import BlockSyncer
+    from chainnode.execution.chain import Chain
+    from chainnode.rpc.jsonrpc import Dispatcher
+    from chainnode.txpool.pool import TxPool
 
 # Seconds from a transaction's admission to this node's pool to its commit.
 COMMIT_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
+class PeerNetwork(Protocol):
+    """What the metrics read of the node's network (a chainnode.network.Network)."""
+
+    counters: Mapping[str, int]
+
+    def connected_peers(self) -> list[int]: ...
+
+
+class MetricsSource(Protocol):
+    """What the metrics read of a node: chainnode.node.Node is one. Defined here, so that
+    rpc does not import the node, which imports rpc."""
+
+    chain: Chain
+    committed_blocks: int
+    network: PeerNetwork
+    pool: TxPool
+    syncer: BlockSyncer
+    dispatcher: Dispatcher
+
+    def consensus_status(self) -> dict | None: ...
+
+
 class _NodeCollector:
-    def __init__(self, node: "Node") -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
 
     def collect(self) -> Iterable:
@@ -57,7 +82,7 @@ class _NodeCollector:
 
 
 class NodeMetrics:
-    def __init__(self, node: "Node") -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_NodeCollector(node))
         self.commit_latency = Histogram(
