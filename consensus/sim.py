@@ -819,7 +819,7 @@ class World:
         dst = rng.choice([i for i in range(self.sc.n) if i != node.index])
         me = node.index
         replica = node.replica
-        height, view = replica.height, replica.view
+        height, view = replica.hs.height, replica.hs.view
         if kind == "replay" and node.sent_log:
             src, data = rng.choice(node.sent_log)
             # Its own old messages pass the sender check; others' are replayed with their

@@ -195,10 +195,10 @@ class PbftGlue:
         """What the chain decided, before any other event: a membership change made in block
         h governs blocks from h + 2 on (chainnode/system/state.py), and a config change from
         h + 1 on; this runs right after block h, so the core knows in time."""
-        r = self.replica
-        self._told = {key for key in self._told if key[0] > r.height}  # the rest are in force
+        height = self.replica.hs.height
+        self._told = {key for key in self._told if key[0] > height}  # the rest are in force
         for key in facts.pending_sealers:  # a weight change is a set change too
-            if key not in self._told and key[0] > r.height:
+            if key not in self._told and key[0] > height:
                 self._told.add(key)
                 self._feed(ev.SealersChanged(key[0], list(key[1]), list(key[2])))
         config = (facts.timeout_base_ms, facts.block_tx_count_max)
@@ -252,7 +252,8 @@ class PbftGlue:
     def _broadcast_pubs(self) -> list[bytes]:
         """The sealers of this height and the next (they differ around a change), not us."""
         r = self.replica
-        now, later = r.sealers_at(r.height).pubs, r.sealers_at(r.height + 1).pubs
+        height = r.hs.height
+        now, later = r.sealers_at(height).pubs, r.sealers_at(height + 1).pubs
         pubs = [p for p in now if p != self.my_pub]
         if later is not now:
             pubs += [p for p in later if p != self.my_pub and p not in now]

@@ -22,6 +22,7 @@ from consensus.messages import (
 )
 from consensus.messages import decode_message
 from consensus.safety import SafetyState
+from consensus.replica import Phase
 from consensus.sim import CountingSuite
 
 from tests.consensus.helpers import (
@@ -70,7 +71,38 @@ def test_four_replicas_commit_a_block_with_a_verifiable_certificate():
         assert isinstance(cert, CommitCertificate)
         CommitCertificate.decode(cert.encode()).verify(SUITE, PUBS)
         assert commits[0].tx_hashes == TX[:3]
-    assert all(r.height == 2 and r.view == 0 for r in c.replicas)
+    assert all(r.hs.height == 2 and r.hs.view == 0 for r in c.replicas)
+
+
+def test_the_phase_of_a_height_follows_the_protocol():
+    c = Cluster()
+    seen: list[list] = [[] for _ in range(4)]
+    for i, r in enumerate(c.replicas):
+        def handle(event, r=r, i=i, inner=r.handle):
+            actions = inner(event)
+            if not seen[i] or seen[i][-1] != (r.hs.height, r.hs.phase):
+                seen[i].append((r.hs.height, r.hs.phase))
+            return actions
+        r.handle = handle
+    c.submit(TX[:1])
+    P = Phase
+    # The leader builds and votes at once (it executed what it built); a follower executes first.
+    assert seen[LEADER] == [(1, P.BUILDING), (1, P.PREPARING), (1, P.COMMITTING), (1, P.COMMITTED), (2, P.WAITING)]
+    assert seen[0] == [(1, P.WAITING), (1, P.ACCEPTED), (1, P.PREPARING), (1, P.COMMITTING), (1, P.COMMITTED), (2, P.WAITING)]
+
+
+def test_a_move_the_protocol_does_not_make_is_a_loud_error():
+    r = make_replica(0)
+    with pytest.raises(AssertionError, match="PBFT phase WAITING -> COMMITTED at height 1 view 0"):
+        r._to(Phase.COMMITTED)
+
+
+def test_a_restarted_replica_resumes_in_the_phase_its_votes_imply():
+    r, header, txs, pid, actions = accepted_replica()
+    assert r.hs.phase is Phase.PREPARING
+    restarted = make_replica(0, persisted=of_type(actions, ev.Persist)[-1].data)
+    assert (restarted.hs.view, restarted.hs.phase) == (0, Phase.PREPARING) and restarted.hs.restored
+    assert make_replica(0).hs.phase is Phase.WAITING
 
 
 def test_certificate_with_a_tampered_signature_does_not_verify():
@@ -138,7 +170,7 @@ def test_pre_prepare_with_mismatched_roots_is_not_signed_and_triggers_view_chang
     msgs = sent(actions)
     assert not any(isinstance(m, Prepare) for m in msgs)
     assert [type(m) for m in msgs] == [ViewChange]
-    assert r.view == 1 and r.in_view_change
+    assert r.hs.view == 1 and r.hs.phase is Phase.VIEW_CHANGE
     assert any("roots differ" in reason for reason in misbehaviour(actions))
 
 
@@ -196,7 +228,7 @@ def test_senders_are_mapped_by_key_in_the_set_of_the_messages_height():
     r.handle(ev.SealersChanged(2, PUBS[1:]))
     # A height-2 PREPARE from PUBS[2] is sealer 1 there (it is sealer 2 at height 1).
     actions = deliver(r, signed(Prepare(2, 0, 1, TX[0]), by=2), sender=2)
-    assert misbehaviour(actions) == [] and r.future[1][0].sender == 1
+    assert misbehaviour(actions) == [] and r.hs.future[1][0].sender == 1
     # Claiming its height-1 index at height 2 is a lie, and the report names its key.
     actions = deliver(r, signed(Prepare(2, 0, 2, TX[0]), by=2), sender=2)
     assert [a.peer_pub for a in of_type(actions, ev.Misbehaviour)] == [PUBS[2]]
@@ -240,7 +272,7 @@ def test_pre_prepare_for_the_next_height_waits_for_our_commit():
     r = make_replica(0)
     header, txs = make_header(height=2, proposer=2)
     actions = deliver(r, signed(PrePrepare(2, 0, 2, header, txs)))
-    assert actions == [] and r.future[2]
+    assert actions == [] and r.hs.future[2]
     # Once height 1 is decided (here: by block sync), the buffered proposal is processed.
     h1, _ = make_header()
     header2, txs2 = make_header(height=2, proposer=2, parent=h1.hash(SUITE))
@@ -271,7 +303,7 @@ def test_pre_prepare_with_a_bad_header_is_refused_and_replaces_the_leader(change
     actions = deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
     assert not of_type(actions, ev.Execute)
     assert any(reason in m for m in misbehaviour(actions))
-    assert r.view == 1 and isinstance(sent(actions)[-1], ViewChange)
+    assert r.hs.view == 1 and isinstance(sent(actions)[-1], ViewChange)
 
 
 def test_pre_prepare_whose_tx_count_disagrees_is_refused():
@@ -287,7 +319,7 @@ def test_equivocating_leader_is_detected_and_replaced():
     other, _ = make_header(extra=b"second proposal")
     actions = deliver(r, signed(PrePrepare(1, 0, LEADER, other, txs)))
     assert r.stats["equivocations"] == 1
-    assert r.view == 1 and r.in_view_change
+    assert r.hs.view == 1 and r.hs.phase is Phase.VIEW_CHANGE
     (vc,) = sent(actions)
     assert isinstance(vc, ViewChange) and vc.view == 1
 
@@ -296,9 +328,9 @@ def test_equivocation_seen_in_prepares_triggers_view_change():
     r, header, txs, pid, _ = accepted_replica()
     other = SUITE.hash(b"the block the leader showed the others")
     deliver(r, signed(Prepare(1, 0, 2, other)))
-    assert r.view == 0
+    assert r.hs.view == 0
     actions = deliver(r, signed(Prepare(1, 0, 3, other)))  # f + 1 = 2 sealers saw another block
-    assert r.view == 1 and isinstance(sent(actions)[0], ViewChange)
+    assert r.hs.view == 1 and isinstance(sent(actions)[0], ViewChange)
 
 
 def test_duplicate_pre_prepare_is_harmless():
@@ -330,7 +362,7 @@ def test_quorum_of_prepares_leads_to_commit_then_checkpoint_then_commit_action()
         actions = deliver(r, Checkpoint(1, 0, i, pid, sig))
     (commit_action,) = of_type(actions, ev.Commit)
     commit_action.certificate.verify(SUITE, PUBS)
-    assert r.height == 2
+    assert r.hs.height == 2
 
 
 def test_prepare_with_bad_signature_is_not_counted():
@@ -338,14 +370,14 @@ def test_prepare_with_bad_signature_is_not_counted():
     deliver(r, signed(Prepare(1, 0, 1, pid)))
     actions = deliver(r, replace(signed(Prepare(1, 0, 2, pid)), signature=bytes(64)))
     assert not any(isinstance(m, Commit) for m in sent(actions))
-    assert r.prepares[0].count(pid) == 2
+    assert r.hs.prepares[0].count(pid) == 2
 
 
 def test_prepare_for_a_stale_view_is_dropped():
     r, header, txs, pid, _ = accepted_replica()
     r.handle(ev.TimerFired(r.timer_id))  # now in view 1
     deliver(r, signed(Prepare(1, 0, 1, pid)))
-    assert 0 not in r.prepares
+    assert 0 not in r.hs.prepares
 
 
 def test_vote_for_a_far_future_view_is_dropped_without_a_signature_check():
@@ -354,14 +386,14 @@ def test_vote_for_a_far_future_view_is_dropped_without_a_signature_check():
     before = suite.verifies
     actions = deliver(r, signed(Prepare(1, 2**63, 1, TX[0])))
     actions += deliver(r, signed(Commit(1, CFG.vote_view_ahead_max + 1, 1, TX[0])))
-    assert suite.verifies == before and actions == [] and not r.prepares and not r.commits
+    assert suite.verifies == before and actions == [] and not r.hs.prepares and not r.hs.commits
 
 
 def test_prepare_for_a_wrong_height_does_not_count():
     r, header, txs, pid, _ = accepted_replica()
     deliver(r, signed(Prepare(2, 0, 1, pid)))
     deliver(r, signed(Prepare(2, 0, 2, pid)))
-    assert r.prepares[0].count(pid) == 1  # only our own
+    assert r.hs.prepares[0].count(pid) == 1  # only our own
 
 
 def test_duplicate_prepare_costs_no_signature_check_and_counts_once():
@@ -374,7 +406,7 @@ def test_duplicate_prepare_costs_no_signature_check_and_counts_once():
     checks = suite.verifies
     for _ in range(5):
         assert deliver(r, p) == []
-    assert suite.verifies == checks and r.prepares[0].count(header.hash(SUITE)) == 1
+    assert suite.verifies == checks and r.hs.prepares[0].count(header.hash(SUITE)) == 1
 
 
 def test_two_different_votes_from_one_sealer_are_refused():
@@ -382,7 +414,7 @@ def test_two_different_votes_from_one_sealer_are_refused():
     deliver(r, signed(Prepare(1, 0, 2, pid)))
     actions = deliver(r, signed(Prepare(1, 0, 2, TX[0])))
     assert "two different Prepare votes" in misbehaviour(actions)[0]
-    assert r.prepares[0].count(TX[0]) == 0
+    assert r.hs.prepares[0].count(TX[0]) == 0
 
 
 def test_commits_without_our_prepared_certificate_do_not_commit():
@@ -402,7 +434,7 @@ def test_checkpoint_with_bad_signature_or_from_a_non_sealer_is_refused():
     bad = Checkpoint(1, 0, 1, pid, SUITE.sign(KEYS[2][0], commit_signing_bytes(1, pid)))
     assert misbehaviour(deliver(r, bad)) == ["bad signature on Checkpoint"]
     assert deliver(r, Checkpoint(1, 0, 7, pid, bytes(64)), sender=7) == []
-    assert r.checkpoints == {}
+    assert r.hs.checkpoints == {}
 
 
 def test_checkpoint_quorum_without_the_block_waits_for_it():
@@ -411,12 +443,12 @@ def test_checkpoint_quorum_without_the_block_waits_for_it():
     pid = header.hash(SUITE)
     for i in (1, 2, 3):
         actions = deliver(r, Checkpoint(1, 0, i, pid, SUITE.sign(KEYS[i][0], commit_signing_bytes(1, pid))))
-    assert not of_type(actions, ev.Commit) and r.certified is not None
+    assert not of_type(actions, ev.Commit) and r.hs.certified is not None
     # The proposal arrives: execute, then commit with the certificate.
     actions = deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
     actions = r.handle(ev.ExecutionDone(pid, header))
     (commit,) = of_type(actions, ev.Commit)
-    assert commit.certificate.block_hash == pid and r.height == 2
+    assert commit.certificate.block_hash == pid and r.hs.height == 2
 
 
 # ---- VIEW_CHANGE / NEW_VIEW --------------------------------------------------------------
@@ -444,7 +476,7 @@ def test_timeout_sends_view_change_with_backoff_and_progress_resets_it():
     assert delays == [2000, 4000, 8000, 8000, 8000]
     h1, _ = make_header()
     r.handle(ev.BlockCommitted(1, h1.hash(SUITE)))
-    assert r.view == 0
+    assert r.hs.view == 0
     (timer,) = of_type(r.handle(ev.PoolNotEmpty()), ev.SetTimer)
     assert timer.delay_ms == CFG.timeout_base_ms
 
@@ -453,15 +485,15 @@ def test_replica_ahead_of_the_others_waits_for_them_instead_of_running_away():
     r = make_replica(0)
     r.handle(ev.PoolNotEmpty())
     r.handle(ev.TimerFired(r.timer_id))
-    assert r.view == 1
+    assert r.hs.view == 1
     deliver(r, _vc(2, view=1))  # only 2 of a quorum of 3 are at view >= 1
     actions = r.handle(ev.TimerFired(r.timer_id))
-    assert r.view == 1  # stays, re-sends its VIEW_CHANGE, re-arms
+    assert r.hs.view == 1  # stays, re-sends its VIEW_CHANGE, re-arms
     (vc,) = sent(actions)
     assert isinstance(vc, ViewChange) and vc.view == 1 and of_type(actions, ev.SetTimer)
     deliver(r, _vc(3, view=1))
     r.handle(ev.TimerFired(r.timer_id))
-    assert r.view == 2
+    assert r.hs.view == 2
 
 
 def test_stale_timer_is_ignored():
@@ -469,15 +501,15 @@ def test_stale_timer_is_ignored():
     r.handle(ev.PoolNotEmpty())
     old = r.timer_id
     r.handle(ev.TimerFired(old))
-    assert r.handle(ev.TimerFired(old)) == [] and r.view == 1
+    assert r.handle(ev.TimerFired(old)) == [] and r.hs.view == 1
 
 
 def test_f_view_changes_cannot_move_a_replica_but_f_plus_1_can():
     r = make_replica(0)
     deliver(r, _vc(2, view=5))
-    assert r.view == 0
+    assert r.hs.view == 0
     actions = deliver(r, _vc(3, view=7))
-    assert r.view == 5 and isinstance(sent(actions)[0], ViewChange)
+    assert r.hs.view == 5 and isinstance(sent(actions)[0], ViewChange)
 
 
 def test_huge_view_number_is_dropped_unchecked_and_cannot_stall_the_chain():
@@ -486,7 +518,7 @@ def test_huge_view_number_is_dropped_unchecked_and_cannot_stall_the_chain():
     checks = suite.verifies
     for view in (2**64 - 1, 2**63, CFG.view_ahead_max + 1):
         assert deliver(r, signed(ViewChange(1, view, 3, None))) == []
-    assert suite.verifies == checks and r.view == 0 and not r.view_changes
+    assert suite.verifies == checks and r.hs.view == 0 and not r.hs.view_changes
     # The replica still takes part normally.
     header, txs = make_header()
     assert of_type(deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs))), ev.Execute)
@@ -497,7 +529,7 @@ def test_far_future_height_is_dropped_unchecked():
     r = make_replica(0, suite=suite)
     for height in (2**63, CFG.height_ahead_max + 2):
         assert deliver(r, signed(Prepare(height, 0, 1, TX[0]))) == []
-    assert suite.verifies == 0 and not r.future
+    assert suite.verifies == 0 and not r.hs.future
 
 
 def test_view_change_with_a_forged_prepared_certificate_is_refused():
@@ -508,7 +540,7 @@ def test_view_change_with_a_forged_prepared_certificate_is_refused():
     vc = _vc(2, prepared=PreparedCertificate(0, header, txs, sigs))
     actions = deliver(r, vc)
     assert "bad signature of sealer 3" in misbehaviour(actions)[0]
-    assert 2 not in r.view_changes
+    assert 2 not in r.hs.view_changes
 
 
 def test_new_leader_re_proposes_the_highest_prepared_block():
@@ -520,7 +552,7 @@ def test_new_leader_re_proposes_the_highest_prepared_block():
     actions = deliver(leader, _vc(3))
     assert not of_type(actions, ev.BuildProposal)
     # f+1 VIEW_CHANGEs moved it to view 1; with its own that is a quorum: NEW_VIEW goes out.
-    assert leader.view == 1 and leader.new_view_sent and not leader.in_view_change
+    assert leader.hs.view == 1 and leader.hs.phase is Phase.ACCEPTED  # NEW_VIEW sent, executing its block
     nv = [m for m in sent(actions) if isinstance(m, NewView)]
     assert len(nv) == 1 and nv[0].pre_prepare.header == header
 
@@ -542,7 +574,7 @@ def test_valid_new_view_is_accepted():
     r = make_replica(0)
     header, txs = make_header(proposer=2)
     actions = deliver(r, _new_view([_vc(1), _vc(2), _vc(3)], header, txs))
-    assert r.view == 1 and not r.in_view_change
+    assert r.hs.view == 1 and r.hs.phase is Phase.ACCEPTED
     assert [a.proposal_id for a in of_type(actions, ev.Execute)] == [header.hash(SUITE)]
 
 
@@ -550,14 +582,14 @@ def test_new_view_from_the_wrong_leader_is_refused():
     r = make_replica(0)
     header, txs = make_header(proposer=3)
     actions = deliver(r, _new_view([_vc(1), _vc(2), _vc(3)], header, txs, leader=3))
-    assert r.view == 0 and "the leader of view 1 is 2" in misbehaviour(actions)[0]
+    assert r.hs.view == 0 and "the leader of view 1 is 2" in misbehaviour(actions)[0]
 
 
 def test_new_view_with_fewer_than_a_quorum_is_refused():
     r = make_replica(0)
     header, txs = make_header(proposer=2)
     actions = deliver(r, _new_view([_vc(1), _vc(2)], header, txs))
-    assert r.view == 0 and "a quorum is 3" in misbehaviour(actions)[0]
+    assert r.hs.view == 0 and "a quorum is 3" in misbehaviour(actions)[0]
 
 
 def test_new_view_with_repeated_or_wrong_view_changes_is_refused():
@@ -565,7 +597,7 @@ def test_new_view_with_repeated_or_wrong_view_changes_is_refused():
     header, txs = make_header(proposer=2)
     assert "repeated" in misbehaviour(deliver(r, _new_view([_vc(1), _vc(1), _vc(3)], header, txs)))[0]
     assert "another height or view" in misbehaviour(deliver(r, _new_view([_vc(1), _vc(2), _vc(3, view=2)], header, txs)))[0]
-    assert r.view == 0
+    assert r.hs.view == 0
 
 
 def test_new_view_that_drops_a_prepared_block_is_refused():
@@ -575,10 +607,10 @@ def test_new_view_that_drops_a_prepared_block_is_refused():
     cert = PreparedCertificate(0, prepared_header, txs, [(i, signed(Prepare(1, 0, i, pid)).signature) for i in (1, 2, 3)])
     fresh, _ = make_header(proposer=2, extra=b"something else")
     actions = deliver(r, _new_view([_vc(1, prepared=cert), _vc(2), _vc(3)], fresh, txs))
-    assert r.view == 0 and "highest prepared block" in misbehaviour(actions)[0]
+    assert r.hs.view == 0 and "highest prepared block" in misbehaviour(actions)[0]
     # The same NEW_VIEW re-proposing the prepared block is fine.
     actions = deliver(r, _new_view([_vc(1, prepared=cert), _vc(2), _vc(3)], prepared_header, txs))
-    assert r.view == 1 and of_type(actions, ev.Execute)
+    assert r.hs.view == 1 and of_type(actions, ev.Execute)
 
 
 def test_new_view_with_bad_signature_is_refused():
@@ -586,7 +618,7 @@ def test_new_view_with_bad_signature_is_refused():
     header, txs = make_header(proposer=2)
     nv = replace(_new_view([_vc(1), _vc(2), _vc(3)], header, txs), signature=bytes(64))
     assert misbehaviour(deliver(r, nv)) == ["bad signature on NewView"]
-    assert r.view == 0
+    assert r.hs.view == 0
 
 
 def test_block_prepared_before_a_view_change_is_committed_after_it():
@@ -596,8 +628,8 @@ def test_block_prepared_before_a_view_change_is_committed_after_it():
     c = Cluster()
     c.drop = lambda src, dst, data: isinstance(decode_message(data), Commit)
     c.submit(TX[:2])
-    b = c.replicas[0].prepared.header.hash(SUITE)
-    assert all(r.prepared is not None and r.prepared.header.hash(SUITE) == b for r in c.replicas)
+    b = c.replicas[0].hs.prepared.header.hash(SUITE)
+    assert all(r.hs.prepared is not None and r.hs.prepared.header.hash(SUITE) == b for r in c.replicas)
     assert not any(c.commits)
     c.down.add(LEADER)
     c.drop = lambda src, dst, data: dst == LEADER
@@ -606,7 +638,7 @@ def test_block_prepared_before_a_view_change_is_committed_after_it():
     c.fire_timer(2)  # with 0's VIEW_CHANGE that is f + 1: replica 3 follows without its timer
     committed = [[x.header.hash(SUITE) for x in c.commits[i]] for i in (0, 2, 3)]
     assert committed == [[b]] * 3
-    assert all(c.replicas[i].height == 2 and c.replicas[i].head_hash == b for i in (0, 2, 3))
+    assert all(c.replicas[i].hs.height == 2 and c.replicas[i].head_hash == b for i in (0, 2, 3))
 
 
 # ---- crash, restart, persisted state -----------------------------------------------------
@@ -621,7 +653,7 @@ def test_restarted_replica_does_not_prepare_a_second_block_in_the_same_view():
     actions = deliver(restarted, signed(PrePrepare(1, 0, LEADER, other, txs)))
     assert not of_type(actions, ev.Execute)
     assert not any(isinstance(m, Prepare) for m in sent(actions))
-    assert restarted.stats["equivocations"] == 1 and restarted.view == 1
+    assert restarted.stats["equivocations"] == 1 and restarted.hs.view == 1
 
 
 def test_restarted_replica_recovers_the_proposal_it_voted_for():
@@ -644,7 +676,7 @@ def test_restarted_replica_stays_in_its_view_and_resends_its_view_change():
     actions = r.handle(ev.TimerFired(r.timer_id))
     restarted = make_replica(0, persisted=of_type(actions, ev.Persist)[-1].data)
     actions = restarted.start()
-    assert restarted.view == 1 and restarted.in_view_change
+    assert restarted.hs.view == 1 and restarted.hs.phase is Phase.VIEW_CHANGE
     assert isinstance(sent(actions)[0], ViewChange) and of_type(actions, ev.SetTimer)
     # A view-0 proposal (a lower view) is no longer accepted.
     header, txs = make_header()
@@ -676,7 +708,7 @@ def test_persisted_state_of_a_committed_height_is_ignored():
     state = SafetyState(1, 3, True, None, None, None, None)
     h1, _ = make_header()
     r = make_replica(0, persisted=state.encode(), head=(1, h1.hash(SUITE)))
-    assert r.height == 2 and r.view == 0 and r.start() == []
+    assert r.hs.height == 2 and r.hs.view == 0 and r.start() == []
 
 
 # ---- sealer set changes ------------------------------------------------------------------
@@ -686,10 +718,10 @@ def test_sealer_set_change_takes_effect_at_the_block_boundary():
     r = make_replica(0)
     new_pubs = PUBS[:3] + [SUITE.keypair_from_private(b"\x09" * 32)[1]]
     r.handle(ev.SealersChanged(2, new_pubs))
-    assert r.sealers.pubs == tuple(PUBS)  # height 1 is still certified by the old set
+    assert r.hs.sealers.pubs == tuple(PUBS)  # height 1 is still certified by the old set
     h1, _ = make_header()
     r.handle(ev.BlockCommitted(1, h1.hash(SUITE)))
-    assert r.sealers.pubs == tuple(new_pubs) and r.me == 0
+    assert r.hs.sealers.pubs == tuple(new_pubs) and r.hs.me == 0
 
 
 def test_sealer_set_change_for_a_height_already_voted_on_is_refused():
@@ -703,7 +735,7 @@ def test_removed_sealer_stops_voting():
     r.handle(ev.SealersChanged(2, PUBS[:3]))
     h1, _ = make_header()
     r.handle(ev.BlockCommitted(1, h1.hash(SUITE)))
-    assert r.me is None
+    assert r.hs.me is None
     header, txs = make_header(height=2, proposer=2, parent=h1.hash(SUITE))
     from consensus.quorum import sealer_set_hash
 
@@ -748,7 +780,7 @@ def test_decided_block_with_a_forged_certificate_is_refused():
     good = CommitCertificate(1, pid, [(i, SUITE.sign(KEYS[i][0], commit_signing_bytes(1, pid))) for i in (1, 2, 3)])
     actions = deliver(r, signed(Decided(1, 0, 2, header, txs, good, 1)))
     actions = r.handle(ev.ExecutionDone(of_type(actions, ev.Execute)[0].proposal_id, header))
-    assert of_type(actions, ev.Commit)[0].certificate == good and r.height == 2
+    assert of_type(actions, ev.Commit)[0].certificate == good and r.hs.height == 2
 
 
 def test_replica_answers_a_view_change_for_a_height_it_decided():
@@ -780,7 +812,7 @@ def test_certified_block_that_failed_execution_is_executed_once_more():
     pid = header.hash(SUITE)
     deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
     r.handle(ev.ExecutionDone(pid, None))  # say, a transaction could not be fetched in time
-    assert r.view == 1
+    assert r.hs.view == 1
     for i in (1, 2, 3):
         actions = deliver(r, Checkpoint(1, 0, i, pid, SUITE.sign(KEYS[i][0], commit_signing_bytes(1, pid))))
     assert [a.proposal_id for a in of_type(actions, ev.Execute)] == [pid]
@@ -798,7 +830,7 @@ def test_missing_data_is_retried_without_blame_and_never_taken_for_divergence():
     deliver(r, signed(PrePrepare(1, 0, LEADER, header, txs)))
     actions = r.handle(ev.ExecutionDone(pid, None, retry=True))
     assert [a.proposal_id for a in of_type(actions, ev.Execute)] == [pid]  # asked again ...
-    assert r.view == 0 and not of_type(actions, ev.Misbehaviour)  # ... with no view change, no blame
+    assert r.hs.view == 0 and not of_type(actions, ev.Misbehaviour)  # ... with no view change, no blame
     for i in (1, 2, 3):
         actions = deliver(r, Checkpoint(1, 0, i, pid, SUITE.sign(KEYS[i][0], commit_signing_bytes(1, pid))))
     for _ in range(5):  # certified: asked again as often as the data is missing

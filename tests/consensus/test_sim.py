@@ -106,12 +106,12 @@ def test_weight_change_takes_effect_at_its_height():
         at = sc.reweight_at_height
         for i in world.honest():
             replica = world.nodes[i].replica
-            assert replica.height > at and replica.sealers.weights == sc.weights_after
+            assert replica.hs.height > at and replica.hs.sealers.weights == sc.weights_after
             blocks = {h.height: (h, c) for h, _, c in world.nodes[i].app.recent}
             before, cert_before = blocks[at - 1]
             header, cert = blocks[at]
             assert before.sealer_set_hash == world.sealers.set_hash
-            assert header.sealer_set_hash == replica.sealers.set_hash != world.sealers.set_hash
+            assert header.sealer_set_hash == replica.hs.sealers.set_hash != world.sealers.set_hash
             cert.verify(world.suite, world.pubs, list(sc.weights_after))
             cert_before.verify(world.suite, world.pubs, list(sc.weights))
     assert checked >= 5
@@ -144,7 +144,7 @@ def test_sealer_removal_takes_effect_at_its_height():
         checked += 1
         for i in world.honest():
             replica = world.nodes[i].replica
-            assert replica.height > sc.remove_last_at_height and replica.sealers.n == sc.n - 1
+            assert replica.hs.height > sc.remove_last_at_height and replica.hs.sealers.n == sc.n - 1
             # The block before the change names the old set; from the change on, the smaller
             # set names and certifies the blocks.
             blocks = {h.height: (h, c) for h, _, c in world.nodes[i].app.recent}
@@ -152,7 +152,7 @@ def test_sealer_removal_takes_effect_at_its_height():
             header, cert = blocks[sc.remove_last_at_height]
             assert before.sealer_set_hash == world.sealers.set_hash
             assert header.height == sc.remove_last_at_height
-            assert header.sealer_set_hash == replica.sealers.set_hash != world.sealers.set_hash
+            assert header.sealer_set_hash == replica.hs.sealers.set_hash != world.sealers.set_hash
             cert.verify(world.suite, world.pubs_after, sc.weights_at(sc.remove_last_at_height))
             assert all(index < sc.n - 1 for index, _ in cert.signatures)
     assert checked >= 5

@@ -26,6 +26,7 @@ from chainnode.protocol.types import (
 from consensus import events as ev
 from consensus.messages import NewView, PrePrepare, Prepare, PreparedCertificate, ViewChange
 from consensus.quorum import SealerSet, VoteSet
+from consensus.replica import Phase
 
 from tests.consensus.helpers import (
     KEYS,
@@ -196,13 +197,13 @@ def test_heavy_prepare_plus_own_vote_is_a_quorum():
     r, h = _accepted(HEAVY_LEADER)
     actions = deliver(r, _prepare(1, h))  # 1 (own) + 4 = 5
     assert [type(m).__name__ for m in sent(actions)] == ["Commit"]
-    assert r.prepared is not None and [i for i, _ in r.prepared.signatures] == [0, 1]
+    assert r.hs.prepared is not None and [i for i, _ in r.hs.prepared.signatures] == [0, 1]
 
 
 def test_three_light_prepares_are_not_a_quorum_when_the_fourth_is_heavy():
     r, h = _accepted(HEAVY_LAST)
     assert sent(deliver(r, _prepare(1, h))) == [] and sent(deliver(r, _prepare(2, h))) == []
-    assert r.prepared is None  # weight 3 < 5 (with unit weights 3 of 4 would be a quorum)
+    assert r.hs.prepared is None  # weight 3 < 5 (with unit weights 3 of 4 would be a quorum)
     actions = deliver(r, _prepare(3, h))
     assert [type(m).__name__ for m in sent(actions)] == ["Commit"]
     unit, uh = _accepted(None)
@@ -214,9 +215,9 @@ def test_equivocation_evidence_needs_more_than_f_weight():
     r, h = _accepted(HEAVY_LAST)
     other = b"\x77" * 32
     deliver(r, _prepare(2, other))
-    assert r.view == 0  # weight 1 for another block: could be one liar
+    assert r.hs.view == 0  # weight 1 for another block: could be one liar
     deliver(r, _prepare(3, other))
-    assert r.view == 1 and r.in_view_change  # weight 5 > F = 2: an honest sealer saw another block
+    assert r.hs.view == 1 and r.hs.phase is Phase.VIEW_CHANGE  # weight 5 > F = 2: an honest sealer saw another block
 
 
 def test_joining_a_view_change_needs_more_than_f_weight():
@@ -224,14 +225,14 @@ def test_joining_a_view_change_needs_more_than_f_weight():
     r.handle(ev.PoolNotEmpty())
     deliver(r, signed(ViewChange(1, 1, 1, None)))
     deliver(r, signed(ViewChange(1, 1, 2, None)))
-    assert r.view == 0  # weight 2 = F: could be liars only (unit weights: 2 > f = 1, we would follow)
+    assert r.hs.view == 0  # weight 2 = F: could be liars only (unit weights: 2 > f = 1, we would follow)
     deliver(r, signed(ViewChange(1, 3, 3, None)))
     # Weight 4 reached view 3, more than F: follow to the highest view > F weight reached.
-    assert r.view == 3 and r.in_view_change
+    assert r.hs.view == 3 and r.hs.phase is Phase.BUILDING_NEW_VIEW  # it leads view 3: it builds the block
     unit = make_replica(0)
     unit.handle(ev.PoolNotEmpty())
     deliver(unit, signed(ViewChange(1, 3, 3, None)))
-    assert unit.view == 0  # one sealer alone never moves a unit-weight replica
+    assert unit.hs.view == 0  # one sealer alone never moves a unit-weight replica
 
 
 def test_new_view_quorum_is_by_weight():
@@ -244,10 +245,10 @@ def test_new_view_quorum_is_by_weight():
 
     r = make_replica(0, weights=weights)
     actions = deliver(r, new_view([1, 2]))
-    assert r.view == 0 and "2 VIEW_CHANGEs of weight 2, a quorum is 5" in misbehaviour(actions)[0]
+    assert r.hs.view == 0 and "2 VIEW_CHANGEs of weight 2, a quorum is 5" in misbehaviour(actions)[0]
     r = make_replica(0, weights=weights)
     actions = deliver(r, new_view([2, 3]))  # two sealers, weight 5
-    assert r.view == 1 and not r.in_view_change and of_type(actions, ev.Execute)
+    assert r.hs.view == 1 and r.hs.phase is Phase.ACCEPTED and of_type(actions, ev.Execute)
 
 
 def test_a_new_leader_sends_just_enough_weight():
@@ -269,9 +270,9 @@ def _prepared_cert(signers, weights):
 def test_prepared_certificates_in_view_changes_need_quorum_weight():
     r = make_replica(0, weights=HEAVY_LAST)
     actions = deliver(r, signed(ViewChange(1, 1, 2, _prepared_cert([0, 1, 2], HEAVY_LAST))))
-    assert "3 signatures of weight 3, a quorum is 5" in misbehaviour(actions)[0] and 2 not in r.view_changes
+    assert "3 signatures of weight 3, a quorum is 5" in misbehaviour(actions)[0] and 2 not in r.hs.view_changes
     actions = deliver(r, signed(ViewChange(1, 1, 2, _prepared_cert([2, 3], HEAVY_LAST))))
-    assert misbehaviour(actions) == [] and r.view_changes[2].prepared is not None
+    assert misbehaviour(actions) == [] and r.hs.view_changes[2].prepared is not None
 
 
 # ---- weight changes are sealer-set changes -----------------------------------------------
@@ -291,11 +292,11 @@ def test_cluster_with_weights_commits_and_certificates_verify_with_weights():
 def test_weight_change_takes_effect_at_its_height_and_follows_the_set_change_rule():
     r = make_replica(0)
     r.handle(ev.SealersChanged(2, PUBS, HEAVY_LAST))  # announced ahead: always accepted
-    assert r.sealers.unit and r.sealers_at(2).weights == tuple(HEAVY_LAST)
+    assert r.hs.sealers.unit and r.sealers_at(2).weights == tuple(HEAVY_LAST)
     header, _ = make_header()
     r.handle(ev.BlockCommitted(1, header.hash(SUITE)))
-    assert r.height == 2 and r.sealers.weights == tuple(HEAVY_LAST) and r.sealers.quorum == 5
-    assert r.sealers.set_hash == sealer_set_hash(SUITE, PUBS, HEAVY_LAST)
+    assert r.hs.height == 2 and r.hs.sealers.weights == tuple(HEAVY_LAST) and r.hs.sealers.quorum == 5
+    assert r.hs.sealers.set_hash == sealer_set_hash(SUITE, PUBS, HEAVY_LAST)
     # Back to unit weights, positional call exactly as before weights existed.
     r.handle(ev.SealersChanged(3, PUBS))
     assert r.sealers_at(3).unit and r.sealers_at(3).set_hash == SET_HASH

@@ -44,7 +44,7 @@ async def test_a_node_that_catches_up_by_sync_still_proposes_what_its_pool_holds
         kinds = [type(e) for e in fed]
         assert ev.BlockCommitted in kinds and ev.PoolNotEmpty in kinds
         assert kinds.index(ev.PoolNotEmpty) > kinds.index(ev.BlockCommitted)  # after the core moved to height 2
-        assert core.height == 2 and core.pool_has_work
+        assert core.hs.height == 2 and core.hs.pool_has_work
     finally:
         for node in nodes:
             node.chain.ledger.close()
