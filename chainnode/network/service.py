@@ -96,8 +96,8 @@ STATUS_ERROR = 1
 ERROR_TEXT_BYTES_MAX = 200
 
 # handler(peer index, request) -> response. It raises DecodeError for a request it cannot
-# decode (the peer is answered with the error, and penalised like any protocol violation)
-# and NetworkError for one it cannot serve (the peer is answered with the error). Anything
+# decode and NetworkError for one it cannot serve: either way the peer is answered with the
+# error. Anything
 # else it raises is a bug of ours and propagates: the node stops, loudly (DESIGN rule 7).
 RequestHandler = Callable[[int, bytes], Awaitable[bytes]]
 # check_credentials(chain, consensus_pub, peer_id): raises ValueError (CertificateError, with a
@@ -105,7 +105,6 @@ RequestHandler = Callable[[int, bytes], Awaitable[bytes]]
 CredentialsCheck = Callable[[bytes, bytes, str], object]
 CREDENTIALS_CHECK_FAILED = "certificate check failed"
 REFUSED_BY_PEER = "refused by peer"
-BAD_REQUEST = "bad request"
 
 
 class CredentialsRefused(ProtocolViolation):
@@ -854,25 +853,22 @@ class Network:
             with trio.fail_after(self.limits.request_timeout_ms / 1000):
                 request = await read_frame(stream, self.limits.request_bytes_max, self.limits.read_chunk_bytes)
                 self.counters.inc("requests_in")
-                bad_request = None
                 try:
                     response = await self._handlers[protocol](s.info.index, request)
                     assert type(response) is bytes, f"the {protocol} handler returned {type(response).__name__}, not bytes"
                     if len(response) > self.limits.response_bytes_max:
                         raise NetworkError(f"response of {len(response)} bytes exceeds response_bytes_max")
                     reply = bytes([STATUS_OK]) + response
-                except (DecodeError, NetworkError) as exc:  # the request is malformed, or cannot be served
+                except (DecodeError, NetworkError) as exc:
+                    # The request is malformed or cannot be served: answered with the error, not
+                    # penalised, since a peer of another version (a rolling upgrade) sends requests
+                    # this one cannot decode, and the frame limits already bound what it costs.
                     self.counters.inc("requests_failed")
-                    if isinstance(exc, DecodeError):
-                        bad_request = ProtocolViolation(BAD_REQUEST, f"{protocol}: {str(exc)[:ERROR_TEXT_BYTES_MAX]}")
-                    else:
-                        log.warning("%s: %s handler refused a request of peer %d: %s", self._label, protocol, s.info.index,
-                                    str(exc)[:ERROR_TEXT_BYTES_MAX])
+                    log.warning("%s: %s handler refused a request of peer %d: %s", self._label, protocol, s.info.index,
+                                str(exc)[:ERROR_TEXT_BYTES_MAX])
                     text = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:ERROR_TEXT_BYTES_MAX]
                     reply = bytes([STATUS_ERROR]) + text
                 await stream.write(encode_frame(reply))
-            if bad_request is not None:
-                s.fail(bad_request)  # after the answer, so the requester's operator can see why
         except ProtocolViolation as v:
             s.fail(v)
         except trio.TooSlowError:
