@@ -23,6 +23,7 @@ from typing import Protocol
 from chainnode.crypto.errors import CryptoUnavailable, InvalidKey
 
 ADDRESS_BYTES = 20
+ZERO_ADDRESS = bytes(ADDRESS_BYTES)  # the `to` of a deploy, the sender of a call nobody signed
 HASH_BYTES = 32
 
 

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from chainnode.crypto import CryptoSuite
+from chainnode.crypto import ZERO_ADDRESS, CryptoSuite
 from chainnode.protocol.merkle import merkle_root
 from chainnode.store.state import StateOverlay, StateReader, next_state_root
 from chainnode.system.governance import ADMIN_PREFIX, frozen_reason, may_call, may_deploy
@@ -34,7 +34,6 @@ from chainnode.protocol.types import ZERO_HASH, Event, Receipt, Transaction
 from contracts.engine import CallContext, CallResult, Engine
 
 STATUS_FAILED = 1
-ZERO_ADDRESS = bytes(20)
 log = logging.getLogger(__name__)
 
 

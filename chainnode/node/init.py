@@ -7,6 +7,7 @@ from pathlib import Path
 
 from chainnode.node.config import render_config
 from chainnode.crypto import get_suite
+from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.system.genesis import GenesisError, load_genesis
 from chainnode.security.keyfile import KeyFileError, read_key_file
 from chainnode.store.ledger import Ledger
@@ -67,7 +68,10 @@ def init_node(
         raise InitError(str(exc)) from None
     if key_doc.get("suite") != genesis.suite:
         raise InitError(f"{key_path} is a {key_doc.get('suite')} key but the chain uses the {genesis.suite} suite; generate one with `chainnode keygen --suite {genesis.suite}`")
-    pub = bytes.fromhex(key_doc["public_key"])
+    try:
+        pub = parse_hex(key_doc.get("public_key"), what=f"the public_key of {key_path}")
+    except HexError as exc:
+        raise InitError(f"{exc}; is it a key file written by `chainnode keygen`?") from None
     node = next((n for n in genesis.nodes if n.entry.consensus_pub == pub), None)
     if node is None and member_required:
         raise InitError(

@@ -10,7 +10,7 @@ from typing import Any, Callable, Protocol
 
 import trio
 
-from chainnode.crypto import ADDRESS_BYTES
+from chainnode.crypto import ADDRESS_BYTES, ZERO_ADDRESS
 from chainnode.system import governance as gov
 from chainnode.execution.chain import Chain
 from chainnode.protocol.codec import DecodeError, expect_list, expect_value, pack, unpack
@@ -26,7 +26,6 @@ from chainnode.protocol.types import ZERO_HASH
 from contracts.engine import CallContext, code_key
 
 HEIGHT_MAX = 2**63 - 1
-ZERO_ADDRESS = bytes(ADDRESS_BYTES)
 METHOD_NAME_CHARS_MAX = 256
 # `call` arguments: bounded like a transaction's (the request body limit bounds them too,
 # but a hex form is decoded, so it gets its own explicit bound).

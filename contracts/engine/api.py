@@ -19,7 +19,7 @@ import time
 from decimal import getcontext, setcontext
 from typing import Any
 
-from chainnode.crypto import get_suite
+from chainnode.crypto import ADDRESS_BYTES, get_suite
 from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
 
 from contracts.engine import values
@@ -51,7 +51,7 @@ from contracts.engine.gas import (
 )
 from contracts.engine.model import CallContext, CallResult
 from contracts.engine.runtime import Runtime
-from contracts.engine.store import ADDRESS_BYTES, ContractStore, Storage, WriteBuffer, code_key, storage_prefix
+from contracts.engine.store import ContractStore, Storage, WriteBuffer, code_key, storage_prefix
 
 DEPLOY_DOMAIN = b"chainnode/deploy/v1"
 _ARG_SCALARS = frozenset({bytes, str, bool, type(None)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from contracts.engine.store import ADDRESS_BYTES
+from chainnode.crypto import ADDRESS_BYTES
 
 
 @dataclass(frozen=True, slots=True)

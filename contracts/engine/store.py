@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
 
 from contracts.engine import values
@@ -33,7 +34,6 @@ from contracts.engine.gas import (
 
 CODE_PREFIX = b"code/"
 STORAGE_PREFIX = b"c"
-ADDRESS_BYTES = 20
 
 
 class ByteStore(Protocol):

@@ -60,6 +60,13 @@ def test_init_refusals(tmp_path):
     assert r.exit_code == 1 and "ed25519 key but the chain uses the sm suite" in r.output
     r = run("init", "--genesis", str(tmp_path / "none.json"), "--key", str(stranger), "--data-dir", str(tmp_path / "x"))
     assert r.exit_code == 1 and "not found" in r.output
+    for bad in ("zz", None):  # a damaged key file: one line, no traceback
+        doc = json.loads(stranger.read_text())
+        doc["public_key"] = bad
+        damaged = tmp_path / "damaged.key"
+        damaged.write_text(json.dumps(doc))
+        r = run("init", "--genesis", str(genesis), "--key", str(damaged), "--data-dir", str(tmp_path / "x"))
+        assert r.exit_code == 1 and f"the public_key of {damaged}" in r.output and "chainnode keygen" in r.output, r.output
     data = tmp_path / "node0"
     assert run("init", "--genesis", str(genesis), "--key", str(tmp_path / "k0.key"), "--data-dir", str(data)).exit_code == 0
     other = setup(tmp_path, chain_id="other")
