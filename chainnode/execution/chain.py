@@ -15,7 +15,8 @@ from typing import Callable
 
 from chainnode.execution.executor import ExecutedBlock, Executor, InvalidBlock
 from chainnode.store.ledger import Ledger
-from chainnode.system.state import NodeEntry, read_config, sealer_set_hash, sealers_at
+from chainnode.protocol.types import sealer_set_hash
+from chainnode.system.state import NodeEntry, read_config, sealers_at
 from chainnode.protocol.types import Block, BlockHeader, CommitCertificate, InvalidCertificate, Transaction
 
 

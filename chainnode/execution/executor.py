@@ -27,9 +27,9 @@ from typing import Callable
 from chainnode.crypto import ZERO_ADDRESS, CryptoSuite
 from chainnode.protocol.merkle import merkle_root
 from chainnode.store.state import StateOverlay, StateReader, next_state_root
-from chainnode.system.governance import ADMIN_PREFIX, frozen_reason, may_call, may_deploy
+from chainnode.system.governance import frozen_reason, may_call, may_deploy
 from chainnode.system.contracts import is_system, run_system
-from chainnode.system.state import promotion_writes, read_config, read_nodes, sealer_set_writes
+from chainnode.system.state import ADMIN_PREFIX, promotion_writes, read_config, read_nodes, sealer_set_writes
 from chainnode.protocol.types import ZERO_HASH, Event, Receipt, Transaction
 from contracts.engine import CallContext, CallResult, Engine
 

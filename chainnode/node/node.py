@@ -40,8 +40,8 @@ from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.security.admission import Admission, AdmissionError
 from chainnode.security.keyfile import KeyPair
 from chainnode.system.genesis import Genesis
-from chainnode.system.governance import CRL_KEY, read_revoked_serials
-from chainnode.system.state import NodeEntry, latest_nodes, nodes_at, read_addrs, read_config, read_pending_nodes
+from chainnode.system.governance import read_revoked_serials
+from chainnode.system.state import CRL_KEY, NodeEntry, latest_nodes, nodes_at, read_addrs, read_config, read_pending_nodes
 from chainnode.txpool.gossip import TxGossipReactor
 from chainnode.txpool.journal import TxJournal
 from chainnode.txpool.pool import PoolLimits, TxPool

@@ -50,13 +50,16 @@ from typing import Any
 from chainnode.security.certs import CERT_FORMAT, Certificate, CertificateError
 from chainnode.protocol.codec import DecodeError, expect_value, pack
 from chainnode.crypto import ADDRESS_BYTES, SUITE_NAMES, get_suite
-from chainnode.system.governance import ADMIN_PREFIX, NAMES_KEY, GovernanceError, check_params
+from chainnode.system.governance import GovernanceError, check_params
 from chainnode.store.files import read_bounded
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
 from chainnode.store.state import StateOverlay, next_state_root
 from chainnode.system.state import (
+    ADMIN_PREFIX,
+    CA_KEY,
+    NAMES_KEY,
     CHAIN_KEY,
     COMMITTEE_KEY,
     GOVERNANCE_KEY,
@@ -67,18 +70,14 @@ from chainnode.system.state import (
     config_writes,
     nodes_writes,
     sealer_set_writes,
-    sealer_set_hash,
 )
-from chainnode.protocol.types import ZERO_HASH, Block, BlockHeader
+from chainnode.protocol.types import ZERO_HASH, Block, BlockHeader, sealer_set_hash
 from contracts.engine import CallContext, Engine
 
 FORMAT = "chainnode-genesis/1"
 GENESIS_CONTRACTS_MAX = 32
 GENESIS_DEPLOY_GAS = 1_000_000_000  # per contract: a genesis deploy is trusted, but still bounded
 GENESIS_BYTES_MAX = 4 << 20
-# The consortium CA certificate (its canonical encoding), written at genesis when the file
-# has "ca_cert". Defined here, not in sysstate.py: only genesis writes it.
-CA_KEY = b"sys/ca"
 
 
 class GenesisError(ValueError):

@@ -29,6 +29,15 @@ from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, pack, unpack
 from chainnode.store.state import StateReader
 from chainnode.system.state import (
+    NEXT_ID_KEY,
+    PROPOSAL_PREFIX,
+    DEPLOY_OPEN_KEY,
+    DEPLOYER_PREFIX,
+    FROZEN_PREFIX,
+    ACL_PREFIX,
+    ADMIN_PREFIX,
+    CRL_KEY,
+    NAMES_KEY,
     ADDR_CHARS_MAX,
     ADDRS_MAX,
     ADDRS_PREFIX,
@@ -48,15 +57,6 @@ from chainnode.system.state import (
     read_pending_nodes,
 )
 
-NEXT_ID_KEY = b"sys/gov/next"
-PROPOSAL_PREFIX = b"sys/gov/p/"
-DEPLOY_OPEN_KEY = b"sys/perm/deploy_open"
-DEPLOYER_PREFIX = b"sys/perm/deployer/"
-FROZEN_PREFIX = b"sys/perm/frozen/"
-ACL_PREFIX = b"sys/perm/acl/"
-ADMIN_PREFIX = b"sys/perm/admin/"
-CRL_KEY = b"sys/perm/crl"
-NAMES_KEY = b"sys/names"
 
 GOVERNORS_MAX = 64
 WEIGHT_MAX = 1_000_000

@@ -2,7 +2,8 @@
 
 Keeping them in state (not in a config file) means every node reads the same values at
 the same height, and governance (issue 7) changes them with ordinary transactions that
-take effect at a block boundary. Keys (all under `sys/`):
+take effect at a block boundary. This module is the one home of the `sys/` key schema;
+the keys (all under `sys/`):
 
     sys/chain             pack([chain_id, group_id, suite])
     sys/nodes             pack([[consensus_pub, peer_id, role, weight], ...])   order = sealer index order
@@ -13,8 +14,11 @@ take effect at a block boundary. Keys (all under `sys/`):
     sys/governance        pack([participation_rate_pct, win_rate_pct])
     sys/gov/next          pack(next proposal id)
     sys/gov/p/<id u64>    pack(proposal fields)       (chainnode/system/governance.py)
-    sys/perm/...          permissions                 (chainnode/system/governance.py)
+    sys/perm/deploy_open, sys/perm/deployer/<address>, sys/perm/frozen/<address>,
+    sys/perm/acl/<contract>, sys/perm/admin/<contract>, sys/perm/crl
+                          permissions and revocations (chainnode/system/governance.py)
     sys/names             pack({name: address})       the name registry
+    sys/ca                the consortium CA certificate, written at genesis (chainnode/system/genesis.py)
     sys/sset/<set hash>   pack([[pub, ...], [weight, ...]])  every sealer set the chain has used,
                                                       by the hash block headers carry (for proofs)
 
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 from chainnode.protocol.codec import expect_bytes, expect_int, expect_list, expect_str, pack, unpack
 from chainnode.store.state import StateReader
-from chainnode.protocol.types import sealer_set_hash  # noqa: F401  (re-exported: membership lives here)
+from chainnode.protocol.types import sealer_set_hash
 
 CHAIN_KEY = b"sys/chain"
 NODES_KEY = b"sys/nodes"
@@ -41,6 +45,17 @@ SEALER_SETS_PREFIX = b"sys/sset/"
 COMMITTEE_KEY = b"sys/committee"
 GOVERNANCE_KEY = b"sys/governance"
 CONFIG_PREFIX = b"sys/config/"
+CA_KEY = b"sys/ca"  # the consortium CA certificate (canonical encoding), written at genesis only
+# Governance (chainnode/system/governance.py):
+NEXT_ID_KEY = b"sys/gov/next"
+PROPOSAL_PREFIX = b"sys/gov/p/"
+DEPLOY_OPEN_KEY = b"sys/perm/deploy_open"
+DEPLOYER_PREFIX = b"sys/perm/deployer/"
+FROZEN_PREFIX = b"sys/perm/frozen/"
+ACL_PREFIX = b"sys/perm/acl/"
+ADMIN_PREFIX = b"sys/perm/admin/"
+CRL_KEY = b"sys/perm/crl"
+NAMES_KEY = b"sys/names"
 
 ROLES = ("sealer", "observer")
 PEER_ID_CHARS_MAX = 128

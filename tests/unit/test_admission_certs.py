@@ -25,7 +25,8 @@ from chainnode.security.certs import (
 )
 from chainnode.node.config import ConfigError, load_config
 from chainnode.crypto import get_suite
-from chainnode.system.genesis import CA_KEY, GenesisError, load_genesis, parse_genesis
+from chainnode.system.genesis import GenesisError, load_genesis, parse_genesis
+from chainnode.system.state import CA_KEY
 from chainnode.security.keyfile import load_key
 from chainnode.store.ledger import Ledger
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed

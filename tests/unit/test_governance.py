@@ -8,7 +8,8 @@ import pytest
 from chainnode.protocol.codec import pack
 from chainnode.crypto import get_suite
 from chainnode.execution.executor import refusal
-from chainnode.system.governance import ADMIN_PREFIX, read_proposal, read_revoked_serials, resolve_name
+from chainnode.system.governance import read_proposal, read_revoked_serials, resolve_name
+from chainnode.system.state import ADMIN_PREFIX
 from chainnode.store.state import StateOverlay
 from chainnode.system.contracts import (
     COMMITTEE_ADDRESS,
