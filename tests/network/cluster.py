@@ -94,6 +94,20 @@ class _Forward:
         self._ts.started(self._value)
 
 
+def refusals(net: Network) -> int:
+    """How many connections `net` has refused (not admitted, banned): a counter to wait
+    on when a test shows that a peer stays out, instead of sleeping and looking."""
+    return sum(n for key, n in net.counters.items() if key.startswith("refused:"))
+
+
+async def until_refused_again(net: Network, timeout_s: float = 15.0) -> None:
+    """Wait until `net` refuses one more connection than it had when called."""
+    before = refusals(net)
+    with trio.fail_after(timeout_s):
+        while refusals(net) <= before:
+            await trio.sleep(0.02)
+
+
 def sorted_by_peer_id(members: list[Member]) -> list[Member]:
     """Members in dial order: the lower peer id (as raw bytes) dials the higher one."""
     from libp2p.peer.id import ID

@@ -8,7 +8,7 @@ import trio
 
 from chainnode.crypto import get_suite
 
-from tests.network.cluster import SUITE_NAME, make_members, make_network, sorted_by_peer_id, start
+from tests.network.cluster import SUITE_NAME, make_members, make_network, sorted_by_peer_id, start, until_refused_again
 
 
 async def _until(predicate, timeout_s: float = 10.0) -> None:
@@ -90,7 +90,7 @@ async def test_set_admitted_disconnects_removed_peers_and_admits_new_ones():
         ra.net.set_admitted([a.info, b.info])
         rb.net.set_admitted([a.info, b.info])
         await _until(lambda: ra.net.connected_peers() == [b.index] and rb.net.connected_peers() == [a.index])
-        await trio.sleep(0.5)  # c keeps trying; it stays out
+        await until_refused_again(ra.net)  # c keeps trying; it stays out
         assert ra.net.connected_peers() == [b.index]
         assert rc.net.connected_peers() == []
         # ...and adds it back.

@@ -9,7 +9,7 @@ import trio
 
 from chainnode.network import NetworkLimits
 
-from tests.network.cluster import drain, make_members, make_network, start
+from tests.network.cluster import drain, make_members, make_network, sorted_by_peer_id, start, until_refused_again
 
 
 async def _until(predicate, timeout_s: float = 10.0) -> None:
@@ -37,8 +37,11 @@ async def _check_honest_service(victim, honest, victim_index: int, honest_index:
 
 
 async def _victim_honest_hostile(nursery, victim_limits: NetworkLimits | None = None):
-    """Three connected members: the victim (with `victim_limits`), an honest one, a hostile one."""
-    v, h, m = members = make_members(3)
+    """Three connected members: the victim (with `victim_limits`), an honest one, a hostile one.
+    The hostile one has the lowest peer id, so it is the one that dials the victim (the dial
+    rule, chainnode/network/supervisor.py): its redials are what the victim's ban refuses."""
+    members = make_members(3)
+    m, v, h = sorted_by_peer_id(members)
     rv = await start(nursery, make_network(v, members, limits=victim_limits))
     rh = await start(nursery, make_network(h, members))
     rm = await start(nursery, make_network(m, members))
@@ -61,7 +64,7 @@ async def _scenario(caplog, raw: bytes, reason: str, limits: NetworkLimits | Non
         assert not any(r.exc_info for r in caplog.records if r.name == "chainnode.network")
         await _until(lambda: rv.net.connected_peers() == [h.index])
         # The ban holds: the hostile peer's redials are refused for a while.
-        await trio.sleep(0.5)
+        await until_refused_again(rv.net)
         assert m.index not in rv.net.connected_peers()
         await _check_honest_service(rv.net, rh.net, v.index, h.index)
         nursery.cancel_scope.cancel()

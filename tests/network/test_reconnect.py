@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import trio
@@ -9,7 +10,12 @@ import trio
 from tests.network.cluster import drain, make_network, make_members, sorted_by_peer_id, start
 
 
-async def _restart_and_reconnect(nursery, survivor_member, restarting_member, everyone) -> float:
+def _failed_dials(caplog, index: int) -> int:
+    return sum(1 for r in caplog.records if r.getMessage().startswith(f"dial peer {index} failed"))
+
+
+async def _restart_and_reconnect(nursery, caplog, survivor_member, restarting_member, everyone) -> float:
+    caplog.set_level(logging.DEBUG, logger="chainnode.network")
     survivor = await start(nursery, make_network(survivor_member, everyone))
     restarting = await start(nursery, make_network(restarting_member, everyone))
     await survivor.net.wait_connected(1, 10)
@@ -20,9 +26,12 @@ async def _restart_and_reconnect(nursery, survivor_member, restarting_member, ev
     with trio.fail_after(5):
         while survivor.net.connected_peers():
             await trio.sleep(0.01)
-    # Stay down long enough for several failed dials: without clearing libp2p's negative
-    # dial cache, the peer would then be unreachable for 60 s.
-    await trio.sleep(1.5)
+    if survivor_member is sorted_by_peer_id(everyone)[0]:
+        # The survivor dials: stay down for several failed dials. Without clearing libp2p's
+        # negative dial cache, the peer would then be unreachable for 60 s.
+        with trio.fail_after(10):
+            while _failed_dials(caplog, restarting_member.index) < 3:
+                await trio.sleep(0.01)
 
     t0 = time.monotonic()
     again = await start(nursery, make_network(restarting_member, everyone))
@@ -38,18 +47,18 @@ async def _restart_and_reconnect(nursery, survivor_member, restarting_member, ev
     return elapsed
 
 
-async def test_restarted_peer_is_redialed_by_the_supervisor():
+async def test_restarted_peer_is_redialed_by_the_supervisor(caplog):
     low, high = sorted_by_peer_id(make_members(2))
     async with trio.open_nursery() as nursery:
         # The survivor has the lower peer id, so its supervisor does the redialing.
-        elapsed = await _restart_and_reconnect(nursery, low, high, [low, high])
+        elapsed = await _restart_and_reconnect(nursery, caplog, low, high, [low, high])
         assert elapsed < 6.0
         nursery.cancel_scope.cancel()
 
 
-async def test_restarted_dialer_reconnects_on_start():
+async def test_restarted_dialer_reconnects_on_start(caplog):
     low, high = sorted_by_peer_id(make_members(2))
     async with trio.open_nursery() as nursery:
-        elapsed = await _restart_and_reconnect(nursery, high, low, [low, high])
+        elapsed = await _restart_and_reconnect(nursery, caplog, high, low, [low, high])
         assert elapsed < 6.0
         nursery.cancel_scope.cancel()
