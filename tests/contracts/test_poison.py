@@ -273,7 +273,7 @@ PAYMENT_GAS_MAX = 10_000
 
 
 def test_a_full_block_of_payments_fits_the_default_block_gas_limit() -> None:
-    # Blocks are bounded by the gas their transactions use (tests/unit/test_chain.py):
+    # Blocks are bounded by the gas their transactions use (tests/execution/test_chain.py):
     # tx_count_limit payments fit, and any one transaction does.
     from chainnode.system.state import CONFIG_SPEC
 

@@ -8,7 +8,7 @@ async def test_a_transaction_only_a_restarted_non_leader_holds_commits_on_an_idl
     # A restarted node's gossip was dropped as already seen (it reused its message ids), and
     # gossip is best effort besides; the node is not the leader, and its view change alone
     # cannot move the others (f + 1 are needed), so such a transaction waited forever. The
-    # regressions are tests/network/test_cluster.py (message ids) and tests/unit/test_regossip.py;
+    # regressions are tests/network/test_cluster.py (message ids) and tests/txpool/test_regossip.py;
     # this is the whole path on real processes.
     alice = Account.generate("sm")
     token = await deploy_token(cluster.layout[0].rpc_url, alice, 100)

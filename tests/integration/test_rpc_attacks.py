@@ -39,7 +39,7 @@ LIMITS = {
     "rpc_ws_queue_full_timeout_ms": 1_000,
     "rpc_call_timeout_ms": 1_000,
     # Attackers and the test's own user all come from 127.0.0.1 here: the per-address rate is
-    # set out of the way (tests/unit/test_rpc_server.py covers it).
+    # set out of the way (tests/rpc/test_rpc_server.py covers it).
     "rpc_client_requests_per_s_max": 100_000,
 }
 SLOWLORIS = 200  # > rpc_connections_max

@@ -7,7 +7,7 @@ import pytest
 
 from chainnode.execution.executor import InvalidBlock
 from chainnode.protocol.types import Block, Transaction
-from tests.unit.test_sync import SOURCE, SUITE, USER, certify, open_chain
+from tests.chain_fixtures import SOURCE, SUITE, USER, certify, open_chain
 
 
 def deploy_tx(chain):
@@ -64,7 +64,7 @@ from chainnode.system.genesis import parse_genesis  # noqa: E402
 from chainnode.store.ledger import Ledger  # noqa: E402
 from chainnode.protocol.merkle import merkle_root  # noqa: E402
 from contracts.engine import Engine  # noqa: E402
-from tests.unit.test_sync import GENESIS, SEALERS, USER  # noqa: E402
+from tests.chain_fixtures import GENESIS, SEALERS, USER  # noqa: E402
 
 BUMPS = 50
 K = 20  # bumps that fit the small block gas limit below

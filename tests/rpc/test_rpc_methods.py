@@ -18,7 +18,7 @@ from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, Dispatcher, RpcErro
 from chainnode.rpc.methods import ChainRpc
 from chainnode.txpool.pool import TxPool
 from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
-from tests.unit.test_sync import SOURCE, SUITE, USER, certify, open_chain
+from tests.chain_fixtures import SOURCE, SUITE, USER, certify, open_chain
 
 
 @dataclass

@@ -11,7 +11,7 @@ import trio.testing
 
 from chainnode.txpool.journal import COMPACT_BYTES_MIN, MAGIC, JournalFull, TxJournal, framed_size
 from chainnode.txpool.pool import ADDED, COMMITTED, PENDING, PoolLimits, Rejected, TxPool
-from tests.unit.test_txpool import SUITE, tx
+from tests.txpool.test_txpool import SUITE, tx
 
 
 class Disk:

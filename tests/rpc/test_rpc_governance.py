@@ -17,8 +17,8 @@ from chainnode.rpc.methods import ChainRpc
 from chainnode.system.contracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
 from chainnode.protocol.types import Transaction
 from contracts.engine import Engine
-from tests.unit.test_rpc_methods import commit_pool, serve
-from tests.unit.test_sync import SEALERS, SUITE
+from tests.rpc.test_rpc_methods import commit_pool, serve
+from tests.chain_fixtures import SEALERS, SUITE
 
 GOVERNOR = SUITE.keypair_from_private((77).to_bytes(32, "big"))
 STRANGER = SUITE.keypair_from_private((78).to_bytes(32, "big"))

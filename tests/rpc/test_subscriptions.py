@@ -22,7 +22,7 @@ from chainnode.rpc.subscriptions import CLOSE_POLICY, SubscriptionHub, Subscript
 from chainnode.txpool.pool import TxPool
 from chainnode.protocol.types import Transaction
 from tests.helpers import free_port
-from tests.unit.test_sync import SUITE, USER, certify, open_chain
+from tests.chain_fixtures import SUITE, USER, certify, open_chain
 
 EMITTER = (
     "def init():\n    storage['n'] = 0\n\n"

@@ -1,52 +1,15 @@
 """Block sync between two real ledgers: the server side answers ranges, the syncer verifies
 and applies them, and bad or missing peers cannot make it commit junk or hang."""
 
-import os
 from dataclasses import replace
 
 import pytest
 import trio
 
-from chainnode.execution.chain import Chain
 from chainnode.protocol.codec import pack, unpack
-from chainnode.crypto import get_suite
-from chainnode.execution.executor import Executor
-from chainnode.system.genesis import parse_genesis
-from chainnode.store.ledger import Ledger
 from chainnode.blocksync.syncer import BlockSyncer, FetchFailed, encode_request, serve_request
-from chainnode.protocol.types import Block, CommitCertificate, Transaction, commit_signing_bytes
-from contracts.engine import Engine
-
-SUITE = get_suite("sm")
-SEALERS = [SUITE.keypair_from_private((i + 1).to_bytes(32, "big")) for i in range(4)]
-USER = SUITE.generate_keypair()
-SOURCE = "def init():\n    storage['n'] = 0\n\ndef bump():\n    storage['n'] = storage['n'] + 1\n    return storage['n']\n"
-GENESIS = parse_genesis({
-    "format": "chainnode-genesis/1", "chain_id": "c", "group_id": "g", "suite": "sm", "timestamp_ms": 0,
-    "nodes": [{"name": f"n{i}", "role": "sealer", "consensus_pub": pub.hex(), "peer_id": f"p{i}"} for i, (_, pub) in enumerate(SEALERS)],
-    "committee": [{"address": "00" * 20}],
-})
-
-
-def open_chain(path) -> Chain:
-    ledger = Ledger.open(path, SUITE)
-    if ledger.head_height < 0:
-        block, writes = GENESIS.block()
-        ledger.commit_block(block, [], None, writes)
-    return Chain(ledger, Executor(SUITE, Engine(SUITE), "c", "g"))
-
-
-def certify(header, signers=(0, 1, 2)):
-    block_hash = header.hash(SUITE)
-    return CommitCertificate(header.height, block_hash, [(i, SUITE.sign(SEALERS[i][0], commit_signing_bytes(header.height, block_hash))) for i in signers])
-
-
-def grow(chain: Chain, blocks: int) -> None:
-    for _ in range(blocks):
-        tx = Transaction("c", "g", os.urandom(16), chain.height + 10, b"", "", [SOURCE], 1_000_000, USER[1]).signed(SUITE, USER[0])
-        proposal = chain.execute_proposal([tx], timestamp_ms=chain.height, proposer_index=0)
-        chain.commit(proposal, certify(proposal.header))
-
+from chainnode.protocol.types import Block
+from tests.chain_fixtures import certify, grow, open_chain
 
 @pytest.fixture
 def pair(tmp_path):

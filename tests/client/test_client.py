@@ -17,8 +17,8 @@ from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionLimits
 from chainnode.protocol.types import Transaction
 from tests.helpers import free_port
-from tests.unit.test_subscriptions import EMITTER, SUITE, Env, start_env, tx
-from tests.unit.test_sync import SEALERS, USER
+from tests.rpc.test_subscriptions import EMITTER, SUITE, Env, start_env, tx
+from tests.chain_fixtures import SEALERS, USER
 
 
 @pytest.fixture
