@@ -15,17 +15,13 @@ anything is signed, and refused with the kind's usage when they do not fit.
 from __future__ import annotations
 
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import click
-import trio
 
 from chainnode.cli.common import PASSWORD_ENV, emit
 from chainnode.cli.rpc import (
-    GROUP_ENV,
     RECEIPT_TIMEOUT_S_DEFAULT,
-    RPC_DEFAULT,
-    RPC_ENV,
     load_account,
     print_table,
     rpc_options,

@@ -410,7 +410,7 @@ def block_cmd(which: str, txs: bool, rpc_url: str, group: str, as_json: bool) ->
         f"receipts:   {b['receiptsRoot']}",
         f"state root: {b['stateRoot']}",
         f"gas used:   {b['gasUsed']}",
-        f"certified:  " + (f"by sealers {', '.join(str(s['index']) for s in cert['signatureList'])}" if cert else "no (genesis)"),
+        "certified:  " + (f"by sealers {', '.join(str(s['index']) for s in cert['signatureList'])}" if cert else "no (genesis)"),
         f"{b['txCount']} transaction(s)" + (":" if b["txCount"] else ""),
     ]
     for t in b.get("transactions", []):
@@ -534,7 +534,7 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
         f"chain:      {s['chainId']} / {s['groupId']}, suite {s['suite']}",
         f"height:     {s['blockNumber']}  {s['latestHash']}",
         f"consensus:  {s['role']}, {consensus}" if s["role"] == "sealer" else f"consensus:  {consensus}",
-        f"sync:       " + (f"syncing to {s['knownHighestNumber']}" if s["isSyncing"] else "up to date"),
+        "sync:       " + (f"syncing to {s['knownHighestNumber']}" if s["isSyncing"] else "up to date"),
         f"peers:      {s['peersConnected']} of {s['peersTotal']} connected",
         f"pool:       {s['pendingTxs']} pending transaction(s)",
     ])

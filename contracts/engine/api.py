@@ -36,6 +36,7 @@ from contracts.engine.errors import (
     OutOfGas,
     ReentrancyError,
     abort_state,
+    text_ok,
 )
 from contracts.engine.frame import FRAME_CONTRACT, FRAME_CTX, FRAME_EVENTS, FRAME_READONLY, FRAME_STORAGE, new_frame
 from contracts.engine.gas import (
@@ -523,7 +524,7 @@ _new_result = tuple.__new__
 
 def _abort_message(exc: EngineAbort) -> str | None:
     text = str(exc)[:ERROR_MESSAGE_CHARS_MAX]
-    return text if text and values.text_ok(text) else None
+    return text if text and text_ok(text) else None
 
 
 def _used(gas_limit: int, gas: list[int]) -> int:

@@ -37,6 +37,7 @@ from contracts.engine.errors import (
     ContractError,
     LimitExceeded,
     OutOfGas,
+    text_ok,
 )
 from contracts.engine.frame import FRAME_CONTRACT, FRAME_EVENTS, FRAME_READONLY
 from contracts.engine.gas import (
@@ -285,7 +286,7 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
     of the chain, over the runtime's event counters, call frames and crypto suite."""
     charge = acct.charge
     to_receipt_value = values.to_receipt_value
-    text_ok = values.text_ok
+    is_text_ok = text_ok  # closure cells, not globals, on the hot path
     pack = values.pack_plain
     gas_meter = rt.gas  # never rebound (see Runtime)
     frames = rt.frames
@@ -303,7 +304,7 @@ def _chain_services(rt: Runtime, acct: Accounting) -> dict[str, Any]:
             raise PermissionError("view calls cannot emit events")
         if type(name) is not str or not 0 < len(name) <= EVENT_NAME_CHARS_MAX:
             raise ValueError(f"event name must be 1..{EVENT_NAME_CHARS_MAX} characters")
-        if not text_ok(name):
+        if not is_text_ok(name):
             raise UnicodeEncodeError("utf-8", name, 0, len(name), "event name is not valid UTF-8 text")
         if rt.events_total >= EVENTS_MAX:
             raise LimitExceeded(f"more than {EVENTS_MAX} events in one transaction")

@@ -16,7 +16,7 @@ import msgpack
 
 from chainnode.protocol import codec
 from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
-from contracts.engine.errors import OutOfGas, text_ok  # noqa: F401 - text_ok is used via values
+from contracts.engine.errors import OutOfGas
 from contracts.engine.gas import COPY_NODE_GAS, WALK_NODES_MAX
 
 VALUE_DEPTH_MAX = 32

@@ -8,7 +8,6 @@ on a shared 2-core machine belongs in a benchmark, never in a unit test.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import re
 import shutil

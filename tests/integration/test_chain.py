@@ -2,7 +2,6 @@
 LevelDB on disk, driven over JSON-RPC."""
 
 import os
-import signal
 import time
 
 import httpx

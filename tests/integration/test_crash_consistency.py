@@ -10,7 +10,7 @@ import time
 
 from chainnode.crypto import get_suite
 from chainnode.store.ledger import Ledger
-from chainnode.store.state import StateOverlay, next_state_root
+from chainnode.store.state import next_state_root
 from chainnode.protocol.types import ZERO_HASH
 from tests.integration.crash_writer import SUITE_NAME, execute, sealer_keys
 

@@ -5,7 +5,6 @@ import json
 
 import httpx
 import pytest
-import trio
 from trio_websocket import open_websocket_url
 
 from chainnode.rpc.jsonrpc import Dispatcher, Params, RpcError

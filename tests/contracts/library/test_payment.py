@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chainnode.client.offline import OfflineDevice, settle_args
+from chainnode.client.offline import OfflineDevice
 from contracts.library import source
 
-from tests.contracts.library.harness import DAY_MS, GAS, Chain, addr, event, events, names
+from tests.contracts.library.harness import DAY_MS, GAS, Chain, addr, event, names
 
 DEPLOYER = addr(0x01)
 ISSUER = addr(0x1C)

@@ -11,7 +11,7 @@ from chainnode.client.offline import OfflineDevice, OfflineError, Voucher, settl
 
 from tests.contracts.library.harness import addr, event, events, names
 from tests.contracts.library.test_payment import (
-    ALICE, ANON, BANK_A, BANK_B, BOB, CAROL, DAVE, ISSUER, OPERATORS, REG, STRANGER, WALLETS, YUAN, make, total,
+    ALICE, ANON, BANK_A, BANK_B, BOB, DAVE, ISSUER, OPERATORS, REG, STRANGER, WALLETS, YUAN, make, total,
 )
 
 LOCK = 1_000 * YUAN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contracts.library.harness import GAS, Chain, addr, event, events, names
+from tests.contracts.library.harness import GAS, Chain, addr, event, events
 
 ADMIN = addr(0x0A)
 REG = addr(0x2E)
