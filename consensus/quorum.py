@@ -40,7 +40,7 @@ class SealerSet:
     f: int = field(init=False)  # F: the faulty weight tolerated
     quorum: int = field(init=False)  # Q = W - F: the weight of a quorum
     unit: bool = field(init=False)  # all weights are 1
-    _index: dict[bytes, int] = field(init=False, repr=False, compare=False)  # pub -> index: every message asks
+    index_by_pub: dict[bytes, int] = field(init=False, repr=False, compare=False)  # every message asks: read only
 
     def __post_init__(self) -> None:
         assert self.pubs, "a chain needs at least one sealer"
@@ -48,7 +48,7 @@ class SealerSet:
         n = len(self.pubs)
         weights = check_weights(self.weights or None, n)
         object.__setattr__(self, "n", n)
-        object.__setattr__(self, "_index", {pub: i for i, pub in enumerate(self.pubs)})
+        object.__setattr__(self, "index_by_pub", {pub: i for i, pub in enumerate(self.pubs)})
         object.__setattr__(self, "unit", weights is None)
         object.__setattr__(self, "weights", (1,) * n if weights is None else tuple(weights))
         object.__setattr__(self, "total_weight", sum(self.weights))
@@ -61,7 +61,7 @@ class SealerSet:
         return cls(tuple(pubs), sealer_set_hash(suite, list(pubs), weights), tuple(weights or ()))
 
     def index_of(self, pub: bytes) -> int | None:
-        return self._index.get(pub)
+        return self.index_by_pub.get(pub)
 
     def leader(self, height: int, view: int, leader_period: int = 1) -> int:
         """FISCO-style rotation: the leader changes every `leader_period` heights and with

@@ -429,6 +429,11 @@ class Replica:
 
     def _on_message(self, pub: bytes, data: bytes) -> None:
         self.stats["messages_in"] += 1
+        if pub == self.my_pub:
+            # We never send to ourselves, so a transport that says so was fooled; answering
+            # would only talk to ourselves.
+            self._drop()
+            return
         if len(data) > self.cfg.message_bytes_max:
             self._reject(pub, f"message of {len(data)} bytes exceeds {self.cfg.message_bytes_max}")
             return
@@ -441,7 +446,7 @@ class Replica:
         # sealer leaves), so the transport's key is mapped at that height.
         hs = self.hs
         sset = hs.sealers if msg.height == hs.height else self.sealers_at(msg.height)
-        sender = sset.index_of(pub)
+        sender = sset.index_by_pub.get(pub)
         if sender is None:
             self._drop()  # not a sealer at that height: it has no say there
             return

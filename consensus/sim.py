@@ -7,7 +7,8 @@ Each seed derives everything from `random.Random(seed)`: the number of sealers (
 `--nodes`), their voting weights (`--weights`: all 1, or 1..5 in some or all seeds), which
 sealers are byzantine (at most F of the weight) and how they lie, the delay distribution,
 drop and duplicate rates, partitions, crashes and restarts (also right after a Persist,
-before the signed message leaves), a sealer removal or a weight change, and when
+before the signed message leaves), a sealer removal, a weight change or a sealer that
+joins, a config change (view timeout, block size), block sync and slow commits, and when
 transactions arrive. A run has
 an unstable phase (drops, partitions, crashes) followed by a healed network; the run ends
 once every honest replica has committed new heights after the heal (liveness) or when the
@@ -19,9 +20,18 @@ Checked on every commit, i.e. every time the safety-relevant state changes:
   successfully on the committing replica's parent state (roots match, known transactions,
   none committed before);
 - certificate validity: the CommitCertificate verifies against the sealer list of its
-  height and names the committed header; the chain links to its parent.
+  height and names the committed header; the chain links to its parent;
+- a block that consensus and sync both deliver is written once, and is the same block.
 And on every message an honest replica sends, across crashes and restarts:
 - non-equivocation: it never signs two different proposals or votes for one (height, view).
+
+Each replica runs behind the node's own glue (`chainnode.pbft.driver.PbftGlue`), so what the
+node does between the core and the world runs under every seed too: routing by key to the
+sealers of this height and the next, timer padding, proposal bookkeeping, delivering
+SealersChanged and ConfigChanged after the block that made the change, and skipping a
+commit that block sync got to first. `NodeIO` is the world's side of it (Transport and
+App), performed like the node's trio shell: strictly in order, a commit taking time during
+which later work and new events wait; block sync runs beside it.
 
 A failing seed prints its seed, the reason, the exact replay command and a readable trace
 of the last events: `python -m consensus.sim --seed N --nodes 4,7 --byzantine max`.
@@ -38,6 +48,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable
 
 from chainnode.protocol.codec import DecodeError, pack
@@ -59,8 +70,10 @@ from consensus.messages import (
 )
 from consensus.quorum import SealerSet
 from consensus.replica import Replica, ReplicaConfig
+from chainnode.pbft.driver import ChainFacts, PbftGlue
 
 UINT63 = 2**63
+SYNC_BLOCKS_PER_FETCH = 8
 
 # ---- crypto for the simulator -----------------------------------------------------------
 
@@ -273,6 +286,19 @@ class Scenario:
     # An honest replica answers an Execute with "retry" (a transaction it could not fetch in
     # time) with this probability until the network heals.
     execution_retry_rate: float = 0.0
+    # Block sync: every node looks for a peer ahead this often (None: no sync) and applies
+    # its next block, racing its own consensus for it.
+    sync_interval_ms: int | None = None
+    # A commit holds the node's chain worker up to this long (its later work waits).
+    commit_ms_max: int = 0
+    # Governance adds an honest sealer (node n, a follower until then, catching up by block
+    # sync) from this height on; delivered like a removal.
+    add_sealer_at_height: int | None = None
+    # Governance changes the view timeout and the block size from this height on
+    # (delivered as ConfigChanged after the block before).
+    config_change_at_height: int | None = None
+    timeout_base_after_ms: int = 0
+    tx_count_after: int = 0
 
     def describe(self) -> str:
         byz = ", ".join(f"n{i}:{'+'.join(b)}" for i, b in sorted(self.byzantine.items())) or "none"
@@ -280,8 +306,12 @@ class Scenario:
             f"n={self.n} byzantine=[{byz}] delay={self.delay}<= {self.delay_max_ms}ms drop={self.drop_rate} "
             f"dup={self.dup_rate} unstable={self.unstable_ms}ms partitions={len(self.partitions)} crashes={len(self.crashes)} "
             f"crash-after-persist={self.crash_after_persist_rate} remove-last-at={self.remove_last_at_height} "
-            f"execution-retry={self.execution_retry_rate}"
+            f"execution-retry={self.execution_retry_rate} sync-every={self.sync_interval_ms}ms commit<={self.commit_ms_max}ms"
         )
+        if self.add_sealer_at_height is not None:
+            text += f" add-sealer-at={self.add_sealer_at_height}"
+        if self.config_change_at_height is not None:
+            text += f" config-at={self.config_change_at_height}: timeout {self.timeout_base_after_ms}ms, {self.tx_count_after} txs"
         if self.weights is not None:
             text += f" weights={list(self.weights)} (F={faulty_weight_of(self.weights)})"
         if self.reweight_at_height is not None:
@@ -291,6 +321,8 @@ class Scenario:
     def weights_at(self, height: int) -> list[int]:
         """The weights of the sealers certifying `height` (index order; removal drops the last)."""
         weights = list(self.weights) if self.weights is not None else [1] * self.n
+        if self.add_sealer_at_height is not None and height >= self.add_sealer_at_height:
+            return weights + [1]
         if self.reweight_at_height is not None and height >= self.reweight_at_height:
             return list(self.weights_after)
         if self.remove_last_at_height is not None and height >= self.remove_last_at_height:
@@ -358,6 +390,26 @@ def make_scenario(seed: int, nodes: list[int], byzantine: str, unstable_ms: int,
         weights_after=weights_after,
         # Drawn apart so that every other choice stays what it was for the same seed.
         execution_retry_rate=random.Random(f"retry/{seed}").choice([0.0, 0.0, 0.1, 0.3]),
+        **_node_side(random.Random(f"node/{seed}"), delay_max_ms, remove_last_at_height is None and reweight_at_height is None),
+    )
+
+
+def _node_side(rng: random.Random, delay_max_ms: int, no_other_change: bool) -> dict:
+    """What the node does around the core: block sync, slow commits, a sealer that joins,
+    config changes."""
+    base_ms = 4 * delay_max_ms + 100
+    add = rng.random() < 0.3 and no_other_change
+    add_at = rng.randint(3, 8)
+    change = rng.random() < 0.3
+    sync_ms = rng.choice([None, 200, 700])
+    return dict(
+        sync_interval_ms=(sync_ms or 200) if add else sync_ms,  # the new sealer catches up by sync
+        add_sealer_at_height=add_at if add else None,
+        commit_ms_max=rng.choice([0, 0, 3, 15]),
+        config_change_at_height=rng.randint(2, 8) if change else None,
+        # Longer or shorter view timeouts, and smaller blocks (see World.config_at).
+        timeout_base_after_ms=int(base_ms * rng.choice([0.75, 1.5, 2.0])) if change else 0,
+        tx_count_after=rng.choice([1, 3, 10]) if change else 0,
     )
 
 
@@ -426,6 +478,9 @@ class Node:
     persisted: bytes | None = None
     timers: dict = field(default_factory=dict)
     sent_log: deque = field(default_factory=lambda: deque(maxlen=64))
+    io: "NodeIO | None" = None  # this incarnation's glue and its world side; None while crashed
+    evil: dict = field(default_factory=dict)  # an equivocator's second version of what it sends
+    last_sent: bytes | None = None  # the glue sends one broadcast's bytes to each recipient in turn
 
     @property
     def byzantine(self) -> bool:
@@ -448,6 +503,111 @@ class SeedResult:
     weighted: bool = False
 
 
+@dataclass(frozen=True)
+class SimProposal:
+    """A block the simulated application built or checked (what the glue keeps until commit)."""
+
+    header: BlockHeader
+    tx_hashes: list[bytes]
+
+
+class NodeIO:
+    """The world's side of one node incarnation's glue: its `Transport` and `App`
+    (chainnode/pbft/driver.py), performed the way the node's trio shell performs them:
+    strictly in order. A commit holds the chain worker for a while (`commit_ms_max`); until
+    it is done, later calls wait (`jobs`) and so do new events (`inbox`), as in the shell's
+    consensus loop. Everything else takes no simulated time, so it is done at once when
+    nothing waits. Block sync runs beside it (World.sync_tick) and may commit a block first."""
+
+    def __init__(self, world: "World", node: Node) -> None:
+        self.world = world
+        self.node = node
+        self.jobs: deque = deque()  # not empty only while a commit holds the worker
+        self.inbox: deque = deque()
+        self.committing = False
+        self.glue: PbftGlue | None = None
+        # Block sync wrote a block; its `block_synced` is on its way through the node's event
+        # queue until then. Chain work that starts after the write answers after it (the
+        # worker runs one thing at a time); messages may still come first (already queued).
+        self.worker_results_after_ms = 0
+
+    def call(self, fn: Callable, *args: Any) -> None:
+        """An event reaches the node: hand it to the glue, after what is still being done."""
+        if self.committing or self.inbox:
+            self.inbox.append((fn, args))
+        else:
+            fn(*args)
+
+    def _do(self, fn: Callable, *args: Any) -> None:
+        if self.committing or self.jobs:
+            self.jobs.append((fn, args))
+        elif self.node.io is self:  # not if an earlier call crashed the node
+            fn(*args)
+
+    def _drain(self) -> None:
+        while self.node.io is self and not self.committing:
+            if self.jobs:
+                fn, args = self.jobs.popleft()
+            elif self.inbox:
+                fn, args = self.inbox.popleft()
+            else:
+                return
+            fn(*args)
+
+    # -- Transport --
+
+    def send(self, pub: bytes, data: bytes) -> None:
+        self._do(self.world.send, self.node, pub, data)
+
+    def report(self, pub: bytes, reason: str) -> None:
+        self.world.reports += 1  # the core already ignored it; a node would disconnect the peer
+
+    # -- App --
+
+    def head_height(self) -> int:
+        return self.node.app.head_height
+
+    def has_pool_work(self) -> bool:
+        return bool(self.node.app.pool)
+
+    def set_timer(self, timer_id: Any, delay_ms: int) -> None:
+        self._do(self.world.set_timer, self.node, timer_id, delay_ms)
+
+    def cancel_timer(self, timer_id: Any) -> None:
+        self._do(self.node.timers.pop, timer_id, None)
+
+    def build(self, action: ev.BuildProposal) -> None:
+        self._do(self.world.build, self.node, action)
+
+    def execute(self, action: ev.Execute, fetch_from: list[bytes]) -> None:
+        self._do(self.world.execute, self.node, action, fetch_from)
+
+    def persist(self, data: bytes) -> None:
+        self._do(self.world.persist, self.node, data)
+
+    def commit(self, proposal: SimProposal, certificate: CommitCertificate, tx_hashes: list[bytes]) -> None:
+        self._do(self._commit, proposal, certificate, tx_hashes)
+
+    def _commit(self, proposal: SimProposal, certificate: CommitCertificate, tx_hashes: list[bytes]) -> None:
+        world = self.world
+        if world.sc.commit_ms_max:
+            self.committing = True
+            world.at(world.now_ms + world.rng.randint(0, world.sc.commit_ms_max), self._committed, proposal, certificate, tx_hashes)
+        else:
+            self._write(proposal, certificate, tx_hashes)
+
+    def _committed(self, proposal: SimProposal, certificate: CommitCertificate, tx_hashes: list[bytes]) -> None:
+        if self.node.io is not self:
+            return  # crashed before the write: nothing was committed
+        self.committing = False
+        self._write(proposal, certificate, tx_hashes)
+        self._drain()
+
+    def _write(self, proposal: SimProposal, certificate: CommitCertificate, tx_hashes: list[bytes]) -> None:
+        self.world.commit(self.node, proposal.header, tx_hashes, certificate, by="consensus")
+        self.glue.committed(proposal.header.height, self.world.facts(self.node))
+
+
 class World:
     def __init__(self, scenario: Scenario, suite_name: str = "sim", tx_limit: int = 50, trace_events: int = 300) -> None:
         self.sc = scenario
@@ -457,7 +617,6 @@ class World:
         self.now_ms = 0
         self._queue: list = []
         self._seq = 0
-        self._urgent_seq = 0
         self.valid_txs: set[bytes] = set()
         self._tx_counter = 0
         self.proposed: set[bytes] = set()
@@ -473,24 +632,32 @@ class World:
             timeout_max_ms=8 * (4 * scenario.delay_max_ms + 100),
             future_messages_per_peer_max=16,
         )
+        self.reports = 0
+        self.committed_by: dict[tuple[int, int], str] = {}  # (node, height) -> "consensus" or "sync"
         genesis = self.suite.hash(pack([b"genesis", scenario.seed]))
         self.genesis = genesis
         self.nodes: list[Node] = []
-        for i in range(scenario.n):
+        joining = scenario.add_sealer_at_height is not None
+        for i in range(scenario.n + joining):
             priv, pub = self.suite.keypair_from_private(hashlib.sha256(pack([b"key", scenario.seed, i])).digest())
             self.nodes.append(Node(i, priv, pub, FakeApp(self, genesis), scenario.byzantine.get(i, ())))
-        self.pubs = [node.pub for node in self.nodes]
-        self.index_of = {pub: i for i, pub in enumerate(self.pubs)}
+        self.keys = [node.pub for node in self.nodes]  # by world index, sealer or not
+        self.index_of = {pub: i for i, pub in enumerate(self.keys)}
+        self.pubs = self.keys[: scenario.n]  # the sealers at genesis
         self.weights = list(scenario.weights) if scenario.weights is not None else None
         self.sealers = SealerSet.build(self.suite, self.pubs, self.weights)
         self.removal = scenario.remove_last_at_height is not None
         self.change_height = scenario.remove_last_at_height if self.removal else scenario.reweight_at_height
-        self.pubs_after = self.pubs[:-1] if self.removal else list(self.pubs)
+        if joining:
+            self.change_height = scenario.add_sealer_at_height
+        self.pubs_after = self.pubs[:-1] if self.removal else list(self.keys)
         self.weights_after = None
         if self.change_height is not None and (scenario.weights is not None or scenario.weights_after is not None):
             self.weights_after = scenario.weights_at(self.change_height)
         for node in self.nodes:
             self._boot(node)
+            if scenario.sync_interval_ms is not None:
+                self.at(self.rng.randrange(scenario.sync_interval_ms), self.sync_tick, node.index)
 
     # -- scheduling --
 
@@ -502,30 +669,32 @@ class World:
         node.incarnation += 1
         node.alive = True
         node.timers = {}
+        head = node.app.head_height
+        timeout_ms, count_max = self.config_at(head + 1)
         node.replica = Replica(
-            self.config,
+            replace(self.config, timeout_base_ms=timeout_ms, timeout_max_ms=max(self.config.timeout_max_ms, timeout_ms), block_tx_count_max=count_max),
             self.suite,
             node.priv,
             node.pub,
-            self.pubs_at(node.app.head_height + 1),
-            node.app.head_height,
+            self.pubs_at(head + 1),
+            head,
             node.app.head_hash,
             node.persisted,
             recent_blocks=node.app.recent[-self.config.decided_cache_blocks :],
-            weights=self.weights_at(node.app.head_height + 1),
+            weights=self.weights_at(head + 1),
         )
-        self.perform(node, node.replica.start())
-        if self.change_height is not None and node.app.head_height + 1 < self.change_height:
-            self.perform(node, node.replica.handle(self._change_event()))
-        if node.app.pool:
-            self.at(self.now_ms, self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
+        node.io = NodeIO(self, node)
+        node.io.glue = PbftGlue(node.replica, node.io, node.io)
+        node.io.call(node.io.glue.start, self.facts(node))
 
-    def _feed(self, index: int, incarnation: int, event: Any) -> None:
+    def _call(self, index: int, incarnation: int, what: str, *args: Any, **kwargs: Any) -> None:
+        """Hand one event to a node's glue (`what` names the PbftGlue method), if it is still
+        the incarnation the event was meant for."""
         node = self.nodes[index]
         if not node.alive or node.incarnation != incarnation:
             return
-        self.trace.append((self.now_ms, index, event))
-        self.perform(node, node.replica.handle(event))
+        io = node.io
+        io.call(partial(getattr(io.glue, what), *args, **kwargs))
 
     # -- the network --
 
@@ -562,7 +731,7 @@ class World:
         self.trace.append((self.now_ms, dst, ("recv", src, data)))
         if node.byzantine and "replay" in node.behaviours:
             node.sent_log.append((src, data))
-        self.perform(node, node.replica.handle(ev.MessageReceived(self.pubs[src], data)))
+        node.io.call(node.io.glue.on_message, self.keys[src], data)
 
     # -- actions --
 
@@ -584,79 +753,107 @@ class World:
                 f"n{node.index} (honest) signed two different {t.__name__}s at height {msg.height} view {msg.view}"
             )
 
-    def perform(self, node: Node, actions: list) -> None:
-        for action in actions:
-            t = type(action)
-            if t is ev.Broadcast:
-                if not node.byzantine:
-                    self._check_not_equivocating(node, action.data)
-                if node.byzantine:
-                    self.byzantine_send(node, None, action.data)
-                else:
-                    for dst in range(self.sc.n):
-                        self.transmit(node.index, dst, action.data)
-            elif t is ev.Send:
-                to = self.index_of[action.to_pub]
-                if node.byzantine:
-                    self.byzantine_send(node, to, action.data)
-                else:
-                    self.transmit(node.index, to, action.data)
-            elif t is ev.SetTimer:
-                token = object()
-                node.timers[action.timer_id] = token
-                self.at(self.now_ms + action.delay_ms, self._timer, node.index, node.incarnation, action.timer_id, token)
-            elif t is ev.CancelTimer:
-                node.timers.pop(action.timer_id, None)
-            elif t is ev.Persist:
-                node.persisted = action.data  # synchronous: durable before the next action
-                if not node.byzantine and not self.healed and self.rng.random() < self.sc.crash_after_persist_rate:
-                    # The worst moment to die: the vote is on disk, not yet on the wire. The
-                    # restarted replica must not sign anything that contradicts it.
-                    self.crash(node.index)
-                    back = min(self.sc.unstable_ms, self.now_ms + self.rng.randint(20, 800))
-                    self.at(back, self.restart, node.index)
-                    return
-            elif t is ev.BuildProposal:
-                header, txs = node.app.build(action, self.now_ms, self.tx_limit)
-                if header is not None:
-                    self.proposed.add(header.hash(self.suite))
-                done = ev.ProposalReady(action.height, action.view, header, txs)
-                self.at(self.now_ms + self.rng.randint(1, 5), self._feed, node.index, node.incarnation, done)
-            elif t is ev.Execute:
-                self.at(self.now_ms + self.rng.randint(1, 5), self._execute, node.index, node.incarnation, action)
-            elif t is ev.Commit:
-                self.commit(node, action)
-            elif t is ev.Misbehaviour:
-                pass
-            else:
-                raise AssertionError(f"unknown action {action!r}")
+    def send(self, node: Node, pub: bytes, data: bytes) -> None:
+        """What the glue routes: one message to the replica with key `pub`."""
+        assert pub != node.pub, "the glue sent a message back to its own replica"
+        dst = self.index_of[pub]
+        if node.byzantine:
+            self.byzantine_send(node, dst, data)
+            return
+        if data is not node.last_sent:  # once per broadcast
+            node.last_sent = data
+            self._check_not_equivocating(node, data)
+        self.transmit(node.index, dst, data)
+
+    def set_timer(self, node: Node, timer_id: Any, delay_ms: int) -> None:
+        token = object()
+        node.timers[timer_id] = token
+        self.at(self.now_ms + delay_ms, self._timer, node.index, node.incarnation, timer_id, token)
 
     def _timer(self, index: int, incarnation: int, timer_id: Any, token: object) -> None:
         node = self.nodes[index]
         if node.alive and node.incarnation == incarnation and node.timers.get(timer_id) is token:
             del node.timers[timer_id]
-            self._feed(index, incarnation, ev.TimerFired(timer_id))
+            self.trace.append((self.now_ms, index, ev.TimerFired(timer_id)))
+            self._call(index, incarnation, "timer_fired", timer_id)
 
-    def _execute(self, index: int, incarnation: int, action: ev.Execute) -> None:
+    def persist(self, node: Node, data: bytes) -> None:
+        node.persisted = data  # synchronous: durable before the next job
+        if not node.byzantine and not self.healed and self.rng.random() < self.sc.crash_after_persist_rate:
+            # The worst moment to die: the vote is on disk, not yet on the wire. The
+            # restarted replica must not sign anything that contradicts it.
+            self.crash(node.index)
+            back = min(self.sc.unstable_ms, self.now_ms + self.rng.randint(20, 800))
+            self.at(back, self.restart, node.index)
+
+    def build(self, node: Node, action: ev.BuildProposal) -> None:
+        header, txs = node.app.build(action, self.now_ms, min(self.tx_limit, self.config_at(action.height)[1]))
+        if header is not None:
+            self.proposed.add(header.hash(self.suite))
+        took_ms = self.rng.randint(1, 5)
+        proposal = None if header is None else SimProposal(header, txs)
+        self.at(self.now_ms + took_ms, self._built, node.index, node.incarnation, action, proposal, took_ms)
+
+    def _built(self, index: int, incarnation: int, action: ev.BuildProposal, proposal: SimProposal | None, took_ms: int) -> None:
+        if self._after_sync(index, incarnation, self._built, action, proposal, took_ms):
+            return
+        txs = proposal.tx_hashes if proposal is not None else []
+        self.trace.append((self.now_ms, index, ev.ProposalReady(action.height, action.view, proposal and proposal.header, txs)))
+        self._call(index, incarnation, "proposal_built", action, proposal, txs, took_ms)
+
+    def execute(self, node: Node, action: ev.Execute, fetch_from: list[bytes]) -> None:
+        # The glue asks the proposer first, then the other sealers of that height (not us).
+        header = action.header
+        sset = node.replica.sealers_at(header.height)
+        proposer = sset.pubs[header.proposer_index] if header.proposer_index < sset.n else None
+        expected = [p for p in sset.pubs if p != node.pub]
+        if proposer in expected:
+            expected = [proposer] + [p for p in expected if p != proposer]
+        if fetch_from != expected:
+            raise SafetyViolation(f"n{node.index}: the glue would fetch block {header.height}'s transactions from the wrong peers")
+        took_ms = self.rng.randint(1, 5)
+        self.at(self.now_ms + took_ms, self._execute, node.index, node.incarnation, action, took_ms)
+
+    def _execute(self, index: int, incarnation: int, action: ev.Execute, took_ms: int) -> None:
         node = self.nodes[index]
-        if node.alive and node.incarnation == incarnation:
-            if self.sc.execution_retry_rate and not node.byzantine and not self.healed and self.rng.random() < self.sc.execution_retry_rate:
-                self._feed(index, incarnation, ev.ExecutionDone(action.proposal_id, None, retry=True))
-                return
-            result = node.app.compute(action.header, action.tx_hashes)
-            self._feed(index, incarnation, ev.ExecutionDone(action.proposal_id, result))
+        if not node.alive or node.incarnation != incarnation or self._after_sync(index, incarnation, self._execute, action, took_ms):
+            return
+        if self.sc.execution_retry_rate and not node.byzantine and not self.healed and self.rng.random() < self.sc.execution_retry_rate:
+            self.trace.append((self.now_ms, index, ev.ExecutionDone(action.proposal_id, None, retry=True)))
+            self._call(index, incarnation, "executed", action, None, retry=True)
+            return
+        result = node.app.compute(action.header, action.tx_hashes)
+        if result is not None and result.hash(self.suite) == action.proposal_id:
+            self.trace.append((self.now_ms, index, ev.ExecutionDone(action.proposal_id, result)))
+            self._call(index, incarnation, "executed", action, SimProposal(result, list(action.tx_hashes)), elapsed_ms=took_ms)
+        else:
+            self.trace.append((self.now_ms, index, ev.ExecutionDone(action.proposal_id, None)))
+            self._call(index, incarnation, "executed", action, None, reason="roots differ", elapsed_ms=took_ms)
 
-    def commit(self, node: Node, action: ev.Commit) -> None:
-        header, cert = action.header, action.certificate
+    def _after_sync(self, index: int, incarnation: int, fn: Callable, *args: Any) -> bool:
+        """Hold a chain-worker answer until the synced block's news reached the glue."""
+        node = self.nodes[index]
+        if node.io is None or self.now_ms > node.io.worker_results_after_ms:
+            return False
+        self.at(node.io.worker_results_after_ms + 1, fn, index, incarnation, *args)
+        return True
+
+    def commit(self, node: Node, header: BlockHeader, tx_hashes: list[bytes], cert: CommitCertificate, *, by: str) -> bool:
+        """Write a block to a node's ledger (`by` consensus or sync), checking every safety
+        invariant first; False, writing nothing, if the node already has that height."""
         block_hash = header.hash(self.suite)
-        self.trace.append((self.now_ms, node.index, ("COMMIT", header.height, block_hash)))
+        app = node.app
+        if header.height <= app.head_height:
+            if not node.byzantine and app.blocks.get(header.height) != block_hash:
+                raise SafetyViolation(f"n{node.index} {by} committed a second block at height {header.height}")
+            return False  # the other path got there first
+        self.trace.append((self.now_ms, node.index, ("COMMIT" if by == "consensus" else "SYNC", header.height, block_hash)))
         if not node.byzantine:
-            app = node.app
             if header.height != app.head_height + 1 or header.parent_hash != app.head_hash:
                 raise SafetyViolation(f"n{node.index} committed height {header.height} not on its head {app.head_height}")
             if block_hash not in self.proposed:
                 raise SafetyViolation(f"n{node.index} committed a block nobody proposed at height {header.height}")
-            if app.compute(header, action.tx_hashes) != header:
+            if app.compute(header, tx_hashes) != header:
                 raise SafetyViolation(f"n{node.index} committed an invalid block at height {header.height}")
             if cert.height != header.height or cert.block_hash != block_hash:
                 raise SafetyViolation(f"n{node.index} commit certificate names another block at height {header.height}")
@@ -672,14 +869,67 @@ class World:
                     f"AGREEMENT: n{node.index} committed {block_hash.hex()[:12]} at height {header.height}, "
                     f"another honest replica committed {first.hex()[:12]}"
                 )
-        node.app.commit(header, action.tx_hashes, cert)
-        if self.change_height is not None and header.height == self.change_height - 2:
-            # The node learns the new set from the block it just committed and tells its core
-            # before anything else happens (an urgent event: first in the queue at this time).
-            self._urgent(node, self._change_event())
-        if node.app.pool:
-            self.at(self.now_ms, self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
+        app.commit(header, tx_hashes, cert)
+        self.committed_by[node.index, header.height] = by
         self._check_liveness_goal()
+        return True
+
+    def facts(self, node: Node) -> ChainFacts:
+        """What the node's chain says right after its last block (chainnode/pbft/driver.py):
+        a membership change made in block change_height - 2 is pending until it holds."""
+        head = node.app.head_height
+        pending = ()
+        if self.change_height is not None and self.change_height - 2 <= head < self.change_height:
+            weights = self.weights_after if self.weights_after is not None else [1] * len(self.pubs_after)
+            pending = ((self.change_height, tuple(self.pubs_after), tuple(weights)),)
+        return ChainFacts(pending, *self.config_at(head + 1))
+
+    def config_at(self, height: int) -> tuple[int, int]:
+        """(view timeout base, block tx count max) in force at `height`."""
+        sc = self.sc
+        if sc.config_change_at_height is not None and height >= sc.config_change_at_height:
+            return sc.timeout_base_after_ms, sc.tx_count_after
+        return self.config.timeout_base_ms, self.config.block_tx_count_max
+
+    # -- block sync --
+
+    def sync_tick(self, index: int) -> None:
+        """A node looks for a live peer ahead and fetches its next blocks from it."""
+        node = self.nodes[index]
+        self.at(self.now_ms + self.sc.sync_interval_ms, self.sync_tick, index)
+        if not node.alive:
+            return
+        height = node.app.head_height + 1
+        ahead = [p for p in self.nodes if p is not node and p.alive and p.app.head_height >= height]
+        if not ahead:
+            return
+        peer = self.rng.choice(ahead)
+        blocks = [entry for entry in peer.app.recent if height <= entry[0].height < height + SYNC_BLOCKS_PER_FETCH]
+        self.at(self.now_ms + self._delay(), self._synced, index, node.incarnation, blocks)
+
+    def _synced(self, index: int, incarnation: int, blocks: list[tuple]) -> None:
+        """Apply what a fetch brought, as the node's syncer does: each block on the chain at
+        once (racing consensus for it), the glue told through the node's event queue, after
+        whatever is queued there already."""
+        node = self.nodes[index]
+        for header, tx_hashes, cert in blocks:
+            if not node.alive or node.incarnation != incarnation:
+                return
+            if header.height != node.app.head_height + 1:
+                continue  # consensus (or another sync) committed that height meanwhile
+            try:  # what Chain.apply_certified checks
+                cert.verify(self.suite, self.pubs_at(header.height), self.weights_at(header.height))
+            except InvalidCertificate:
+                return
+            if cert.block_hash != header.hash(self.suite) or node.app.compute(header, tx_hashes) != header:
+                return
+            self.commit(node, header, tx_hashes, cert, by="sync")
+            # Read right after the write; the glue hears of it a moment later, so consensus
+            # may meanwhile ask to commit the block sync just wrote (from messages queued
+            # first), but never finish the next block before hearing of this one.
+            told_ms = self.now_ms + self.rng.randint(0, 3)
+            node.io.worker_results_after_ms = max(node.io.worker_results_after_ms, told_ms)
+            self.at(told_ms, self._call, index, incarnation, "block_synced", header.height, header.hash(self.suite), self.facts(node))
 
     # -- the environment --
 
@@ -695,7 +945,7 @@ class World:
             for tx in batch:
                 node.app.pool[tx] = None
             if node.alive and was_empty:
-                self.at(self.now_ms + self.rng.randint(0, 20), self._feed, node.index, node.incarnation, ev.PoolNotEmpty())
+                self.at(self.now_ms + self.rng.randint(0, 20), self._call, node.index, node.incarnation, "pool_not_empty")
         low, high = self.sc.tx_interval_ms
         self.at(self.now_ms + self.rng.randint(low, high), self.inject_txs)
 
@@ -705,6 +955,7 @@ class World:
             self.trace.append((self.now_ms, index, ("CRASH",)))
             node.alive = False
             node.replica = None
+            node.io = None  # what it had not done yet is lost
             node.timers = {}
 
     def restart(self, index: int) -> None:
@@ -742,15 +993,6 @@ class World:
             return self.weights_after
         return self.weights
 
-    def _change_event(self) -> ev.SealersChanged:
-        if self.weights_after is None:
-            return ev.SealersChanged(self.change_height, self.pubs_after)  # as before weights existed
-        return ev.SealersChanged(self.change_height, self.pubs_after, list(self.weights_after))
-
-    def _urgent(self, node: Node, event: Any) -> None:
-        self._urgent_seq -= 1
-        heapq.heappush(self._queue, (self.now_ms, self._urgent_seq, self._feed, (node.index, node.incarnation, event)))
-
     def _check_liveness_goal(self) -> None:
         if self.stable_target is not None and all(
             self.nodes[i].app.head_height >= self.stable_target for i in self.honest()
@@ -759,32 +1001,44 @@ class World:
 
     # -- byzantine behaviour --
 
-    def byzantine_send(self, node: Node, to: int | None, data: bytes) -> None:
-        """A byzantine sealer runs the real core; this is what it does with its output."""
+    def byzantine_send(self, node: Node, dst: int, data: bytes) -> None:
+        """A byzantine sealer runs the real core and the real glue; this is what it does with
+        each message the glue routes (a broadcast is one send per recipient, the same bytes)."""
         b = node.behaviours
         if "silent" in b:
             return
-        targets = [to] if to is not None else [i for i in range(self.sc.n) if i != node.index]
-        node.sent_log.append((node.index, data))
-        msg = None
-        if "equivocate" in b:
-            try:
-                msg = decode_message(data)
-            except DecodeError:
-                msg = None
-        if msg is not None and to is None and type(msg) in (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView):
-            self._equivocate(node, msg, targets)
-        else:
-            for dst in targets:
+        first = data is not node.last_sent  # the first recipient of a broadcast, or a single send
+        node.last_sent = data
+        if first:
+            node.sent_log.append((node.index, data))
+        evil = self._evil_twin(node, data) if "equivocate" in b else None
+        if evil is None:
+            self.transmit(node.index, dst, data)
+        else:  # some recipients get the lie, some the truth, a few both
+            r = self.rng.random()
+            if r < 0.45 or r >= 0.9:
+                self.transmit(node.index, dst, evil)
+            if r >= 0.45:
                 self.transmit(node.index, dst, data)
-        for _ in range(self.rng.randint(0, 2)):
-            self._attack(node)
+        if first:
+            for _ in range(self.rng.randint(0, 2)):
+                self._attack(node)
 
     def _sign_as(self, node: Node, msg: Any) -> Any:
         return sign(msg, lambda d: self.suite.sign(node.priv, d))
 
-    def _equivocate(self, node: Node, msg: Any, targets: list[int]) -> None:
-        rng = self.rng
+    def _evil_twin(self, node: Node, data: bytes) -> bytes | None:
+        """A second, different message an equivocator signs where the protocol allows one
+        (the same for every recipient of one broadcast); None for what it cannot twin."""
+        if data in node.evil:
+            return node.evil[data]
+        if len(node.evil) >= 32:
+            node.evil.clear()
+        try:
+            msg = decode_message(data)
+        except DecodeError:
+            msg = None
+        rng, evil = self.rng, None
         if type(msg) is PrePrepare:
             evil_header = replace(msg.header, extra=b"evil" + rng.randbytes(4))
             self.proposed.add(evil_header.hash(self.suite))  # a real (executable) second proposal
@@ -799,16 +1053,10 @@ class World:
             self.proposed.add(evil_header.hash(self.suite))
             evil_pp = self._sign_as(node, replace(pp, header=evil_header))
             evil = self._sign_as(node, replace(msg, pre_prepare=evil_pp))
-        else:
+        elif type(msg) in (Prepare, Commit, Checkpoint):
             evil = self._sign_as(node, replace(msg, block_hash=rng.randbytes(32)))
-        rng.shuffle(targets)
-        half = len(targets) // 2
-        both = set(rng.sample(targets, rng.randint(0, 1)))
-        for pos, dst in enumerate(targets):
-            if pos < half or dst in both:
-                self.transmit(node.index, dst, evil.encode())
-            if pos >= half or dst in both:
-                self.transmit(node.index, dst, msg.encode())
+        node.evil[data] = None if evil is None else evil.encode()
+        return node.evil[data]
 
     def _attack(self, node: Node) -> None:
         rng = self.rng
@@ -920,8 +1168,8 @@ def _describe(item: Any) -> str:
             elif isinstance(msg, PrePrepare):
                 extra = f" txs={len(msg.tx_hashes)} extra={msg.header.extra!r}"
             return f"<- n{src} {name} h={msg.height} v={msg.view} from={msg.sender}{extra}"
-        if item[0] == "COMMIT":
-            return f"COMMIT height {item[1]} block {item[2].hex()[:8]}"
+        if item[0] in ("COMMIT", "SYNC"):
+            return f"{item[0]} height {item[1]} block {item[2].hex()[:8]}"
         return " ".join(str(x) for x in item)
     name = type(item).__name__
     if isinstance(item, ev.ExecutionDone):

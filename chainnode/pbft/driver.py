@@ -101,7 +101,8 @@ class App(Protocol):
         """Make `data` the durable safety state before anything after it is performed."""
 
     def commit(self, proposal: Any, certificate: CommitCertificate, tx_hashes: list[bytes]) -> None:
-        """Commit the executed proposal durably; answer `glue.committed`."""
+        """Commit the executed proposal durably (unless sync already did); answer
+        `glue.committed` with the facts read right after."""
 
 
 class PbftGlue:
@@ -161,10 +162,11 @@ class PbftGlue:
         else:
             self._feed(ev.ExecutionDone(action.proposal_id, None, retry=retry, reason=reason))
 
-    def committed(self, height: int, wrote: bool, facts: ChainFacts) -> None:
-        """The answer to `App.commit`: `wrote` False if sync had committed it first."""
-        if wrote:
-            self._chain_moved(height, facts)
+    def committed(self, height: int, facts: ChainFacts) -> None:
+        """The answer to `App.commit`, whether it wrote the block or found that sync had.
+        Either way the facts hold right after that block, so they are told here too: the
+        core must know of a change made in it before it leaves the next height."""
+        self._chain_moved(height, facts)
         self._remind_pool_work()
 
     def block_synced(self, height: int, block_hash: bytes, facts: ChainFacts) -> None:
@@ -272,7 +274,10 @@ class PbftGlue:
     def _commit(self, action: ev.Commit) -> None:
         header = action.header
         if header.height <= self.app.head_height():
-            return  # already committed through sync
+            # Sync committed it: its `block_synced` (with the facts right after the block)
+            # is queued before anything that could let the core commit the next height,
+            # since executing that needs the chain worker after the synced write.
+            return
         proposal = self._proposals.get(header.hash(self.suite))
         assert proposal is not None, f"PBFT committed block {header.height} that this node never executed"
         self.app.commit(proposal, action.certificate, list(action.tx_hashes))
@@ -431,7 +436,7 @@ class PbftDriver:
         wrote, facts = await self._on_chain(self._commit_on_chain, proposal, certificate)
         if wrote:
             self._committed(proposal.header.height, tx_hashes)
-        self.glue.committed(proposal.header.height, wrote, facts)
+        self.glue.committed(proposal.header.height, facts)
 
     # ---- chain work (on the worker thread) ------------------------------------------------
 

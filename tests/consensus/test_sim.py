@@ -3,7 +3,10 @@ safety invariant checked on every commit, liveness checked after the heal."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import consensus.replica
+from chainnode.pbft.driver import PbftGlue
 from consensus import sim
 from consensus.quorum import SealerSet
 
@@ -158,11 +161,34 @@ def test_sealer_removal_takes_effect_at_its_height():
     assert checked >= 5
 
 
+def test_a_sealer_added_by_governance_joins_at_its_height():
+    checked = by_consensus = 0
+    for seed in range(60):
+        sc = sim.make_scenario(seed, [4, 7], "max", 2000, 30_000)
+        if sc.add_sealer_at_height is None:
+            continue
+        world = sim.World(sc)
+        world.run()
+        checked += 1
+        at, joiner = sc.add_sealer_at_height, sc.n
+        assert joiner in world.honest()  # it must keep up too (it catches up by block sync)
+        replica = world.nodes[joiner].replica
+        assert replica.hs.height > at and replica.hs.me == joiner and replica.hs.sealers.n == sc.n + 1
+        blocks = {h.height: (h, c) for h, _, c in world.nodes[0].app.recent}
+        assert blocks[at - 1][0].sealer_set_hash == world.sealers.set_hash
+        header, cert = blocks[at]
+        cert.verify(world.suite, world.pubs_after, sc.weights_at(at))
+        # The glue sends to the sealers of the next height too: the joiner gets the last
+        # block before its tenure by its CHECKPOINTs, not only by sync, in most runs.
+        by_consensus += world.committed_by.get((joiner, at - 1)) == "consensus"
+    assert checked >= 5 and by_consensus > checked // 2
+
+
 def test_idle_calm_chain_has_no_view_changes():
     for seed in range(10):
         sc = sim.make_scenario(seed, [4], "none", 2000, 30_000)
         sc.partitions, sc.crashes, sc.drop_rate, sc.delay, sc.crash_after_persist_rate = [], [], 0.0, "uniform", 0.0
-        sc.execution_retry_rate = 0.0
+        sc.execution_retry_rate, sc.sync_interval_ms = 0.0, None  # a node's sync loop polls forever
         world = sim.World(sc)
         world.run()
         assert sum(n.replica.stats["view_changes"] for n in world.nodes) == 0
@@ -221,3 +247,34 @@ def test_the_simulator_catches_a_replica_that_forgets_its_votes(monkeypatch):
     summary = sim.run_many(range(100), [4, 7], "max", on_failure=failures.append)
     assert summary.safety_violations > 0
     assert any("(honest) signed two different" in r.error for r in failures)
+
+
+def test_the_seeds_run_the_node_side_glue_down_every_path(monkeypatch):
+    """The replicas run behind chainnode.pbft.driver.PbftGlue: over a CI share of the seeds,
+    it tells the core of sealer-set and config changes and of synced blocks, and a commit
+    that block sync got to first is skipped (before the chain worker, or on it)."""
+    fed, skipped, lost = Counter(), [], []
+    feed, glue_commit, world_commit = PbftGlue._feed, PbftGlue._commit, sim.World.commit
+
+    def counting_feed(self, event):
+        fed[type(event).__name__] += 1
+        feed(self, event)
+
+    def counting_glue_commit(self, action):
+        if action.header.height <= self.app.head_height():
+            skipped.append(action.header.height)
+        glue_commit(self, action)
+
+    def counting_world_commit(self, node, header, tx_hashes, cert, *, by):
+        wrote = world_commit(self, node, header, tx_hashes, cert, by=by)
+        if by == "consensus" and not wrote:
+            lost.append(header.height)
+        return wrote
+
+    monkeypatch.setattr(PbftGlue, "_feed", counting_feed)
+    monkeypatch.setattr(PbftGlue, "_commit", counting_glue_commit)
+    monkeypatch.setattr(sim.World, "commit", counting_world_commit)
+    summary = sim.run_many(range(150), [4, 7], "max")
+    assert summary.failed == []
+    assert fed["SealersChanged"] and fed["ConfigChanged"] and fed["BlockCommitted"], fed
+    assert skipped and lost, (len(skipped), len(lost))
