@@ -10,11 +10,10 @@ from dataclasses import replace
 
 import trio
 
-from chainnode.security.admission import Admission
-from chainnode.security.certs import CertChain, issue
 from chainnode.crypto import get_suite
 from chainnode.network import NetworkLimits, peer_id_from_seed
-
+from chainnode.security.admission import Admission
+from chainnode.security.certs import CertChain, issue
 from tests.network.cluster import SUITE_NAME, Member, make_members, make_network, start, until_refused_again
 
 DAY_MS = 86_400_000
@@ -163,8 +162,8 @@ async def test_recheck_disconnects_a_peer_once_its_serial_is_revoked(caplog):
         line = next(x for x in _messages(caplog) if x.startswith(f"n{a.index}: refused peer {c.peer_id} (peer {c.index}): certificate revoked: "))
         assert chains[c.index].leaf.serial.hex() in line
         assert any(x.startswith(f"n{b.index}: refused peer {c.peer_id}") for x in _messages(caplog))
-        # c keeps redialing; it is refused from now on.
-        await until_refused_again(ra.net)
+        # c and the members keep redialing (whoever dials); c is refused from now on.
+        await until_refused_again(ra.net, rb.net)
         assert ra.net.connected_peers() == [b.index]
         assert rc.net.connected_peers() == []
         nursery.cancel_scope.cancel()
