@@ -16,9 +16,9 @@ import httpx
 import trio
 
 from chainnode.client import Account, Client
+from chainnode.crypto import get_suite
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import Transaction
-from chainnode.crypto import get_suite
 from devnet.supervisor import Devnet
 
 RPC_BATCH = 100  # transactions per JSON-RPC batch (the default rpc_batch_max)

@@ -30,9 +30,9 @@ import trio
 from chainnode.client import Account, Client, ProofError, ReceiptInfo, verify_receipt_proof
 from chainnode.client.offline import OfflineDevice, settle_args, verify_voucher
 from chainnode.crypto import ADDRESS_BYTES, get_suite
-from chainnode.system.contracts import NAMES_ADDRESS
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import CommitCertificate
+from chainnode.system.contracts import NAMES_ADDRESS
 from devnet.layout import DEVNET_PASSWORD
 
 ACCOUNTS_DIR = "accounts"

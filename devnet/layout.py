@@ -23,13 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chainnode.security.certs import CertChain, Certificate, cert_document, chain_document, issue, read_cert_file, write_document
 from chainnode.crypto import get_suite
-from chainnode.protocol.hexstr import to_hex
-from chainnode.system.genesis import load_genesis
-from chainnode.security.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node.init import init_node
+from chainnode.protocol.hexstr import to_hex
+from chainnode.security.certs import CertChain, Certificate, cert_document, chain_document, issue, read_cert_file, write_document
+from chainnode.security.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
+from chainnode.system.genesis import load_genesis
 from contracts import library
 
 DEVNET_PASSWORD = "devnet"  # local test networks only

@@ -8,7 +8,6 @@ import socket
 
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.merkle import merkle_root
-from chainnode.store.state import next_state_root
 from chainnode.protocol.types import (
     ZERO_HASH,
     Block,
@@ -21,6 +20,7 @@ from chainnode.protocol.types import (
     quorum_size,
     sealer_set_hash,
 )
+from chainnode.store.state import next_state_root
 
 
 def free_ports(count: int) -> list[int]:

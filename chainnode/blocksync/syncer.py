@@ -21,10 +21,10 @@ from typing import Awaitable, Callable
 import trio
 
 from chainnode.execution.chain import Chain
-from chainnode.protocol.codec import DecodeError, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.execution.executor import InvalidBlock
-from chainnode.store.ledger import Ledger
+from chainnode.protocol.codec import DecodeError, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.protocol.types import Block, CommitCertificate, InvalidCertificate
+from chainnode.store.ledger import Ledger
 
 log = logging.getLogger("chainnode.blocksync")
 

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import click
 
+from chainnode.cli.common import PASSWORD_ENV, emit, read_password
+from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
+from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.certs import (
     CLIENT_ROLES,
     NODE_ROLES,
@@ -46,9 +49,6 @@ from chainnode.security.certs import (
     verify_chain,
     write_document,
 )
-from chainnode.cli.common import PASSWORD_ENV, emit, read_password
-from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
-from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, KeyPair, encrypt_key, load_key, read_key_file, write_key_file
 
 DAY_MS = 86_400_000

@@ -1,6 +1,6 @@
 """The `chainnode` command line for node operators: keys and running a node here; the
 console commands that talk to a running node (account, tx, contract, block, receipt,
-status, peers, sealers, config) are in `cli_rpc.py` and docs/cli.md.
+status, peers, sealers, config) are in `rpc.py` and docs/cli.md.
 
 Every command prints human-readable text by default and one JSON document with `--json`,
 and fails with a one-line message that says what to do next (exit status 1), never a
@@ -118,14 +118,14 @@ def start(config_path: str) -> None:
     import multiaddr
     import trio
 
-    from chainnode.node.config import ConfigError, load_config
-    from chainnode.system.genesis import GenesisError, load_genesis
-    from chainnode.node.logs import setup_logging
     from chainnode.network import PortInUse as P2PPortInUse
     from chainnode.network.service import check_port_free as check_p2p_port_free
+    from chainnode.node.config import ConfigError, load_config
+    from chainnode.node.logs import setup_logging
     from chainnode.node.node import Node, NodeError
     from chainnode.rpc.server import PortInUse as RpcPortInUse, check_port_free
     from chainnode.store.leveldb import StorageError
+    from chainnode.system.genesis import GenesisError, load_genesis
 
     try:
         config = load_config(config_path)

@@ -16,9 +16,9 @@ May import: chainnode.crypto, chainnode.protocol, chainnode.security, chainnode.
 """
 
 from chainnode.client.account import Account
+from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed
 from chainnode.client.governance import Governance, GovernanceRefused
 from chainnode.client.offline import OfflineDevice, OfflineError, Voucher, settle_args, verify_voucher
-from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed
 from chainnode.client.proof import verify_receipt_proof
 from chainnode.client.receipt import ReceiptInfo
 from chainnode.client.rpc import Client

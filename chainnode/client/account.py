@@ -7,8 +7,8 @@ import secrets
 from dataclasses import dataclass
 
 from chainnode.crypto import CryptoSuite, get_suite
-from chainnode.security.keyfile import encrypt_key, load_key, write_key_file
 from chainnode.protocol.types import Transaction
+from chainnode.security.keyfile import encrypt_key, load_key, write_key_file
 
 DEFAULT_GAS_LIMIT = 10_000_000
 

@@ -26,10 +26,7 @@ from chainnode.client.receipt import ReceiptInfo
 from chainnode.client.rpc import Client
 from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.hexstr import parse_hex
-
 from chainnode.system.addresses import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS  # noqa: F401
-
-
 
 PROPOSALS_PAGE_MAX = 100  # view_proposals returns at most this many at a time
 

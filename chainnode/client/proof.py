@@ -15,8 +15,8 @@ from typing import Any
 
 from chainnode.client.errors import ProofError
 from chainnode.client.receipt import ReceiptInfo
-from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
+from chainnode.protocol.codec import DecodeError
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.merkle import MerkleProof, verify_proof
 from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, Receipt, sealer_set_hash

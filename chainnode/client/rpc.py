@@ -27,9 +27,9 @@ from chainnode.client.proof import verify_receipt_proof
 from chainnode.client.receipt import ReceiptInfo
 from chainnode.client.subscriptions import Subscription, open_subscription
 from chainnode.client.transport import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, is_connection_error, ws_call
+from chainnode.crypto import CryptoSuite, get_suite
 from chainnode.protocol.codec import pack, unpack
 from chainnode.protocol.hexstr import parse_hex, to_hex
-from chainnode.crypto import CryptoSuite, get_suite
 from chainnode.protocol.types import Receipt, Transaction
 
 log = logging.getLogger("chainnode.client")

@@ -4,7 +4,7 @@ Consensus and sync both end here. A proposal is built (leader) or checked (repli
 executing it on the head's state; a block that arrives with a commit certificate (sync) is
 checked against the sealer set in force at its height, re-executed, and its roots compared
 before it is committed. The sealer set for height h is read from the state after block
-h-1, which is the head's state when h = head + 1 (sysstate.sealers_at): a membership change
+h-1, which is the head's state when h = head + 1 (chainnode.system.state.sealers_at): a membership change
 made in block h governs blocks from h + 2 on, on every node alike.
 """
 
@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from chainnode.execution.executor import ExecutedBlock, Executor, InvalidBlock
+from chainnode.protocol.types import Block, BlockHeader, CommitCertificate, InvalidCertificate, Transaction, sealer_set_hash
 from chainnode.store.ledger import Ledger
-from chainnode.protocol.types import sealer_set_hash
 from chainnode.system.state import NodeEntry, read_config, sealers_at
-from chainnode.protocol.types import Block, BlockHeader, CommitCertificate, InvalidCertificate, Transaction
 
 
 @dataclass(frozen=True)

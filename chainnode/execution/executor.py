@@ -26,11 +26,11 @@ from typing import Callable
 
 from chainnode.crypto import ZERO_ADDRESS, CryptoSuite
 from chainnode.protocol.merkle import merkle_root
-from chainnode.store.state import StateOverlay, StateReader, next_state_root
-from chainnode.system.governance import frozen_reason, may_call, may_deploy
-from chainnode.system.contracts import is_system, run_system
-from chainnode.system.state import ADMIN_PREFIX, promotion_writes, read_config, read_nodes, sealer_set_writes
 from chainnode.protocol.types import ZERO_HASH, Event, Receipt, Transaction
+from chainnode.store.state import StateOverlay, StateReader, next_state_root
+from chainnode.system.contracts import is_system, run_system
+from chainnode.system.governance import frozen_reason, may_call, may_deploy
+from chainnode.system.state import ADMIN_PREFIX, promotion_writes, read_config, read_nodes, sealer_set_writes
 from contracts.engine import CallContext, CallResult, Engine
 
 STATUS_FAILED = 1
@@ -107,7 +107,7 @@ class Executor:
         rest are not run). The result covers the transactions run (`len(receipts)` of them),
         its roots and hashes for those only."""
         overlay = StateOverlay(state)
-        # Membership changes due at this height come into force first (sysstate.py); the
+        # Membership changes due at this height come into force first (chainnode/system/state.py); the
         # new sealer set is recorded by its hash, so proofs of its blocks can name it.
         promoted = promotion_writes(state, height)
         for key, value in promoted.items():

@@ -30,11 +30,8 @@ import trio
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
-from libp2p.pubsub import pubsub as _pubsub_mod
-from libp2p.pubsub import rpc_queue as _rpc_queue_mod
-from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_10
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_11
-from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub import pubsub as _pubsub_mod, rpc_queue as _rpc_queue_mod
+from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_10, PROTOCOL_ID_V11 as MESHSUB_11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
 from chainnode.crypto import CryptoSuite
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.peers import PeerTable
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
 from chainnode.protocol.signing import Signed
 
 HELLO_VERSION = 2

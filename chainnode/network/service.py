@@ -38,25 +38,22 @@ from typing import Awaitable, Callable
 
 import multiaddr
 import trio
-from multiaddr.exceptions import ProtocolLookupError
 from libp2p import new_host
 from libp2p.abc import INotifee
-from libp2p.custom_types import TProtocol
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo as Libp2pPeerInfo
-from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
-from libp2p.security.noise.transport import Transport as NoiseTransport
-from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
-from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID, Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID, Yamux
+from multiaddr.exceptions import ProtocolLookupError
 
 from chainnode.crypto import CryptoSuite
 from chainnode.network.channel import RATE_EXCEEDED, PeerChannel
 from chainnode.network.errors import TRANSPORT_ERRORS, NetworkError, PortInUse, ProtocolViolation
 from chainnode.network.framing import FrameReader, encode_frame, read_frame
 from chainnode.network.gossip import TxGossip
-from chainnode.network.timeouts import RequestTimeouts
 from chainnode.network.handshake import (
     CREDENTIALS_BYTES_MAX,
     UNKNOWN_PEER,
@@ -73,6 +70,7 @@ from chainnode.network.metrics import Counters
 from chainnode.network.peers import PEERS_MAX, PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
 from chainnode.network.supervisor import ReconnectSupervisor
+from chainnode.network.timeouts import RequestTimeouts
 from chainnode.protocol.codec import DecodeError
 
 log = logging.getLogger("chainnode.network")

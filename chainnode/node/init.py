@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from chainnode.node.config import render_config
 from chainnode.crypto import get_suite
+from chainnode.node.config import render_config
 from chainnode.protocol.hexstr import HexError, parse_hex
-from chainnode.system.genesis import GenesisError, load_genesis
 from chainnode.security.keyfile import KeyFileError, read_key_file
 from chainnode.store.ledger import Ledger
 from chainnode.store.leveldb import StorageError
+from chainnode.system.genesis import GenesisError, load_genesis
 
 CONFIG_NAME = "node.toml"
 GENESIS_NAME = "genesis.json"
@@ -123,8 +123,8 @@ def init_node(
 
 def _check_cert_file(genesis, genesis_path: Path, cert_file: Path, key_path: Path, pub: bytes) -> None:
     """The chain file must certify this key under the genesis CA (peer id: at start)."""
-    from chainnode.security.admission import Admission, AdmissionError
     from chainnode.node.config import NodeConfig
+    from chainnode.security.admission import Admission, AdmissionError
 
     if genesis.ca_cert is None:
         raise InitError(f"{genesis_path} has no ca_cert, so this chain uses no certificates; leave out the certificate ({cert_file})")

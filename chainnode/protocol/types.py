@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES, CryptoSuite
 from chainnode.protocol.codec import (
     UINT64_MAX,
     DecodeError,
@@ -24,7 +25,6 @@ from chainnode.protocol.codec import (
     pack,
     unpack,
 )
-from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES, CryptoSuite
 
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_LENGTHS = (32, 65)  # ed25519, SM2 uncompressed

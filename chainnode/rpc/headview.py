@@ -23,10 +23,10 @@ import outcome
 import trio
 
 from chainnode.protocol.codec import expect_int, expect_list, unpack
-from chainnode.store.ledger import HEAD_KEY, Ledger
-from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, RpcError
-from chainnode.store.state import STATE_PREFIX
 from chainnode.protocol.types import BlockHeader
+from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, RpcError
+from chainnode.store.ledger import HEAD_KEY, Ledger
+from chainnode.store.state import STATE_PREFIX
 from contracts.engine import Engine
 
 

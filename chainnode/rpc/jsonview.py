@@ -13,7 +13,6 @@ from chainnode.protocol.hexstr import to_hex
 from chainnode.protocol.jsonvalue import to_json
 from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
 
-
 value_json = to_json  # a plain value in JSON (bytes as 0x-hex): chainnode/protocol/jsonvalue.py
 
 

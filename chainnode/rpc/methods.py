@@ -10,19 +10,19 @@ from typing import Any, Callable, Protocol
 
 import trio
 
+from chainnode.blocksync.syncer import BlockSyncer
 from chainnode.crypto import ADDRESS_BYTES, ZERO_ADDRESS
-from chainnode.system import governance as gov
 from chainnode.execution.chain import Chain
 from chainnode.protocol.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
+from chainnode.protocol.types import ZERO_HASH
 from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, tx_json, value_json
-from chainnode.blocksync.syncer import BlockSyncer
+from chainnode.system import governance as gov
 from chainnode.system.contracts import is_system, run_system
-from chainnode.system.state import CONFIG_SPEC, read_config, read_nodes, read_sealer_set, read_pending_nodes
+from chainnode.system.state import CONFIG_SPEC, read_config, read_nodes, read_pending_nodes, read_sealer_set
 from chainnode.txpool.pool import Rejected, TxPool
-from chainnode.protocol.types import ZERO_HASH
 from contracts.engine import CallContext, code_key
 
 HEIGHT_MAX = 2**63 - 1

@@ -38,12 +38,12 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from chainnode.crypto import ADDRESS_BYTES, CryptoSuite
 from chainnode.protocol.codec import pack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
-from chainnode.crypto import ADDRESS_BYTES, CryptoSuite
-from chainnode.store.ledger import Ledger
 from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, value_json
+from chainnode.store.ledger import Ledger
 
 log = logging.getLogger("chainnode.rpc.subscriptions")
 

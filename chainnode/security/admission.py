@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
+from chainnode.protocol.codec import DecodeError
 from chainnode.security.certs import (
     REASON_AGENCY_MISMATCH,
     REASON_BAD,
@@ -39,7 +40,6 @@ from chainnode.security.certs import (
     read_chain_file,
     verify_chain,
 )
-from chainnode.protocol.codec import DecodeError
 
 RevokedSerials = Callable[[], Iterable[bytes]]
 

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from chainnode.crypto import HASH_BYTES, SUITE_NAMES, get_suite
 from chainnode.protocol.codec import (
     UINT64_MAX,
     DecodeError,
@@ -41,7 +42,6 @@ from chainnode.protocol.codec import (
     pack,
     unpack,
 )
-from chainnode.crypto import HASH_BYTES, SUITE_NAMES, get_suite
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.store.files import read_json_file, write_atomic
 

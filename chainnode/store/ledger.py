@@ -25,11 +25,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
 from chainnode.crypto import CryptoSuite
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
 from chainnode.protocol.merkle import MerkleProof, merkle_proof, merkle_root
-from chainnode.store.state import StateStore, next_state_root
-from chainnode.store.leveldb import StorageError, Store
 from chainnode.protocol.types import (
     ZERO_HASH,
     Block,
@@ -38,6 +36,8 @@ from chainnode.protocol.types import (
     Receipt,
     Transaction,
 )
+from chainnode.store.leveldb import StorageError, Store
+from chainnode.store.state import StateStore, next_state_root
 
 HEAD_KEY = b"m:head"
 GENESIS_KEY = b"m:genesis"

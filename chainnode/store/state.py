@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol
 
-from chainnode.protocol.codec import pack
 from chainnode.crypto import CryptoSuite
+from chainnode.protocol.codec import pack
 from chainnode.store.leveldb import Store
 
 STATE_PREFIX = b"s:"

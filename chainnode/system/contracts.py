@@ -3,7 +3,7 @@
 A transaction (or an RPC `call`) to one of these addresses runs a method here instead of
 sandboxed code, with the same interface: a method name, plain arguments, a `CallResult` with
 a value, events and, on failure, `ContractError` and a message that says what to do. Their
-state is the system state (sysstate.py, governance.py); a failed call changes nothing.
+state is the system state (state.py, governance.py); a failed call changes nothing.
 
     0x…1001  committee    propose(kind, params[, expiry_blocks]), vote(id, yes), revoke(id)
     0x…1002  consensus    views of the membership (changes go through the committee)
@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from chainnode.protocol.codec import pack
+from chainnode.system.addresses import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS
 from chainnode.system.governance import (
     ACL_PREFIX,
     EXECUTED,
     EXPIRY_BLOCKS_DEFAULT,
     EXPIRY_BLOCKS_MAX,
     FAILED,
+    KINDS,
     METHOD_CHARS_MAX,
     NEXT_ID_KEY,
     OPEN,
@@ -50,15 +53,11 @@ from chainnode.system.governance import (
     read_proposals,
     read_rates,
     read_revoked_serials,
-    KINDS,
 )
-from chainnode.protocol.codec import pack
-from chainnode.system.addresses import COMMITTEE_ADDRESS, CONFIG_ADDRESS, CONSENSUS_ADDRESS, NAMES_ADDRESS, PERMISSION_ADDRESS
-from chainnode.system.state import CONFIG_SPEC, read_config, read_addrs, read_nodes, read_pending_nodes
+from chainnode.system.state import CONFIG_SPEC, read_addrs, read_config, read_nodes, read_pending_nodes
 from contracts.engine import CallContext, CallResult, Event
 from contracts.engine.errors import ContractError
 from contracts.engine.store import WriteBuffer
-
 
 SYSTEM_NAMES = {
     COMMITTEE_ADDRESS: "committee",

@@ -33,7 +33,7 @@ the name registry (chainnode/system/governance.py) under its name. The source te
 itself, so every node builds the same block 0 whatever version of the contract library it
 has. In `init_args` a string starting with "0x" is bytes.
 
-It becomes block 0: a header over the initial state (system state, see sysstate.py). The
+It becomes block 0: a header over the initial state (system state, see chainnode/system/state.py). The
 genesis block's hash is the chain's identity: nodes refuse peers and data directories with
 another one. Peer addresses are not part of it (a node may move without forking the chain).
 """
@@ -47,22 +47,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from chainnode.security.certs import CERT_FORMAT, Certificate, CertificateError
-from chainnode.protocol.codec import DecodeError, expect_value, pack
 from chainnode.crypto import ADDRESS_BYTES, SUITE_NAMES, get_suite
-from chainnode.system.governance import GovernanceError, check_params
-from chainnode.store.files import read_bounded
+from chainnode.protocol.codec import DecodeError, expect_value, pack
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
+from chainnode.protocol.types import ZERO_HASH, Block, BlockHeader, sealer_set_hash
+from chainnode.security.certs import CERT_FORMAT, Certificate, CertificateError
+from chainnode.store.files import read_bounded
 from chainnode.store.state import StateOverlay, next_state_root
+from chainnode.system.governance import GovernanceError, check_params
 from chainnode.system.state import (
     ADMIN_PREFIX,
     CA_KEY,
-    NAMES_KEY,
     CHAIN_KEY,
     COMMITTEE_KEY,
     GOVERNANCE_KEY,
+    NAMES_KEY,
     NODES_MAX,
     PEER_ID_CHARS_MAX,
     ConfigValueError,
@@ -71,7 +72,6 @@ from chainnode.system.state import (
     nodes_writes,
     sealer_set_writes,
 )
-from chainnode.protocol.types import ZERO_HASH, Block, BlockHeader, sealer_set_hash
 from contracts.engine import CallContext, Engine
 
 FORMAT = "chainnode-genesis/1"

@@ -3,7 +3,7 @@ permission rules the executor enforces.
 
 Everything here is state: read with `read_*` functions from any `StateReader`, changed only
 by transactions to the system contracts (chainnode/system/contracts.py) that every node executes
-at the same height. Keys (besides those of sysstate.py):
+at the same height. Keys (all defined in state.py, the one home of the `sys/` schema):
 
     sys/gov/next                  pack(next proposal id)
     sys/gov/p/<id u64 BE>         pack(Proposal.to_fields())
@@ -29,25 +29,25 @@ from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, pack, unpack
 from chainnode.store.state import StateReader
 from chainnode.system.state import (
-    NEXT_ID_KEY,
-    PROPOSAL_PREFIX,
-    DEPLOY_OPEN_KEY,
-    DEPLOYER_PREFIX,
-    FROZEN_PREFIX,
     ACL_PREFIX,
-    ADMIN_PREFIX,
-    CRL_KEY,
-    NAMES_KEY,
     ADDR_CHARS_MAX,
     ADDRS_MAX,
     ADDRS_PREFIX,
+    ADMIN_PREFIX,
     COMMITTEE_KEY,
     CONFIG_PREFIX,
+    CRL_KEY,
+    DEPLOY_OPEN_KEY,
+    DEPLOYER_PREFIX,
+    FROZEN_PREFIX,
     GENESIS_ONLY_CONFIG,
     GOVERNANCE_KEY,
     MEMBERSHIP_DELAY_BLOCKS,
+    NAMES_KEY,
+    NEXT_ID_KEY,
     NODES_MAX,
     PEER_ID_CHARS_MAX,
+    PROPOSAL_PREFIX,
     ConfigValueError,
     NodeEntry,
     check_config_value,
@@ -56,7 +56,6 @@ from chainnode.system.state import (
     read_config,
     read_pending_nodes,
 )
-
 
 GOVERNORS_MAX = 64
 WEIGHT_MAX = 1_000_000

@@ -34,8 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chainnode.protocol.codec import expect_bytes, expect_int, expect_list, expect_str, pack, unpack
-from chainnode.store.state import StateReader
 from chainnode.protocol.types import sealer_set_hash
+from chainnode.store.state import StateReader
 
 CHAIN_KEY = b"sys/chain"
 NODES_KEY = b"sys/nodes"

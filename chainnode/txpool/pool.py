@@ -19,7 +19,7 @@ Signature checks run on worker threads in batches: libcrypto releases the GIL, s
 threads verify ~1.9x as fast as one, and the event loop keeps serving.
 
 A client's transaction (`submit_durably`, from sendTransaction) is also written to the
-journal (txjournal.py) before the call returns, so the acknowledgement survives a kill -9;
+journal (journal.py) before the call returns, so the acknowledgement survives a kill -9;
 `recover` re-admits the journal's transactions at start. Submitting a transaction that is
 already pending or committed is not an error there: the answer says which (idempotent by
 hash, so a client may resend the same signed bytes to any node).
@@ -35,10 +35,10 @@ from typing import Callable, Iterable, Iterator
 
 import trio
 
-from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
-from chainnode.txpool.journal import JournalFull, TxJournal
+from chainnode.protocol.codec import DecodeError
 from chainnode.protocol.types import Transaction
+from chainnode.txpool.journal import JournalFull, TxJournal
 
 log = logging.getLogger("chainnode.txpool")
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from chainnode.crypto import ADDRESS_BYTES, get_suite
 from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
-
 from contracts.engine import values
 from contracts.engine.builtins_curated import DECIMAL_CONTEXT
 from contracts.engine.compile_check import INIT_METHOD

@@ -16,10 +16,9 @@ import ast
 import copy
 
 from chainnode.protocol.codec import VALUE_ITEMS_MAX
-
 from contracts.engine.compile_check import BLOCK_MARKER, CONST_TYPES, ENTRY_MARKER, ITEM_MARKER, copy_operand
-from contracts.engine.gas import EVENT_NAME_CHARS_MAX, FUNCTION_DEPTH_MAX, INT_BITS_MAX, RAISE_NODE_GAS
 from contracts.engine.errors import text_ok
+from contracts.engine.gas import EVENT_NAME_CHARS_MAX, FUNCTION_DEPTH_MAX, INT_BITS_MAX, RAISE_NODE_GAS
 
 
 def add_guards(tree: ast.Module, fast_paths: bool) -> None:

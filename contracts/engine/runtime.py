@@ -24,7 +24,6 @@ from itertools import islice
 from typing import Any, Callable
 
 from chainnode.protocol.codec import INT64_MIN, UINT64_MAX, VALUE_ITEMS_MAX
-
 from contracts.engine import values
 from contracts.engine.accelerator import speedups
 from contracts.engine.builtins_accounting import CHEAP, HASHABLE_CHEAP, ITERABLE, Accounting, accounting

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.codec import INT64_MIN, UINT64_MAX
-
 from contracts.engine import values
 from contracts.engine.accelerator import speedups
 from contracts.engine.errors import LimitExceeded, OutOfGas

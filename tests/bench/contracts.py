@@ -31,8 +31,7 @@ import msgpack
 
 from chainnode.protocol.codec import pack
 from contracts.engine import CallContext, Engine, Event
-from contracts.engine.values import decode as lean_decode
-from contracts.engine.values import encode as lean_encode
+from contracts.engine.values import decode as lean_decode, encode as lean_encode
 
 PAYMENT_SOURCE = '''
 def init(supply):

@@ -2,10 +2,10 @@
 real devnet layout and LevelDB."""
 
 from chainnode.node.config import load_config
-from chainnode.system.genesis import load_genesis
-from chainnode.security.keyfile import load_key
 from chainnode.node.node import Node
 from chainnode.protocol.types import Block, CommitCertificate, Transaction, commit_signing_bytes
+from chainnode.security.keyfile import load_key
+from chainnode.system.genesis import load_genesis
 from consensus import events as ev
 from devnet.supervisor import Devnet
 from tests.helpers import free_ports

@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 import trio
 
-from chainnode.protocol.codec import pack, unpack
 from chainnode.blocksync.syncer import BlockSyncer, FetchFailed, encode_request, serve_request
+from chainnode.protocol.codec import pack, unpack
 from chainnode.protocol.types import Block
 from tests.chain_fixtures import certify, grow, open_chain
+
 
 @pytest.fixture
 def pair(tmp_path):

@@ -6,11 +6,11 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from chainnode.security.certs import CertChain, read_cert_file, read_crl_file, read_document, decode_document
 from chainnode.cli.main import main
 from chainnode.crypto import get_suite
-from chainnode.security.keyfile import load_key
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
+from chainnode.security.certs import CertChain, decode_document, read_cert_file, read_crl_file, read_document
+from chainnode.security.keyfile import load_key
 
 FAST = ["--scrypt-n", "1024"]
 ENV = {"CHAINNODE_PASSWORD": "pw"}

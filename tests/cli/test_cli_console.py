@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from chainnode.cli.main import main
 from chainnode.cli.rpc import ProofError, verify_receipt_proof
 from chainnode.protocol.types import Transaction
-from tests.rpc.test_rpc_methods import commit_pool, rpc  # noqa: F401  (the fixture)
 from tests.chain_fixtures import SOURCE, SUITE, USER
+from tests.rpc.test_rpc_methods import commit_pool, rpc  # noqa: F401  (the fixture)
 
 ADDR = "0x" + "11" * 20
 HASH = "0x" + "22" * 32

@@ -8,9 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from chainnode.security.certs import read_cert_file
-from chainnode.cli.main import main
 from chainnode.cli.gov import CLI_USAGE, parse_proposal
+from chainnode.cli.main import main
+from chainnode.security.certs import read_cert_file
 from chainnode.system.governance import KINDS, check_params
 from tests.helpers import free_ports
 

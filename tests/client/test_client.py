@@ -11,14 +11,14 @@ import trio
 
 from chainnode.client import Account, CallFailed, Client, EventNotification, NodeError, ProofError, ReceiptTimeout, verify_receipt_proof
 from chainnode.crypto import get_suite
+from chainnode.protocol.types import Transaction
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionLimits
-from chainnode.protocol.types import Transaction
+from tests.chain_fixtures import SEALERS, USER
 from tests.helpers import free_port
 from tests.rpc.test_subscriptions import EMITTER, SUITE, Env, start_env, tx
-from tests.chain_fixtures import SEALERS, USER
 
 
 @pytest.fixture

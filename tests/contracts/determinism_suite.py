@@ -12,7 +12,6 @@ import sys
 
 from contracts.engine import Engine
 from contracts.engine.values import encode
-
 from tests.contracts.support import ALICE, BOB, CAROL, MemoryStore, ctx
 
 LEDGER = '''

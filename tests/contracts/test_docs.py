@@ -10,7 +10,6 @@ import pytest
 from chainnode.crypto import get_suite
 from contracts.engine import Engine
 from contracts.engine.gas import SCHEDULE
-
 from tests.contracts.support import ALICE, BOB, CAROL, MemoryStore, ctx, deploy
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "contracts.md").read_text()

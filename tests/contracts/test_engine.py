@@ -18,7 +18,6 @@ from contracts.engine import (
     storage_prefix,
 )
 from contracts.engine.values import decode, encode
-
 from tests.contracts.support import ALICE, BOB, CAROL, MemoryStore, ctx, deploy, run
 
 TOKEN = '''
@@ -488,8 +487,7 @@ def test_receipt_fields_are_a_fixed_order_list() -> None:
 
 def test_receipts_built_from_results_decode_on_every_node() -> None:
     """Values and events that reach a receipt stay within what chainnode.protocol.types decodes."""
-    from chainnode.protocol.types import Event as ReceiptEvent
-    from chainnode.protocol.types import Receipt
+    from chainnode.protocol.types import Event as ReceiptEvent, Receipt
 
     engine, base, token, escrow = _token_and_escrow()
     result = engine.execute(base, ctx(sender=BOB), escrow, "try_deposit", [500], 500_000)

@@ -19,7 +19,6 @@ from contracts.engine import Engine
 from contracts.engine.compiler import compile_contract
 from contracts.engine.gas import FUNCTION_DEPTH_MAX
 from contracts.engine.values import encode
-
 from tests.contracts.support import ALICE, BOB, CAROL, MemoryStore, ctx, deploy
 
 GAS = 2_000_000

@@ -4,11 +4,9 @@ CallResult. (Property tests; the red team covers the deliberate attacks.)"""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from contracts.engine import CallResult, ContractRejected, Engine
-
 from tests.contracts.support import MemoryStore, ctx
 from tests.contracts.test_engine import ESCROW, TOKEN
 

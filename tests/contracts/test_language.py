@@ -7,7 +7,6 @@ import pytest
 from contracts.engine import ContractRejected, Engine
 from contracts.engine.gas import ITERATION_GAS, NODE_GAS
 from contracts.engine.values import encode
-
 from tests.contracts.support import ALICE, MemoryStore, run
 
 

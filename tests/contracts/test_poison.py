@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chainnode.crypto import get_suite
 from chainnode.execution.executor import Executor, receipt_of
-from chainnode.system.genesis import parse_genesis
-from chainnode.store.ledger import Ledger
 from chainnode.protocol.types import Receipt, Transaction
+from chainnode.store.ledger import Ledger
+from chainnode.system.genesis import parse_genesis
 from contracts.engine import Engine
 from tests.contracts.support import MemoryStore, ctx
 

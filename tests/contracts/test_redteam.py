@@ -14,7 +14,6 @@ import time
 import pytest
 
 from contracts.engine import ContractRejected, Engine
-
 from tests.contracts.support import MemoryStore, ctx, run
 
 REJECTED = "rejected"

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from contracts.engine import Engine, store
 from contracts.engine.accelerator import speedups
@@ -40,7 +39,6 @@ from contracts.engine.gas import (
 )
 from contracts.engine.runtime import Runtime
 from contracts.engine.store import Storage, WriteBuffer
-
 from tests.bench.contracts import PAYMENT_SOURCE
 from tests.contracts.support import ALICE, BOB, MemoryStore, ctx
 

@@ -5,9 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from gmssl import sm2 as gm_sm2
-from gmssl import sm3 as gm_sm3
-from gmssl import func as gm_func
+from gmssl import func as gm_func, sm2 as gm_sm2, sm3 as gm_sm3
 
 from chainnode.crypto import InvalidKey, get_suite
 from chainnode.crypto.sm import DEFAULT_ID, SM2_ORDER

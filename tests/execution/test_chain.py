@@ -57,12 +57,12 @@ def test_a_block_committed_by_sync_first_is_not_committed_again_by_consensus(tmp
 
 # ---- the block gas rule: blocks are bounded by the gas they use, not by gas limits --------
 
-from chainnode.execution.chain import Chain  # noqa: E402
 from chainnode.client.account import DEFAULT_GAS_LIMIT  # noqa: E402
+from chainnode.execution.chain import Chain  # noqa: E402
 from chainnode.execution.executor import Executor  # noqa: E402
-from chainnode.system.genesis import parse_genesis  # noqa: E402
-from chainnode.store.ledger import Ledger  # noqa: E402
 from chainnode.protocol.merkle import merkle_root  # noqa: E402
+from chainnode.store.ledger import Ledger  # noqa: E402
+from chainnode.system.genesis import parse_genesis  # noqa: E402
 from contracts.engine import Engine  # noqa: E402
 from tests.chain_fixtures import GENESIS, SEALERS, USER  # noqa: E402
 

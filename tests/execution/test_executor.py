@@ -6,9 +6,9 @@ import pytest
 
 from chainnode.crypto import get_suite
 from chainnode.execution.executor import Executor, InvalidBlock
-from chainnode.system.genesis import parse_genesis
+from chainnode.protocol.types import Block, BlockHeader, CommitCertificate, Transaction, commit_signing_bytes
 from chainnode.store.ledger import Ledger
-from chainnode.protocol.types import BlockHeader, Block, CommitCertificate, Transaction, commit_signing_bytes
+from chainnode.system.genesis import parse_genesis
 from contracts.engine import Engine, contract_address
 
 SUITE = get_suite("sm")

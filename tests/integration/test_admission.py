@@ -7,9 +7,9 @@ import time
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.security.keyfile import encrypt_key, write_key_file
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node.init import init_node
+from chainnode.security.keyfile import encrypt_key, write_key_file
 from devnet.supervisor import CHAINNODE
 from tests.integration.cluster import ROOT, Cluster, free_ports
 

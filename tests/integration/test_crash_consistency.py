@@ -9,9 +9,9 @@ import sys
 import time
 
 from chainnode.crypto import get_suite
+from chainnode.protocol.types import ZERO_HASH
 from chainnode.store.ledger import Ledger
 from chainnode.store.state import next_state_root
-from chainnode.protocol.types import ZERO_HASH
 from tests.integration.crash_writer import SUITE_NAME, execute, sealer_keys
 
 KILLS = int(os.environ.get("CHAINNODE_CRASH_KILLS", "30"))

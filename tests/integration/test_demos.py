@@ -12,7 +12,14 @@ import pytest
 
 from chainnode.client import Account, Client
 from devnet.demo import (
-    Roles, StoryFailed, cross_border_story, genesis_sealers, load_roles, payment_story, resolve, supply_chain_story,
+    Roles,
+    StoryFailed,
+    cross_border_story,
+    genesis_sealers,
+    load_roles,
+    payment_story,
+    resolve,
+    supply_chain_story,
 )
 from devnet.supervisor import CHAINNODE
 from tests.integration.cluster import Cluster

@@ -14,8 +14,8 @@ import trio
 from chainnode.client import Account, Client, NodeError
 from chainnode.system.contracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
 from devnet.layout import DEVNET_PASSWORD
-from tests.integration.cluster import Cluster
 from devnet.supervisor import CHAINNODE
+from tests.integration.cluster import Cluster
 from tests.integration.workload import TOKEN
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import trio
 import pytest
+import trio
 
 from chainnode.network import NetworkError, NetworkLimits
-
 from tests.network.cluster import all_tasks, drain, make_members, make_network, start
 
 FRAMES = 5000

@@ -8,7 +8,6 @@ import logging
 import trio
 
 from chainnode.network import NetworkLimits
-
 from tests.network.cluster import drain, make_members, make_network, sorted_by_peer_id, start, until_refused_again
 
 

@@ -7,7 +7,7 @@ import time
 
 import trio
 
-from tests.network.cluster import drain, make_network, make_members, sorted_by_peer_id, start
+from tests.network.cluster import drain, make_members, make_network, sorted_by_peer_id, start
 
 
 def _failed_dials(caplog, index: int) -> int:

@@ -5,8 +5,8 @@ import json
 from click.testing import CliRunner
 
 from chainnode.cli.main import main
-from chainnode.node.config import load_config
 from chainnode.crypto import get_suite
+from chainnode.node.config import load_config
 from chainnode.security.keyfile import encrypt_key, write_key_file
 from chainnode.store.ledger import Ledger
 

@@ -3,11 +3,10 @@ anything but DecodeError."""
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chainnode.protocol.codec import DecodeError, pack, unpack
 from chainnode.crypto import get_suite
+from chainnode.protocol.codec import DecodeError, pack, unpack
 from chainnode.protocol.merkle import MerkleProof
 from chainnode.protocol.types import (
     Block,

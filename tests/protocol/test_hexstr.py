@@ -4,8 +4,7 @@ hex digits of either case, nothing else."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.protocol.jsonvalue import from_json

@@ -8,17 +8,17 @@ import os
 import pytest
 
 from chainnode.execution.chain import Chain
-from chainnode.protocol.codec import unpack
 from chainnode.execution.executor import Executor
-from chainnode.system.genesis import parse_genesis
-from chainnode.store.ledger import Ledger
+from chainnode.protocol.codec import unpack
+from chainnode.protocol.types import Transaction
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
+from chainnode.store.ledger import Ledger
 from chainnode.system.contracts import COMMITTEE_ADDRESS, PERMISSION_ADDRESS
-from chainnode.protocol.types import Transaction
+from chainnode.system.genesis import parse_genesis
 from contracts.engine import Engine
-from tests.rpc.test_rpc_methods import commit_pool, serve
 from tests.chain_fixtures import SEALERS, SUITE
+from tests.rpc.test_rpc_methods import commit_pool, serve
 
 GOVERNOR = SUITE.keypair_from_private((77).to_bytes(32, "big"))
 STRANGER = SUITE.keypair_from_private((78).to_bytes(32, "big"))

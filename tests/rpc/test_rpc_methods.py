@@ -13,11 +13,11 @@ import trio
 from chainnode.execution.chain import Chain
 from chainnode.protocol.codec import pack
 from chainnode.protocol.merkle import MerkleProof, verify_proof
+from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
 from chainnode.rpc.headview import CallLimits, CallRunner
 from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, Dispatcher, RpcError
 from chainnode.rpc.methods import ChainRpc
 from chainnode.txpool.pool import TxPool
-from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
 from tests.chain_fixtures import SOURCE, SUITE, USER, certify, open_chain
 
 

@@ -13,9 +13,9 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.server import RateLimiter, RpcApp, ServerLimits, serve_rpc
 from chainnode.rpc.subscriptions import CLOSE_NORMAL, SubscriptionHub, SubscriptionLimits
+from tests.chain_fixtures import SUITE, open_chain
 from tests.helpers import free_port
 from tests.rpc.test_jsonrpc import make_dispatcher
-from tests.chain_fixtures import SUITE, open_chain
 
 ADD = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "add", "params": [1, 2]}).encode()
 

@@ -15,14 +15,14 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from chainnode.execution.chain import Chain
+from chainnode.protocol.types import Transaction
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import CLOSE_POLICY, SubscriptionHub, SubscriptionLimits
 from chainnode.txpool.pool import TxPool
-from chainnode.protocol.types import Transaction
-from tests.helpers import free_port
 from tests.chain_fixtures import SUITE, USER, certify, open_chain
+from tests.helpers import free_port
 
 EMITTER = (
     "def init():\n    storage['n'] = 0\n\n"

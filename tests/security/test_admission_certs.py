@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from chainnode.crypto import get_suite
+from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
+from chainnode.node.config import ConfigError, load_config
+from chainnode.node.init import InitError, init_node
 from chainnode.security.admission import Admission, AdmissionError
 from chainnode.security.certs import (
     CertChain,
@@ -23,14 +27,10 @@ from chainnode.security.certs import (
     read_chain_file,
     write_document,
 )
-from chainnode.node.config import ConfigError, load_config
-from chainnode.crypto import get_suite
-from chainnode.system.genesis import GenesisError, load_genesis, parse_genesis
-from chainnode.system.state import CA_KEY
 from chainnode.security.keyfile import load_key
 from chainnode.store.ledger import Ledger
-from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
-from chainnode.node.init import InitError, init_node
+from chainnode.system.genesis import GenesisError, load_genesis, parse_genesis
+from chainnode.system.state import CA_KEY
 from devnet.layout import DEVNET_PASSWORD, create_network, issue_node_certificate, prepare_extra_node
 
 DAY_MS = 86_400_000

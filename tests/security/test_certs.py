@@ -4,6 +4,9 @@ from dataclasses import replace
 
 import pytest
 
+from chainnode.crypto import get_suite
+from chainnode.network.identity import peer_id_from_seed
+from chainnode.protocol.codec import DecodeError, pack
 from chainnode.security.certs import (
     CERT_BYTES_MAX,
     CertChain,
@@ -14,9 +17,6 @@ from chainnode.security.certs import (
     key_hash,
     verify_chain,
 )
-from chainnode.protocol.codec import DecodeError, pack
-from chainnode.crypto import get_suite
-from chainnode.network.identity import peer_id_from_seed
 
 DAY_MS = 86_400_000
 NOW_MS = 1_800_000_000_000

@@ -9,8 +9,8 @@ import plyvel
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.store.ledger import Ledger
 from chainnode.protocol.merkle import verify_proof
+from chainnode.store.ledger import Ledger
 from chainnode.store.leveldb import DataDirInUse, StorageError
 from tests.helpers import next_block, payment_tx
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from chainnode.crypto import get_suite
-from chainnode.system.genesis import GENESIS_BYTES_MAX, GenesisError, load_genesis, parse_genesis
 from chainnode.store.ledger import Ledger
+from chainnode.system.genesis import GENESIS_BYTES_MAX, GenesisError, load_genesis, parse_genesis
 from chainnode.system.state import ConfigValueError, check_config_value, read_chain, read_config, read_nodes, read_sealers
 
 SUITE = get_suite("sm")
@@ -132,8 +132,8 @@ def with_contracts(contracts):
 
 
 def test_genesis_contracts_are_deployed_and_named_in_block_0(tmp_path):
-    from chainnode.system.governance import contract_admin, resolve_name
     from chainnode.store.state import StateOverlay
+    from chainnode.system.governance import contract_admin, resolve_name
     from contracts.engine import CallContext, Engine
 
     deployer = SUITE.address(KEYS[0][1])

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chainnode.protocol.codec import pack
 from chainnode.crypto import get_suite
 from chainnode.execution.executor import refusal
-from chainnode.system.governance import read_proposal, read_revoked_serials, resolve_name
-from chainnode.system.state import ADMIN_PREFIX
+from chainnode.protocol.codec import pack
 from chainnode.store.state import StateOverlay
 from chainnode.system.contracts import (
     COMMITTEE_ADDRESS,
@@ -19,7 +17,9 @@ from chainnode.system.contracts import (
     PERMISSION_ADDRESS,
     run_system,
 )
+from chainnode.system.governance import read_proposal, read_revoked_serials, resolve_name
 from chainnode.system.state import (
+    ADMIN_PREFIX,
     COMMITTEE_KEY,
     GOVERNANCE_KEY,
     NodeEntry,

@@ -5,10 +5,10 @@ import os
 import pytest
 import trio
 
-from chainnode.protocol.codec import pack
 from chainnode.crypto import get_suite
-from chainnode.txpool.pool import PoolLimits, Rejected, TxPool
+from chainnode.protocol.codec import pack
 from chainnode.protocol.types import Transaction
+from chainnode.txpool.pool import PoolLimits, Rejected, TxPool
 
 SUITE = get_suite("sm")
 USER = SUITE.generate_keypair()

@@ -7,7 +7,6 @@ from typing import Any
 from chainnode.crypto import get_suite
 from contracts.engine import CallContext, CallResult, Engine
 from contracts.library import source
-
 from tests.contracts.support import MemoryStore
 
 GAS = 30_000_000          # the default transaction gas limit

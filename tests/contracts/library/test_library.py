@@ -8,7 +8,6 @@ from chainnode.crypto import get_suite
 from contracts.engine import Engine
 from contracts.engine.gas import SOURCE_BYTES_MAX
 from contracts.library import NAMES, source
-
 from tests.contracts.library.harness import GAS, Chain, addr
 
 

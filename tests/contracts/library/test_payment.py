@@ -6,7 +6,6 @@ import pytest
 
 from chainnode.client.offline import OfflineDevice
 from contracts.library import source
-
 from tests.contracts.library.harness import DAY_MS, GAS, Chain, addr, event, names
 
 DEPLOYER = addr(0x01)

@@ -4,14 +4,25 @@ double spends. Plus the supply invariant under random operation sequences."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chainnode.client.offline import OfflineDevice, OfflineError, Voucher, settle_args, verify_voucher, voucher_message
-
 from tests.contracts.library.harness import addr, event, events, names
 from tests.contracts.library.test_payment import (
-    ALICE, ANON, BANK_A, BANK_B, BOB, DAVE, ISSUER, OPERATORS, REG, STRANGER, WALLETS, YUAN, make, total,
+    ALICE,
+    ANON,
+    BANK_A,
+    BANK_B,
+    BOB,
+    DAVE,
+    ISSUER,
+    OPERATORS,
+    REG,
+    STRANGER,
+    WALLETS,
+    YUAN,
+    make,
+    total,
 )
 
 LOCK = 1_000 * YUAN
