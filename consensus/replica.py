@@ -106,6 +106,14 @@ class Phase(Enum):
     VIEW_CHANGE = "view_change"  # VIEW_CHANGE to this view sent; waiting for its NEW_VIEW (its leader: a quorum)
     BUILDING_NEW_VIEW = "building_new_view"  # leader of this view, no prepared block: the application builds one
 
+    # Members are singletons: hash them by identity. (Enum's own __hash__ is Python code,
+    # and the hot paths test phases against sets on every message.)
+    __hash__ = object.__hash__
+
+
+# The members by name, for the hot paths: reading one through the class is a metaclass
+# lookup on every message.
+WAITING, BUILDING, ACCEPTED, PREPARING, COMMITTING, COMMITTED, VIEW_CHANGE, BUILDING_NEW_VIEW = Phase
 
 # The moves within one view. A move to a later view (our VIEW_CHANGE, or a valid NEW_VIEW of
 # a later view) is `_move_to_view`, to VIEW_CHANGE or WAITING from any phase; a new height
@@ -120,7 +128,7 @@ _NEXT: dict[Phase, frozenset[Phase]] = {
     Phase.VIEW_CHANGE: frozenset({Phase.BUILDING_NEW_VIEW, Phase.WAITING}),  # NEW_VIEW sent or received
     Phase.BUILDING_NEW_VIEW: frozenset({Phase.WAITING}),
 }
-CHANGING_VIEW = frozenset({Phase.VIEW_CHANGE, Phase.BUILDING_NEW_VIEW})  # "in view change" on disk and in status
+CHANGING_VIEW = frozenset({VIEW_CHANGE, BUILDING_NEW_VIEW})  # "in view change" on disk and in status
 
 
 @dataclass(slots=True, eq=False)
@@ -132,7 +140,7 @@ class HeightState:
     sealers: SealerSet
     me: int | None  # our index in `sealers`; None: not a sealer at this height (observer)
     view: int = 0
-    phase: Phase = Phase.WAITING
+    phase: Phase = WAITING
     prepare_vote: tuple[int, bytes] | None = None  # (view, block_hash) of our PREPARE in `view`
     commit_vote: tuple[int, bytes] | None = None  # (view, block_hash) of our COMMIT in `view`
     prepared: PreparedCertificate | None = None  # our highest prepared certificate, any view
@@ -167,13 +175,13 @@ class HeightState:
         assert safety.height == height
         if safety.in_view_change:
             assert safety.prepare_vote is None and safety.commit_vote is None, "votes persisted in a view change"
-            phase = Phase.VIEW_CHANGE
+            phase = VIEW_CHANGE
         elif safety.commit_vote is not None:
-            phase = Phase.COMMITTING
+            phase = COMMITTING
         elif safety.prepare_vote is not None:
-            phase = Phase.PREPARING
+            phase = PREPARING
         else:
-            phase = Phase.WAITING
+            phase = WAITING
         for vote in (safety.prepare_vote, safety.commit_vote):
             assert vote is None or vote[0] == safety.view, "a persisted vote of another view"
         assert safety.commit_vote is None or safety.prepare_vote is not None, "a COMMIT without our PREPARE"
@@ -258,7 +266,7 @@ class Replica:
                     msg = self._signed(cls(self.hs.height, vote[0], self.hs.me, vote[1]))
                     self._add_vote(store, msg)
                     self._broadcast(msg)
-            if self.hs.phase is Phase.VIEW_CHANGE:
+            if self.hs.phase is VIEW_CHANGE:
                 vc = self._signed(ViewChange(self.hs.height, self.hs.view, self.hs.me, self.hs.prepared))
                 self.hs.view_changes[self.hs.me] = vc
                 self._broadcast(vc)
@@ -332,7 +340,7 @@ class Replica:
         were for the view we leave."""
         hs = self.hs
         assert view > hs.view, "views only move forward"
-        assert phase is Phase.VIEW_CHANGE or phase is Phase.WAITING, f"a new view starts in VIEW_CHANGE or WAITING, not {phase.name}"
+        assert phase is VIEW_CHANGE or phase is WAITING, f"a new view starts in VIEW_CHANGE or WAITING, not {phase.name}"
         self._cancel_timer()
         hs.view = view
         hs.phase = phase
@@ -429,11 +437,6 @@ class Replica:
 
     def _on_message(self, pub: bytes, data: bytes) -> None:
         self.stats["messages_in"] += 1
-        if pub == self.my_pub:
-            # We never send to ourselves, so a transport that says so was fooled; answering
-            # would only talk to ourselves.
-            self._drop()
-            return
         if len(data) > self.cfg.message_bytes_max:
             self._reject(pub, f"message of {len(data)} bytes exceeds {self.cfg.message_bytes_max}")
             return
@@ -452,14 +455,18 @@ class Replica:
             return
         if msg.sender != sender:
             # No relaying: every message comes from its signer, so misbehaviour is attributable.
-            self._misbehave_key(pub, f"message claims sender {msg.sender}")
+            self._reject(pub, f"message claims sender {msg.sender}")
             return
         self._dispatch(msg)
 
     def _reject(self, pub: bytes, reason: str) -> None:
         """A message that is not one: misbehaviour of a sealer of this height or the next
-        (a key that is neither has no say in this replica's consensus, and is dropped)."""
-        if self.sealers_at(self.hs.height).index_of(pub) is None and self.sealers_at(self.hs.height + 1).index_of(pub) is None:
+        (a key that is neither has no say in this replica's consensus, and is dropped).
+        Our own key never sends us anything: a transport that says so was fooled, and
+        reporting ourselves would help no one. (Messages "from us" are dropped where they
+        would get an answer: `_dispatch`, `_on_future`, `_send_decided`, `_on_decided`.)"""
+        height = self.hs.height
+        if pub == self.my_pub or (self.sealers_at(height).index_of(pub) is None and self.sealers_at(height + 1).index_of(pub) is None):
             self._drop()
         else:
             self._misbehave_key(pub, reason)
@@ -556,8 +563,8 @@ class Replica:
         # Signed as our index in the set of that height: that is how its receiver (at that
         # height) maps our key, and checks our signature.
         me = self.sealers_at(height).index_of(self.my_pub)
-        if me is None:
-            self._drop()  # we were not a sealer there: our word on it would not count
+        if me is None or to_pub == self.my_pub:
+            self._drop()  # we were not a sealer there (our word would not count), or it is us
             return
         header, tx_hashes, cert = self._decided[height]
         self._send(to_pub, self._signed(Decided(height, 0, me, header, tx_hashes, cert, self.head_height)))
@@ -575,7 +582,10 @@ class Replica:
         if msg.height != self.hs.height or (self.hs.certified is not None and self.hs.certified[0] in self.hs.proposals):
             self._drop()  # not our height, or we already hold a certified block we can commit
             return
-        if msg.sender >= self.hs.sealers.n or not self._verify(msg, self.hs.sealers):
+        if msg.sender >= self.hs.sealers.n or msg.sender == self.hs.me:
+            self._drop()
+            return
+        if not self._verify(msg, self.hs.sealers):
             return
         header = msg.header
         problem = self._check_header(header, msg.tx_hashes)
@@ -636,25 +646,25 @@ class Replica:
         if (
             hs.me is not None
             and hs.view == 0
-            and hs.phase is Phase.WAITING  # not asked yet, nothing accepted, not restarted after proposing
+            and hs.phase is WAITING  # not asked yet, nothing accepted, not restarted after proposing
             and hs.pool_has_work
             and self._leader(0) == hs.me
         ):
             assert 0 not in hs.accepted and hs.prepare_vote is None, "WAITING with a proposal or a vote"
-            self._to(Phase.BUILDING)
+            self._to(BUILDING)
             self._emit(
                 ev.BuildProposal(self.hs.height, 0, self.head_hash, self.hs.me, self.hs.sealers.set_hash, allow_empty=False)
             )
 
     def _on_proposal_ready(self, event: ev.ProposalReady) -> None:
         if (
-            self.hs.phase is not Phase.BUILDING and self.hs.phase is not Phase.BUILDING_NEW_VIEW
+            self.hs.phase is not BUILDING and self.hs.phase is not BUILDING_NEW_VIEW
         ) or (event.height, event.view) != (self.hs.height, self.hs.view):
             return  # answer to a request of a view or height we left
         header = event.header
         if header is None:
-            assert self.hs.phase is Phase.BUILDING and event.view == 0, "BuildProposal with allow_empty must produce a block"
-            self._to(Phase.WAITING)
+            assert self.hs.phase is BUILDING and event.view == 0, "BuildProposal with allow_empty must produce a block"
+            self._to(WAITING)
             self.hs.pool_has_work = False  # nothing proposable after all: stay idle, stop the clock
             if not self.hs.accepted:
                 self._cancel_timer()
@@ -721,7 +731,7 @@ class Replica:
                 self._check_prepares(view)
             return
         hs.accepted[view] = block_hash
-        self._to(Phase.ACCEPTED)
+        self._to(ACCEPTED)
         self._remember_proposal(block_hash, header, tx_hashes)
         self._ensure_timer()
         if hs.checkpoint is not None and hs.checkpoint[0] != block_hash:
@@ -786,7 +796,7 @@ class Replica:
         if self.hs.prepare_vote is not None:  # restarted after voting: it is on disk, and was re-sent
             assert self.hs.prepare_vote == (view, block_hash), "would sign two PREPAREs in one view"
             return
-        self._to(Phase.PREPARING)
+        self._to(PREPARING)
         self.hs.prepare_vote = (view, block_hash)
         msg = self._signed(Prepare(self.hs.height, view, self.hs.me, block_hash))
         self._persist()
@@ -845,7 +855,7 @@ class Replica:
             self._misbehave(self._leader(view), f"equivocation seen in PREPAREs of view {view}")
             self._start_view_change(view + 1)
             return
-        if hs.phase is not Phase.PREPARING:
+        if hs.phase is not PREPARING:
             return  # not voted yet (or an observer), or prepared already
         assert hs.prepare_vote == (view, accepted), "PREPARING for another block than the accepted one"
         if accepted not in hs.proposals:
@@ -855,7 +865,7 @@ class Replica:
         header, tx_hashes = hs.proposals[accepted]
         hs.prepared = PreparedCertificate(view, header, tx_hashes, hs.sealers.quorum_prefix(votes.signatures(accepted)))
         hs.commit_vote = (view, accepted)
-        self._to(Phase.COMMITTING)
+        self._to(COMMITTING)
         msg = self._signed(Commit(hs.height, view, hs.me, accepted))
         self._persist()  # the prepared certificate and the vote are on disk before the COMMIT leaves
         self._broadcast(msg)
@@ -864,12 +874,12 @@ class Replica:
 
     def _check_commits(self, view: int) -> None:
         hs = self.hs
-        if view != hs.view or hs.phase is not Phase.COMMITTING:
+        if view != hs.view or hs.phase is not COMMITTING:
             return
         block_hash = hs.commit_vote[1]
         if hs.commits[view].count(block_hash) < hs.sealers.quorum:
             return
-        self._to(Phase.COMMITTED)
+        self._to(COMMITTED)
         if hs.checkpoint is None:
             sig = self.suite.sign(self._priv, commit_signing_bytes(hs.height, block_hash))
             hs.checkpoint = (block_hash, sig)
@@ -955,7 +965,7 @@ class Replica:
     # ---- view change ------------------------------------------------------------------
 
     def _start_view_change(self, new_view: int) -> None:
-        self._move_to_view(new_view, Phase.VIEW_CHANGE)
+        self._move_to_view(new_view, VIEW_CHANGE)
         if self.hs.me is not None:
             vc = self._signed(ViewChange(self.hs.height, new_view, self.hs.me, self.hs.prepared))
             self._persist()  # never go back to a lower view after a restart
@@ -1035,7 +1045,7 @@ class Replica:
         return None
 
     def _maybe_new_view(self) -> None:
-        if self.hs.phase is not Phase.VIEW_CHANGE or self.hs.me is None or self._leader(self.hs.view) != self.hs.me:
+        if self.hs.phase is not VIEW_CHANGE or self.hs.me is None or self._leader(self.hs.view) != self.hs.me:
             return  # not changing view, or building our NEW_VIEW's block already, or not its leader
         vcs = [vc for vc in self.hs.view_changes.values() if vc.view == self.hs.view]
         if not self.hs.sealers.is_quorum(vc.sender for vc in vcs):
@@ -1058,7 +1068,7 @@ class Replica:
             self._remember_proposal(block_hash, best.header, best.tx_hashes)
             self._send_new_view(best.header, best.tx_hashes)
         else:
-            self._to(Phase.BUILDING_NEW_VIEW)
+            self._to(BUILDING_NEW_VIEW)
             # A view change means some replica had work; end the view with a block even if
             # this leader's own pool is empty.
             self._emit(ev.BuildProposal(self.hs.height, self.hs.view, self.head_hash, self.hs.me, self.hs.sealers.set_hash, allow_empty=True))
@@ -1066,7 +1076,7 @@ class Replica:
     def _send_new_view(self, header: BlockHeader, tx_hashes: list[bytes]) -> None:
         pre_prepare = self._signed(PrePrepare(self.hs.height, self.hs.view, self.hs.me, header, list(tx_hashes)))
         new_view = self._signed(NewView(self.hs.height, self.hs.view, self.hs.me, self.hs.nv_view_changes, pre_prepare))
-        self._to(Phase.WAITING)
+        self._to(WAITING)
         self._cancel_timer()
         self._ensure_timer()
         # As for view 0: our PREPARE (persisted) goes first, so a restart cannot propose twice.
@@ -1096,9 +1106,9 @@ class Replica:
             self._misbehave(msg.sender, f"invalid NEW_VIEW: {problem}")
             return
         if msg.view > self.hs.view:
-            self._move_to_view(msg.view, Phase.WAITING)
+            self._move_to_view(msg.view, WAITING)
         else:
-            self._to(Phase.WAITING)
+            self._to(WAITING)
         self._cancel_timer()  # the new leader gets a full timeout from its NEW_VIEW on
         self._ensure_timer()
         pp = msg.pre_prepare

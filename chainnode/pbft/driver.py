@@ -124,6 +124,7 @@ class PbftGlue:
         self._config = (replica.cfg.timeout_base_ms, replica.cfg.block_tx_count_max)  # as the core has it
         self._pending: deque = deque()
         self._routing = False
+        self._broadcast_to: tuple = (None, None, [])  # (sealers now, next, whom a broadcast goes to)
 
     # ---- events in ----------------------------------------------------------------------
 
@@ -256,9 +257,13 @@ class PbftGlue:
         r = self.replica
         height = r.hs.height
         now, later = r.sealers_at(height).pubs, r.sealers_at(height + 1).pubs
+        cached = self._broadcast_to
+        if cached[0] is now and cached[1] is later:  # the sets change only at a membership change
+            return cached[2]
         pubs = [p for p in now if p != self.my_pub]
         if later is not now:
             pubs += [p for p in later if p != self.my_pub and p not in now]
+        self._broadcast_to = (now, later, pubs)
         return pubs
 
     def _fetch_order(self, height: int, proposer_index: int) -> list[bytes]:
