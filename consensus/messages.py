@@ -30,12 +30,12 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Callable, Union
 
+from chainnode.crypto import HASH_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
 from chainnode.protocol.signing import Signed
 from chainnode.protocol.types import (
     BLOCK_TXS_MAX,
     CERT_SIGNATURES_MAX,
-    HASH_BYTES,
     SIGNATURE_BYTES,
     BlockHeader,
     CommitCertificate,

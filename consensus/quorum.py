@@ -22,7 +22,7 @@ from typing import Iterable
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.types import check_weights, faulty_weight, quorum_size, quorum_weight, sealer_set_hash
 
-__all__ = ["SealerSet", "VoteSet", "faulty_weight", "quorum_size", "quorum_weight", "sealer_set_hash"]
+__all__ = ["SealerSet", "VoteSet"]
 
 
 @dataclass(frozen=True)

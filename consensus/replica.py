@@ -34,19 +34,18 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Hashable
 
-from chainnode.protocol.codec import DecodeError
 from chainnode.crypto import CryptoSuite
+from chainnode.protocol.codec import DecodeError
 from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, commit_signing_bytes
-
 from consensus import events as ev
 from consensus.messages import (
     Checkpoint,
     Commit,
     Decided,
     NewView,
-    PrePrepare,
     Prepare,
     PreparedCertificate,
+    PrePrepare,
     SyncRequest,
     ViewChange,
     decode_message,

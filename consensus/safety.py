@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chainnode.crypto import HASH_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
-from chainnode.protocol.types import HASH_BYTES, SIGNATURE_BYTES
-
+from chainnode.protocol.types import SIGNATURE_BYTES
 from consensus.messages import PreparedCertificate
 
 SAFETY_STATE_BYTES_MAX = 64 << 20

@@ -51,18 +51,18 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable
 
-from chainnode.protocol.codec import DecodeError, pack
 from chainnode.crypto import get_suite
+from chainnode.pbft.driver import ChainFacts, PbftGlue
+from chainnode.protocol.codec import DecodeError, pack
 from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate
-
 from consensus import events as ev
 from consensus.messages import (
     Checkpoint,
     Commit,
     Decided,
     NewView,
-    PrePrepare,
     Prepare,
+    PrePrepare,
     SyncRequest,
     ViewChange,
     decode_message,
@@ -70,7 +70,6 @@ from consensus.messages import (
 )
 from consensus.quorum import SealerSet
 from consensus.replica import Replica, ReplicaConfig
-from chainnode.pbft.driver import ChainFacts, PbftGlue
 
 UINT63 = 2**63
 SYNC_BLOCKS_PER_FETCH = 8

@@ -6,11 +6,9 @@ from collections import deque
 from typing import Any
 
 from chainnode.crypto import get_suite
-from chainnode.protocol.types import BlockHeader
-
+from chainnode.protocol.types import BlockHeader, sealer_set_hash
 from consensus import events as ev
 from consensus.messages import decode_message, sign
-from consensus.quorum import sealer_set_hash
 from consensus.replica import Replica, ReplicaConfig
 
 SUITE = get_suite("ed25519")

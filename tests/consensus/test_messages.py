@@ -4,27 +4,24 @@ string makes the decoder raise anything but DecodeError."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chainnode.protocol.codec import DecodeError, pack, unpack
 from chainnode.protocol.types import CommitCertificate, commit_signing_bytes
-
 from consensus.messages import (
     DOMAIN_TAG,
     Checkpoint,
     Commit,
     Decided,
     NewView,
-    PrePrepare,
     Prepare,
     PreparedCertificate,
+    PrePrepare,
     SyncRequest,
     ViewChange,
     decode_message,
 )
 from consensus.safety import SafetyState
-
 from tests.consensus.helpers import SUITE, TX, make_header, signed
 
 

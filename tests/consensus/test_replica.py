@@ -9,22 +9,20 @@ from dataclasses import replace
 import pytest
 
 from chainnode.protocol.types import CommitCertificate, InvalidCertificate, commit_signing_bytes
-
 from consensus import events as ev
 from consensus.messages import (
     Checkpoint,
     Commit,
     NewView,
-    PrePrepare,
     Prepare,
     PreparedCertificate,
+    PrePrepare,
     ViewChange,
+    decode_message,
 )
-from consensus.messages import decode_message
-from consensus.safety import SafetyState
 from consensus.replica import Phase
+from consensus.safety import SafetyState
 from consensus.sim import CountingSuite
-
 from tests.consensus.helpers import (
     CFG,
     GENESIS,
@@ -737,7 +735,7 @@ def test_removed_sealer_stops_voting():
     r.handle(ev.BlockCommitted(1, h1.hash(SUITE)))
     assert r.hs.me is None
     header, txs = make_header(height=2, proposer=2, parent=h1.hash(SUITE))
-    from consensus.quorum import sealer_set_hash
+    from chainnode.protocol.types import sealer_set_hash
 
     header = replace(header, sealer_set_hash=sealer_set_hash(SUITE, PUBS[:3]))
     actions = deliver(r, signed(PrePrepare(2, 0, 2, header, txs)))

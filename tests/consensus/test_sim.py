@@ -218,9 +218,12 @@ def test_the_simulator_catches_a_broken_core(monkeypatch, capsys):
 
 
 def test_the_simulator_catches_a_lost_prepared_block(monkeypatch):
+    """A NEW_VIEW that drops the highest prepared block: replicas locked on it refuse the
+    leader's fresh proposal, so the chain stops; the simulator reports liveness failures
+    (and the locks keep it safe)."""
     monkeypatch.setattr(consensus.replica, "_highest_prepared", lambda vcs: None)
     summary = sim.run_many(range(150), [4, 7], "max")
-    assert summary.failed
+    assert summary.liveness_failures > 0 and summary.safety_violations == 0
 
 
 def test_command_line(capsys):

@@ -22,12 +22,10 @@ from chainnode.protocol.types import (
     quorum_weight,
     sealer_set_hash,
 )
-
 from consensus import events as ev
-from consensus.messages import NewView, PrePrepare, Prepare, PreparedCertificate, ViewChange
+from consensus.messages import NewView, Prepare, PreparedCertificate, PrePrepare, ViewChange
 from consensus.quorum import SealerSet, VoteSet
 from consensus.replica import Phase
-
 from tests.consensus.helpers import (
     KEYS,
     PUBS,

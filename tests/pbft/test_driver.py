@@ -11,7 +11,7 @@ import pytest
 from chainnode.pbft.driver import ChainFacts, PbftGlue
 from chainnode.protocol.types import BlockHeader, commit_signing_bytes
 from consensus import events as ev
-from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, decode_message
+from consensus.messages import Checkpoint, Commit, Prepare, PrePrepare, decode_message
 from tests.consensus.helpers import CFG, KEYS, PUBS, SUITE, make_header, make_replica, signed
 
 LEADER = 1  # of height 1, view 0
