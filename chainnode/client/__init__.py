@@ -12,7 +12,7 @@
 
     trio.run(main)
 
-May import: chainnode.crypto, chainnode.protocol, chainnode.security, chainnode.system
+May import: chainnode.crypto, chainnode.protocol, chainnode.channel, chainnode.security, chainnode.system
 """
 
 from chainnode.client.account import Account

@@ -1,4 +1,4 @@
-"""ctypes binding to the system libcrypto (OpenSSL 3) for SM2 and SM3.
+"""ctypes binding to the system libcrypto (OpenSSL 3) for SM2 (signatures and ECDH) and SM3.
 
 Only what the `sm` suite needs, declared with exact argument and return types: every
 function that returns a pointer gets `restype = c_void_p` (the default int would truncate
@@ -86,6 +86,7 @@ def _bind(lib: ctypes.CDLL) -> None:
     fn("EC_POINT_free", None, c_void_p)
     fn("EC_POINT_mul", c_int, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p)
     fn("EC_POINT_point2oct", c_size_t, c_void_p, c_void_p, c_int, c_char_p, c_size_t, c_void_p)
+    fn("EC_POINT_oct2point", c_int, c_void_p, c_void_p, c_char_p, c_size_t, c_void_p)  # checks the point is on the curve
 
 
 def load_libcrypto() -> ctypes.CDLL:

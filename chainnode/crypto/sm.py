@@ -137,6 +137,40 @@ class SM2:
             lib.BN_CTX_free(bnctx)
             lib.ERR_clear_error()
 
+    def ecdh(self, priv: bytes, peer_pub: bytes) -> bytes:
+        """ECDH on the SM2 curve: the 32-byte x coordinate of priv x peer_pub (the Noise DH
+        of the secure channel, chainnode/channel). InvalidKey if peer_pub is not a point of
+        the curve. OpenSSL 3 offers no EVP key exchange for SM2 keys (derive is not
+        supported on the SM2 key type, and the EC type refuses the SM2 group), so this is
+        libcrypto's point multiplication, which runs a constant-time ladder for a secret
+        scalar; EC_POINT_oct2point refuses a point off the curve (SM2's cofactor is 1, so
+        every curve point but infinity, which 65 bytes cannot encode, is in the group)."""
+        d = _private_scalar(priv)
+        if type(peer_pub) is not bytes or len(peer_pub) != 65 or peer_pub[0] != 4:
+            raise InvalidKey("an SM2 public key is 65 bytes: 04 || x || y")
+        lib = self.lib
+        bn = lib.BN_bin2bn(d.to_bytes(32, "big"), 32, None)
+        peer = lib.EC_POINT_new(self._group)
+        shared = lib.EC_POINT_new(self._group)
+        bnctx = lib.BN_CTX_new()
+        try:
+            if not (bn and peer and shared and bnctx):
+                raise MemoryError("libcrypto allocation failed")
+            if lib.EC_POINT_oct2point(self._group, peer, peer_pub, 65, bnctx) != 1:
+                raise InvalidKey("the peer's SM2 public key is not a point of the curve")
+            with self._group_lock:
+                ok = lib.EC_POINT_mul(self._group, shared, None, peer, bn, bnctx)
+            out = ctypes.create_string_buffer(65)
+            if ok != 1 or lib.EC_POINT_point2oct(self._group, shared, POINT_CONVERSION_UNCOMPRESSED, out, 65, bnctx) != 65:
+                raise InvalidKey("SM2 ECDH failed")
+            return out.raw[1:33]
+        finally:
+            lib.BN_clear_free(bn)
+            lib.EC_POINT_free(peer)
+            lib.EC_POINT_free(shared)
+            lib.BN_CTX_free(bnctx)
+            lib.ERR_clear_error()
+
     def _import(self, pub: bytes, priv: bytes | None) -> _PKey | None:
         """Build an EVP_PKEY from raw bytes; None if libcrypto rejects it (e.g. off the curve)."""
         lib = self.lib

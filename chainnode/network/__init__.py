@@ -3,7 +3,7 @@
 See docs/network.md. The node uses `Network`, `PeerInfo`, `NetworkLimits`, `NetworkError`
 and `peer_id_from_seed`/`host_seed_from_consensus_key`.
 
-May import: chainnode.crypto, chainnode.protocol
+May import: chainnode.crypto, chainnode.protocol, chainnode.channel
 """
 
 from chainnode.network.errors import NetworkError, PortInUse

@@ -3,6 +3,6 @@ limits (server), the dispatcher (jsonrpc), the methods (methods), read-only call
 snapshot of the head (headview), subscriptions (subscriptions), JSON views of chain
 objects (jsonview) and the Prometheus metrics endpoint (metrics).
 
-May import: chainnode.crypto, chainnode.protocol, chainnode.store, chainnode.system, chainnode.execution,
+May import: chainnode.crypto, chainnode.protocol, chainnode.channel, chainnode.security, chainnode.store, chainnode.system, chainnode.execution,
 chainnode.txpool, chainnode.blocksync, contracts
 """
