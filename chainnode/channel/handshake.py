@@ -201,15 +201,17 @@ def new_noise(suite_name: str, purpose: str, certified_priv: bytes, *, initiator
     noise = NoiseConnection.from_name(protocol_name(suite_name), backend=BACKEND)
     noise.set_prologue(PROLOGUE_PREFIX + purpose.encode())
     noise.set_keypair_from_private_bytes(Keypair.STATIC, static_private_key(suite_name, certified_priv))
-    if ephemeral_priv is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # noiseprotocol warns: fixed ephemerals are for test vectors
-            noise.set_keypair_from_private_bytes(Keypair.EPHEMERAL, ephemeral_priv)
     if initiator:
         noise.set_as_initiator()
     else:
         noise.set_as_responder()
-    noise.start_handshake()
+    if ephemeral_priv is None:
+        noise.start_handshake()
+        return noise
+    noise.set_keypair_from_private_bytes(Keypair.EPHEMERAL, ephemeral_priv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # noiseprotocol warns that a fixed ephemeral is for test vectors only: it is
+        noise.start_handshake()
     return noise
 
 
