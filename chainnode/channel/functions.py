@@ -82,8 +82,8 @@ class SM2DH(DH):
         return SM2_PUBLIC_KEY_BYTES
 
     def generate_keypair(self) -> SM2KeyPair:
-        priv, _ = get_suite("sm").generate_keypair()
-        return SM2KeyPair.from_private_bytes(priv)
+        priv, pub = get_suite("sm").generate_keypair()
+        return SM2KeyPair(private=priv, public=pub, public_bytes=pub)  # pub is derived already: not a second point multiplication
 
     def dh(self, private_key: bytes, public_key: bytes) -> bytes:
         try:
@@ -174,6 +174,15 @@ def static_private_key(suite_name: str, certified_priv: bytes) -> bytes:
 
     _, secret = crypto_sign_seed_keypair(certified_priv)
     return crypto_sign_ed25519_sk_to_curve25519(secret)
+
+
+@lru_cache(maxsize=8)
+def static_keypair(suite_name: str, certified_priv: bytes) -> KeyPair:
+    """The channel's static key pair for the holder of `certified_priv`, derived once: every
+    handshake of a node or client uses its one key, and deriving the public half is a point
+    multiplication: one of five on each side of an SM handshake if done every time."""
+    klass = SM2KeyPair if suite_name == "sm" else BACKEND.keypairs["25519"]
+    return klass.from_private_bytes(static_private_key(suite_name, certified_priv))
 
 
 def static_public_key(suite_name: str, certified_pub: bytes) -> bytes:

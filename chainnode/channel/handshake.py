@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidTag
 from noise.connection import Keypair, NoiseConnection
 from noise.exceptions import NoiseHandshakeError, NoiseInvalidMessage, NoiseMaxNonceError, NoiseValueError
 
-from chainnode.channel.functions import BACKEND, protocol_name, static_private_key
+from chainnode.channel.functions import BACKEND, protocol_name, static_keypair
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
 
 PROLOGUE_PREFIX = b"chainnode/channel/1/"
@@ -170,6 +170,14 @@ class PacketStream:
         del self._buffer[: 2 + size]
         return data
 
+    def take_buffered(self) -> bytes:
+        """The bytes read past the last packet (the start of the peer's next packets), for a
+        caller that reads the stream by other means after the handshake (libp2p's Noise
+        framing between nodes); reads ask for at least 4096 bytes, so there may be some."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
     async def write(self, data: bytes) -> None:
         if len(data) > PACKET_BYTES_MAX:
             raise ValueError(f"a packet holds at most {PACKET_BYTES_MAX} bytes")
@@ -200,7 +208,7 @@ def new_noise(suite_name: str, purpose: str, certified_priv: bytes, *, initiator
         raise ValueError(f"channel purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
     noise = NoiseConnection.from_name(protocol_name(suite_name), backend=BACKEND)
     noise.set_prologue(PROLOGUE_PREFIX + purpose.encode())
-    noise.set_keypair_from_private_bytes(Keypair.STATIC, static_private_key(suite_name, certified_priv))
+    noise.noise_protocol.keypairs["s"] = static_keypair(suite_name, bytes(certified_priv))  # as set_keypair_from_private_bytes, cached
     if initiator:
         noise.set_as_initiator()
     else:
