@@ -1,4 +1,5 @@
-"""Networking of a chainnode: libp2p (Noise, Yamux) locked to the admitted peers.
+"""Networking of a chainnode: libp2p (the SM channel on an `sm` chain, else Noise; Yamux)
+locked to the admitted peers.
 
 See docs/network.md. The node uses `Network`, `PeerInfo`, `NetworkLimits`, `NetworkError`
 and `peer_id_from_seed`/`host_seed_from_consensus_key`.

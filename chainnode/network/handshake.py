@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chainnode.channel.handshake import ChannelError, Verdict as ChannelVerdict
 from chainnode.crypto import CryptoSuite
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.peers import PeerTable
-from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_str, expect_version, pack, unpack
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_version, pack, unpack
 from chainnode.protocol.signing import Signed
 
 HELLO_VERSION = 2
@@ -32,9 +33,6 @@ PEER_ID_BYTES_MAX = 64
 PUB_BYTES_MAX = 128
 SIG_BYTES_MAX = 160
 CREDENTIALS_BYTES_MAX = 4096  # a certificate chain (certs.CHAIN_BYTES_MAX)
-VERDICT_VERSION = 1
-VERDICT_BYTES_MAX = 4096  # 2 x 400 characters of UTF-8, at most
-VERDICT_TEXT_CHARS_MAX = 400
 
 # Reasons, used verbatim in logs and counters.
 WRONG_GENESIS = "wrong genesis"
@@ -45,6 +43,11 @@ BAD_HELLO = "bad hello"
 WRONG_RECEIVER = "wrong receiver"
 PEER_ID_MISMATCH = "peer id mismatch"
 BAD_VERDICT = "bad verdict"
+# The detail of an `unknown peer` Verdict: what the refused node's operator should check.
+NOT_A_MEMBER = (
+    "this node is not a member of the chain at our height: the consortium has not added it yet, "
+    "or removed it (see `chainnode gov list`; a node is added with `chainnode gov propose add_observer`)"
+)
 
 
 @dataclass(frozen=True)
@@ -89,35 +92,21 @@ def make_hello(
     return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, b"").signed_with(suite, consensus_priv)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(ChannelVerdict):
     """What each side tells the other after checking its Hello: `reason` "" = accepted,
     else the short reason (e.g. "certificate revoked") and a detail line for the logs of
-    the refused side. Not signed: Noise authenticates the stream, and a verdict only ever
-    makes the receiver log a line and end the session."""
-
-    reason: str
-    detail: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        return self.reason == ""
-
-    def encode(self) -> bytes:
-        return pack([VERDICT_VERSION, self.reason[:VERDICT_TEXT_CHARS_MAX], self.detail[:VERDICT_TEXT_CHARS_MAX]])
+    the refused side. The secure channel's Verdict (chainnode/channel), in a frame of the
+    Hello stream; a malformed one is a ProtocolViolation here. Not signed: the security
+    transport authenticates the stream, and a verdict only ever makes the receiver log a
+    line and end the session."""
 
     @classmethod
     def decode(cls, data: bytes) -> "Verdict":
         try:
-            fields = expect_list(unpack(data, max_bytes=VERDICT_BYTES_MAX), "verdict")
-            expect_version(fields, "verdict", VERDICT_VERSION)
-            expect_list(fields, "verdict", length=3)
-            return cls(
-                expect_str(fields[1], "verdict.reason", max_length=VERDICT_TEXT_CHARS_MAX),
-                expect_str(fields[2], "verdict.detail", max_length=VERDICT_TEXT_CHARS_MAX),
-            )
-        except DecodeError as exc:
-            raise ProtocolViolation(BAD_VERDICT, str(exc)) from None
+            verdict = ChannelVerdict.decode(data)
+        except ChannelError as exc:
+            raise ProtocolViolation(BAD_VERDICT, exc.detail) from None
+        return cls(verdict.reason, verdict.detail)
 
 
 def verify_hello(hello: Hello, *, suite: CryptoSuite, genesis_hash: bytes, our_id: bytes, remote_id: bytes, admitted: PeerTable):

@@ -61,6 +61,10 @@ class PenaltyBox:
         rec.banned_until_ms = now_ms + ban_ms
         return ban_ms
 
+    def forgive(self, peer_id: str) -> None:
+        """Lift a ban and forget the strikes (a peer refused as unknown, now admitted)."""
+        self._records.pop(peer_id, None)
+
     def banned(self, peer_id: str, now_ms: float) -> bool:
         rec = self._records.get(peer_id)
         return rec is not None and now_ms < rec.banned_until_ms

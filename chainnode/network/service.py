@@ -2,11 +2,15 @@
 
 Lifecycle of a connection (one per admitted peer):
 
-1. Admission. Noise is the only security transport (plaintext is otherwise accepted,
-   research trap 1) and Yamux the only muxer. libp2p gates by IP only (trap 2), so on
-   every new connection we look the Noise-authenticated peer id up in the admitted list
-   and close the connection at once if it is not there or is serving a ban. Every stream
-   handler, ours and libp2p's own (identify, ping, pubsub), checks again.
+1. Admission. The security transport is the chain suite's (`_security_options`): on an
+   `sm` chain our SM channel `/chainnode/noise-sm/1` (secure.py), which refuses an
+   unadmitted, misconfigured or revoked node inside the handshake (libp2p's `/noise` after
+   it only with the genesis setting `p2p_noise25519`); on an `ed25519` chain libp2p's
+   Noise. Plaintext is never offered (py-libp2p accepts it otherwise, research trap 1);
+   Yamux is the only muxer. libp2p gates by IP only (trap 2), so on every new connection
+   we look the authenticated peer id up in the admitted list and close the connection at
+   once if it is not there or is serving a ban. Every stream handler, ours and libp2p's
+   own (identify, ping, pubsub), checks again.
 2. Handshake. The peer with the lower peer id opens `/chainnode/hello/2`; both sides send
    a signed Hello and verify the other's (handshake.py), including its certificate chain
    with the node's `check_credentials` callback when the chain has a CA; then both send a
@@ -49,6 +53,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID, Tr
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID, Yamux
 from multiaddr.exceptions import ProtocolLookupError
 
+from chainnode.channel.handshake import VERDICT_BYTES_MAX
 from chainnode.crypto import CryptoSuite
 from chainnode.network.channel import RATE_EXCEEDED, PeerChannel
 from chainnode.network.errors import TRANSPORT_ERRORS, NetworkError, PortInUse, ProtocolViolation
@@ -56,8 +61,8 @@ from chainnode.network.framing import FrameReader, encode_frame, read_frame
 from chainnode.network.gossip import TxGossip
 from chainnode.network.handshake import (
     CREDENTIALS_BYTES_MAX,
+    NOT_A_MEMBER,
     UNKNOWN_PEER,
-    VERDICT_BYTES_MAX,
     Hello,
     Verdict,
     make_hello,
@@ -69,6 +74,7 @@ from chainnode.network.limits import NetworkLimits
 from chainnode.network.metrics import Counters
 from chainnode.network.peers import PEERS_MAX, PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
+from chainnode.network.secure import PROTOCOL_ID as SM_PROTOCOL_ID, SmNoiseTransport
 from chainnode.network.supervisor import ReconnectSupervisor
 from chainnode.network.timeouts import RequestTimeouts
 from chainnode.protocol.codec import DecodeError
@@ -84,10 +90,6 @@ CLOSE_TIMEOUT_S = 1.0
 # A peer that is not admitted gets this long to open its hello stream and read why it is
 # refused (a Verdict "unknown peer"), so its operator sees the reason, not a reset stream.
 NOT_ADMITTED_GRACE_S = 2.0
-NOT_A_MEMBER = (
-    "this node is not a member of the chain at our height: the consortium has not added it yet, "
-    "or removed it (see `chainnode gov list`; a node is added with `chainnode gov propose add_observer`)"
-)
 
 STATUS_OK = 0
 STATUS_ERROR = 1
@@ -173,6 +175,7 @@ class _Session:
         self.bucket = TokenBucket(limits.messages_per_s_max, limits.messages_burst_max, _now_ms())
         self.inflight_requests = 0
         self.credentials = b""  # the chain the peer presented in its verified Hello
+        self.security = ""  # the negotiated security protocol id, e.g. "/chainnode/noise-sm/1"
 
     def fail(self, end: ProtocolViolation | str) -> None:
         if self.end is None:
@@ -221,9 +224,15 @@ class Network:
         limits: NetworkLimits | None = None,
         credentials: bytes = b"",
         check_credentials: CredentialsCheck | None = None,
+        p2p_noise25519: bool = False,
     ) -> None:
         if type(genesis_hash) is not bytes or len(genesis_hash) != 32:
             raise ValueError("genesis_hash must be 32 bytes")
+        if type(p2p_noise25519) is not bool:
+            raise ValueError("p2p_noise25519 must be true or false")
+        # An `sm` chain also accepts libp2p's X25519 Noise (after its own SM channel) only
+        # when the genesis says so: for chains with nodes of older versions.
+        self._p2p_noise25519 = p2p_noise25519
         if type(credentials) is not bytes or len(credentials) > CREDENTIALS_BYTES_MAX:
             raise ValueError(f"credentials must be at most {CREDENTIALS_BYTES_MAX} bytes")
         self._credentials = credentials
@@ -353,6 +362,11 @@ class Network:
     def connected_peers(self) -> list[int]:
         return sorted(s.info.index for s in self._sessions.values() if s.established)
 
+    def security_protocols(self) -> dict[int, str]:
+        """The security protocol negotiated with each connected peer, by index:
+        "/chainnode/noise-sm/1" (the SM channel) or "/noise" (libp2p's X25519 Noise)."""
+        return {s.info.index: s.security for s in self._sessions.values() if s.established}
+
     async def wait_connected(self, n: int, timeout_s: float) -> None:
         """Wait until at least `n` peers are connected; NetworkError on timeout."""
         with trio.move_on_after(timeout_s):
@@ -365,6 +379,10 @@ class Network:
         """Replace the admitted list (governance). Peers no longer admitted, or whose
         consensus key changed, are disconnected; new peers are dialed."""
         table = PeerTable(peers)
+        for p in table:
+            if self._table.get(p.peer_id) is None:
+                # Refused as unknown until now (and banned for trying): admitted from now on.
+                self._penalties.forgive(p.peer_id)
         self._table = table
         for pid, s in list(self._sessions.items()):
             info = table.get(pid)
@@ -482,10 +500,9 @@ class Network:
         self._core_scope.cancel()
 
     def _build_host(self):
-        kp = self._keypair
         host = new_host(
-            key_pair=kp,
-            sec_opt={TProtocol(NOISE_PROTOCOL_ID): NoiseTransport(kp, noise_privkey=create_x25519_key_pair().private_key)},
+            key_pair=self._keypair,
+            sec_opt=self._security_options(),
             muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
             connection_config=ConnectionConfig(
                 # One connection per peer; also skips the 250 ms "happy eyeballs" wait (trap 3).
@@ -508,6 +525,27 @@ class Network:
 
         swarm.auto_connector.maybe_connect = _no_auto_connect
         return host
+
+    def _security_options(self) -> dict:
+        """The security transports we offer and accept, in order of preference."""
+        noise25519 = {TProtocol(NOISE_PROTOCOL_ID): NoiseTransport(self._keypair, noise_privkey=create_x25519_key_pair().private_key)}
+        if self._suite.name != "sm":
+            return noise25519
+        channel = SmNoiseTransport(
+            host_keypair=self._keypair,
+            suite_name=self._suite.name,
+            consensus_priv=self._consensus_priv,
+            consensus_pub=self._consensus_pub,
+            genesis_hash=self.genesis_hash,
+            credentials=self._credentials,
+            peers=lambda: self._table,
+            verify_credentials=self._verify_credentials,
+            penalties=self._penalties,
+            counters=self.counters,
+            label=self._label,
+            handshake_timeout_ms=self.limits.handshake_timeout_ms,
+        )
+        return {SM_PROTOCOL_ID: channel, **(noise25519 if self._p2p_noise25519 else {})}
 
     def _gate_library_handlers(self) -> None:
         """Wrap libp2p's own handlers (identify, ping, pubsub) so they serve only peers
@@ -648,10 +686,12 @@ class Network:
                     s.fail(f"handshake failed ({type(exc).__name__})")
                     return
                 s.channel = PeerChannel(info.index, pbft, self.limits, self._inbox, s.bucket, self.counters, _now_ms)
+                s.security = getattr(getattr(s.muxed, "secured_conn", None), "negotiated_security_protocol", "") or "unknown"
                 s.established = True
                 self.counters.inc("connects")
+                self.counters.inc("connects_security:" + s.security)
                 self._supervisor.established(info.peer_id)
-                log.info("%s: peer %d connected (%s)", self._label, info.index, "dialer" if s.initiator else "listener")
+                log.info("%s: peer %d connected (%s, %s)", self._label, info.index, "dialer" if s.initiator else "listener", s.security)
                 self._pulse()
                 await s.channel.run()
                 s.fail(s.channel.end)
@@ -902,8 +942,12 @@ class Network:
                     raise NetworkError("the previous connection is still closing")
                 self.counters.inc("forced_closes")
                 self._forget_conn(conn)
-        with trio.fail_after(self.limits.dial_timeout_ms / 1000):
-            await self._host.connect(Libp2pPeerInfo(info.id, info.multiaddrs))
+        try:
+            with trio.fail_after(self.limits.dial_timeout_ms / 1000):
+                await self._host.connect(Libp2pPeerInfo(info.id, info.multiaddrs))
+        except (trio.TooSlowError, *TRANSPORT_ERRORS):
+            self.counters.inc("dials_failed")  # the supervisor logs why and retries
+            raise
 
     # ---- small helpers -----------------------------------------------------------------
 

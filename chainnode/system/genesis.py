@@ -15,6 +15,7 @@ A JSON document (docs/operations.md shows a full one):
       "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
       "config": {"tx_count_limit": 1000, "consensus_timeout_ms": 3000, …},
       "ca_cert": "<hex>",         (optional: the consortium CA; then every node needs a certificate)
+      "p2p_noise25519": false,    (optional: an `sm` chain's nodes also accept libp2p's X25519 Noise)
       "contracts": [              (optional: deployed in block 0, registered by name)
         {"name": "payment", "deployer": "<40 hex>", "init_args": ["0x<issuer>", "0x<regulator>"],
          "source": "<the contract's source text>"}
@@ -26,6 +27,12 @@ encoded CA certificate); the whole ca.cert document pasted as a JSON object is a
 With a CA, every node presents a certificate chain issued under it in the connection
 handshake (docs/certificates.md); the CA is written to state under `sys/ca`, so it is part
 of the genesis hash.
+
+`p2p_noise25519` (default false) lets the nodes of an `sm` chain accept, after their SM
+channel `/chainnode/noise-sm/1`, libp2p's `/noise` (X25519, ChaCha20-Poly1305, SHA-256):
+only for a chain with nodes of a version before the SM channel, during a rolling upgrade
+(docs/network.md). Like peer addresses it is a transport setting, not part of the genesis
+hash, so a consortium can turn it off later without a new chain.
 
 `contracts` are deployed when block 0 is built, each at the address a deploy by its
 `deployer` with nonce "genesis/<name>" gets, administered by the deployer, and registered in
@@ -114,6 +121,7 @@ class Genesis:
     config: dict[str, int] = field(default_factory=dict)
     ca_cert: Certificate | None = None  # the consortium CA; None: no certificates needed
     contracts: list[GenesisContract] = field(default_factory=list)  # deployed in block 0
+    p2p_noise25519: bool = False  # an `sm` chain also accepts libp2p's X25519 Noise between nodes
 
     @property
     def sealers(self) -> list[GenesisNode]:
@@ -195,6 +203,7 @@ class Genesis:
                 {"name": c.name, "deployer": c.deployer.hex(), "init_args": to_json(c.init_args), "source": c.source}
                 for c in self.contracts
             ]} if self.contracts else {}),
+            **({"p2p_noise25519": True} if self.p2p_noise25519 else {}),
         }
 
 
@@ -222,7 +231,8 @@ def _hex(v: Any, what: str, length: int) -> bytes:
 def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GenesisError(f"{source}: not a chainnode genesis file (expected \"format\": \"{FORMAT}\")")
-    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_cert", "contracts"}
+    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_cert", "contracts",
+             "p2p_noise25519"}
     unknown = set(doc) - known
     if unknown:
         raise GenesisError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -275,6 +285,9 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         config_writes(config)
     except ConfigValueError as exc:
         raise GenesisError(f"{source}: config: {exc}") from None
+    noise25519 = doc.get("p2p_noise25519", False)
+    if type(noise25519) is not bool:
+        raise GenesisError(f"{source}: 'p2p_noise25519' must be true or false, got {noise25519!r}")
     return Genesis(
         chain_id=_text(doc, "chain_id", source),
         group_id=_text(doc, "group_id", source),
@@ -287,6 +300,7 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         config=dict(config),
         ca_cert=_ca_cert(doc["ca_cert"], source, suite_name) if "ca_cert" in doc else None,
         contracts=_contracts(doc.get("contracts", []), source),
+        p2p_noise25519=noise25519,
     )
 
 

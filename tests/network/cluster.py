@@ -45,9 +45,9 @@ def make_members(n: int, *, start_index: int = 0) -> list[Member]:
 
 def make_network(me: Member, admitted: list[Member] | list[PeerInfo], *, genesis: bytes = GENESIS,
                  limits: NetworkLimits | None = None, priv: bytes | None = None, pub: bytes | None = None,
-                 credentials: bytes = b"", check_credentials=None) -> Network:
+                 credentials: bytes = b"", check_credentials=None, p2p_noise25519: bool = False, network_class=Network) -> Network:
     infos = [m.info if isinstance(m, Member) else m for m in admitted]
-    return Network(
+    return network_class(
         host_key_seed=me.seed,
         listen_addr=f"/ip4/127.0.0.1/tcp/{me.port}",
         peers=infos,
@@ -58,7 +58,46 @@ def make_network(me: Member, admitted: list[Member] | list[PeerInfo], *, genesis
         limits=limits,
         credentials=credentials,
         check_credentials=check_credentials,
+        p2p_noise25519=p2p_noise25519,
     )
+
+
+class Noise25519OnlyNetwork(Network):
+    """A node of a version before the SM channel: it offers libp2p's X25519 Noise only."""
+
+    def _security_options(self) -> dict:
+        from libp2p.crypto.x25519 import create_new_key_pair as x25519
+        from libp2p.custom_types import TProtocol
+        from libp2p.security.noise.transport import PROTOCOL_ID as NOISE, Transport as Noise
+
+        return {TProtocol(NOISE): Noise(self._keypair, noise_privkey=x25519().private_key)}
+
+
+def bare_host(me: Member, admitted: list[Member], *, genesis: bytes = GENESIS, noise25519_only: bool = False):
+    """A plain libp2p host with `me`'s host key and no chainnode protocol on top: it speaks
+    the SM channel as `me` (or, with `noise25519_only`, libp2p's X25519 Noise alone, as a
+    node of a version before the SM channel)."""
+    from libp2p import new_host
+    from libp2p.crypto.x25519 import create_new_key_pair as x25519
+    from libp2p.custom_types import TProtocol
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE, Transport as Noise
+
+    from chainnode.network.identity import keypair_from_seed
+    from chainnode.network.metrics import Counters
+    from chainnode.network.peers import PeerTable
+    from chainnode.network.policing import PenaltyBox
+    from chainnode.network.secure import PROTOCOL_ID, SmNoiseTransport
+
+    kp = keypair_from_seed(me.seed)
+    if noise25519_only:
+        return new_host(key_pair=kp, sec_opt={TProtocol(NOISE): Noise(kp, noise_privkey=x25519().private_key)})
+    table = PeerTable([m.info for m in admitted])
+    channel = SmNoiseTransport(
+        host_keypair=kp, suite_name=SUITE_NAME, consensus_priv=me.priv, consensus_pub=me.pub, genesis_hash=genesis, credentials=b"",
+        peers=lambda: table, verify_credentials=lambda info, chain: None, penalties=PenaltyBox(2000, 60000, 600000),
+        counters=Counters(), label="bare", handshake_timeout_ms=5000,
+    )
+    return new_host(key_pair=kp, sec_opt={PROTOCOL_ID: channel})
 
 
 class Running:

@@ -133,7 +133,7 @@ async def test_valid_chains_connect_and_each_bad_chain_is_refused_with_its_reaso
             if chain is other_chain:
                 assert any(x.startswith(f"n{m.index}: refused peer {a.peer_id} (peer {a.index}): wrong CA: ") for x in messages)
             else:
-                assert any(x.startswith(f"n{m.index}: peer ") and f"refused our hello: {reason}: " in x for x in messages), reason
+                assert any(x.startswith(f"n{m.index}: peer ") and f"refused our secure channel: {reason}: " in x for x in messages), reason
             assert run.net.connected_peers() == []
         revoked_line = next(x for x in messages if x.startswith(f"n{a.index}: refused peer {bad[7].peer_id}"))
         assert f"node certificate 'node{bad[7].index}' (serial {revoked_chain.leaf.serial.hex()}) is revoked" in revoked_line
@@ -155,6 +155,7 @@ async def test_recheck_disconnects_a_peer_once_its_serial_is_revoked(caplog):
         rc = await start(nursery, _net(c, everyone, pki, chains[c.index], revoked))
         for r in (ra, rb, rc):
             await r.net.wait_connected(2, 15)
+        assert set(ra.net.security_protocols().values()) == {"/chainnode/noise-sm/1"}  # live SM channels are cut
         assert ra.net.recheck_credentials() == []  # nothing revoked yet: nobody leaves
         revoked.add(chains[c.index].leaf.serial)
         assert ra.net.recheck_credentials() == [c.index]
@@ -162,8 +163,11 @@ async def test_recheck_disconnects_a_peer_once_its_serial_is_revoked(caplog):
         line = next(x for x in _messages(caplog) if x.startswith(f"n{a.index}: refused peer {c.peer_id} (peer {c.index}): certificate revoked: "))
         assert chains[c.index].leaf.serial.hex() in line
         assert any(x.startswith(f"n{b.index}: refused peer {c.peer_id}") for x in _messages(caplog))
-        # c and the members keep redialing (whoever dials); c is refused from now on.
+        # c and the members keep redialing (whoever dials); c is refused from now on, inside
+        # the SM channel's handshake (its Verdict tells c why).
         await until_refused_again(ra.net, rb.net)
+        await _until(lambda: any(x.startswith(f"n{c.index}: peer ") and "refused our secure channel: certificate revoked: " in x
+                                 for x in _messages(caplog)))
         assert ra.net.connected_peers() == [b.index]
         assert rc.net.connected_peers() == []
         nursery.cancel_scope.cancel()

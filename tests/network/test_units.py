@@ -7,11 +7,12 @@ import socket
 import multiaddr
 import pytest
 
+from chainnode.channel.handshake import VERDICT_BYTES_MAX
 from chainnode.crypto import get_suite
 from chainnode.network import NetworkLimits, PortInUse, peer_id_from_seed
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.framing import KEEPALIVE_FRAME, FrameDecoder, FrameReader, encode_frame, encode_frames
-from chainnode.network.handshake import VERDICT_BYTES_MAX, Hello, Verdict, make_hello, verify_hello
+from chainnode.network.handshake import Hello, Verdict, make_hello, verify_hello
 from chainnode.network.peers import PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
 from chainnode.network.service import check_port_free

@@ -59,6 +59,15 @@ def test_hash_ignores_addresses_and_json_layout(tmp_path):
     assert parse_genesis(c).hash() != parse_genesis(a).hash()
 
 
+def test_p2p_noise25519_defaults_to_false_and_is_not_in_the_hash():
+    assert parse_genesis(doc()).p2p_noise25519 is False
+    allowed = {**doc(), "p2p_noise25519": True}
+    g = parse_genesis(allowed)
+    assert g.p2p_noise25519 is True
+    assert g.hash() == parse_genesis(doc()).hash()  # a transport setting, like the addresses
+    assert g.to_json()["p2p_noise25519"] is True and "p2p_noise25519" not in parse_genesis(doc()).to_json()
+
+
 @pytest.mark.parametrize(
     "edit,match",
     [
@@ -84,6 +93,8 @@ def test_hash_ignores_addresses_and_json_layout(tmp_path):
         (lambda d: d["config"].update(tx_count_limit=0), r"tx_count_limit must be an integer in \[1, 10000\]"),
         (lambda d: d["config"].update(tx_count_limit="1000"), "tx_count_limit"),
         (lambda d: d["config"].update(warp_speed=9), "unknown system config"),
+        (lambda d: d.update(p2p_noise25519="yes"), "'p2p_noise25519' must be true or false"),
+        (lambda d: d.update(p2p_noise25519=1), "'p2p_noise25519' must be true or false"),
     ],
 )
 def test_bad_genesis_names_the_problem(edit, match):
