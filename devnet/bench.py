@@ -2,6 +2,10 @@
 and report what a tester needs: committed TPS, commit latency percentiles, each node's CPU
 and memory, and the raw SM2 verification rate of this machine measured in the same run
 (the ceiling: every node checks every transaction's signature once).
+
+The transactions go over each node's secure channel port, as a dApp's do, with the devnet's
+user client certificate; `http=True` (`devnet bench --http`) sends them to the plain HTTP
+port instead, so the two can be compared in one sitting.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -65,6 +70,7 @@ class BenchResult:
     raw_sm2_verify_per_s: float = 0.0
     tps_per_raw_verify: float = 0.0
     nodes: list[dict] = field(default_factory=list)
+    transport: str = "channel"  # how the transactions were sent: "channel" or "http"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +138,14 @@ class Transfers:
         return txs
 
 
+async def send_transactions(client: Client, txs: list[Transaction]) -> list[str | None]:
+    """Send `txs` in one JSON-RPC batch through `client` (over its channel, or HTTP); per
+    transaction the node's error message, or None if it acknowledged it. Raises
+    ConnectionError if no node answers in time."""
+    replies = await client.request_batch([("sendTransaction", [to_hex(tx.encode())]) for tx in txs])
+    return [str(r["error"].get("message", r["error"])) if isinstance(r.get("error"), dict) else (str(r["error"]) if "error" in r else None) for r in replies]
+
+
 async def send_batch(http: httpx.AsyncClient, url: str, group: str, txs: list[Transaction]) -> list[str | None]:
     """Send `txs` in one JSON-RPC batch; per transaction the node's error message, or None
     if it acknowledged it (sendTransaction returned its hash). Raises httpx.HTTPError if the
@@ -161,17 +175,21 @@ async def run_bench(
     rate_tps: float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     timeout_s: float = 600.0,
+    http: bool = False,
 ) -> BenchResult:
     """Deploy a token, fund senders, pre-sign `tx_count` transfers, send them over all nodes
     (at `rate_tps`, or as fast as the nodes take them), and follow the chain until all are
-    committed. `progress(stage, done, total)` is called as it goes."""
+    committed. `progress(stage, done, total)` is called as it goes. The transactions go over
+    the nodes' channel ports (one connection per sender and node), or with `http` (or on a
+    devnet without certificates) to their HTTP ports."""
     report = progress or (lambda stage, done, total: None)
     up = [n for n in net.nodes if net.pid(n.name) is not None]
     if not up:
         raise RuntimeError("no node of this devnet is running; start it with `devnet up`")
     result = BenchResult(sealers=sum(1 for n in up if n.role == "sealer"), transactions=tx_count)
+    result.transport = "http" if http or not up[0].channel_url else "channel"
     first = up[0]
-    async with Client(first.rpc_url, timeout_s=60) as client:
+    async with net.client(first.rpc_url if result.transport == "http" else first.channel_url, timeout_s=60) as client:
         report("deploying the token contract", 0, 1)
         load = await Transfers.setup(client, max(1, -(-tx_count // TXS_PER_SENDER_ACCOUNT)), supply=tx_count)
         height = await client.block_number()
@@ -195,15 +213,26 @@ async def run_bench(
     committed: list[float] = []
 
     async def sender(k: int, http: httpx.AsyncClient) -> None:
-        for b in range(k, len(batches), in_flight):
-            if interval_s:
-                await trio.sleep_until(schedule_start + b * interval_s)
-            now = time.monotonic()
-            for j in batches[b]:
-                sent_at[hashes[j]] = now
-            errors = [e for e in await send_batch(http, up[b % len(up)].rpc_url, info["groupId"], [txs[j] for j in batches[b]]) if e]
-            if errors:
-                raise RuntimeError(f"the node refused transactions: {errors[0]}")
+        # Over the channel, a connection of its own per node, as each sender has over HTTP.
+        clients: dict[str, Client] = {}
+        async with AsyncExitStack() as stack:
+            for b in range(k, len(batches), in_flight):
+                if interval_s:
+                    await trio.sleep_until(schedule_start + b * interval_s)
+                now = time.monotonic()
+                for j in batches[b]:
+                    sent_at[hashes[j]] = now
+                node = up[b % len(up)]
+                batch = [txs[j] for j in batches[b]]
+                if result.transport == "http":
+                    errors = await send_batch(http, node.rpc_url, info["groupId"], batch)
+                else:
+                    if node.name not in clients:
+                        clients[node.name] = await stack.enter_async_context(net.client(node.channel_url, group=info["groupId"], timeout_s=120))
+                    errors = await send_transactions(clients[node.name], batch)
+                errors = [e for e in errors if e]
+                if errors:
+                    raise RuntimeError(f"the node refused transactions: {errors[0]}")
 
     async def follow(http: httpx.AsyncClient) -> None:
         seen = height

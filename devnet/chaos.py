@@ -29,15 +29,16 @@ import random
 import re
 import signal
 import time
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import httpx
 import trio
 
-from chainnode.client import Client
+from chainnode.client import Client, NodeError
 from chainnode.protocol.hexstr import parse_hex, to_hex
-from devnet.bench import Transfers, send_batch
+from devnet.bench import Transfers, send_batch, send_transactions
 from devnet.supervisor import Devnet, DevnetError, process_alive
 
 GAP_S = (10.0, 40.0)  # between the end of one fault and the start of the next
@@ -246,18 +247,23 @@ class _Chaos:
 
     # ---- load --------------------------------------------------------------------------
 
-    async def load(self, transfers: Transfers, http: httpx.AsyncClient) -> None:
+    async def load(self, transfers: Transfers, http: httpx.AsyncClient, channels: dict[str, Client] | None = None) -> None:
+        """Offer the load; to each node's channel port through `channels` (a Client per node),
+        or to its HTTP port when None."""
         batch = max(1, min(BLOCKS_PER_BATCH, round(self.rate_tps / SENDS_PER_S)))
         interval_s = batch / self.rate_tps
         window = transfers.info["blockLimitWindow"]
         limiter = trio.CapacityLimiter(SENDS_IN_FLIGHT_MAX)
         names = list(self.urls)
 
-        async def send(url: str, txs) -> None:
+        async def send(name: str, txs) -> None:
             async with limiter:
                 try:
-                    errors = await send_batch(http, url, self.group, txs)
-                except (httpx.HTTPError, OSError, ValueError) as exc:
+                    if channels is None:
+                        errors = await send_batch(http, self.urls[name], self.group, txs)
+                    else:
+                        errors = await send_transactions(channels[name], txs)
+                except (httpx.HTTPError, OSError, ValueError, NodeError) as exc:  # ConnectionError is an OSError
                     errors = [f"no answer: {type(exc).__name__}"] * len(txs)
             for tx, error in zip(txs, errors):
                 if error is None:
@@ -283,7 +289,7 @@ class _Chaos:
                     name = up[k % len(up)]
                     # Within the window of the node it goes to, which may lag (just restarted).
                     txs = transfers.sign(batch, block_limit=self.heads.get(name, self.max_head) + window - BLOCK_LIMIT_MARGIN)
-                    nursery.start_soon(send, self.urls[name], txs)
+                    nursery.start_soon(send, name, txs)
                     k += 1
                 next_t += interval_s
                 await trio.sleep_until(next_t)
@@ -470,9 +476,11 @@ def _signature(text: str) -> str:
 
 async def run_chaos(
     net: Devnet, *, duration_s: float, rate_tps: float, seed: int | None = None,
-    converge_timeout_s: float = 120.0, say: Callable[[str], None] | None = None,
+    converge_timeout_s: float = 120.0, say: Callable[[str], None] | None = None, http: bool = False,
 ) -> ChaosReport:
-    """Run the scenario against `net`'s running nodes (see the module's docstring)."""
+    """Run the scenario against `net`'s running nodes (see the module's docstring). The load
+    goes to the nodes' channel ports, as a dApp's would (with `http`, or on a devnet without
+    certificates, to their HTTP ports); watching and the audit use the HTTP ports."""
     seed = random.SystemRandom().randrange(1 << 32) if seed is None else seed
     say = say or (lambda text: None)
     down = [n.name for n in net.nodes if net.pid(n.name) is None]
@@ -486,18 +494,22 @@ async def run_chaos(
     wall = time.monotonic()
     offsets = {n.name: (n.folder / "node.log").stat().st_size if (n.folder / "node.log").exists() else 0 for n in net.nodes}
     limits = httpx.Limits(max_connections=SENDS_IN_FLIGHT_MAX + 2 * len(net.nodes))
-    async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, limits=limits) as http:
-        async with Client(net.nodes[0].rpc_url, timeout_s=60) as client:
+    by_channel = not http and all(n.channel_url for n in net.nodes)
+    async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, limits=limits) as http_client, AsyncExitStack() as stack:
+        async with net.client(net.nodes[0].channel_url if by_channel else net.nodes[0].rpc_url, timeout_s=60) as client:
             say(f"seed {seed}: {len(chaos.plan)} fault(s) planned; deploying the token and funding {SENDER_ACCOUNTS} senders")
             transfers = await Transfers.setup(client, SENDER_ACCOUNTS, supply=10**15)
         chaos.group = transfers.info["groupId"]
-        chaos.rpc = _Rpc(http, chaos.group)
+        chaos.rpc = _Rpc(http_client, chaos.group)
+        channels = None
+        if by_channel:
+            channels = {n.name: await stack.enter_async_context(net.client(n.channel_url, group=chaos.group, timeout_s=SEND_TIMEOUT_S)) for n in net.nodes}
         chaos.t0 = trio.current_time()
         async with trio.open_nursery() as nursery:
             await nursery.start(chaos.monitor)
-            say(f"   0.0 s  load: {rate_tps:g} transfers/s for {duration_s:g} s")
+            say(f"   0.0 s  load: {rate_tps:g} transfers/s for {duration_s:g} s over the {'channel' if by_channel else 'HTTP'} ports")
             async with trio.open_nursery() as run:
-                run.start_soon(chaos.load, transfers, http)
+                run.start_soon(chaos.load, transfers, http_client, channels)
                 run.start_soon(chaos.injector)
             say(f"{chaos.now():6.1f} s  load stopped: {len(chaos.acked)} acknowledged; waiting for convergence")
             await chaos.converge(converge_timeout_s)

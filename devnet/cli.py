@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from chainnode.client import Account, CallFailed, Client, NodeError, ReceiptTimeout, TransactionFailed
+from chainnode.client import Account, CallFailed, NodeError, ReceiptTimeout, RefusedByNode, TransactionFailed
 from chainnode.crypto import SUITE_NAMES
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, write_key_file
-from devnet.layout import DEVNET_PASSWORD
+from devnet.layout import CLIENT_ROLES, DEVNET_PASSWORD, client_files
 from devnet.supervisor import LAYOUT_FILE, Devnet, DevnetError
 
 DEFAULT_DIR = "devnet-data"
@@ -45,12 +45,12 @@ def _open(folder: str) -> Devnet:
 
 def _table(rows: list[dict]) -> Table:
     table = Table(title="chainnode devnet", title_justify="left")
-    for col in ("node", "role", "state", "pid", "height", "peers", "pending", "JSON-RPC", "p2p"):
+    for col in ("node", "role", "state", "pid", "height", "peers", "pending", "channel (dApps)", "JSON-RPC (local)", "p2p"):
         table.add_column(col, no_wrap=True)
     dash = lambda v: "-" if v is None else str(v)  # noqa: E731
     for r in rows:
         state = "up" if r["pid"] else "[red]down[/red]"
-        table.add_row(r["node"], r["role"], state, dash(r["pid"]), dash(r["height"]), dash(r["peers"]), dash(r["pending"]), r["rpc"], r["p2p"])
+        table.add_row(r["node"], r["role"], state, dash(r["pid"]), dash(r["height"]), dash(r["peers"]), dash(r["pending"]), r.get("channel") or "-", r["rpc"], r["p2p"])
     return table
 
 
@@ -64,17 +64,19 @@ def main() -> None:
 @click.option("--observers", type=click.IntRange(0, 16), default=0, show_default=True)
 @click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True)
 @click.option("--p2p-port", type=click.IntRange(1024, 65000), default=30300, show_default=True, help="First libp2p port.")
-@click.option("--rpc-port", type=click.IntRange(1024, 65000), default=8545, show_default=True, help="First JSON-RPC port.")
+@click.option("--rpc-port", type=click.IntRange(1024, 65000), default=8545, show_default=True, help="First JSON-RPC port (plain HTTP, loopback).")
+@click.option("--channel-port", type=click.IntRange(1024, 65000), default=20200, show_default=True, help="First channel port (dApps, with a client certificate).")
 @click.option("--detach", is_flag=True, help="Return once the network commits blocks; leave the nodes running.")
 @dir_option
 @json_option
-def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, detach: bool, folder: str, as_json: bool) -> None:
+def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, channel_port: int, detach: bool, folder: str, as_json: bool) -> None:
     """Create the network (first time), start every node, check it commits, show it."""
     path = Path(folder)
     created = False
     try:
         if not (path / LAYOUT_FILE).exists():
-            Devnet.create(path, sealers=nodes, observers=observers, suite=suite, p2p_port_base=p2p_port, rpc_port_base=rpc_port)
+            Devnet.create(path, sealers=nodes, observers=observers, suite=suite, p2p_port_base=p2p_port, rpc_port_base=rpc_port,
+                          channel_port_base=channel_port)
             created = True
         # In the foreground the nodes live and die with this command, even if it is SIGKILLed.
         net = Devnet(path, bind_nodes=not detach)
@@ -84,19 +86,31 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
             for n in net.nodes:
                 net.wait_rpc(n.name)
             if created:
-                height = trio.run(_hello, net.nodes[0].rpc_url)
+                height = trio.run(_hello, net)
                 _wait_all_at(net, height)
     except DevnetError as exc:
         raise click.ClickException(str(exc)) from None
     rows = net.status()
+    clients = {role: [str(f) for f in client_files(path, role)] for role in CLIENT_ROLES if client_files(path, role)[1].exists()}
     if as_json:
-        click.echo(json.dumps({"dir": str(path.resolve()), "nodes": rows}, indent=2))
+        click.echo(json.dumps({"dir": str(path.resolve()), "nodes": rows, "clients": clients}, indent=2))
     else:
         console.print(_table(rows))
-        console.print(f"JSON-RPC: {net.nodes[0].rpc_url} (and the others above); node keys' password: {DEVNET_PASSWORD!r}")
+        first = net.nodes[0]
+        if first.channel_url:
+            console.print(f"channel: {first.channel_url} (and the others above), for dApps with a client certificate; "
+                          f"JSON-RPC {first.rpc_url} on this machine only")
+            for role, (key, chain) in clients.items():
+                console.print(f"client certificate ({role}): --key {key} --client-cert {chain}")
+            user_key, user_chain = clients.get("user", ("KEY", "CHAIN"))
+            hint = f"--url {first.channel_url} --key {user_key} --client-cert {user_chain} --password-file {first.folder / 'password.txt'}"
+        else:
+            console.print(f"JSON-RPC: {first.rpc_url} (and the others above): this devnet has no CA, so no channel port")
+            hint = f"--url {first.rpc_url}"
+        console.print(f"key files' password: {DEVNET_PASSWORD!r}; try `chainnode status {hint}`")
         if (path / "accounts").is_dir():
             console.print(f"block 0 holds the business contracts payment, supply_chain and cross_border (role accounts in "
-                          f"{path / 'accounts'}); try `devnet demo payment --dir {folder}` and `chainnode gov committee --rpc {net.nodes[0].rpc_url}`")
+                          f"{path / 'accounts'}); try `devnet demo payment --dir {folder}` and `chainnode gov committee {hint}`")
     if detach:
         if not as_json:
             console.print(f"detached: `devnet status --dir {folder}` to look, `devnet down --dir {folder}` to stop")
@@ -114,9 +128,10 @@ def up(nodes: int, observers: int, suite: str, p2p_port: int, rpc_port: int, det
     _down(net)
 
 
-async def _hello(url: str) -> int:
-    """Commit one transaction: proof that the network agrees on blocks. Its block number."""
-    async with Client(url, timeout_s=30) as client:
+async def _hello(net: Devnet) -> int:
+    """Commit one transaction (through the first node's channel port, as a dApp would):
+    proof that the network agrees on blocks. Its block number."""
+    async with net.client(net.nodes[0].url, timeout_s=30) as client:
         receipt = await client.deploy(Account.generate((await client.group_info())["suite"]), HELLO_CONTRACT, [], timeout_s=60)
     return receipt.block_number
 
@@ -245,8 +260,9 @@ def clean(folder: str, yes: bool) -> None:
 @main.command()
 @click.argument("story", type=click.Choice(["payment", "supply-chain", "cross-border"]))
 @click.option("--node", default=None, help="The node to send to (default: the first one running).")
+@click.option("--http", "use_http", is_flag=True, help="Talk to the node's plain HTTP port instead of its channel port.")
 @dir_option
-def demo(story: str, node: str | None, folder: str) -> None:
+def demo(story: str, node: str | None, use_http: bool, folder: str) -> None:
     """Play a business contract's story on the running devnet, step by step (docs/business-contracts.md)."""
     from rich.text import Text
 
@@ -269,12 +285,13 @@ def demo(story: str, node: str | None, folder: str) -> None:
     def say(text: str, style: str | None = None) -> None:
         console.print(Text(text, style=style or ""), soft_wrap=True)
 
-    console.print(Text(f"devnet demo {story}: on {target.name} ({target.rpc_url})", style="bold"))
+    url = target.rpc_url if use_http else target.url
+    console.print(Text(f"devnet demo {story}: on {target.name} ({url})", style="bold"))
     try:
-        result = trio.run(run_story, story, target.rpc_url, folder, say)
+        result = trio.run(run_story, story, url, folder, say)
     except StoryFailed as exc:
         raise click.ClickException(f"the {story} story failed: {exc}") from None
-    except (KeyFileError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout, CallFailed) as exc:
+    except (KeyFileError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout, CallFailed, RefusedByNode) as exc:
         raise click.ClickException(f"the {story} story failed: {exc}") from None
     console.print(Text(f"the {story} story ran to its end: {result['transactions']} transactions, every outcome checked", style="bold"))
 
@@ -283,8 +300,9 @@ def demo(story: str, node: str | None, folder: str) -> None:
 @click.option("--txs", type=click.IntRange(1, 1_000_000), default=5000, show_default=True, help="Transfers to send.")
 @click.option("--rate", type=click.FloatRange(1, None), default=None, help="Target transactions per second (default: as fast as the nodes take them).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the results to this file.")
+@click.option("--http", "use_http", is_flag=True, help="Send to the nodes' plain HTTP ports instead of their channel ports (to compare).")
 @dir_option
-def bench(txs: int, rate: float | None, json_path: str | None, folder: str) -> None:
+def bench(txs: int, rate: float | None, json_path: str | None, use_http: bool, folder: str) -> None:
     """Send pre-signed payment transfers to every node; report TPS, latency, CPU and memory."""
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -298,14 +316,14 @@ def bench(txs: int, rate: float | None, json_path: str | None, folder: str) -> N
             bar.update(task, description=stage, completed=done, total=total)
 
         try:
-            result = trio.run(lambda: run_bench(net, txs, rate_tps=rate, progress=progress))
-        except (RuntimeError, DevnetError) as exc:
+            result = trio.run(lambda: run_bench(net, txs, rate_tps=rate, progress=progress, http=use_http))
+        except (RuntimeError, DevnetError, ConnectionError, RefusedByNode) as exc:
             raise click.ClickException(str(exc)) from None
     if json_path:
         Path(json_path).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     console.print(
         f"{result.committed}/{result.transactions} committed in {result.seconds} s: [bold]{result.tps:,.0f} TPS[/bold] "
-        f"({result.sealers} sealers; sent in {result.send_seconds} s)"
+        f"({result.sealers} sealers; sent over the {result.transport} ports in {result.send_seconds} s)"
     )
     console.print(f"commit latency p50 {result.latency_p50_s} s, p95 {result.latency_p95_s} s, p99 {result.latency_p99_s} s")
     console.print(f"raw SM2 verify on this machine: {result.raw_sm2_verify_per_s:,.0f}/s per core; TPS / raw = {result.tps_per_raw_verify:.2f}")
@@ -322,9 +340,10 @@ def bench(txs: int, rate: float | None, json_path: str | None, folder: str) -> N
 @click.option("--rate", type=click.FloatRange(1, 2000), default=100, show_default=True, help="Transfers per second offered, round-robin over the nodes.")
 @click.option("--seed", type=click.IntRange(0, None), default=None, help="Replay a run's fault schedule (default: a new one; the report prints it).")
 @click.option("--converge-timeout-s", type=click.FloatRange(1, 3600), default=120, show_default=True, help="How long to wait for the nodes to agree after the load.")
+@click.option("--http", "use_http", is_flag=True, help="Send the load to the nodes' plain HTTP ports instead of their channel ports.")
 @dir_option
 @json_option
-def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: float, folder: str, as_json: bool) -> None:
+def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: float, use_http: bool, folder: str, as_json: bool) -> None:
     """Load the running devnet while killing, pausing and restarting sealers; audit what it acknowledged.
 
     Exits 1 if an acknowledged transaction was lost, the nodes forked, their receipts
@@ -336,8 +355,8 @@ def chaos(duration_s: float, rate: float, seed: int | None, converge_timeout_s: 
     # With --json, stdout holds only the report; the running commentary goes to stderr.
     say = (lambda text: click.echo(text, err=True)) if as_json else (lambda text: console.print(text, highlight=False))
     try:
-        report = trio.run(lambda: run_chaos(net, duration_s=duration_s, rate_tps=rate, seed=seed, converge_timeout_s=converge_timeout_s, say=say))
-    except (DevnetError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout) as exc:
+        report = trio.run(lambda: run_chaos(net, duration_s=duration_s, rate_tps=rate, seed=seed, converge_timeout_s=converge_timeout_s, say=say, http=use_http))
+    except (DevnetError, ConnectionError, NodeError, TransactionFailed, ReceiptTimeout, RefusedByNode) as exc:
         raise click.ClickException(f"devnet chaos could not run: {exc}") from None
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

@@ -7,7 +7,7 @@ consortium-admin.key, password "devnet"). Everyone else in a story (banks, walle
 fishing boat, customs, ...) is a fresh account the story registers through the contracts'
 own methods, so a story can be played again and again on the same chain.
 
-    async with Client(url) as client:
+    async with devnet_client(folder, url) as client:         # the devnet's user client certificate
         await payment_story(client, load_roles(folder), say)    # say(text, style=None)
 
 Each story narrates every step (who does what, the amounts, what the chain answered: the
@@ -33,7 +33,7 @@ from chainnode.crypto import ADDRESS_BYTES, get_suite
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import CommitCertificate
 from chainnode.system.contracts import NAMES_ADDRESS
-from devnet.layout import DEVNET_PASSWORD
+from devnet.layout import DEVNET_PASSWORD, devnet_client
 
 ACCOUNTS_DIR = "accounts"
 ROLE_FILES = {"central_bank": "central-bank.key", "regulator": "regulator.key", "consortium_admin": "consortium-admin.key"}
@@ -623,10 +623,12 @@ STORIES: dict[str, tuple[str, Callable[..., Awaitable[dict]]]] = {
 
 
 async def run_story(story: str, url: str, devnet_folder: str | Path, say: Say) -> dict:
-    """Play `story` (a key of STORIES) against the node at `url` of the devnet in `devnet_folder`."""
+    """Play `story` (a key of STORIES) against the node at `url` of the devnet in
+    `devnet_folder`: its channel port (connecting with the devnet's user client
+    certificate), or its HTTP port."""
     name, fn = STORIES[story]
     roles = load_roles(devnet_folder)
-    async with Client(url, timeout_s=30) as client:
+    async with devnet_client(Path(devnet_folder), url, timeout_s=30) as client:
         contract = await resolve(client, name)
         kwargs: dict[str, Any] = {"contract": contract}
         if story == "cross-border":

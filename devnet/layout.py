@@ -5,12 +5,18 @@ directory and config per node. Everything a tester needs to start the nodes as p
       genesis.json                 (with "ca_cert": the devnet CA)
       ca/ ca.key ca.cert           the consortium CA (`chainnode ca` layout)
       agency/ agency.key agency.cert ca.cert
+      clients/ user.key user.chain auditor.key auditor.chain   client certificates for dApps
       node0/ node.key password.txt node.chain node.toml genesis.json chain.db/ ...
       node1/ ...
 
 Every key file (CA and agency included) is encrypted with DEVNET_PASSWORD, so
 `chainnode ca issue-node --agency-dir out/agency` and `chainnode ca revoke --ca-dir out/ca`
-work on a devnet too. `certificates=False` lays out a network without a CA.
+work on a devnet too. `certificates=False` lays out a network without a CA (and so without
+channel ports: its dApps use the HTTP port).
+
+Each node serves its channel port (chainnode://127.0.0.1:PORT) for dApps; the clients/
+folder holds an account key and client certificate per role of CLIENT_ROLES, issued by the
+devnet agency, to connect with (`devnet_client`).
 
 `prepare_extra_node` adds a node folder that is NOT in the genesis (same genesis file, new
 key, certificate from the same agency): what a governance test adds to a running chain.
@@ -19,9 +25,12 @@ key, certificate from the same agency): what a governance test adds to a running
 from __future__ import annotations
 
 import json
+import socket
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from chainnode.crypto import get_suite
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
@@ -39,6 +48,8 @@ CERT_DAYS = 365
 DAY_MS = 86_400_000
 CLOCK_SLACK_MS = 60_000  # certificates start a minute in the past: no "not yet valid" at once
 CHAIN_FILE = "node.chain"
+CLIENTS_DIR = "clients"
+CLIENT_ROLES = ("user", "auditor")  # one client certificate each: a dApp that sends, one that only reads
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,13 @@ class NodeLayout:
     peer_id: str = ""
     cert_file: str = ""  # the node's chain file, "" without certificates
     cert_serial: str = ""  # hex serial of the node certificate (for `chainnode ca revoke`)
+    channel_port: int = 0  # the channel port for dApps; 0 without certificates
+    channel_url: str = ""  # chainnode://127.0.0.1:PORT, "" without certificates
+
+    @property
+    def url(self) -> str:
+        """Where a dApp connects: the channel port, or the HTTP port on a chain without a CA."""
+        return self.channel_url or self.rpc_url
 
 
 def _now_ms() -> int:
@@ -103,6 +121,77 @@ def issue_node_certificate(
     return chain
 
 
+def kernel_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports, chosen by the kernel (bound, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def issue_client_certificate(out_dir: Path, public_key: bytes, *, name: str, role: str, out: Path,
+                             not_before_ms: int | None = None, not_after_ms: int | None = None) -> CertChain:
+    """Certify a dApp's account key with the devnet agency, as `chainnode ca issue-client`
+    does, and write its chain file to `out`."""
+    agency_dir = Path(out_dir) / "agency"
+    ca = read_cert_file(agency_dir / "ca.cert")
+    agency = read_cert_file(agency_dir / "agency.cert")
+    agency_key = load_key(agency_dir / "agency.key", DEVNET_PASSWORD)
+    nb = not_before_ms if not_before_ms is not None else _now_ms() - CLOCK_SLACK_MS
+    na = not_after_ms if not_after_ms is not None else min(nb + CERT_DAYS * DAY_MS, agency.not_after_ms)
+    leaf = issue(kind="client", subject=name, organisation=agency.subject, role=role, public_key=public_key, peer_id="",
+                 suite=agency.suite, not_before_ms=nb, not_after_ms=na, issuer_priv=agency_key.private_key)
+    chain = CertChain(ca, agency, leaf)
+    write_document(out, chain_document(chain), overwrite=True)
+    return chain
+
+
+def create_clients(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> dict[str, CertChain]:
+    """out_dir/clients/<role>.key and <role>.chain for each of CLIENT_ROLES; role -> chain."""
+    s = get_suite(suite)
+    folder = Path(out_dir) / CLIENTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    chains = {}
+    for role in CLIENT_ROLES:
+        priv, pub = s.generate_keypair()
+        write_key_file(folder / f"{role}.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+        chains[role] = issue_client_certificate(out_dir, pub, name=f"devnet-{role}", role=role, out=folder / f"{role}.chain")
+    return chains
+
+
+def client_files(out_dir: Path, role: str = "user") -> tuple[Path, Path]:
+    """(key file, chain file) of the devnet's client certificate for `role`."""
+    folder = Path(out_dir) / CLIENTS_DIR
+    return folder / f"{role}.key", folder / f"{role}.chain"
+
+
+@lru_cache(maxsize=16)
+def _client_credentials(key: Path, chain: Path) -> Any:
+    # Decrypting a key file costs a scrypt run: once per process, not once per connection.
+    from chainnode.client import Account, ClientCredentials
+
+    return ClientCredentials.load(Account.load(key, DEVNET_PASSWORD), cert=chain)
+
+
+def devnet_client(out_dir: Path, urls: str | list[str], *, role: str = "user", **kwargs: Any):
+    """A chainnode.client.Client for `urls` that connects as the devnet's `role` client (its
+    key and certificate, unless `key`/`cert` are given); an http URL needs neither, and gets none."""
+    from chainnode.client import Client
+
+    listed = [urls] if isinstance(urls, str) else list(urls)
+    if any(u.startswith("chainnode://") for u in listed) and "key" not in kwargs and "cert" not in kwargs:
+        key, chain = client_files(out_dir, role)
+        credentials = _client_credentials(Path(key).resolve(), Path(chain).resolve())
+        kwargs = {"key": credentials.account, "cert": credentials.chain, **kwargs}
+    return Client(urls, **kwargs)
+
+
 def _new_node_key(folder: Path, suite: str, scrypt_n: int) -> tuple[bytes, bytes, str]:
     s = get_suite(suite)
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,21 +236,28 @@ def create_network(
     suite: str = "sm",
     p2p_port_base: int = 30300,
     rpc_port_base: int = 8545,
+    channel_port_base: int = 20200,
     chain_id: str = "chain0",
     group_id: str = "group0",
     config: dict | None = None,
     scrypt_n: int = SCRYPT_N_DEFAULT,
-    ports: tuple[list[int], list[int]] | None = None,
+    ports: tuple[list[int], ...] | None = None,
     certificates: bool = True,
     contracts: bool = True,
 ) -> list[NodeLayout]:
-    """`ports`, if given, is (p2p ports, rpc ports), one per node, instead of base + index.
-    With `certificates` (the default) the genesis has a CA and every node a chain file. With
-    `contracts` (the default) block 0 deploys the business contracts and out_dir/accounts
-    holds their role accounts."""
+    """`ports`, if given, is (p2p ports, rpc ports[, channel ports]), one per node, instead of
+    base + index; without channel ports the kernel picks free ones. With `certificates` (the
+    default) the genesis has a CA, every node a chain file and a channel port, and
+    out_dir/clients the client certificates. With `contracts` (the default) block 0 deploys
+    the business contracts and out_dir/accounts holds their role accounts."""
     s = get_suite(suite)
     count = sealers + observers
-    p2p_ports, rpc_ports = ports or ([p2p_port_base + i for i in range(count)], [rpc_port_base + i for i in range(count)])
+    if ports:
+        p2p_ports, rpc_ports = ports[0], ports[1]
+        channel_ports = ports[2] if len(ports) > 2 else kernel_ports(count)
+    else:
+        p2p_ports, rpc_ports = [p2p_port_base + i for i in range(count)], [rpc_port_base + i for i in range(count)]
+        channel_ports = [channel_port_base + i for i in range(count)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ca = create_pki(out_dir, suite, scrypt_n=scrypt_n) if certificates else None
@@ -191,6 +287,8 @@ def create_network(
         genesis["ca_cert"] = ca.encode().hex()
     if contracts:
         genesis["contracts"] = library_contracts(create_accounts(out_dir, suite, scrypt_n=scrypt_n))
+    if ca is not None:
+        create_clients(out_dir, suite, scrypt_n=scrypt_n)
     genesis_path = out_dir / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
     layout = []
@@ -199,8 +297,8 @@ def create_network(
         cert_file = folder / CHAIN_FILE if ca is not None else None
         info = init_node(
             genesis_path, folder / "node.key", folder,
-            p2p_listen=entry["addrs"][0], rpc_listen=f"127.0.0.1:{rpc_ports[i]}", password_file=folder / "password.txt",
-            cert_file=cert_file,
+            p2p_listen=entry["addrs"][0], rpc_listen=f"127.0.0.1:{rpc_ports[i]}", channel_listen=f"127.0.0.1:{channel_ports[i]}",
+            password_file=folder / "password.txt", cert_file=cert_file,
         )
         layout.append(NodeLayout(
             name=entry["name"], role=entry["role"], folder=folder, config=Path(info["config"]),
@@ -208,12 +306,15 @@ def create_network(
             address=s.address(keys[i][1]).hex(), consensus_pub=entry["consensus_pub"], peer_id=entry["peer_id"],
             cert_file=str(cert_file.resolve()) if cert_file else "",
             cert_serial=chains[i].leaf.serial.hex() if chains[i] else "",
+            channel_port=channel_ports[i] if ca is not None else 0,
+            channel_url=f"chainnode://127.0.0.1:{channel_ports[i]}" if ca is not None else "",
         ))
     return layout
 
 
 def prepare_extra_node(
-    out_dir: Path, name: str, *, p2p_port: int, rpc_port: int, role: str = "observer", scrypt_n: int = SCRYPT_N_DEFAULT,
+    out_dir: Path, name: str, *, p2p_port: int, rpc_port: int, channel_port: int | None = None, role: str = "observer",
+    scrypt_n: int = SCRYPT_N_DEFAULT,
 ) -> NodeLayout:
     """A node folder out_dir/<name> for a node that is NOT in the genesis: new key, a
     certificate from the devnet agency (if the genesis has a CA), node.toml on the given
@@ -231,14 +332,16 @@ def prepare_extra_node(
     chain = None
     if genesis.ca_cert is not None:
         chain = issue_node_certificate(out_dir, pub, peer_id, name=name, role=role, out=folder / CHAIN_FILE)
+    channel_port = channel_port or kernel_ports(1)[0]
     info = init_node(
         genesis_path, folder / "node.key", folder,
-        p2p_listen=f"/ip4/127.0.0.1/tcp/{p2p_port}", rpc_listen=f"127.0.0.1:{rpc_port}", password_file=folder / "password.txt",
-        cert_file=folder / CHAIN_FILE if chain else None, name=name, member_required=False,
+        p2p_listen=f"/ip4/127.0.0.1/tcp/{p2p_port}", rpc_listen=f"127.0.0.1:{rpc_port}", channel_listen=f"127.0.0.1:{channel_port}",
+        password_file=folder / "password.txt", cert_file=folder / CHAIN_FILE if chain else None, name=name, member_required=False,
     )
     return NodeLayout(
         name=name, role=role, folder=folder, config=Path(info["config"]),
         rpc_url=f"http://127.0.0.1:{rpc_port}", rpc_port=rpc_port, p2p_port=p2p_port,
         address=get_suite(genesis.suite).address(pub).hex(), consensus_pub=pub.hex(), peer_id=peer_id,
         cert_file=str((folder / CHAIN_FILE).resolve()) if chain else "", cert_serial=chain.leaf.serial.hex() if chain else "",
+        channel_port=channel_port if chain else 0, channel_url=f"chainnode://127.0.0.1:{channel_port}" if chain else "",
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from devnet.layout import NodeLayout, create_network, prepare_extra_node
+from devnet.layout import NodeLayout, create_network, devnet_client, prepare_extra_node
 
 LAYOUT_FILE = "devnet.json"
 CHAINNODE = str(Path(sys.executable).parent / "chainnode")
@@ -112,11 +112,12 @@ class Devnet:
         _write_layout(folder, create_network(folder, **kwargs))
         return cls(folder, bind_nodes=bind_nodes)
 
-    def add_node(self, name: str, *, p2p_port: int, rpc_port: int, role: str = "observer", scrypt_n: int | None = None) -> NodeLayout:
+    def add_node(self, name: str, *, p2p_port: int, rpc_port: int, channel_port: int | None = None, role: str = "observer",
+                 scrypt_n: int | None = None) -> NodeLayout:
         """Prepare a node that is not in the genesis (key, certificate, config, block 0) and
         record it in this devnet; it joins the chain once governance adds it."""
         kwargs = {} if scrypt_n is None else {"scrypt_n": scrypt_n}
-        node = prepare_extra_node(self.folder, name, p2p_port=p2p_port, rpc_port=rpc_port, role=role, **kwargs)
+        node = prepare_extra_node(self.folder, name, p2p_port=p2p_port, rpc_port=rpc_port, channel_port=channel_port, role=role, **kwargs)
         self.nodes.append(node)
         _write_layout(self.folder, self.nodes)
         return node
@@ -196,6 +197,16 @@ class Devnet:
 
     # ---- RPC ----------------------------------------------------------------------------
 
+    def urls(self, *, http: bool = False) -> list[str]:
+        """Every node's address for dApps: its channel port (its HTTP port with `http`, or on
+        a devnet without certificates)."""
+        return [n.rpc_url if http else n.url for n in self.nodes]
+
+    def client(self, urls: str | list[str] | None = None, *, role: str = "user", http: bool = False, **kwargs):
+        """An SDK Client of this devnet, connected as its `role` client certificate
+        (clients/<role>.chain); by default to every node's channel port, with failover."""
+        return devnet_client(self.folder, urls if urls is not None else self.urls(http=http), role=role, **kwargs)
+
     def rpc(self, name: str, method: str, *params, timeout_s: float = 10.0):
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": ["group0", "", *params]}
         reply = httpx.post(self.node(name).rpc_url, json=body, timeout=timeout_s).json()
@@ -220,7 +231,8 @@ class Devnet:
         rows = []
         for n in self.nodes:
             pid = self.pid(n.name)
-            row = {"node": n.name, "role": n.role, "pid": pid, "rpc": n.rpc_url, "p2p": f"/ip4/127.0.0.1/tcp/{n.p2p_port}", "height": None, "peers": None, "pending": None}
+            row = {"node": n.name, "role": n.role, "pid": pid, "channel": n.channel_url, "rpc": n.rpc_url, "p2p": f"/ip4/127.0.0.1/tcp/{n.p2p_port}",
+                   "height": None, "peers": None, "pending": None}
             if pid is not None:
                 try:
                     health = httpx.get(n.rpc_url + "/health", timeout=1.0).json()

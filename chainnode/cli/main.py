@@ -81,18 +81,21 @@ def key_show(path: str, check_password: bool, password_file: str | None, as_json
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="This node's key file (from `chainnode keygen`).")
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder for this node's chain data and config.")
 @click.option("--p2p-listen", default=None, help="libp2p listen multiaddr (default: this node's first address in genesis).")
-@click.option("--rpc-listen", default="127.0.0.1:8545", show_default=True, help="JSON-RPC host:port.")
+@click.option("--rpc-listen", default="127.0.0.1:8545", show_default=True, help="Plain JSON-RPC host:port, for tools on this machine (loopback).")
+@click.option("--channel-listen", default="0.0.0.0:20200", show_default=True,
+              help="The channel port's host:port: dApps and the SDK connect here with a client certificate.")
 @click.option("--cert", "cert_path", default=None, type=click.Path(dir_okay=False),
               help="This node's certificate chain (from `chainnode ca issue-node`); required when the genesis names a CA.")
 @click.option("--join", is_flag=True,
               help="This node is not in the genesis: the consortium adds it by vote (chainnode gov propose add_observer).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None, rpc_listen: str, cert_path: str | None, join: bool, as_json: bool) -> None:
+def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None, rpc_listen: str, channel_listen: str, cert_path: str | None, join: bool,
+         as_json: bool) -> None:
     """Prepare a data directory: check the key is a node of the genesis, commit block 0, write node.toml."""
     from chainnode.node.init import InitError, init_node
 
     try:
-        result = init_node(Path(genesis_path), Path(key_path), Path(data_dir), p2p_listen=p2p_listen, rpc_listen=rpc_listen,
+        result = init_node(Path(genesis_path), Path(key_path), Path(data_dir), p2p_listen=p2p_listen, rpc_listen=rpc_listen, channel_listen=channel_listen,
                            cert_file=Path(cert_path) if cert_path else None, member_required=not join,
                            name=Path(data_dir).resolve().name if join else None)
     except InitError as exc:
@@ -171,8 +174,10 @@ def _add_console_commands() -> None:
     from chainnode.cli.gov import gov_group
 
     for command in cli_rpc.COMMANDS:
+        cli_rpc.add_channel_options(command)
         main.add_command(command)
     main.add_command(ca_group)
+    cli_rpc.add_channel_options(gov_group)
     main.add_command(gov_group)
 
 

@@ -2,7 +2,12 @@
 the SDK (`chainnode.client`), in the manner of the FISCO BCOS console, and are scriptable:
 `--json` prints one JSON document, failures print one line to stderr and exit 1.
 
-    chainnode tx send --key alice.key --to 0x… --method add --args '[5]'
+By default they connect to the node's channel port (--url chainnode://HOST:PORT) with your
+account key (--key) and its client certificate (--client-cert, from `chainnode ca
+issue-client`); `--url http://127.0.0.1:8545` uses the node's plain HTTP port instead, on
+the node's own machine.
+
+    chainnode tx send --key alice.key --client-cert alice.chain --to 0x… --method add --args '[5]'
     chainnode contract deploy --key alice.key counter.py --args '[1]'
     chainnode contract call 0x… get
     chainnode block latest --txs | chainnode tx 0x… | chainnode receipt 0x… --proof
@@ -29,9 +34,14 @@ from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.protocol.jsonvalue import from_json
 from chainnode.rpc.jsonrpc import NOT_FOUND
 
-RPC_ENV = "CHAINNODE_RPC"
+URL_ENV = "CHAINNODE_URL"
+RPC_ENV = "CHAINNODE_RPC"  # the older name of CHAINNODE_URL, still read
 GROUP_ENV = "CHAINNODE_GROUP"
-RPC_DEFAULT = "http://127.0.0.1:8545"
+KEY_ENV = "CHAINNODE_CLIENT_KEY"
+CLIENT_CERT_ENV = "CHAINNODE_CLIENT_CERT"
+URL_DEFAULT = "chainnode://127.0.0.1:20200"
+RPC_DEFAULT = "http://127.0.0.1:8545"  # the node's plain HTTP port, on its own machine
+_CONNECTION = "chainnode.connection"  # ctx.meta key: the channel credentials the options gave
 SOURCE_BYTES_MAX = 1 << 20  # a contract source larger than this is surely the wrong file
 RECEIPT_POLL_MS = 200
 RECEIPT_TIMEOUT_S_DEFAULT = 60.0
@@ -41,29 +51,103 @@ RECEIPT_TIMEOUT_S_DEFAULT = 60.0
 
 
 def rpc_options(fn: Callable) -> Callable:
-    """--rpc, --group and --json, on every command that talks to a node."""
+    """--url (alias --rpc), --group and --json, on every command that talks to a node; the
+    channel's --key / --client-cert / --password-file come from `add_channel_options`."""
     fn = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(fn)
     fn = click.option("--group", envvar=GROUP_ENV, default="group0", show_default=True, help=f"Group id (env {GROUP_ENV}).")(fn)
-    fn = click.option("--rpc", "rpc_url", envvar=RPC_ENV, default=RPC_DEFAULT, show_default=True, help=f"The node's JSON-RPC URL (env {RPC_ENV}).")(fn)
+    fn = click.option(
+        "--url", "--rpc", "rpc_url", envvar=[URL_ENV, RPC_ENV], default=URL_DEFAULT, show_default=True,
+        help=f"The node: its channel port chainnode://HOST:PORT, or on its machine its HTTP port http://127.0.0.1:8545 (env {URL_ENV}).",
+    )(fn)
     return fn
+
+
+def _remember(name: str) -> Callable:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        ctx.meta.setdefault(_CONNECTION, {})[name] = value
+        return value
+
+    return callback
+
+
+def add_channel_options(command: click.Command) -> None:
+    """Give every command under `command` that talks to a node the channel's options: your
+    client certificate (--client-cert), the account key it is for (--client-key; spelled
+    --key too where the command has no --key of its own) and its password. Without
+    --client-key a signing command's --key, the signer, is also the channel's key."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_channel_options(sub)
+        return
+    names = {p.name for p in command.params}
+    if "rpc_url" not in names or "client_cert" in names:
+        return
+    command.params.append(click.Option(
+        ["--client-cert", "client_cert"], envvar=CLIENT_CERT_ENV, type=click.Path(dir_okay=False), expose_value=False, callback=_remember("cert"),
+        help=f"Your client certificate chain (`chainnode ca issue-client --out`), for a chainnode:// --url (env {CLIENT_CERT_ENV}).",
+    ))
+    signs = "key_path" in names
+    command.params.append(click.Option(
+        ["--client-key", "client_key"] if signs else ["--key", "--client-key", "client_key"], envvar=KEY_ENV, type=click.Path(dir_okay=False),
+        expose_value=False, callback=_remember("key"),
+        help=f"The account key file your client certificate is for, for a chainnode:// --url (env {KEY_ENV})"
+             + ("; default: --key, the signer." if signs else "."),
+    ))
+    if "password_file" not in names:
+        command.params.append(click.Option(
+            ["--password-file", "client_password_file"], type=click.Path(dir_okay=False), expose_value=False, callback=_remember("password_file"),
+            help=f"The --key's password file (else ${PASSWORD_ENV}, else a prompt).",
+        ))
+
+
+def _channel_credentials(rpc_url: str) -> dict:
+    """The Client's key= and cert= for a chainnode:// URL, from the options."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx.meta.get(_CONNECTION, {}) if ctx is not None else {}
+    if given.get("key"):
+        account = _load_key(given["key"], given.get("password_file"))
+    elif given.get("account") is not None:
+        account = given["account"]  # the signer's
+    else:
+        raise click.ClickException(
+            f"{rpc_url} is a node's channel port: pass your account key (--key FILE, or set {KEY_ENV}) and its client certificate "
+            f"(--client-cert FILE, or set {CLIENT_CERT_ENV}); on the node's own machine --url {RPC_DEFAULT} needs neither"
+        )
+    if not given.get("cert"):
+        raise click.ClickException(
+            f"{rpc_url} is a node's channel port: pass your client certificate chain (--client-cert FILE, or set {CLIENT_CERT_ENV}), "
+            "the file `chainnode ca issue-client --key` wrote for your key; ask your agency for one"
+        )
+    return {"key": account, "cert": given["cert"]}
 
 
 def run_with_client(rpc_url: str, group: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run `body(client)` under trio; expected failures become one-line ClickExceptions."""
-    from chainnode.client import Client, NodeError, ReceiptTimeout
+    from chainnode.client import Client, NodeError, ReceiptTimeout, RefusedByNode
+    from chainnode.client.channel import is_channel_url, parse_channel_url
+    from chainnode.security.certs import CertificateError
 
-    if not rpc_url.startswith(("http://", "https://")):
-        raise click.ClickException(f"--rpc must be an http(s) URL such as {RPC_DEFAULT} (or set {RPC_ENV}); got {rpc_url!r}")
+    if not rpc_url.startswith(("http://", "https://", "chainnode://")):
+        raise click.ClickException(f"--url must be chainnode://HOST:PORT (the node's channel port, e.g. {URL_DEFAULT}) or {RPC_DEFAULT}; got {rpc_url!r}")
+    try:
+        if is_channel_url(rpc_url):
+            parse_channel_url(rpc_url)
+        credentials = _channel_credentials(rpc_url) if is_channel_url(rpc_url) else {}
+        client = Client(rpc_url, group=group, **credentials)
+    except (CertificateError, ValueError) as exc:
+        raise click.ClickException(f"{exc} (check --url, --client-cert and its key: --client-key, else --key)") from None
 
     async def main() -> Any:
-        async with Client(rpc_url, group=group) as client:
+        async with client:
             return await body(client)
 
     try:
         return trio.run(main)
+    except RefusedByNode as exc:  # the node's reason, and what to do
+        raise click.ClickException(str(exc)) from None
     except ConnectionError as exc:  # the SDK's text already says what to check
         raise click.ClickException(
-            f"{exc}; pass --rpc URL (or set {RPC_ENV}); start a node with `chainnode start --config node.toml`, "
+            f"{exc}; pass --url URL (or set {URL_ENV}); start a node with `chainnode start --config node.toml`, "
             "or a local test network with `devnet up`"
         ) from None
     except NodeError as exc:
@@ -112,7 +196,7 @@ def _hex_strings_to_bytes(value: Any, flag: str) -> Any:
         raise click.BadParameter(f"{exc} (with --hex-as-bytes every 0x string is bytes)", param_hint=flag) from None
 
 
-def load_account(key_path: str, password_file: str | None):
+def _load_key(key_path: str, password_file: str | None):
     from chainnode.client import Account
     from chainnode.crypto import CryptoUnavailable
     from chainnode.security.keyfile import KeyFileError
@@ -122,6 +206,15 @@ def load_account(key_path: str, password_file: str | None):
         return Account.load(key_path, password)
     except (KeyFileError, CryptoUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def load_account(key_path: str, password_file: str | None):
+    """The signer's account from --key (also the channel's key unless --client-key is given)."""
+    account = _load_key(key_path, password_file)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # the signer is also who connects on the channel
+        ctx.meta.setdefault(_CONNECTION, {}).setdefault("account", account)
+    return account
 
 
 @contextlib.contextmanager
@@ -277,7 +370,7 @@ def tx_show(tx_hash: str, rpc_url: str, group: str, as_json: bool) -> None:
     h = to_hex(_hex_bytes(tx_hash, "HASH", HASH_BYTES))
     out = run_with_client(rpc_url, group, lambda c: c.request("getTransaction", h))
     if out is None:
-        raise click.ClickException(f"no transaction {h} on the node at {rpc_url}, committed or pending; check the hash, or ask another node with --rpc")
+        raise click.ClickException(f"no transaction {h} on the node at {rpc_url}, committed or pending; check the hash, or ask another node with --url")
     where = f"block {out['blockNumber']} (index {out['transactionIndex']})" if "blockNumber" in out else "pending (in the pool, not yet in a block)"
     lines = [
         f"transaction {out['hash']}",

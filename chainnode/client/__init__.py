@@ -5,7 +5,7 @@
 
     async def main():
         account = Account.load("alice.key", password="...")
-        async with Client("http://127.0.0.1:8545") as client:
+        async with Client("chainnode://127.0.0.1:20200", key=account, cert="alice.chain") as client:
             receipt = await client.deploy(account, open("counter.py").read(), [0])
             receipt = await client.send(account, receipt.contract_address, "add", [5])
             print(receipt.output)
@@ -16,7 +16,8 @@ May import: chainnode.crypto, chainnode.protocol, chainnode.channel, chainnode.s
 """
 
 from chainnode.client.account import Account
-from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed
+from chainnode.client.channel import ClientCredentials
+from chainnode.client.errors import CallFailed, Forbidden, NodeError, ProofError, ReceiptTimeout, RefusedByNode, TransactionFailed
 from chainnode.client.governance import Governance, GovernanceRefused
 from chainnode.client.offline import OfflineDevice, OfflineError, Voucher, settle_args, verify_voucher
 from chainnode.client.proof import verify_receipt_proof
@@ -25,7 +26,7 @@ from chainnode.client.rpc import Client
 from chainnode.client.subscriptions import BlockNotification, EventNotification, Subscription
 
 __all__ = [
-    "Account", "BlockNotification", "CallFailed", "Client", "EventNotification", "Governance", "GovernanceRefused",
-    "NodeError", "OfflineDevice", "OfflineError", "ProofError", "Voucher", "settle_args", "verify_voucher",
+    "Account", "BlockNotification", "CallFailed", "Client", "ClientCredentials", "EventNotification", "Forbidden", "Governance",
+    "GovernanceRefused", "NodeError", "RefusedByNode", "OfflineDevice", "OfflineError", "ProofError", "Voucher", "settle_args", "verify_voucher",
     "ReceiptInfo", "ReceiptTimeout", "Subscription", "TransactionFailed", "verify_receipt_proof",
 ]

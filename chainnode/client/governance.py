@@ -3,7 +3,7 @@ registry, through the system contracts (chainnode/system/contracts.py, docs/gove
 
     from chainnode.client import Account, Client, Governance
 
-    async with Client("http://127.0.0.1:8545") as client:
+    async with Client("chainnode://127.0.0.1:20200", key=app, cert="app.chain") as client:
         gov = Governance(client)
         pid, receipt = await gov.propose(governor, "set_config", ["tx_count_limit", 500])
         print((await gov.proposal(pid))["status"])          # "executed" with one governor

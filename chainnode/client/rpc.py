@@ -1,4 +1,5 @@
-"""An async JSON-RPC client for a chain's nodes (trio, through httpx).
+"""An async JSON-RPC client for a chain's nodes (trio): over a node's secure channel port
+(chainnode://host:port, chainnode.client.channel) or its HTTP port (http(s)://, httpx).
 
 Given several node URLs, it uses one at a time and moves to the next when that node cannot
 be reached. `send` (and `wait_for_receipt` given the transaction) resubmits the same signed
@@ -12,25 +13,26 @@ human-readable JSON views, so bytes and text are never confused.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Sequence
+import os
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, AsyncIterator, Sequence
 
 import httpx
 import trio
-from trio_websocket import open_websocket_url
 
 from chainnode.client.account import DEFAULT_GAS_LIMIT, Account
-from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed
+from chainnode.client.channel import ChannelConnection, ChannelSession, ClientCredentials, is_channel_url, open_channel, parse_channel_url
+from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed, node_error
 from chainnode.client.proof import verify_receipt_proof
 from chainnode.client.receipt import ReceiptInfo
-from chainnode.client.subscriptions import Subscription, open_subscription
-from chainnode.client.transport import METHOD_NOT_FOUND, WS_MESSAGE_BYTES_MAX, is_connection_error, ws_call
+from chainnode.client.subscriptions import Connect, Subscription, open_subscription, ws_connect
+from chainnode.client.transport import METHOD_NOT_FOUND, Session, is_connection_error
 from chainnode.crypto import CryptoSuite, get_suite
 from chainnode.protocol.codec import pack, unpack
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import Receipt, Transaction
+from chainnode.security.certs import CertChain, Certificate
 
 log = logging.getLogger("chainnode.client")
 
@@ -49,25 +51,50 @@ def ws_url_for(http_url: str) -> str:
 
 
 class Client:
-    """`async with Client(url, group="group0") as c: ...`
+    """`async with Client(url, key=..., cert=..., group="group0") as c: ...`
 
-    `url` is a node's JSON-RPC address (http://host:port), or a list of several nodes'
-    addresses of the same chain: requests go to one of them and fail over to the next when
-    it cannot be reached. `ws_url` is the WebSocket address for subscriptions; by default
-    the current node's RPC port (ws://host:port/). Pass `ws_url=""` to never use WebSocket
+    `url` is a node's channel address (chainnode://host:port, the node's [channel] listen),
+    or its JSON-RPC address (http://host:port, for tools on the node's machine), or a list
+    of several nodes' addresses of the same chain: requests go to one of them and fail over
+    to the next when it cannot be reached.
+
+    Over the channel the client proves its client certificate: `key` is its account (an
+    `Account`, or a key file with `password`) and `cert` the chain file `chainnode ca
+    issue-client --key` wrote for that key. The node's own certificate is checked against
+    the CA of `cert` (or `ca`, a ca.cert file). One connection per node carries every
+    request and subscription; it is opened on first use, and again after it drops.
+    A node that refuses the certificate raises `RefusedByNode` with its reason.
+
+    `ws_url` is the WebSocket address for subscriptions with an HTTP `url`; by default the
+    current node's RPC port (ws://host:port/). Pass `ws_url=""` to never use WebSocket
     (then `wait_for_receipt` polls); an explicit address goes with a single `url` only.
-    `timeout_s` bounds each HTTP request (beyond any receipt wait the node is asked for).
-    Errors: `NodeError` (the node's JSON-RPC error: code, message, data),
-    `ConnectionError` (no node reachable), `ReceiptTimeout`, `TransactionFailed`, `ProofError`.
+    `timeout_s` bounds each request (beyond any receipt wait the node is asked for).
+    Errors: `NodeError` (the node's JSON-RPC error: code, message, data; `Forbidden` for a
+    call the certificate's role may not make), `RefusedByNode`, `ConnectionError` (no node
+    reachable), `ReceiptTimeout`, `TransactionFailed`, `ProofError`.
     """
 
-    def __init__(self, url: str | Sequence[str], *, group: str = "group0", node: str = "", timeout_s: float = 10.0, ws_url: str | None = None) -> None:
+    def __init__(
+        self, url: str | Sequence[str], *, key: Account | str | os.PathLike | None = None, password: str | None = None,
+        cert: CertChain | str | os.PathLike | None = None, ca: Certificate | str | os.PathLike | None = None,
+        group: str = "group0", node: str = "", timeout_s: float = 10.0, ws_url: str | None = None,
+    ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
         if not urls or not all(isinstance(u, str) and u for u in urls):
-            raise ValueError("Client needs one node URL or a list of them, like http://127.0.0.1:8545")
+            raise ValueError("Client needs one node URL or a list of them, like chainnode://127.0.0.1:20200 or http://127.0.0.1:8545")
+        for u in urls:
+            if is_channel_url(u):
+                parse_channel_url(u)
+            elif not u.startswith(("http://", "https://")):
+                raise ValueError(f"{u!r}: a node URL is chainnode://HOST:PORT (its channel port) or http(s)://HOST:PORT (its JSON-RPC port)")
         if ws_url and len(urls) > 1:
             raise ValueError("ws_url names one node's WebSocket; with several URLs leave it out (each node's is used) or pass \"\"")
-        self.urls = [u.rstrip("/") + "/" for u in urls]
+        self.urls = [u.rstrip("/") if is_channel_url(u) else u.rstrip("/") + "/" for u in urls]
+        self._credentials: ClientCredentials | None = None
+        if any(is_channel_url(u) for u in urls):
+            if key is None:
+                raise ValueError("a chainnode:// URL needs the client's key (key=Account or key file, password=) and its certificate chain (cert=)")
+            self._credentials = ClientCredentials.load(key, password=password, cert=cert, ca=ca)
         self._current = 0  # index in urls of the node in use
         self._ws_url = ws_url
         self.group = group
@@ -77,6 +104,11 @@ class Client:
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self._ids = itertools.count(1)
         self._info: dict | None = None
+        self._channels: dict[str, ChannelConnection] = {}
+        self._channel_locks: dict[str, trio.Lock] = {}
+        self._genesis_hash = b""  # of the first node met on a channel: every other must share it
+        self._exit_stack: AsyncExitStack | None = None
+        self._nursery: trio.Nursery | None = None
 
     @property
     def url(self) -> str:
@@ -85,19 +117,70 @@ class Client:
 
     @property
     def ws_url(self) -> str:
+        """The WebSocket address for subscriptions ("" over a channel: they use the channel)."""
+        if is_channel_url(self.url):
+            return ""
         return ws_url_for(self.url) if self._ws_url is None else self._ws_url
 
     def _next_node(self) -> None:
         self._current = (self._current + 1) % len(self.urls)
 
     async def __aenter__(self) -> "Client":
+        stack = AsyncExitStack()
+        # Channel connections' reader tasks live in this nursery, for as long as the client.
+        self._nursery = await stack.enter_async_context(trio.open_nursery())
+        self._exit_stack = stack
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
     async def close(self) -> None:
+        for connection in list(self._channels.values()):
+            await connection.aclose()
+        self._channels.clear()
         await self._http.aclose()
+        if self._exit_stack is not None:
+            stack, self._exit_stack, self._nursery = self._exit_stack, None, None
+            await stack.aclose()
+
+    @property
+    def channel(self) -> ChannelConnection | None:
+        """The open channel connection to the node in use, if any (its `node`, `protocol`)."""
+        connection = self._channels.get(self.url)
+        return connection if connection is not None and not connection.closed else None
+
+    async def _channel(self, url: str) -> ChannelConnection:
+        """The open channel to `url`, connecting (once, for every task waiting) if needed."""
+        connection = self._channels.get(url)
+        if connection is not None and not connection.closed:
+            return connection
+        if self._nursery is None:
+            raise RuntimeError("a chainnode:// URL needs the client opened with `async with Client(...) as client:`")
+        lock = self._channel_locks.setdefault(url, trio.Lock())
+        async with lock:
+            connection = self._channels.get(url)
+            if connection is None or connection.closed:
+                assert self._credentials is not None
+                connection = await open_channel(url, self._credentials, genesis_hash=self._genesis_hash, timeout_s=self.timeout_s)
+                self._genesis_hash = self._genesis_hash or connection.genesis_hash
+                self._nursery.start_soon(connection.run)
+                self._channels[url] = connection
+                log.debug("channel to %s open (%s, node %r)", url, connection.protocol, connection.node.subject)
+        return connection
+
+    async def _exchange(self, url: str, body: dict, timeout_s: float) -> dict:
+        """One request to one node: its whole JSON-RPC response. ConnectionError (or
+        httpx.HTTPError) when that node cannot be reached."""
+        if is_channel_url(url):
+            connection = await self._channel(url)
+            return await connection.call(body["method"], body["params"], timeout_s=timeout_s)
+        response = await self._http.post(url, json=body, timeout=timeout_s)
+        try:
+            reply = response.json()
+        except ValueError:
+            raise NodeError(-32700, f"the node answered HTTP {response.status_code} with a body that is not JSON") from None
+        return reply if isinstance(reply, dict) else {"error": {"code": -32700, "message": "the node answered with JSON that is not a response object"}}
 
     async def request(self, method: str, *params: Any, timeout_s: float | None = None) -> Any:
         """One JSON-RPC call with the group and node names in front of `params`. A node that
@@ -105,24 +188,48 @@ class Client:
         Every method is safe to repeat (sendTransaction is idempotent by hash)."""
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": [self.group, self.node, *params]}
         failures = []
-        for _ in self.urls:
+        # A channel the node closed (idle, restarted) is seen only when used: one more try
+        # reconnects, to the same node if it is the only one.
+        for _ in range(len(self.urls) + (1 if self._credentials is not None else 0)):
             try:
-                response = await self._http.post(self.url, json=body, timeout=timeout_s or self.timeout_s)
+                reply = await self._exchange(self.url, body, timeout_s or self.timeout_s)
                 break
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ConnectionError) as exc:
                 failures.append(f"{self.url} ({exc or type(exc).__name__})")
                 self._next_node()
         else:
+            failures = list(dict.fromkeys(failures))
             where = "the node at " + failures[0] if len(failures) == 1 else "any node: " + ", ".join(failures)
-            raise ConnectionError(f"cannot reach {where}; is it running, and is this its rpc listen address?")
-        try:
-            reply = response.json()
-        except ValueError:
-            raise NodeError(-32700, f"the node answered HTTP {response.status_code} with a body that is not JSON") from None
+            which = "channel listen address ([channel] listen in its node.toml)" if is_channel_url(self.url) else "rpc listen address"
+            raise ConnectionError(f"cannot reach {where}; is it running, and is this its {which}?")
         if "error" in reply:
-            err = reply["error"]
-            raise NodeError(err.get("code", 0), err.get("message", ""), err.get("data"))
+            raise node_error(reply["error"])
         return reply.get("result")
+
+    async def request_batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, timeout_s: float | None = None) -> list[dict]:
+        """Several calls in one JSON-RPC batch (group and node names in front of each call's
+        params): each call's whole response, "result" or "error", in the order of `calls`.
+        Fails over like `request`; `ConnectionError` once no node answered."""
+        wait_s = timeout_s or self.timeout_s
+        full = [(method, [self.group, self.node, *params]) for method, params in calls]
+        failures = []
+        for _ in range(len(self.urls) + (1 if self._credentials is not None else 0)):
+            url = self.url
+            try:
+                if is_channel_url(url):
+                    return await (await self._channel(url)).batch(full, timeout_s=wait_s)
+                body = [{"jsonrpc": "2.0", "id": j, "method": m, "params": p} for j, (m, p) in enumerate(full)]
+                reply = (await self._http.post(url, json=body, timeout=wait_s)).json()
+                if not isinstance(reply, list):  # the whole batch refused (too large, say)
+                    return [reply] * len(full)
+                by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+                return [by_id.get(j, {"error": {"code": -32603, "message": "no answer for this request in the batch reply"}}) for j in range(len(full))]
+            except (httpx.HTTPError, ConnectionError) as exc:
+                failures.append(f"{url} ({exc or type(exc).__name__})")
+                self._next_node()
+            except ValueError:
+                raise NodeError(-32700, f"the node at {url} answered a batch with a body that is not JSON") from None
+        raise ConnectionError(f"cannot reach any node for a batch: {', '.join(dict.fromkeys(failures))}")
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -153,7 +260,7 @@ class Client:
             return await self._submit_until_receipt(tx, timeout_s=timeout_s, resubmit_after_s=resubmit_after_s)
         tx_hash = tx
         with trio.move_on_after(timeout_s):
-            if self._ws_subscriptions_ok:
+            if self._ws_subscriptions_ok or is_channel_url(self.url):
                 receipt = await self._receipt_by_subscription(tx_hash)
                 if receipt is not None:
                     return receipt
@@ -177,17 +284,35 @@ class Client:
             raise CallFailed(to, method, out.get("errorType", ""), out.get("errorMessage", ""))
         return unpack(parse_hex(out["raw"]), max_bytes=len(out["raw"]))
 
+    def _sessions(self) -> Connect:
+        """Where subscriptions connect: the channel of the node in use (moving on to the next
+        node when it cannot be reached), else the WebSocket address."""
+        if not is_channel_url(self.url):
+            return ws_connect(self._require_ws())
+
+        @asynccontextmanager
+        async def connect() -> AsyncIterator[Session]:
+            try:
+                connection = await self._channel(self.url)
+            except ConnectionError:
+                self._next_node()
+                raise
+            session = ChannelSession(connection, timeout_s=self.timeout_s)
+            try:
+                yield session
+            finally:
+                await session.aclose()
+
+        return connect
+
     async def _receipt_by_subscription(self, tx_hash: bytes) -> ReceiptInfo | None:
         """The receipt through a `receipt` subscription; None to fall back to polling."""
+        where = self.url if is_channel_url(self.url) else self.ws_url
         try:
-            async with open_websocket_url(self.ws_url, max_message_size=WS_MESSAGE_BYTES_MAX) as ws:
-                sub_id = await ws_call(ws, 1, "subscribe", [self.group, self.node, "receipt", {"transactionHash": to_hex(tx_hash)}])
-                while True:
-                    message = json.loads(await ws.get_message())
-                    params = message.get("params") if isinstance(message, dict) and message.get("method") == "subscription" else None
-                    if isinstance(params, dict) and params.get("subscription") == sub_id:
-                        out = params["result"]
-                        return ReceiptInfo(Receipt.decode(parse_hex(out["raw"])), out["blockNumber"], out["transactionIndex"])
+            async with self._sessions()() as session:
+                sub_id = await session.subscribe([self.group, self.node, "receipt", {"transactionHash": to_hex(tx_hash)}])
+                out = await session.notification(sub_id)
+                return ReceiptInfo(Receipt.decode(parse_hex(out["raw"])), out["blockNumber"], out["transactionIndex"])
         except NodeError as exc:
             if exc.code != METHOD_NOT_FOUND:
                 raise
@@ -196,7 +321,7 @@ class Client:
         except BaseException as exc:
             if not is_connection_error(exc):
                 raise
-            log.debug("receipt subscription at %s failed (%s); polling instead", self.ws_url, exc)
+            log.debug("receipt subscription at %s failed (%s); polling instead", where, exc)
             return None
 
     def subscribe_events(
@@ -221,12 +346,16 @@ class Client:
             options["address"] = to_hex(address)
         if name is not None:
             options["name"] = name
-        return open_subscription(self._require_ws(), self.group, self.node, "events", options, from_block, reconnect_attempts_max=reconnect_attempts_max, resume_after=resume_after)
+        return open_subscription(self._sessions(), self._where(), self.group, self.node, "events", options, from_block,
+                                 reconnect_attempts_max=reconnect_attempts_max, resume_after=resume_after)
 
     def subscribe_blocks(self, *, from_block: int | None = None, reconnect_attempts_max: int = 20) -> AbstractAsyncContextManager[Subscription]:
         """Committed blocks, as an async iterator of `BlockNotification` (header and
         certificate), each height once and in order; see `subscribe_events`."""
-        return open_subscription(self._require_ws(), self.group, self.node, "newBlocks", {}, from_block, reconnect_attempts_max=reconnect_attempts_max)
+        return open_subscription(self._sessions(), self._where(), self.group, self.node, "newBlocks", {}, from_block, reconnect_attempts_max=reconnect_attempts_max)
+
+    def _where(self) -> str:
+        return self.url if is_channel_url(self.url) else self._require_ws()
 
     def _require_ws(self) -> str:
         if not self.ws_url:

@@ -15,16 +15,15 @@ a block's events.
 
 from __future__ import annotations
 
-import json
 import logging
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import open_websocket_url
 
-from chainnode.client.transport import WS_MESSAGE_BYTES_MAX, is_connection_error, ws_call
+from chainnode.client.transport import WS_MESSAGE_BYTES_MAX, Session, WsSession, is_connection_error
 from chainnode.protocol.codec import unpack
 from chainnode.protocol.hexstr import parse_hex
 from chainnode.protocol.types import BlockHeader, CommitCertificate, Event
@@ -94,10 +93,11 @@ class Subscription:
     """
 
     def __init__(
-        self, ws_url: str, group: str, node: str, kind: str, options: dict, from_block: int | None, *,
+        self, connect: "Connect", where: str, group: str, node: str, kind: str, options: dict, from_block: int | None, *,
         reconnect_attempts_max: int, resume_after: tuple[int, int, int] | None = None,
     ) -> None:
-        self.ws_url = ws_url
+        self._connect = connect
+        self.where = where  # the node(s) it subscribes at, for messages
         self._group, self._node = group, node
         self.kind = kind
         self._options = options
@@ -172,9 +172,9 @@ class Subscription:
                     cause = cause.__cause__ or cause.__context__  # e.g. HandshakeError from a refused connect
                 cause_text = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
                 if failures > self._reconnect_attempts_max:
-                    raise ConnectionError(f"subscription to {self.ws_url} lost and {failures - 1} reconnection attempts failed; last error {cause_text}") from None
+                    raise ConnectionError(f"subscription to {self.where} lost and {failures - 1} reconnection attempts failed; last error {cause_text}") from None
                 delay_ms = min(RECONNECT_DELAY_MAX_MS, RECONNECT_DELAY_MIN_MS * 2 ** (failures - 1))
-                log.info("subscription connection to %s lost (%s); reconnecting in %d ms from block %s", self.ws_url, cause_text, delay_ms, self.resume_block)
+                log.info("subscription connection to %s lost (%s); reconnecting in %d ms from block %s", self.where, cause_text, delay_ms, self.resume_block)
                 await trio.sleep(delay_ms / 1000)
                 continue
             failures = 0  # a connection that ended cleanly: try again at once
@@ -182,27 +182,23 @@ class Subscription:
     async def _one_connection(self) -> None:
         with trio.CancelScope() as scope:
             self._connection_scope = scope
-            async with open_websocket_url(self.ws_url, max_message_size=WS_MESSAGE_BYTES_MAX, connect_timeout=CONNECT_TIMEOUT_MS / 1000, disconnect_timeout=1.0) as ws:
-                await self._subscribe_and_read(ws)
+            async with self._connect() as session:
+                await self._subscribe_and_read(session)
         self._connection_scope = None
         if scope.cancelled_caught:
             raise ConnectionResetError("connection dropped on request")
 
-    async def _subscribe_and_read(self, ws: WebSocketConnection) -> None:
+    async def _subscribe_and_read(self, session: Session) -> None:
         base = [self._group, self._node]
         with trio.fail_after(CONNECT_TIMEOUT_MS / 1000):
             if self._next_block is None:
                 # Pin "from now" to a height at once, so a drop before the first item loses nothing.
-                self._next_block = await ws_call(ws, 1, "getBlockNumber", base) + 1
+                self._next_block = await session.call("getBlockNumber", base) + 1
             options = dict(self._options, fromBlock=self.resume_block)
-            sub_id = await ws_call(ws, 2, "subscribe", base + [self.kind, options])
+            sub_id = await session.subscribe(base + [self.kind, options])
         self.connections += 1
         while True:
-            message = json.loads(await ws.get_message())
-            params = message.get("params") if isinstance(message, dict) and message.get("method") == "subscription" else None
-            if not isinstance(params, dict) or params.get("subscription") != sub_id:
-                continue
-            result = params["result"]
+            result = await session.notification(sub_id)
             if self.kind == "events":
                 item = EventNotification.from_json(result)
                 if self._last_position is not None and item.position <= self._last_position:
@@ -218,13 +214,27 @@ class Subscription:
                 self._next_block = item.number + 1
 
 
+Connect = Callable[[], AbstractAsyncContextManager[Session]]  # a new session for each (re)connection
+
+
+def ws_connect(ws_url: str) -> Connect:
+    """Sessions on WebSocket connections of their own to `ws_url`."""
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[Session]:
+        async with open_websocket_url(ws_url, max_message_size=WS_MESSAGE_BYTES_MAX, connect_timeout=CONNECT_TIMEOUT_MS / 1000, disconnect_timeout=1.0) as ws:
+            yield WsSession(ws)
+
+    return connect
+
+
 @asynccontextmanager
 async def open_subscription(
-    ws_url: str, group: str, node: str, kind: str, options: dict, from_block: int | None, *,
+    connect: Connect, where: str, group: str, node: str, kind: str, options: dict, from_block: int | None, *,
     reconnect_attempts_max: int = 20, resume_after: tuple[int, int, int] | None = None,
 ) -> AsyncIterator[Subscription]:
     """Run a `Subscription`'s connection task for the duration of the `async with`."""
-    sub = Subscription(ws_url, group, node, kind, options, from_block, reconnect_attempts_max=reconnect_attempts_max, resume_after=resume_after)
+    sub = Subscription(connect, where, group, node, kind, options, from_block, reconnect_attempts_max=reconnect_attempts_max, resume_after=resume_after)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_swallow_after_recording, sub)

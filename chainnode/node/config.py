@@ -8,6 +8,7 @@ expected. `render_config` writes the documented default file that `chainnode ini
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -52,6 +53,9 @@ class Limits:
     txjournal_bytes_max: int = 512 * 1024 * 1024
     # The longest sendTransaction may wait for the receipt (options.waitForReceipt).
     rpc_receipt_wait_ms_max: int = 60_000
+    # The channel port for dApps (chainnode/rpc/channel.py); its sessions also count against rpc_ws_connections_max.
+    channel_connections_max: int = 256  # channel connections open at once, handshaking ones included
+    channel_handshake_timeout_ms: int = 5_000  # connect -> handshake done (slow or silent clients are cut)
 
 
 # key -> (minimum, maximum) for every limit: nonsense values are refused at start.
@@ -80,7 +84,12 @@ LIMIT_BOUNDS = {
     "sync_blocks_per_request_max": (1, 1_000),
     "txjournal_bytes_max": (1 << 20, 1 << 36),
     "rpc_receipt_wait_ms_max": (0, 600_000),
+    "channel_connections_max": (1, 100_000),
+    "channel_handshake_timeout_ms": (100, 600_000),
 }
+
+DEFAULT_RPC_LISTEN = "127.0.0.1:8545"
+DEFAULT_CHANNEL_LISTEN = "0.0.0.0:20200"  # FISCO BCOS's channel port
 
 
 @dataclass(frozen=True)
@@ -100,12 +109,21 @@ class NodeConfig:
     # The node's certificate chain (`chainnode ca issue-node --out`); required when the
     # genesis has a CA ("ca_cert"), ignored otherwise. Checked at start by admission.py.
     cert_file: Path | None = None
+    # The channel port for dApps (served only when the genesis has a CA).
+    channel_host: str = "0.0.0.0"
+    channel_port: int = 20200
+    # The plain HTTP/WebSocket port listens on loopback only unless [rpc] allow_remote = true.
+    rpc_allow_remote: bool = False
+    # Standard TLS on the HTTP port (PEM files), both or neither.
+    rpc_tls_cert: Path | None = None
+    rpc_tls_key: Path | None = None
 
 
 _SCHEMA = {
     "node": {"name", "data_dir", "genesis_file", "key_file", "password_file", "cert_file"},
     "network": {"listen"},
-    "rpc": {"listen"},
+    "rpc": {"listen", "allow_remote", "tls_cert", "tls_key"},
+    "channel": {"listen"},
     "limits": set(LIMIT_BOUNDS),
     "log": {"level", "format"},
 }
@@ -143,10 +161,20 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
     def file(section: str, key: str, default: str | None = None) -> Path:
         return (base / text(section, key, default)).resolve()
 
-    listen = text("rpc", "listen", "127.0.0.1:8545")
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host:
-        raise ConfigError(f"{where}: [rpc] listen must be host:port, like 127.0.0.1:8545")
+    rpc_host, rpc_port = _host_port(where, "rpc", text("rpc", "listen", DEFAULT_RPC_LISTEN), DEFAULT_RPC_LISTEN)
+    allow_remote = doc.get("rpc", {}).get("allow_remote", False)
+    if type(allow_remote) is not bool:
+        raise ConfigError(f"{where}: [rpc] allow_remote must be true or false")
+    if not allow_remote and not is_loopback(rpc_host):
+        raise ConfigError(
+            f"{where}: [rpc] listen = \"{rpc_host}:{rpc_port}\" is not a loopback address, but the HTTP port is plain text and "
+            "unauthenticated, for tools on this machine only; dApps on other machines connect to the channel port ([channel] listen) "
+            f"with a client certificate. Listen on 127.0.0.1:{rpc_port}, or, if you must, set allow_remote = true under [rpc]"
+        )
+    tls = {key: doc.get("rpc", {}).get(key) for key in ("tls_cert", "tls_key")}
+    if (tls["tls_cert"] is None) != (tls["tls_key"] is None):
+        raise ConfigError(f"{where}: [rpc] tls_cert and tls_key go together: set both (PEM certificate chain and private key) or neither")
+    channel_host, channel_port = _host_port(where, "channel", text("channel", "listen", DEFAULT_CHANNEL_LISTEN), DEFAULT_CHANNEL_LISTEN)
     p2p = text("network", "listen", "/ip4/127.0.0.1/tcp/30300")
     if not p2p.startswith("/ip4/") and not p2p.startswith("/ip6/"):
         raise ConfigError(f"{where}: [network] listen must be a multiaddr like /ip4/127.0.0.1/tcp/30300")
@@ -172,13 +200,35 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
         key_file=file("node", "key_file", "node.key"),
         password_file=file("node", "password_file") if password else None,
         p2p_listen=p2p,
-        rpc_host=host.strip("[]"),
-        rpc_port=int(port_text),
+        rpc_host=rpc_host,
+        rpc_port=rpc_port,
         log_level=level,
         log_format=fmt,
         limits=Limits(**limits),
         cert_file=file("node", "cert_file") if cert is not None else None,
+        channel_host=channel_host,
+        channel_port=channel_port,
+        rpc_allow_remote=allow_remote,
+        rpc_tls_cert=file("rpc", "tls_cert") if tls["tls_cert"] is not None else None,
+        rpc_tls_key=file("rpc", "tls_key") if tls["tls_key"] is not None else None,
     )
+
+
+def _host_port(where: str, section: str, listen: str, example: str) -> tuple[str, int]:
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host.strip("[]"):
+        raise ConfigError(f"{where}: [{section}] listen must be host:port, like {example}")
+    return host.strip("[]"), int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an IP address) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
 
 
 def render_config(
@@ -189,6 +239,7 @@ def render_config(
     key_file: str,
     p2p_listen: str,
     rpc_listen: str,
+    channel_listen: str = DEFAULT_CHANNEL_LISTEN,
     password_file: str | None = None,
     cert_file: str | None = None,
     cert_required: bool = False,
@@ -215,7 +266,15 @@ def render_config(
         f"listen = {_quote(p2p_listen)}",
         "",
         "[rpc]",
+        "# Plain HTTP and WebSocket, for tools on this machine: loopback only, unless allow_remote = true (not advised).",
         f"listen = {_quote(rpc_listen)}",
+        "# allow_remote = false",
+        "# tls_cert = \"rpc.crt\"   # standard TLS (HTTPS/WSS) on this port: a PEM certificate chain...",
+        "# tls_key = \"rpc.key\"    # ...and its unencrypted PEM private key",
+        "",
+        "[channel]",
+        "# The encrypted, certificate-authenticated port for dApps and the SDK (when the genesis has a CA).",
+        f"listen = {_quote(channel_listen)}",
         "",
         "[limits]",
     ]

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from chainnode.crypto import get_suite
-from chainnode.node.config import render_config
+from chainnode.node.config import DEFAULT_CHANNEL_LISTEN, render_config
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.keyfile import KeyFileError, read_key_file
 from chainnode.store.ledger import Ledger
@@ -50,6 +50,7 @@ def init_node(
     *,
     p2p_listen: str | None,
     rpc_listen: str,
+    channel_listen: str = DEFAULT_CHANNEL_LISTEN,
     password_file: Path | None = None,
     cert_file: Path | None = None,
     name: str | None = None,
@@ -60,7 +61,8 @@ def init_node(
     `cert_file`: this node's certificate chain, written into node.toml and checked against
     the genesis CA (everything but the peer id, which needs the key's password; `chainnode
     start` checks that). `member_required=False` prepares a node that is not in the genesis
-    (to be added by governance); it then needs `name`."""
+    (to be added by governance); it then needs `name`. `channel_listen` is the dApp channel
+    port's host:port ([channel] listen; served only when the genesis has a CA)."""
     try:
         genesis = load_genesis(genesis_path)
         key_doc = read_key_file(key_path)
@@ -102,6 +104,7 @@ def init_node(
             key_file=str(key_path.resolve()),
             p2p_listen=listen,
             rpc_listen=rpc_listen,
+            channel_listen=channel_listen,
             password_file=str(password_file.resolve()) if password_file else None,
             cert_file=str(cert_file.resolve()) if cert_file else None,
             cert_required=genesis.ca_cert is not None,

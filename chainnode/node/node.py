@@ -28,14 +28,15 @@ from chainnode.execution.chain import Chain
 from chainnode.execution.executor import Executor, refusal
 from chainnode.network import Network, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
-from chainnode.node.config import NodeConfig
+from chainnode.node.config import NodeConfig, is_loopback
 from chainnode.node.init import InitError, open_chain_ledger
 from chainnode.pbft.driver import CHANNEL_PBFT, PbftDriver
+from chainnode.rpc.channel import ChannelLimits, ChannelServer, Credentials, serve_channel
 from chainnode.rpc.headview import CallLimits
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.metrics import NodeMetrics
-from chainnode.rpc.server import RpcApp, ServerLimits, serve_rpc
+from chainnode.rpc.server import PortInUse, RpcApp, ServerLimits, TlsConfigError, check_port_free, serve_rpc, tls_context
 from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.security.admission import Admission, AdmissionError
 from chainnode.security.keyfile import KeyPair
@@ -128,6 +129,7 @@ class Node:
             suite=suite,
             genesis_hash=ledger.genesis_hash,
             **self.admission.network_kwargs(),
+            p2p_noise25519=genesis.p2p_noise25519,
             limits=NetworkLimits(
                 frame_bytes_max=limits.peer_frame_bytes_max,
                 messages_per_s_max=limits.peer_messages_per_s_max,
@@ -166,6 +168,26 @@ class Node:
             health=self._health,
             extra_routes={"/metrics": self.metrics.route},
         )
+        self.rpc_tls = None
+        if config.rpc_tls_cert is not None:
+            try:
+                self.rpc_tls = tls_context(config.rpc_tls_cert, config.rpc_tls_key)
+            except TlsConfigError as exc:
+                raise NodeError(str(exc)) from None
+        # The channel port for dApps: only where clients can prove a certificate of the
+        # consortium, i.e. the genesis has a CA (elsewhere dApps use the loopback HTTP port).
+        self.channel: ChannelServer | None = None
+        if self.admission.required:
+            try:
+                check_port_free(config.channel_host, config.channel_port, "[channel] listen")
+            except PortInUse as exc:
+                raise NodeError(str(exc)) from None
+            credentials = Credentials(
+                genesis.suite, key.private_key, ledger.genesis_hash, self.admission.credentials, self.admission.ca,
+                self.admission.revoked_serials, self.admission.now_ms,
+            )
+            self.channel = ChannelServer(self.rpc_app, credentials, ChannelLimits.from_config(limits))
+            self.commit_listeners.append(self.channel.on_commit)  # revoked or expired certificates: their sessions end
 
     # ---- membership -----------------------------------------------------------------------
 
@@ -244,7 +266,15 @@ class Node:
         self.gossip.queue(await self.pool.recover())
         async with trio.open_nursery() as nursery:
             await nursery.start(self.network.run)
-            await nursery.start(serve_rpc, self.rpc_app, self.config.rpc_host, self.config.rpc_port)
+            await nursery.start(partial(serve_rpc, tls=self.rpc_tls), self.rpc_app, self.config.rpc_host, self.config.rpc_port)
+            if not is_loopback(self.config.rpc_host):  # node.toml opted out with [rpc] allow_remote = true
+                log.warning("%s: the HTTP RPC port listens on %s:%d, beyond this machine (allow_remote = true): anyone who reaches it "
+                            "may use it (no client authentication)%s; serve dApps on the channel port and keep this one on 127.0.0.1",
+                            self.name, self.config.rpc_host, self.config.rpc_port, "" if self.rpc_tls else ", and its traffic is plain text")
+            if self.channel is not None:
+                await nursery.start(serve_channel, self.channel, self.config.channel_host, self.config.channel_port)
+            else:
+                log.info("%s: no channel port: the genesis has no CA, so dApps have no certificates to prove; they use the RPC port", self.name)
             await nursery.start(self.gossip.run)
             # Every node runs a PBFT core: an observer's takes no part (it is not in the
             # sealer set) until governance promotes it, and then it votes from the height the
@@ -255,9 +285,10 @@ class Node:
             await nursery.start(partial(self.blocksync.run, grace_ms=SYNC_GRACE_MS if self.is_sealer else 0))
             nursery.start_soon(self._route_frames)
             log.info(
-                "%s: started at height %d as %s; p2p %s, rpc http://%s:%d",
+                "%s: started at height %d as %s; p2p %s, rpc %s://%s:%d%s",
                 self.name, self.chain.height, "sealer" if self.is_sealer else "observer",
-                ", ".join(self.network.listen_addrs), self.config.rpc_host, self.config.rpc_port,
+                ", ".join(self.network.listen_addrs), "https" if self.rpc_tls else "http", self.config.rpc_host, self.config.rpc_port,
+                f", channel {self.config.channel_host}:{self.config.channel_port}" if self.channel is not None else "",
             )
             task_status.started()
 
@@ -287,9 +318,13 @@ class Node:
 
     def peer_summaries(self) -> list[dict]:
         connected = set(self.network.connected_peers())
+        security = self.network.security_protocols()
         peers = self.blocksync.peers
         return [
-            {"index": i, "nodeId": n.peer_id, "role": n.role, "connected": i in connected, "blockNumber": peers[i].height if i in peers else None}
+            {
+                "index": i, "nodeId": n.peer_id, "role": n.role, "connected": i in connected,
+                "blockNumber": peers[i].height if i in peers else None, "security": security.get(i),
+            }
             for i, n in enumerate(self._nodes)
             if n.consensus_pub != self.key.public_key
         ]

@@ -41,6 +41,7 @@ NOT_FOUND = -32001
 UNAVAILABLE = -32002
 LIMIT_EXCEEDED = -32005  # a rate or concurrency limit (the code Ethereum nodes use for it)
 TIMED_OUT = -32006  # the method ran into its time limit
+FORBIDDEN = -32007  # the caller's role may not call this method (the channel port: chainnode.security.roles)
 
 # Deeper than any request of ours needs (`call` arguments included), shallow enough to parse
 # on any stack.
@@ -49,6 +50,8 @@ _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 Method = Callable[[list], Awaitable[Any]]
+# A caller's policy: the refusal message for a method it may not call, None if it may.
+Policy = Callable[[str], "str | None"]
 
 
 class RpcError(Exception):
@@ -91,7 +94,9 @@ class Dispatcher:
     def method_names(self) -> list[str]:
         return sorted(self._methods)
 
-    async def handle(self, body: bytes | str) -> bytes | None:
+    async def handle(self, body: bytes | str, *, policy: Policy | None = None) -> bytes | None:
+        """The response to one message. `policy` (the channel port's client role) is applied
+        to every request, each item of a batch on its own: a refused item gets FORBIDDEN."""
         try:
             request = parse(body)
         except RpcError as exc:
@@ -106,17 +111,17 @@ class Dispatcher:
             results: list[dict | None] = [None] * len(request)
 
             async def one(i: int, item: Any) -> None:
-                results[i] = await self._one(item)
+                results[i] = await self._one(item, policy)
 
             async with trio.open_nursery() as nursery:
                 for i, item in enumerate(request):
                     nursery.start_soon(one, i, item)
             responses = [r for r in results if r is not None]
             return _dump(responses) if responses else None
-        response = await self._one(request)
+        response = await self._one(request, policy)
         return None if response is None else _dump(response)
 
-    async def _one(self, req: Any) -> dict | None:
+    async def _one(self, req: Any, policy: Policy | None = None) -> dict | None:
         if not isinstance(req, dict):
             return _error_response(None, RpcError(INVALID_REQUEST, "invalid request: expected an object"))
         req_id = req.get("id")
@@ -133,6 +138,9 @@ class Dispatcher:
             if is_notification:
                 return None
             return _error_response(req_id, RpcError(METHOD_NOT_FOUND, f"method not found: {method[:64]!r}; see docs/rpc.md for the methods this node serves"))
+        refused = policy(method) if policy is not None else None
+        if refused is not None:
+            return None if is_notification else _error_response(req_id, RpcError(FORBIDDEN, refused))
         params = req.get("params", [])
         if not isinstance(params, list):
             return _error_response(req_id, invalid_params("params must be an array (positional, group id first)"))

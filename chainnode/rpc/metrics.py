@@ -8,6 +8,7 @@ registry, so several nodes in one process (tests) do not collide.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -16,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 if TYPE_CHECKING:
     from chainnode.blocksync.syncer import BlockSyncer
     from chainnode.execution.chain import Chain
+    from chainnode.rpc.channel import ChannelServer
     from chainnode.rpc.jsonrpc import Dispatcher
     from chainnode.txpool.pool import TxPool
 
@@ -30,6 +32,8 @@ class PeerNetwork(Protocol):
 
     def connected_peers(self) -> list[int]: ...
 
+    def security_protocols(self) -> Mapping[int, str]: ...
+
 
 class MetricsSource(Protocol):
     """What the metrics read of a node: chainnode.node.Node is one. Defined here, so that
@@ -41,6 +45,7 @@ class MetricsSource(Protocol):
     pool: TxPool
     syncer: BlockSyncer
     dispatcher: Dispatcher
+    channel: ChannelServer | None  # the channel port for dApps; None on a chain without a CA
 
     def consensus_status(self) -> dict | None: ...
 
@@ -56,6 +61,12 @@ class _NodeCollector:
         yield CounterMetricFamily("chainnode_blocks_committed", "Blocks this process committed (consensus and sync).", value=node.committed_blocks)
         yield CounterMetricFamily("chainnode_transactions_committed", "Transactions in the chain since genesis.", value=ledger.total_tx_count)
         yield GaugeMetricFamily("chainnode_peers_connected", "Peers with an established, verified connection.", value=len(node.network.connected_peers()))
+        by_security = GaugeMetricFamily(
+            "chainnode_peers_connected_by_security", "Connected peers by the security protocol their connection negotiated.", labels=["protocol"]
+        )
+        for protocol, count in sorted(Counter(node.network.security_protocols().values()).items()):
+            by_security.add_metric([protocol], count)
+        yield by_security
         yield GaugeMetricFamily("chainnode_txpool_transactions", "Pending transactions in the pool.", value=len(node.pool))
         yield GaugeMetricFamily("chainnode_txpool_bytes", "Bytes of pending transactions in the pool.", value=node.pool.bytes)
         rejected = CounterMetricFamily("chainnode_tx_rejected", "Transactions the pool refused, by reason.", labels=["reason"])
@@ -79,6 +90,24 @@ class _NodeCollector:
         for name, count in sorted(node.dispatcher.calls.items()):
             calls.add_metric([name], count)
         yield calls
+        channel = node.channel
+        if channel is not None:
+            yield GaugeMetricFamily("chainnode_channel_sessions", "dApp sessions open on the channel port.", value=channel.sessions_open)
+            yield CounterMetricFamily("chainnode_channel_handshakes", "Channel handshakes accepted.", value=channel.handshakes)
+            refused = CounterMetricFamily(
+                "chainnode_channel_handshakes_refused", "Channel connections refused or failed before a session, by reason.", labels=["reason"]
+            )
+            for reason, count in sorted(channel.refused.items()):
+                refused.add_metric([reason], count)
+            yield refused
+            closed = CounterMetricFamily(
+                "chainnode_channel_sessions_closed",
+                "Channel sessions the node ended at a block (revoked, expired certificates), by reason.",
+                labels=["reason"],
+            )
+            for reason, count in sorted(channel.sessions_closed.items()):
+                closed.add_metric([reason], count)
+            yield closed
 
 
 class NodeMetrics:

@@ -18,6 +18,9 @@ the mechanism that really enforces it:
   which can `abort` a connection whose client stopped reading: hypercorn writes with the
   socket shielded from cancellation, so only closing the socket frees such a connection.
 Every error body is JSON, hypercorn's own 400/431 for malformed requests included.
+
+With [rpc] tls_cert / tls_key the port speaks HTTPS and WSS (standard TLS, for users outside
+the SM requirement; dApps on other machines use the channel port, chainnode.rpc.channel).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -37,7 +41,7 @@ from hypercorn.protocol import h11 as hypercorn_h11
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 
-from chainnode.rpc.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, Dispatcher, RpcError
+from chainnode.rpc.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, Dispatcher, Policy, RpcError
 from chainnode.rpc.subscriptions import SubscriptionHub, serve_session
 
 log = logging.getLogger("chainnode.rpc")
@@ -54,15 +58,40 @@ class PortInUse(RuntimeError):
     pass
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Refuse early, with a clear message, a port another process listens on."""
+class TlsConfigError(ValueError):
+    """The [rpc] TLS certificate or key cannot be used; the message names the files and why."""
+
+
+def tls_context(cert_file: Any, key_file: Any) -> ssl.SSLContext:
+    """The server TLS context for the HTTP port (hypercorn's: TLS 1.2 or later, no
+    compression), from a PEM certificate chain and its unencrypted PEM private key."""
+    config = Config()
+    config.certfile, config.keyfile = str(cert_file), str(key_file)
+    config.alpn_protocols = ["http/1.1"]  # the node speaks HTTP/1.1 (and WebSocket over it), not h2
+    try:
+        return config.create_ssl_context()
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(
+            f"cannot load the HTTP port's TLS certificate {cert_file} and key {key_file} ([rpc] tls_cert / tls_key): {exc}; "
+            "give a PEM certificate chain and its unencrypted PEM private key, or remove both settings"
+        ) from None
+
+
+def _socket_of(stream: Any) -> Any:
+    """The socket under a plain or a TLS stream."""
+    return stream.transport_stream.socket if isinstance(stream, trio.SSLStream) else stream.socket
+
+
+def check_port_free(host: str, port: int, setting: str = "[rpc] listen") -> None:
+    """Refuse early, with a clear message, a port another process listens on; `setting`
+    names the node.toml key that chose it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         # SO_REUSEADDR: TIME_WAIT leftovers of our own last run are not "in use".
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
-            raise PortInUse(f"port {port} on {host} is in use; stop the other process or choose another rpc listen address") from None
+            raise PortInUse(f"port {port} on {host} is in use; stop the other process or choose another {setting} address in node.toml") from None
 
 
 def error_body(code: int, message: str, req_id: Any = None) -> bytes:
@@ -159,7 +188,7 @@ class RpcApp:
         no close frame can reach it; closing the socket wakes that write and frees it all."""
         stream = self.connections.get(tuple(client)) if client else None
         if stream is not None:
-            stream.socket.close()
+            _socket_of(stream).close()
 
     async def __call__(self, scope: dict, receive, send) -> None:
         kind = scope["type"]
@@ -242,11 +271,12 @@ class RpcApp:
         else:
             await self._respond(send, 200, response)
 
-    async def _handle_message(self, address: str, data: bytes | str) -> bytes | None:
-        """One WebSocket message: rate-limited like an HTTP request."""
+    async def handle_message(self, address: str, data: bytes | str, policy: Policy | None = None) -> bytes | None:
+        """One WebSocket (or channel) message: rate-limited like an HTTP request; `policy`
+        is the channel client's role (chainnode.rpc.channel)."""
         if not self.rate.allow(address):
             return error_body(LIMIT_EXCEEDED, self.rate.refusal(address).message)
-        return await self.dispatcher.handle(data)
+        return await self.dispatcher.handle(data, policy=policy)
 
     async def _websocket(self, scope: dict, receive, send) -> None:
         message = await receive()
@@ -256,7 +286,7 @@ class RpcApp:
         address = _address(scope)
 
         async def handle(data: bytes | str) -> bytes | None:
-            return await self._handle_message(address, data)
+            return await self.handle_message(address, data)
 
         if self.hub is not None:
             client = scope.get("client")
@@ -315,15 +345,16 @@ class _TimedStream:
         with trio.move_on_after(self._timeout_s):
             await self._stream.send_all(data)
             return
-        self._stream.socket.close()
+        _socket_of(self._stream).close()
         raise trio.BrokenResourceError(f"the client took no data for {self._timeout_s} s")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 
-async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve until cancelled; `task_status.started` reports the bound addresses."""
+async def serve_rpc(app: RpcApp, host: str, port: int, *, tls: ssl.SSLContext | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled (HTTPS with `tls`, from `tls_context`); `task_status.started`
+    reports the bound addresses."""
     check_port_free(host, port)
     limits = app.limits
     config = Config()
@@ -335,17 +366,20 @@ async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_
     config.backlog = min(limits.connections_max, 4096)
     config.keep_alive_timeout = limits.header_timeout_ms / 1000
     config.graceful_timeout = 1.0
+    config.ssl_handshake_timeout = limits.header_timeout_ms / 1000
     sockets = config.create_sockets()
-    listeners = []
+    listeners: list[Any] = []
     for sock in sockets.insecure_sockets:
         sock.listen(config.backlog)
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        # Hypercorn's TCPServer runs the TLS handshake itself, within ssl_handshake_timeout.
+        listeners.append(trio.SSLListener(listener, tls, https_compatible=True) if tls is not None else listener)
     wrapped = ASGIWrapper(app)
     context = WorkerContext(None)
 
     async def connection(stream: trio.SocketStream) -> None:
         try:
-            peer = tuple(stream.socket.getpeername()[:2])
+            peer = tuple(_socket_of(stream).getpeername()[:2])
         except OSError:  # gone before we looked
             await stream.aclose()
             return
@@ -366,4 +400,4 @@ async def serve_rpc(app: RpcApp, host: str, port: int, *, task_status=trio.TASK_
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, connection, listeners)
-        task_status.started([f"http://{host}:{port}"])
+        task_status.started([f"{'https' if tls is not None else 'http'}://{host}:{port}"])

@@ -61,7 +61,8 @@ CRL_BYTES_MAX = CRL_SERIALS_MAX * (SERIAL_BYTES + 2) + 1024
 KINDS = ("ca", "agency", "node", "client")
 LEAF_KINDS = ("node", "client")
 NODE_ROLES = ("sealer", "observer")
-CLIENT_ROLES = ("user", "governor", "regulator")
+# What each client role may call on the node's channel port: chainnode.security.roles.
+CLIENT_ROLES = ("user", "governor", "regulator", "auditor")
 # The role field per kind: a CA and an agency have no role.
 ROLES_FOR_KIND = {"ca": ("",), "agency": ("",), "node": NODE_ROLES, "client": CLIENT_ROLES}
 
@@ -84,6 +85,7 @@ REASON_NOT_YET_VALID = "certificate not yet valid"
 REASON_REVOKED = "certificate revoked"
 REASON_KEY_MISMATCH = "certificate key mismatch"
 REASON_PEER_ID_MISMATCH = "certificate peer id mismatch"
+REASON_NOT_CLIENT = "not a client certificate"
 
 
 class CertificateError(ValueError):
@@ -139,7 +141,7 @@ class Certificate:
     kind: str  # "ca" | "agency" | "node" | "client"
     subject: str  # the holder's name: "Consortium CA", "Bank A", "node0", "alice"
     organisation: str  # the agency the holder belongs to (for a CA: the consortium)
-    role: str  # "" for ca/agency; sealer|observer for nodes; user|governor|regulator for clients
+    role: str  # "" for ca/agency; sealer|observer for nodes; user|governor|regulator|auditor for clients
     public_key: bytes  # the holder's suite public key (for a node: its consensus key)
     peer_id: str  # a node's libp2p peer id, "" for every other kind
     issuer_key_hash: bytes  # suite hash of the issuer's public key (own key for a CA)
@@ -421,7 +423,7 @@ class RevocationList:
 # ---- verification -------------------------------------------------------------------------
 
 
-def _check_window(cert: Certificate, now_ms: int) -> None:
+def check_window(cert: Certificate, now_ms: int) -> None:
     if now_ms < cert.not_before_ms:
         raise CertificateError(f"{cert.label()} is not yet valid: valid from {format_ms(cert.not_before_ms)}", REASON_NOT_YET_VALID)
     if now_ms > cert.not_after_ms:
@@ -434,7 +436,7 @@ def verify_ca(trusted_ca: Certificate, now_ms: int) -> None:
         raise CertificateError(f"wrong or missing CA: the trusted CA is a {trusted_ca.label()}, not a CA certificate", REASON_WRONG_CA)
     if not trusted_ca.is_self_signed or not trusted_ca.signature_valid(trusted_ca.public_key):
         raise CertificateError(f"{trusted_ca.label()}: bad signature (a CA certificate must be self-signed)", REASON_BAD_SIGNATURE)
-    _check_window(trusted_ca, now_ms)
+    check_window(trusted_ca, now_ms)
 
 
 def verify_agency(agency: Certificate, trusted_ca: Certificate, now_ms: int, revoked_serials: Iterable[bytes] = ()) -> None:
@@ -452,7 +454,7 @@ def verify_agency(agency: Certificate, trusted_ca: Certificate, now_ms: int, rev
         )
     if not agency.signature_valid(trusted_ca.public_key):
         raise CertificateError(f"{agency.label()}: bad signature (not signed by the CA {trusted_ca.subject!r}, or modified)", REASON_BAD_SIGNATURE)
-    _check_window(agency, now_ms)
+    check_window(agency, now_ms)
     if agency.serial in frozenset(revoked_serials):
         raise CertificateError(f"{agency.label()} is revoked", REASON_REVOKED)
 
@@ -493,7 +495,7 @@ def verify_chain(chain: CertChain, trusted_ca_cert: Certificate, now_ms: int, re
         )
     if not leaf.signature_valid(agency.public_key):
         raise CertificateError(f"{leaf.label()}: bad signature (not signed by the agency {agency.subject!r}, or modified)", REASON_BAD_SIGNATURE)
-    _check_window(leaf, now_ms)
+    check_window(leaf, now_ms)
     if leaf.serial in revoked:
         raise CertificateError(f"{leaf.label()} is revoked", REASON_REVOKED)
     if leaf.kind == "node":

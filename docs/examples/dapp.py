@@ -1,9 +1,14 @@
-"""A small dApp on chainnode: deploy a contract, send transactions, follow its events over a
-WebSocket subscription, and verify a receipt proof offline.
+"""A small dApp on chainnode: connect over the node's SM secure channel with a client
+certificate, deploy a contract, send transactions, follow its events over a subscription,
+and verify a receipt proof offline.
 
-Start a local chain first (`make run`, RPC at http://127.0.0.1:8545), then:
+Start a local chain first (`make run`: channel ports chainnode://127.0.0.1:20200 ..., client
+certificates in devnet-data/clients/, password "devnet"), then:
 
-    .venv/bin/python docs/examples/dapp.py [--url http://127.0.0.1:8545] [--genesis devnet-data/genesis.json]
+    .venv/bin/python docs/examples/dapp.py [--url chainnode://127.0.0.1:20200] \
+        [--key devnet-data/clients/user.key --cert devnet-data/clients/user.chain] [--genesis devnet-data/genesis.json]
+
+(`--url http://127.0.0.1:8545`, the node's plain HTTP port, needs no certificate, on the node's machine.)
 
 The sealer keys that anchor the proof come from the genesis file when there is one (trust
 the consortium's file, not the node); otherwise from the node itself, with a warning.
@@ -42,9 +47,11 @@ def sealers_from_genesis(path: Path) -> list[bytes]:
     return [bytes.fromhex(n["consensus_pub"]) for n in genesis["nodes"] if n.get("role", "sealer") == "sealer"]
 
 
-async def main(url: str, genesis: Path | None) -> int:
-    alice = Account.generate("sm")  # a throwaway account; `Account.load(path, password)` for a key file
-    async with Client(url) as client:
+async def main(url: str, key: Path, cert: Path, password: str, genesis: Path | None) -> int:
+    alice = Account.generate("sm")  # a throwaway account that signs; `Account.load(path, password)` for a key file
+    # Over the channel the client proves its client certificate (key + chain from `chainnode ca issue-client`).
+    credentials = {"key": key, "password": password, "cert": cert} if url.startswith("chainnode://") else {}
+    async with Client(url, **credentials) as client:
         info = await client.group_info()
         print(f"connected to {info['nodeName']} ({info['chainId']}/{info['groupId']}, suite {info['suite']}) at block {info['blockNumber']}")
 
@@ -92,7 +99,10 @@ async def main(url: str, genesis: Path | None) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8545", help="a node's JSON-RPC address")
+    parser.add_argument("--url", default="chainnode://127.0.0.1:20200", help="a node's channel port (or http://... its HTTP port)")
+    parser.add_argument("--key", type=Path, default=Path("devnet-data/clients/user.key"), help="your account key file (the one your certificate is for)")
+    parser.add_argument("--cert", type=Path, default=Path("devnet-data/clients/user.chain"), help="your client certificate chain (chainnode ca issue-client)")
+    parser.add_argument("--password", default="devnet", help="the key file's password")
     parser.add_argument("--genesis", type=Path, default=Path("devnet-data/genesis.json"), help="the chain's genesis file (the trust anchor for proofs)")
     args = parser.parse_args()
-    sys.exit(trio.run(main, args.url, args.genesis))
+    sys.exit(trio.run(main, args.url, args.key, args.cert, args.password, args.genesis))

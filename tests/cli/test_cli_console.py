@@ -81,8 +81,23 @@ def test_an_unreachable_node_is_one_line_and_status_1(args):
 
 
 def test_rpc_url_env_and_scheme():
-    code, out = run("status", env={"CHAINNODE_RPC": "127.0.0.1:8545"})
-    assert code == 1 and "--rpc must be an http(s) URL such as http://127.0.0.1:8545 (or set CHAINNODE_RPC)" in out
+    for env in ({"CHAINNODE_RPC": "127.0.0.1:8545"}, {"CHAINNODE_URL": "127.0.0.1:20200"}):
+        code, out = run("status", env=env)
+        assert code == 1 and "--url must be chainnode://HOST:PORT (the node's channel port, e.g. chainnode://127.0.0.1:20200)" in out
+
+
+def test_the_channel_needs_a_key_and_a_client_certificate(tmp_path, key_file):
+    url = closed_port_url().replace("http://", "chainnode://")
+    code, out = run("status", "--url", url)
+    assert code == 1 and "pass your account key (--key FILE, or set CHAINNODE_CLIENT_KEY)" in out
+    assert "--url http://127.0.0.1:8545 needs neither" in out
+    code, out = run("status", "--url", url, "--key", key_file)
+    assert code == 1 and "pass your client certificate chain (--client-cert FILE" in out and "chainnode ca issue-client --key" in out
+    (tmp_path / "bad.chain").write_text("{}")
+    code, out = run("status", "--url", url, "--key", key_file, "--client-cert", str(tmp_path / "bad.chain"))
+    assert code == 1 and "bad.chain" in out and "check --url, --client-cert and its key" in out and "Traceback" not in out
+    code, out = run("status", "--url", "chainnode://127.0.0.1", "--key", key_file)
+    assert code == 1 and "write chainnode://HOST:PORT" in out
 
 
 def test_sending_needs_a_readable_key_and_password(tmp_path, key_file):

@@ -147,7 +147,7 @@ def test_node_unreachable_says_which_url_and_how_to_start_one(args):
 
 def test_a_bad_rpc_url(tmp_path):
     out = CliRunner().invoke(main, ["gov", "list", "--rpc", "127.0.0.1:8545"])
-    assert out.exit_code == 1 and "--rpc must be an http(s) URL" in out.output
+    assert out.exit_code == 1 and "--url must be chainnode://HOST:PORT" in out.output
 
 
 # ---- --cert: the node's key and peer id (or a serial) from its certificate chain file -----------

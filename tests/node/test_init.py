@@ -72,3 +72,14 @@ def test_init_refusals(tmp_path):
     other = setup(tmp_path, chain_id="other")
     r = run("init", "--genesis", str(other), "--key", str(tmp_path / "k0.key"), "--data-dir", str(data))
     assert r.exit_code == 1 and "holds another chain" in r.output
+
+
+def test_init_writes_the_channel_port(tmp_path):
+    from chainnode.node.init import init_node
+
+    genesis = setup(tmp_path)
+    info = init_node(genesis, tmp_path / "k0.key", tmp_path / "n0", p2p_listen=None, rpc_listen="127.0.0.1:8600", channel_listen="127.0.0.1:20300")
+    cfg = load_config(info["config"])
+    assert (cfg.channel_host, cfg.channel_port, cfg.rpc_port) == ("127.0.0.1", 20300, 8600)
+    info = init_node(genesis, tmp_path / "k1.key", tmp_path / "n1", p2p_listen=None, rpc_listen="127.0.0.1:8601")
+    assert (load_config(info["config"]).channel_port) == 20200  # the default: FISCO's channel port

@@ -175,3 +175,25 @@ async def test_a_result_that_is_not_standard_json_is_never_sent():
     d.register("nan", nan)
     raw = await d.handle('{"jsonrpc": "2.0", "id": 1, "method": "nan"}')
     assert b"NaN" not in raw and json.loads(raw)["error"]["code"] == -32603
+
+
+async def test_a_policy_forbids_methods_item_by_item():
+    from chainnode.rpc.jsonrpc import FORBIDDEN
+
+    d = make_dispatcher()
+
+    def policy(method):
+        return None if method == "add" else f"forbidden: not {method}"
+
+    async def handle(obj):
+        raw = await d.handle(json.dumps(obj), policy=policy)
+        return None if raw is None else json.loads(raw)
+
+    assert (await handle({"jsonrpc": "2.0", "id": 1, "method": "add", "params": [1, 2]}))["result"] == 3
+    refused = await handle({"jsonrpc": "2.0", "id": 2, "method": "fail", "params": []})
+    assert refused["error"] == {"code": FORBIDDEN, "message": "forbidden: not fail"} and refused["id"] == 2
+    batch = await handle([{"jsonrpc": "2.0", "id": 3, "method": "add", "params": [1, 1]}, {"jsonrpc": "2.0", "id": 4, "method": "crash", "params": []}])
+    assert [r.get("result", r.get("error", {}).get("code")) for r in batch] == [2, FORBIDDEN]
+    assert await handle({"jsonrpc": "2.0", "method": "crash", "params": []}) is None  # a notification: not run, no reply
+    unknown = await handle({"jsonrpc": "2.0", "id": 5, "method": "nope", "params": []})
+    assert unknown["error"]["code"] == -32601  # an unknown method stays "not found", whatever the role
