@@ -636,14 +636,15 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
 @click.command("peers")
 @rpc_options
 def peers_cmd(rpc_url: str, group: str, as_json: bool) -> None:
-    """The chain's other nodes as this node sees them: connected or not, announced height."""
+    """The chain's other nodes as this node sees them: connected or not, announced height, and the
+    security protocol of the connection (/chainnode/noise-sm/1 is the SM channel)."""
     peers = run_with_client(rpc_url, group, lambda c: c.request("getSyncStatus"))["peers"]
     if as_json:
         emit(True, peers, [])
         return
     connected = sum(1 for p in peers if p["connected"])
-    print_table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height"],
-           [[p["index"], p["nodeId"], p["role"], "yes" if p["connected"] else "NO", p["blockNumber"]] for p in peers])
+    print_table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height", "security"],
+           [[p["index"], p["nodeId"], p["role"], "yes" if p["connected"] else "NO", p["blockNumber"], p.get("security") or ""] for p in peers])
 
 
 @click.command("sealers")

@@ -16,7 +16,9 @@ Sessions run through the RpcApp's dispatcher, rate limiter and
 chainnode.rpc.subscriptions.serve_session (behind ASGI-style receive/send adapters), so
 their behaviour and limits are the WebSocket path's; the client certificate's role limits
 what it may call (chainnode.security.roles; refused calls get FORBIDDEN). The limits of
-our own: connections open at once (handshaking ones included) and the handshake deadline.
+our own: connections open at once (handshaking ones included), the handshake deadline, and
+a growing ban of an address that breaks the protocol (a bad handshake message, a forged or
+flipped packet), as the network bans a peer whose Hello fails.
 At every committed block the live sessions' certificates are checked again (revocation,
 expiry): a session whose certificate fails is closed with the reason.
 """
@@ -33,7 +35,9 @@ import trio
 
 from chainnode.channel import ChannelError, ChannelRefused, Payload
 from chainnode.channel.functions import static_public_key
-from chainnode.channel.stream import SecureStream, secure
+from chainnode.channel.handshake import BAD_HANDSHAKE, BAD_PAYLOAD, BAD_VERDICT, OVERSIZED_FRAME
+from chainnode.channel.stream import BAD_FRAME, SecureStream, secure
+from chainnode.network.policing import PenaltyBox
 from chainnode.rpc.server import RpcApp, check_port_free
 from chainnode.rpc.subscriptions import CLOSE_GRACE_MS, CLOSE_POLICY, serve_session
 from chainnode.security.certs import REASON_KEY_MISMATCH, CertChain, Certificate, CertificateError, format_ms
@@ -48,6 +52,11 @@ REASON_NOT_A_CLIENT = "not a client"
 REASON_WRONG_CHAIN = "wrong chain"
 REASON_HANDSHAKE_TIMEOUT = "handshake timeout"
 REASON_TOO_MANY = "too many connections"
+REASON_BANNED = "banned"
+# What an honest client never does (a crash can end a connection, but not flip a bit, forge
+# a packet or send a 20 KB first message): the address is banned for a while, growing with
+# each strike, as a peer that fails its Hello is. Certificate refusals are not violations.
+VIOLATIONS = frozenset({BAD_HANDSHAKE, BAD_PAYLOAD, BAD_VERDICT, OVERSIZED_FRAME, BAD_FRAME})
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,9 @@ class ChannelLimits:
     handshake_timeout_ms: int = 5_000  # from the TCP accept to the end of the handshake
     message_bytes_max: int = 4 << 20  # one message from the client (the WebSocket path's body limit)
     send_timeout_ms: int = 30_000  # one message the client must take
+    ban_base_ms: int = 2_000  # the first ban of an address after a violation; doubles per strike
+    ban_max_ms: int = 60_000
+    ban_forget_ms: int = 600_000  # strikes are forgotten after this long without one
 
     @classmethod
     def from_config(cls, limits: Any) -> "ChannelLimits":
@@ -131,6 +143,7 @@ class ChannelServer:
         self.refused: Counter[str] = Counter()  # handshakes refused or failed, by reason (metrics)
         self.sessions_closed: Counter[str] = Counter()  # sessions we ended, by reason (revoked, expired, ...)
         self.handshakes = 0  # accepted
+        self.penalties = PenaltyBox(self.limits.ban_base_ms, self.limits.ban_max_ms, self.limits.ban_forget_ms)
 
     @property
     def sessions_open(self) -> int:
@@ -157,6 +170,10 @@ class ChannelServer:
         if static_public_key(c.suite_name, chain.leaf.public_key) != remote_static:
             raise ChannelRefused(REASON_KEY_MISMATCH, f"{client_fix(REASON_KEY_MISMATCH)}: the {chain.leaf.label()} certifies another key")
         return Client(chain)
+
+    def _strike(self, address: str, error: ChannelError) -> None:
+        ban_ms = self.penalties.strike(address, trio.current_time() * 1000)
+        log.warning("channel: a client from %s broke the protocol: %s; banned for %d ms", address, error, ban_ms)
 
     # ---- after every block ------------------------------------------------------------------
 
@@ -189,6 +206,11 @@ class ChannelServer:
             log.debug("channel: refusing a connection from %s: %d open (the limit)", address, len(self.connections))
             await stream.aclose()
             return
+        if self.penalties.banned(address, trio.current_time() * 1000):
+            self.refused[REASON_BANNED] += 1
+            log.debug("channel: refusing a connection from %s: banned after a protocol violation", address)
+            await stream.aclose()
+            return
         conn = _Connection(stream, address)
         self.connections.add(conn)
         try:
@@ -210,7 +232,10 @@ class ChannelServer:
                 )
             except ChannelError as exc:
                 self.refused[exc.reason] += 1
-                log.info("channel: refused a client from %s: %s", conn.address, exc)
+                if exc.reason in VIOLATIONS:
+                    self._strike(conn.address, exc)
+                else:
+                    log.info("channel: refused a client from %s: %s", conn.address, exc)
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 self.refused["connection closed"] += 1
@@ -248,9 +273,11 @@ class ChannelServer:
             try:
                 data = await channel.receive_message()
             except ChannelError as exc:  # a bad or oversized frame, or the client hung up mid-message
-                if exc.reason == "oversized frame":
+                if exc.reason == OVERSIZED_FRAME:  # a large batch, say: the client is told, not banned
                     conn.end(CLOSE_TOO_BIG, f"{exc.detail}; send smaller messages (split large batches)")
                 elif exc.reason != "connection closed":
+                    if exc.reason in VIOLATIONS:
+                        self._strike(conn.address, exc)
                     conn.end(CLOSE_POLICY, f"{exc}; the channel cannot continue, reconnect")
                 return {"type": "websocket.disconnect"}
             except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from chainnode.channel import Payload, RefusedByPeer
+from chainnode.channel import ChannelError, Payload, RefusedByPeer
 from chainnode.channel.stream import secure
 from chainnode.network.identity import peer_id_from_seed
 from chainnode.protocol.hexstr import to_hex
@@ -107,10 +107,12 @@ def check_node(remote: Payload, remote_static: bytes) -> CertChain:
 
 
 @asynccontextmanager
-async def open_channel(port: int, dapp: Dapp | None, *, credentials: bytes | None = None, priv: bytes | None = None, genesis: bytes = b""):
+async def open_channel(
+    port: int, dapp: Dapp | None, *, credentials: bytes | None = None, priv: bytes | None = None, genesis: bytes = b"", local_address: str | None = None
+):
     creds = credentials if credentials is not None else dapp.chain.encode()
     payload = Payload("client", genesis, credentials=creds)
-    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+    async with await trio.open_tcp_stream("127.0.0.1", port, local_address=local_address) as stream:
         with trio.fail_after(10):
             channel = await secure(
                 stream, initiator=True, suite_name="sm", purpose="rpc", certified_priv=priv or dapp.priv, payload=payload, check=check_node
@@ -290,21 +292,32 @@ async def test_an_oversized_message_closes_the_session_with_1009(env):
         assert (await Rpc(channel).call("getBlockNumber", "g", ""))["result"] == 0
 
 
+async def read_to_end(stream) -> None:
+    with trio.fail_after(10):
+        while await stream.receive_some(65536):
+            pass  # whatever the node wrote before it hung up
+
+
 async def test_garbage_before_and_after_the_handshake(env):
-    # before: raw bytes instead of the first handshake message
-    for garbage in (b"\x00\x05hello", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\xff\xff" + os.urandom(64)):
-        stream = await trio.open_tcp_stream("127.0.0.1", env.port)
+    # Each hostile client comes from an address of its own (127.0.0.N): a violation bans its
+    # address, and the honest clients of this test connect from 127.0.0.1.
+    for n, garbage in enumerate((b"\x00\x05hello", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\xff\xff" + os.urandom(64)), start=2):
+        stream = await trio.open_tcp_stream("127.0.0.1", env.port, local_address=f"127.0.0.{n}")
         await stream.send_all(garbage)
-        with trio.fail_after(10):
-            while await stream.receive_some(65536):
-                pass  # whatever the node wrote before it hung up
+        await read_to_end(stream)
         await stream.aclose()
     assert sum(env.server.refused.values()) == 3 and env.server.refused["oversized frame"] >= 1
+    # a banned address is closed before any handshake: an honest handshake from it fails
+    with pytest.raises((ChannelError, trio.BrokenResourceError)):
+        async with open_channel(env.port, Dapp("user"), local_address="127.0.0.2"):
+            pass
+    assert env.server.refused["banned"] == 1
     # after: bytes that are not a channel packet of ours (a flipped, forged or replayed frame)
-    async with open_channel(env.port, Dapp("user")) as channel:
+    async with open_channel(env.port, Dapp("user"), local_address="127.0.0.5") as channel:
         await channel.stream.send_all(b"\x00\x20" + os.urandom(32))
         closed = await Rpc(channel).closed()
         assert closed["code"] == 1008 and "bad frame" in closed["reason"]
+    assert env.server.penalties.banned("127.0.0.5", trio.current_time() * 1000)
     # a client that connects and says nothing is cut at the handshake deadline
     stream = await trio.open_tcp_stream("127.0.0.1", env.port)
     with trio.fail_after(10):
