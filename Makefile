@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run bench clean build-tools
+.PHONY: test run bench clean build-tools openssl-tool
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,7 @@ $(PY):
 # tests/contracts/test_speedups.py::test_the_accelerator_is_built says what to do.
 $(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c
 	@$(PY) -c "$$HAVE_BUILD_TOOLS" || $(MAKE) --no-print-directory build-tools
+	@command -v openssl >/dev/null || $(MAKE) --no-print-directory openssl-tool
 	$(PY) -m pip install --quiet -e '.[test]'
 	@$(PY) -c "import contracts.engine._speedups" 2>/dev/null || \
 		echo "warning: the contract engine's C accelerator was not built (no C compiler or Python headers?)"
@@ -33,6 +34,13 @@ build-tools:
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y -q gcc python3-dev || { $$sudo apt-get update -q && $$sudo apt-get install -y -q gcc python3-dev; }; \
 	else echo "install a C compiler and the Python headers to build the contract engine's accelerator"; fi
+
+# The X.509 interoperability tests drive the `openssl` command line, as operators do.
+openssl-tool:
+	@if command -v apt-get >/dev/null; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y -q openssl || { $$sudo apt-get update -q && $$sudo apt-get install -y -q openssl; }; \
+	else echo "install the openssl command line (OpenSSL 3) for the certificate tests"; fi
 
 test: $(STAMP)
 	$(PY) -m pytest -q
