@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from asn1crypto import algos, pem, x509 as asn1_x509
+from asn1crypto import algos, csr as asn1_csr, pem, x509 as asn1_x509
 
 from chainnode.crypto import get_suite
 from chainnode.security.certs import REASON_BAD, REASON_BAD_SIGNATURE, REASON_EXPIRED, REASON_NOT_YET_VALID, CertificateError
@@ -134,13 +134,16 @@ def _keys(cert: asn1_x509.Certificate) -> tuple[str, bytes, bytes]:
     algorithm = cert["signature_algorithm"]["algorithm"].dotted
     if algorithm != cert["tbs_certificate"]["signature"]["algorithm"].dotted:
         raise X509Error("the signature algorithm inside the certificate differs from the one outside", REASON_BAD)
-    key_info = cert.public_key
+    return _key_and_signature(algorithm, cert.public_key, cert["signature_value"].native)
+
+
+def _key_and_signature(algorithm: str, key_info, raw_signature: bytes) -> tuple[str, bytes, bytes]:
+    """(suite, raw public key, raw signature) of a certificate's or a CSR's fields."""
     key_algorithm = key_info["algorithm"]["algorithm"].dotted
-    raw_signature = cert["signature_value"].native
     if algorithm == SM2_WITH_SM3:
         curve = key_info["algorithm"]["parameters"]
         if key_algorithm != EC_PUBLIC_KEY or curve.name != "named" or curve.chosen.dotted != SM2_CURVE:
-            raise X509Error("an SM2-with-SM3 certificate must carry an SM2 public key (id-ecPublicKey on the SM2 curve)", REASON_BAD)
+            raise X509Error("an SM2-with-SM3 signature must go with an SM2 public key (id-ecPublicKey on the SM2 curve)", REASON_BAD)
         public_key = key_info["public_key"].native
         if len(public_key) != 65 or public_key[0] != 4:
             raise X509Error("the SM2 public key is not an uncompressed point", REASON_BAD)
@@ -150,12 +153,50 @@ def _keys(cert: asn1_x509.Certificate) -> tuple[str, bytes, bytes]:
         return "sm", public_key, rs["r"].to_bytes(32, "big") + rs["s"].to_bytes(32, "big")
     if algorithm == ED25519:
         if key_algorithm != ED25519:
-            raise X509Error("an Ed25519-signed certificate must carry an Ed25519 public key", REASON_BAD)
+            raise X509Error("an Ed25519 signature must go with an Ed25519 public key", REASON_BAD)
         public_key = key_info["public_key"].native
         if len(public_key) != 32 or len(raw_signature) != 64:
             raise X509Error("bad Ed25519 key or signature length", REASON_BAD)
         return "ed25519", public_key, raw_signature
     raise X509Error(f"signature algorithm {algorithm} is neither SM2-with-SM3 ({SM2_WITH_SM3}) nor Ed25519 ({ED25519})", REASON_BAD)
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    """A PKCS#10 CSR whose self-signature verified: the requester holds the key's private half."""
+
+    suite: str
+    public_key: bytes
+    common_name: str
+    organisation: str
+
+
+def load_csr(data: bytes) -> CertificateRequest:
+    """A CSR from PEM or DER (`openssl req -new -key k.pem -sm3 -sigopt distid:1234567812345678`);
+    X509Error if it is malformed, of another algorithm, or its signature does not verify."""
+    if type(data) is not bytes or len(data) > 2 * CERT_BYTES_MAX:
+        raise X509Error(f"a certificate request is at most {2 * CERT_BYTES_MAX} bytes of PEM or DER", REASON_BAD)
+    try:
+        if pem.detect(data):
+            kind, _, data = pem.unarmor(data)
+            if kind not in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"):
+                raise X509Error(f"the PEM block is a {kind}, not a CERTIFICATE REQUEST", REASON_BAD)
+        request = asn1_csr.CertificationRequest.load(data, strict=True)
+        info = request["certification_request_info"]
+        suite, public_key, signature = _key_and_signature(request["signature_algorithm"]["algorithm"].dotted, info["subject_pk_info"],
+                                                          request["signature"].native)
+        subject = info["subject"].native
+    except X509Error:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise X509Error(f"not a DER PKCS#10 certificate request: {exc}", REASON_BAD) from None
+    if not get_suite(suite).verify(public_key, info.dump(), signature):
+        raise X509Error("the certificate request's signature does not verify (for SM2: was it signed with -sigopt distid:1234567812345678?)",
+                        REASON_BAD_SIGNATURE)
+    common_name, organisation = subject.get("common_name"), subject.get("organization_name")
+    if not isinstance(common_name, str) or not isinstance(organisation, str):
+        raise X509Error("the certificate request's subject needs one CN and one O (e.g. -subj '/CN=node0/O=bank A')", REASON_BAD)
+    return CertificateRequest(suite, public_key, common_name, organisation)
 
 
 def verify_path(path: list[X509Certificate], roots: list[X509Certificate], now_ms: int) -> X509Certificate:
@@ -183,3 +224,66 @@ def verify_path(path: list[X509Certificate], roots: list[X509Certificate], now_m
         if not child.signed_by(parent):
             raise X509Error(f"the signature on {child.label()} does not verify with {parent.label()}'s key", REASON_BAD_SIGNATURE)
     return path[0]
+
+
+def issue(
+    *,
+    suite: str,
+    issuer_priv: bytes,
+    issuer: X509Certificate | None,
+    common_name: str,
+    organisation: str,
+    public_key: bytes,
+    serial: int,
+    not_before_ms: int,
+    not_after_ms: int,
+    ca: bool,
+    path_length: int | None = None,
+) -> X509Certificate:
+    """A v3 certificate for `public_key`, signed by `issuer_priv` (the key of `issuer`, or of
+    the certificate itself when `issuer` is None: a root). A CA gets basicConstraints CA
+    (with `path_length`) and keyUsage keyCertSign + cRLSign; a leaf keyUsage
+    digitalSignature + keyAgreement (its key signs and keys the secure channel), both critical."""
+    subject = asn1_x509.Name.build({"common_name": common_name, "organization_name": organisation})
+    issuer_name = subject if issuer is None else asn1_x509.Name.load(issuer.subject_der)
+    if issuer is not None and issuer.suite != suite:
+        raise X509Error(f"{issuer.label()} is a {issuer.suite} certificate: it cannot issue {suite} ones", REASON_BAD)
+    if suite == "sm":
+        algorithm = {"algorithm": SM2_WITH_SM3}
+        key_info = {"algorithm": {"algorithm": "ec", "parameters": {"named": SM2_CURVE}}, "public_key": public_key}
+    elif suite == "ed25519":
+        algorithm = {"algorithm": "ed25519"}
+        key_info = {"algorithm": {"algorithm": "ed25519"}, "public_key": public_key}
+    else:
+        raise X509Error(f"no X.509 profile for suite {suite!r}", REASON_BAD)
+    constraints = {"ca": ca, "path_len_constraint": path_length} if ca else {"ca": False}
+    usage = {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "key_agreement"}
+    tbs = asn1_x509.TbsCertificate({
+        "version": "v3",
+        "serial_number": serial,
+        "signature": algorithm,
+        "issuer": issuer_name,
+        "validity": {"not_before": _time(not_before_ms), "not_after": _time(not_after_ms)},
+        "subject": subject,
+        "subject_public_key_info": key_info,
+        "extensions": [
+            {"extn_id": "basic_constraints", "critical": True, "extn_value": constraints},
+            {"extn_id": "key_usage", "critical": True, "extn_value": usage},
+        ],
+    })
+    tbs_der = tbs.dump()
+    signature = get_suite(suite).sign(issuer_priv, tbs_der)
+    if suite == "sm":
+        signature = algos.DSASignature({"r": int.from_bytes(signature[:32], "big"), "s": int.from_bytes(signature[32:], "big")}).dump()
+    cert = asn1_x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": algorithm, "signature_value": signature})
+    return parse(cert.dump())
+
+
+def _time(ms: int) -> asn1_x509.Time:
+    """RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050."""
+    moment = datetime.fromtimestamp(ms // 1000, timezone.utc)
+    return asn1_x509.Time({"utc_time" if moment.year < 2050 else "general_time": moment})
+
+
+def to_pem(cert: X509Certificate) -> bytes:
+    return pem.armor("CERTIFICATE", cert.der)

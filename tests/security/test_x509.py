@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from asn1crypto import pem
 
 from chainnode.security import x509
 from chainnode.security.certs import REASON_BAD, REASON_BAD_SIGNATURE, REASON_EXPIRED, REASON_NOT_YET_VALID
@@ -180,3 +181,54 @@ def test_a_key_is_not_a_certificate(pki):
     with pytest.raises(x509.X509Error) as info:
         x509.load((tool.folder / "node.key").read_bytes())
     assert info.value.reason == REASON_BAD and "PRIVATE KEY" in str(info.value)
+
+
+def test_a_chain_issued_here_passes_openssl_verify(pki):
+    tool, _, _, _ = pki
+    from chainnode.crypto import get_suite
+
+    suite = get_suite(tool.suite)
+    now, day_ms = now_ms(), 86_400_000
+    (ca_priv, ca_pub), (agency_priv, agency_pub), (_, node_pub) = (suite.generate_keypair() for _ in range(3))
+    window = {"not_before_ms": now - 60_000, "not_after_ms": now + 30 * day_ms}
+    ca = x509.issue(suite=tool.suite, issuer_priv=ca_priv, issuer=None, common_name="chainnode CA", organisation="consortium",
+                    public_key=ca_pub, serial=1, ca=True, **window)
+    agency = x509.issue(suite=tool.suite, issuer_priv=ca_priv, issuer=ca, common_name="agency A", organisation="bank A",
+                        public_key=agency_pub, serial=2, ca=True, path_length=0, **window)
+    node = x509.issue(suite=tool.suite, issuer_priv=agency_priv, issuer=agency, common_name="node0", organisation="bank A",
+                      public_key=node_pub, serial=3, ca=False, **window)
+    assert x509.verify_path([node, agency], [ca], now) is node
+    for name, cert in (("mine-ca", ca), ("mine-agency", agency), ("mine-node", node)):
+        (tool.folder / f"{name}.pem").write_bytes(x509.to_pem(cert))
+    vfy = ["-vfyopt", DISTID] if tool.suite == "sm" else []
+    # Each link on its own: OpenSSL 3.0 applies the distinguishing ID at depth 0 only.
+    tool.run("verify", *vfy, "-CAfile", "mine-ca.pem", "mine-agency.pem")
+    tool.run("verify", *vfy, "-CAfile", "mine-agency.pem", "-partial_chain", "mine-node.pem")
+    text = subprocess.run(["openssl", "x509", "-in", "mine-node.pem", "-noout", "-text"], cwd=tool.folder, check=True, capture_output=True, text=True).stdout
+    assert ("SM2-with-SM3" if tool.suite == "sm" else "ED25519") in text
+    assert "CA:FALSE" in text and "Digital Signature, Key Agreement" in text
+    with pytest.raises(subprocess.CalledProcessError):  # and openssl refuses it under another CA
+        tool.run("verify", *vfy, "-CAfile", "mine-ca.pem", "mine-node.pem")
+
+
+def test_an_openssl_csr_is_verified_and_certified(pki):
+    tool, ca, agency, _ = pki
+    tool.key("member")
+    tool.run("req", "-new", "-key", "member.key", *tool.sign_options(), "-subj", "/CN=node7/O=bank B", "-out", "member.csr")
+    request = x509.load_csr((tool.folder / "member.csr").read_bytes())
+    assert (request.suite, request.common_name, request.organisation) == (tool.suite, "node7", "bank B")
+    tool.run("pkey", "-in", "member.key", "-pubout", "-outform", "DER", "-out", "member.pub.der")
+    assert (tool.folder / "member.pub.der").read_bytes().endswith(request.public_key)
+    # A tampered request fails its self-signature; a certificate is not a request.
+    der = bytearray(pem.unarmor((tool.folder / "member.csr").read_bytes())[2])
+    der[der.index(b"node7")] = ord("m")
+    with pytest.raises(x509.X509Error) as info:
+        x509.load_csr(bytes(der))
+    assert info.value.reason == REASON_BAD_SIGNATURE
+    with pytest.raises(x509.X509Error) as info:
+        x509.load_csr((tool.folder / "node.pem").read_bytes())
+    assert info.value.reason == REASON_BAD and "not a CERTIFICATE REQUEST" in str(info.value)
+    if tool.suite == "sm":  # a request signed with OpenSSL's default SM2 ID is refused with the hint
+        tool.run("req", "-new", "-key", "member.key", "-sm3", "-subj", "/CN=node7/O=bank B", "-out", "default-id.csr")
+        with pytest.raises(x509.X509Error, match="distid:1234567812345678"):
+            x509.load_csr((tool.folder / "default-id.csr").read_bytes())
