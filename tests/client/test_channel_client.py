@@ -5,7 +5,6 @@ and subscriptions on one connection, and prints the node's reason when it is ref
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -13,48 +12,24 @@ import trio
 
 from chainnode.client import Account, Client, ClientCredentials, Forbidden, RefusedByNode
 from chainnode.client.channel import parse_channel_url
-from chainnode.network.identity import peer_id_from_seed
-from chainnode.rpc.channel import ChannelLimits, ChannelServer, Credentials, serve_channel
-from chainnode.rpc.jsonrpc import Dispatcher
-from chainnode.rpc.methods import ChainRpc
-from chainnode.rpc.server import RpcApp
-from chainnode.rpc.subscriptions import SubscriptionHub
-from chainnode.security.certs import CertChain, CertificateError, issue
-from chainnode.txpool.pool import TxPool
-from tests.chain_fixtures import SUITE, certify, open_chain
+from chainnode.rpc.channel import ChannelLimits, ChannelServer, serve_channel
+from chainnode.security.certs import CertChain, CertificateError
+from tests.chain_fixtures import certify, open_chain
 from tests.helpers import free_port
-from tests.rpc.test_subscriptions import EMITTER, FakeNodeShell
-
-DAY_MS = 86_400_000
-
-
-class Pki:
-    """A consortium CA with one agency, valid now (the client checks the node's chain by its clock)."""
-
-    def __init__(self, name: str = "Consortium CA") -> None:
-        now = int(time.time() * 1000)
-        self.window = dict(not_before_ms=now - DAY_MS, not_after_ms=now + 100 * DAY_MS)
-        self.ca_priv, ca_pub = SUITE.generate_keypair()
-        self.ag_priv, ag_pub = SUITE.generate_keypair()
-        self.ca = issue(kind="ca", subject=name, organisation=name, role="", public_key=ca_pub, peer_id="", suite="sm",
-                        issuer_priv=self.ca_priv, **self.window)
-        self.agency = issue(kind="agency", subject="Bank A", organisation="Bank A", role="", public_key=ag_pub, peer_id="", suite="sm",
-                            issuer_priv=self.ca_priv, **self.window)
-
-    def chain(self, kind: str, role: str, pub: bytes, name: str) -> CertChain:
-        peer_id = peer_id_from_seed(os.urandom(32)) if kind == "node" else ""
-        leaf = issue(kind=kind, subject=name, organisation="Bank A", role=role, public_key=pub, peer_id=peer_id, suite="sm",
-                     issuer_priv=self.ag_priv, **self.window)
-        return CertChain(self.ca, self.agency, leaf)
+from tests.rpc.test_channel_server import NODE_KEY, Pki, wire_channel_server
+from tests.rpc.test_subscriptions import EMITTER
 
 
-PKI = Pki()
-NODE_KEY = SUITE.generate_keypair()
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+PKI = Pki(now_ms=now_ms())  # the client checks the node's chain by its own clock: valid now
 
 
 def dapp(role: str = "user", pki: Pki = PKI) -> tuple[Account, CertChain]:
     account = Account.generate("sm")
-    return account, pki.chain("client", role, account.public_key, f"{role}-app")
+    return account, pki.chain("client", role, account.public_key, name=f"{role}-app")
 
 
 class Env:
@@ -75,18 +50,9 @@ class Env:
         return Client(self.url, key=account or Account.generate("sm"), cert=chain, group="g", **kwargs)
 
 
-def serve(nursery, chain, node_chain: CertChain, revoked: set[bytes]):
-    pool = TxPool(SUITE, "c", "g", head_height=lambda: chain.height, is_committed=chain.is_committed)
-    node = FakeNodeShell(chain, pool)
-    hub = SubscriptionHub(chain.ledger, SUITE, "g", node_name="node0")
-    node.commit_listeners.append(hub.on_commit)
-    dispatcher = Dispatcher()
-    ChainRpc(node).register(dispatcher)
-    app = RpcApp(dispatcher, hub=hub)
-    now_ms = lambda: int(time.time() * 1000)  # noqa: E731
-    credentials = Credentials("sm", NODE_KEY[0], chain.ledger.genesis_hash, node_chain.encode(), PKI.ca, lambda: revoked, now_ms)
-    server = ChannelServer(app, credentials, ChannelLimits(handshake_timeout_ms=5_000))
-    node.commit_listeners.append(server.on_commit)
+def serve(chain, node_chain: CertChain, revoked: set[bytes]):
+    node, _, server = wire_channel_server(chain, node_chain=node_chain, ca=PKI.ca, revoked=revoked, now_ms=now_ms,
+                                          limits=ChannelLimits(handshake_timeout_ms=5_000))
     return node, server
 
 
@@ -94,7 +60,7 @@ def serve(nursery, chain, node_chain: CertChain, revoked: set[bytes]):
 async def env(nursery, tmp_path):
     chain = open_chain(tmp_path / "chain")
     revoked: set[bytes] = set()
-    node, server = serve(nursery, chain, PKI.chain("node", "sealer", NODE_KEY[1], "node0"), revoked)
+    node, server = serve(chain, PKI.chain("node", "sealer", NODE_KEY[1], name="node0"), revoked)
     port = free_port()
     await nursery.start(serve_channel, server, "127.0.0.1", port)
     yield Env(chain, node, server, port, revoked)
@@ -166,7 +132,7 @@ async def test_missing_revoked_and_foreign_certificates_are_refused_with_the_rea
     assert no_cert.reason == "no certificate" and "refused this client certificate: no certificate" in str(no_cert)
     assert "chainnode ca issue-client" in str(no_cert)
 
-    other_ca = Pki("Other CA")
+    other_ca = Pki("Other CA", now_ms=now_ms())
     foreign = await refusal(env, *dapp("user", other_ca), ca=PKI.ca)
     assert foreign.reason == "wrong CA" and "another consortium" in str(foreign)
 
@@ -193,8 +159,8 @@ async def test_a_certificate_revoked_on_chain_ends_the_session_and_the_reconnect
 
 async def test_the_client_refuses_a_node_outside_its_consortium(env, nursery, tmp_path):
     chain = open_chain(tmp_path / "other")
-    impostor = Pki("Impostor CA").chain("node", "sealer", NODE_KEY[1], "node0")
-    _, server = serve(nursery, chain, impostor, set())
+    impostor = Pki("Impostor CA", now_ms=now_ms()).chain("node", "sealer", NODE_KEY[1], name="node0")
+    _, server = serve(chain, impostor, set())
     port = free_port()
     await nursery.start(serve_channel, server, "127.0.0.1", port)
     account, cert = dapp("user")
@@ -215,7 +181,7 @@ async def test_bad_urls_keys_and_certificates_say_what_to_do(env, tmp_path):
     with pytest.raises(CertificateError, match="certifies another key"):
         ClientCredentials.load(Account.generate("sm"), cert=chain)
     with pytest.raises(CertificateError, match="not a client"):
-        ClientCredentials.load(account, cert=PKI.chain("node", "sealer", account.public_key, "n"))
+        ClientCredentials.load(account, cert=PKI.chain("node", "sealer", account.public_key, name="n"))
     with pytest.raises(ValueError, match="password"):
         ClientCredentials.load(tmp_path / "alice.key")
     assert parse_channel_url("chainnode://[::1]:20200/") == ("::1", 20200)
@@ -233,7 +199,7 @@ async def hostile_node(nursery, behave) -> str:
     from chainnode.channel import Payload
     from chainnode.channel.stream import secure
 
-    node_chain = PKI.chain("node", "sealer", NODE_KEY[1], "node0")
+    node_chain = PKI.chain("node", "sealer", NODE_KEY[1], name="node0")
 
     async def serve_one(stream) -> None:
         channel = await secure(stream, initiator=False, suite_name="sm", purpose="rpc", certified_priv=NODE_KEY[0],

@@ -78,21 +78,29 @@ class Env:
         return proposal.header.height
 
 
-@pytest.fixture
-async def env(nursery, tmp_path):
-    chain = open_chain(tmp_path / "chain")
+def wire_channel_server(chain, *, node_chain: CertChain, ca, revoked: set[bytes], now_ms, limits: ChannelLimits):
+    """What chainnode/node/node.py does to wire the RPC app and the channel port, around a
+    FakeNodeShell: (node, hub, server)."""
     pool = TxPool(SUITE, "c", "g", head_height=lambda: chain.height, is_committed=chain.is_committed)
     node = FakeNodeShell(chain, pool)
-    # What chainnode/node/node.py does to wire the RPC app and the channel port.
     hub = SubscriptionHub(chain.ledger, SUITE, "g", node_name="node0")
     node.commit_listeners.append(hub.on_commit)
     dispatcher = Dispatcher()
     ChainRpc(node).register(dispatcher)
-    app = RpcApp(dispatcher, hub=hub)
-    clock, revoked = [NOW_MS], set()
-    credentials = Credentials("sm", NODE_KEY[0], chain.ledger.genesis_hash, NODE_CHAIN.encode(), PKI.ca, lambda: revoked, lambda: clock[0])
-    server = ChannelServer(app, credentials, ChannelLimits(handshake_timeout_ms=2_000, message_bytes_max=64 * 1024))
+    credentials = Credentials("sm", NODE_KEY[0], chain.ledger.genesis_hash, node_chain.encode(), ca, lambda: revoked, now_ms)
+    server = ChannelServer(RpcApp(dispatcher, hub=hub), credentials, limits)
     node.commit_listeners.append(server.on_commit)
+    return node, hub, server
+
+
+@pytest.fixture
+async def env(nursery, tmp_path):
+    chain = open_chain(tmp_path / "chain")
+    clock, revoked = [NOW_MS], set()
+    node, hub, server = wire_channel_server(
+        chain, node_chain=NODE_CHAIN, ca=PKI.ca, revoked=revoked, now_ms=lambda: clock[0],
+        limits=ChannelLimits(handshake_timeout_ms=2_000, message_bytes_max=64 * 1024),
+    )
     port = free_port()
     await nursery.start(serve_channel, server, "127.0.0.1", port)
     yield Env(chain, node, hub, server, port, clock, revoked)
