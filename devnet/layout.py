@@ -82,21 +82,18 @@ def _now_ms() -> int:
 
 def create_pki(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> Certificate:
     """out_dir/ca and out_dir/agency, laid out as `chainnode ca init` / `issue-agency` do."""
-    s = get_suite(suite)
     not_before = _now_ms() - CLOCK_SLACK_MS
     not_after = not_before + 10 * CERT_DAYS * DAY_MS
     ca_dir, agency_dir = Path(out_dir) / "ca", Path(out_dir) / "agency"
     ca_dir.mkdir(parents=True, exist_ok=True)
     agency_dir.mkdir(parents=True, exist_ok=True)
-    ca_priv, ca_pub = s.generate_keypair()
+    ca_priv, ca_pub = _new_key_file(ca_dir / "ca.key", suite, scrypt_n)
     ca = issue(kind="ca", subject=CA_NAME, organisation=CA_NAME, role="", public_key=ca_pub, peer_id="", suite=suite,
                not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv)
-    ag_priv, ag_pub = s.generate_keypair()
+    ag_priv, ag_pub = _new_key_file(agency_dir / "agency.key", suite, scrypt_n)
     agency = issue(kind="agency", subject=AGENCY_NAME, organisation=AGENCY_NAME, role="", public_key=ag_pub, peer_id="",
                    suite=suite, not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv)
-    write_key_file(ca_dir / "ca.key", encrypt_key(suite, ca_priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
     write_document(ca_dir / "ca.cert", cert_document(ca), overwrite=True)
-    write_key_file(agency_dir / "agency.key", encrypt_key(suite, ag_priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
     write_document(agency_dir / "agency.cert", cert_document(agency), overwrite=True)
     write_document(agency_dir / "ca.cert", cert_document(ca), overwrite=True)
     return ca
@@ -154,13 +151,11 @@ def issue_client_certificate(out_dir: Path, public_key: bytes, *, name: str, rol
 
 def create_clients(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> dict[str, CertChain]:
     """out_dir/clients/<role>.key and <role>.chain for each of CLIENT_ROLES; role -> chain."""
-    s = get_suite(suite)
     folder = Path(out_dir) / CLIENTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     chains = {}
     for role in CLIENT_ROLES:
-        priv, pub = s.generate_keypair()
-        write_key_file(folder / f"{role}.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+        _, pub = _new_key_file(folder / f"{role}.key", suite, scrypt_n)
         chains[role] = issue_client_certificate(out_dir, pub, name=f"devnet-{role}", role=role, out=folder / f"{role}.chain")
     return chains
 
@@ -192,13 +187,18 @@ def devnet_client(out_dir: Path, urls: str | list[str], *, role: str = "user", *
     return Client(urls, **kwargs)
 
 
+def _new_key_file(path: Path, suite: str, scrypt_n: int) -> tuple[bytes, bytes]:
+    """A new key pair, written encrypted with DEVNET_PASSWORD to `path`: (private, public)."""
+    priv, pub = get_suite(suite).generate_keypair()
+    write_key_file(path, encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+    return priv, pub
+
+
 def _new_node_key(folder: Path, suite: str, scrypt_n: int) -> tuple[bytes, bytes, str]:
-    s = get_suite(suite)
     folder.mkdir(parents=True, exist_ok=True)
-    priv, pub = s.generate_keypair()
-    write_key_file(folder / "node.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+    priv, pub = _new_key_file(folder / "node.key", suite, scrypt_n)
     (folder / "password.txt").write_text(DEVNET_PASSWORD + "\n")
-    return priv, pub, peer_id_from_seed(host_seed_from_consensus_key(s, priv))
+    return priv, pub, peer_id_from_seed(host_seed_from_consensus_key(get_suite(suite), priv))
 
 
 ACCOUNTS_DIR = "accounts"
@@ -214,8 +214,7 @@ def create_accounts(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAU
     folder.mkdir(parents=True, exist_ok=True)
     addresses = {}
     for role in ROLE_ACCOUNTS:
-        priv, pub = s.generate_keypair()
-        write_key_file(folder / f"{role}.key", encrypt_key(suite, priv, DEVNET_PASSWORD, scrypt_n=scrypt_n), overwrite=True)
+        _, pub = _new_key_file(folder / f"{role}.key", suite, scrypt_n)
         addresses[role] = s.address(pub)
     return addresses
 

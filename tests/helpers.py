@@ -4,7 +4,6 @@ roots and commit certificates that verify (the work an executor and PBFT will do
 from __future__ import annotations
 
 import os
-import socket
 
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.merkle import merkle_root
@@ -21,20 +20,10 @@ from chainnode.protocol.types import (
     sealer_set_hash,
 )
 from chainnode.store.state import next_state_root
+from devnet.layout import kernel_ports
 
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on loopback, chosen by the kernel (bound, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+# `count` distinct free loopback ports, chosen by the kernel: the devnet's own picker.
+free_ports = kernel_ports
 
 
 def free_port() -> int:
