@@ -16,7 +16,7 @@ Every refusal is a CertificateError with `.reason` (a short phrase, certs.REASON
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Container, Iterable
 
 from chainnode.protocol.codec import DecodeError
 from chainnode.security.certs import (
@@ -70,9 +70,9 @@ def verify_client(chain_bytes: bytes, ca: Certificate, now_ms: int, revoked_seri
     return chain
 
 
-def recheck_client(chain: CertChain, now_ms: int, revoked_serials: Iterable[bytes]) -> None:
-    """A chain `verify_client` accepted earlier: still valid now? CertificateError if not."""
-    revoked = frozenset(revoked_serials)
+def recheck_client(chain: CertChain, now_ms: int, revoked: Container[bytes]) -> None:
+    """A chain `verify_client` accepted earlier: still valid now? CertificateError if not.
+    `revoked` is looked into, not copied: the caller builds one set per block for every session."""
     for cert in chain:
         check_window(cert, now_ms)
         if cert.serial in revoked:
