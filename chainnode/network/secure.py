@@ -125,6 +125,7 @@ class _Attempt:
     dialed: ID | None
     address: str
     proven: ID | None = None
+    proven_key: PublicKey | None = None  # the identity key that signed the static key
 
 
 class _ReadAhead(IRawConnection):
@@ -233,12 +234,11 @@ class SmNoiseTransport(ISecureTransport):
             # transport raises, so say it loudly here before it does.
             log.exception("%s: the secure channel failed unexpectedly (a bug: please report it)", self._label)
             raise
-        remote_id, remote_key = proven_peer_id(handshake.remote, handshake.remote_static)  # `check` accepted it
-        return SecureSession(
+        return SecureSession(  # `check` accepted the remote: it proved attempt.proven
             local_peer=self._local_peer,
             local_private_key=self._keypair.private_key,
-            remote_peer=remote_id,
-            remote_permanent_pubkey=remote_key,
+            remote_peer=attempt.proven,
+            remote_permanent_pubkey=attempt.proven_key,
             is_initiator=attempt.initiator,
             conn=NoiseTransportReadWriter(_ReadAhead(conn, packets.take_buffered()), handshake.noise),
         )
@@ -247,7 +247,7 @@ class SmNoiseTransport(ISecureTransport):
         """Our policy for the remote's Payload (the module docstring); raises ChannelRefused."""
         if remote.role != "node":
             raise ChannelRefused(NOT_A_NODE, f"a {remote.role} connected to the node-to-node port; dApps use the node's channel port")
-        peer_id, _ = proven_peer_id(remote, remote_static)
+        peer_id, attempt.proven_key = proven_peer_id(remote, remote_static)
         attempt.proven = peer_id
         if attempt.dialed is not None and peer_id != attempt.dialed:
             raise ChannelRefused(PEER_ID_MISMATCH, f"we dialed {attempt.dialed}, the identity key is {peer_id}'s")
