@@ -60,6 +60,24 @@ def main() -> None:
 
 
 @main.command()
+@dir_option
+@json_option
+def migrate(folder: str, as_json: bool) -> None:
+    """Convert a devnet made by chainnode 0.1 to X.509 certificates (same keys; the chain restarts at block 0)."""
+    try:
+        net = Devnet.migrate(Path(folder))
+    except DevnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    lines = [f"converted {folder} to X.509 certificates: {len(net.nodes)} node(s), same keys and peer ids; block 0 is new, "
+             f"so each node's chain starts again", f"start it with `devnet up --dir {folder}`"]
+    if as_json:
+        click.echo(json.dumps({"dir": str(Path(folder).resolve()), "nodes": [n.name for n in net.nodes]}))
+    else:
+        for line in lines:
+            console.print(line)
+
+
+@main.command()
 @click.option("--nodes", type=click.IntRange(1, 32), default=4, show_default=True, help="Sealers.")
 @click.option("--observers", type=click.IntRange(0, 16), default=0, show_default=True)
 @click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True)

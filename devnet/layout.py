@@ -2,11 +2,11 @@
 directory and config per node. Everything a tester needs to start the nodes as processes.
 
     out/
-      genesis.json                 (with "ca_cert": the devnet CA)
-      ca/ ca.key ca.cert           the consortium CA (`chainnode ca` layout)
-      agency/ agency.key agency.cert ca.cert
-      clients/ user.key user.chain auditor.key auditor.chain   client certificates for dApps
-      node0/ node.key password.txt node.chain node.toml genesis.json chain.db/ ...
+      genesis.json                 (with "ca_certs": the devnet CA)
+      ca/ ca.key ca.pem            the consortium CA (`chainnode ca` layout, X.509 PEM)
+      agency/ agency.key agency.pem ca.pem
+      clients/ user.key user.pem auditor.key auditor.pem   client certificates for dApps
+      node0/ node.key password.txt node.pem node.toml genesis.json chain.db/ ...
       node1/ ...
 
 Every key file (CA and agency included) is encrypted with DEVNET_PASSWORD, so
@@ -36,7 +36,7 @@ from chainnode.crypto import get_suite
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node.init import init_node
 from chainnode.protocol.hexstr import to_hex
-from chainnode.security.certs import CertChain, Certificate, cert_document, chain_document, issue, read_cert_file, write_document
+from chainnode.security.certs import CertChain, Certificate, cert_pem, issue, read_cert_file, write_pem
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
 from chainnode.system.genesis import load_genesis
 from contracts import library
@@ -47,7 +47,7 @@ AGENCY_NAME = "Devnet Agency"
 CERT_DAYS = 365
 DAY_MS = 86_400_000
 CLOCK_SLACK_MS = 60_000  # certificates start a minute in the past: no "not yet valid" at once
-CHAIN_FILE = "node.chain"
+CHAIN_FILE = "node.pem"
 CLIENTS_DIR = "clients"
 CLIENT_ROLES = ("user", "auditor")  # one client certificate each: a dApp that sends, one that only reads
 
@@ -66,7 +66,7 @@ class NodeLayout:
     consensus_pub: str = ""  # hex
     peer_id: str = ""
     cert_file: str = ""  # the node's chain file, "" without certificates
-    cert_serial: str = ""  # hex serial of the node certificate (for `chainnode ca revoke`)
+    revocation_id: str = ""  # hex: what a revoke_cert proposal names for its certificate (certs.Certificate.revocation_id)
     channel_port: int = 0  # the channel port for dApps; 0 without certificates
     channel_url: str = ""  # chainnode://127.0.0.1:PORT, "" without certificates
 
@@ -82,40 +82,53 @@ def _now_ms() -> int:
 
 def create_pki(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> Certificate:
     """out_dir/ca and out_dir/agency, laid out as `chainnode ca init` / `issue-agency` do."""
-    not_before = _now_ms() - CLOCK_SLACK_MS
-    not_after = not_before + 10 * CERT_DAYS * DAY_MS
     ca_dir, agency_dir = Path(out_dir) / "ca", Path(out_dir) / "agency"
     ca_dir.mkdir(parents=True, exist_ok=True)
     agency_dir.mkdir(parents=True, exist_ok=True)
-    ca_priv, ca_pub = _new_key_file(ca_dir / "ca.key", suite, scrypt_n)
+    ca_key = _new_key_file(ca_dir / "ca.key", suite, scrypt_n)
+    return certify_pki(out_dir, suite, ca_key, _new_key_file(agency_dir / "agency.key", suite, scrypt_n)[1])
+
+
+def certify_pki(out_dir: Path, suite: str, ca_key: tuple[bytes, bytes], agency_pub: bytes) -> Certificate:
+    """ca/ca.pem and agency/{agency,ca}.pem for the CA's (private, public) key and the
+    agency's public key; returns the CA."""
+    not_before = _now_ms() - CLOCK_SLACK_MS
+    not_after = not_before + 10 * CERT_DAYS * DAY_MS
+    ca_dir, agency_dir = Path(out_dir) / "ca", Path(out_dir) / "agency"
+    ca_priv, ca_pub = ca_key
     ca = issue(kind="ca", subject=CA_NAME, organisation=CA_NAME, role="", public_key=ca_pub, peer_id="", suite=suite,
-               not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv)
-    ag_priv, ag_pub = _new_key_file(agency_dir / "agency.key", suite, scrypt_n)
-    agency = issue(kind="agency", subject=AGENCY_NAME, organisation=AGENCY_NAME, role="", public_key=ag_pub, peer_id="",
-                   suite=suite, not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv)
-    write_document(ca_dir / "ca.cert", cert_document(ca), overwrite=True)
-    write_document(agency_dir / "agency.cert", cert_document(agency), overwrite=True)
-    write_document(agency_dir / "ca.cert", cert_document(ca), overwrite=True)
+               not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv, issuer=None)
+    agency = issue(kind="agency", subject=AGENCY_NAME, organisation=AGENCY_NAME, role="", public_key=agency_pub, peer_id="",
+                   suite=suite, not_before_ms=not_before, not_after_ms=not_after, issuer_priv=ca_priv, issuer=ca)
+    write_pem(ca_dir / "ca.pem", cert_pem(ca), overwrite=True)
+    write_pem(agency_dir / "agency.pem", cert_pem(agency), overwrite=True)
+    write_pem(agency_dir / "ca.pem", cert_pem(ca), overwrite=True)
     return ca
 
 
-def issue_node_certificate(
-    out_dir: Path, public_key: bytes, peer_id: str, *, name: str, role: str, out: Path,
-    not_before_ms: int | None = None, not_after_ms: int | None = None,
-) -> CertChain:
-    """Certify a node key with the devnet agency (out_dir/agency) and write its chain file to
-    `out`. The window defaults to a year from a minute ago (tests pass others)."""
+def _issue_leaf(out_dir: Path, public_key: bytes, *, kind: str, name: str, role: str, peer_id: str, out: Path,
+                not_before_ms: int | None, not_after_ms: int | None) -> CertChain:
+    """Certify a key with the devnet agency (out_dir/agency), as `chainnode ca issue-node` /
+    `issue-client` do, and write the chain file [leaf, agency, CA] to `out`. The window
+    defaults to a year from a minute ago (tests pass others)."""
     agency_dir = Path(out_dir) / "agency"
-    ca = read_cert_file(agency_dir / "ca.cert")
-    agency = read_cert_file(agency_dir / "agency.cert")
+    ca = read_cert_file(agency_dir / "ca.pem")
+    agency = read_cert_file(agency_dir / "agency.pem")
     agency_key = load_key(agency_dir / "agency.key", DEVNET_PASSWORD)
     nb = not_before_ms if not_before_ms is not None else _now_ms() - CLOCK_SLACK_MS
     na = not_after_ms if not_after_ms is not None else min(nb + CERT_DAYS * DAY_MS, agency.not_after_ms)
-    leaf = issue(kind="node", subject=name, organisation=agency.subject, role=role, public_key=public_key, peer_id=peer_id,
-                 suite=agency.suite, not_before_ms=nb, not_after_ms=na, issuer_priv=agency_key.private_key)
-    chain = CertChain(ca, agency, leaf)
-    write_document(out, chain_document(chain), overwrite=True)
+    leaf = issue(kind=kind, subject=name, organisation=agency.organisation, role=role, public_key=public_key, peer_id=peer_id,
+                 suite=agency.suite, not_before_ms=nb, not_after_ms=na, issuer_priv=agency_key.private_key, issuer=agency)
+    chain = CertChain(leaf, agency, ca)
+    write_pem(out, chain.to_pem(), overwrite=True)
     return chain
+
+
+def issue_node_certificate(out_dir: Path, public_key: bytes, peer_id: str, *, name: str, role: str, out: Path,
+                           not_before_ms: int | None = None, not_after_ms: int | None = None) -> CertChain:
+    """A node's chain file from the devnet agency (see _issue_leaf)."""
+    return _issue_leaf(out_dir, public_key, kind="node", name=name, role=role, peer_id=peer_id, out=out,
+                       not_before_ms=not_before_ms, not_after_ms=not_after_ms)
 
 
 def kernel_ports(count: int) -> list[int]:
@@ -134,36 +147,26 @@ def kernel_ports(count: int) -> list[int]:
 
 def issue_client_certificate(out_dir: Path, public_key: bytes, *, name: str, role: str, out: Path,
                              not_before_ms: int | None = None, not_after_ms: int | None = None) -> CertChain:
-    """Certify a dApp's account key with the devnet agency, as `chainnode ca issue-client`
-    does, and write its chain file to `out`."""
-    agency_dir = Path(out_dir) / "agency"
-    ca = read_cert_file(agency_dir / "ca.cert")
-    agency = read_cert_file(agency_dir / "agency.cert")
-    agency_key = load_key(agency_dir / "agency.key", DEVNET_PASSWORD)
-    nb = not_before_ms if not_before_ms is not None else _now_ms() - CLOCK_SLACK_MS
-    na = not_after_ms if not_after_ms is not None else min(nb + CERT_DAYS * DAY_MS, agency.not_after_ms)
-    leaf = issue(kind="client", subject=name, organisation=agency.subject, role=role, public_key=public_key, peer_id="",
-                 suite=agency.suite, not_before_ms=nb, not_after_ms=na, issuer_priv=agency_key.private_key)
-    chain = CertChain(ca, agency, leaf)
-    write_document(out, chain_document(chain), overwrite=True)
-    return chain
+    """A dApp's chain file from the devnet agency (see _issue_leaf)."""
+    return _issue_leaf(out_dir, public_key, kind="client", name=name, role=role, peer_id="", out=out,
+                       not_before_ms=not_before_ms, not_after_ms=not_after_ms)
 
 
 def create_clients(out_dir: Path, suite: str, *, scrypt_n: int = SCRYPT_N_DEFAULT) -> dict[str, CertChain]:
-    """out_dir/clients/<role>.key and <role>.chain for each of CLIENT_ROLES; role -> chain."""
+    """out_dir/clients/<role>.key and <role>.pem for each of CLIENT_ROLES; role -> chain."""
     folder = Path(out_dir) / CLIENTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     chains = {}
     for role in CLIENT_ROLES:
         _, pub = _new_key_file(folder / f"{role}.key", suite, scrypt_n)
-        chains[role] = issue_client_certificate(out_dir, pub, name=f"devnet-{role}", role=role, out=folder / f"{role}.chain")
+        chains[role] = issue_client_certificate(out_dir, pub, name=f"devnet-{role}", role=role, out=folder / f"{role}.pem")
     return chains
 
 
 def client_files(out_dir: Path, role: str = "user") -> tuple[Path, Path]:
     """(key file, chain file) of the devnet's client certificate for `role`."""
     folder = Path(out_dir) / CLIENTS_DIR
-    return folder / f"{role}.key", folder / f"{role}.chain"
+    return folder / f"{role}.key", folder / f"{role}.pem"
 
 
 @lru_cache(maxsize=16)
@@ -243,11 +246,13 @@ def create_network(
     ports: tuple[list[int], ...] | None = None,
     certificates: bool = True,
     contracts: bool = True,
+    extra_roots: tuple[Certificate, ...] = (),
 ) -> list[NodeLayout]:
     """`ports`, if given, is (p2p ports, rpc ports[, channel ports]), one per node, instead of
     base + index; without channel ports the kernel picks free ones. With `certificates` (the
     default) the genesis has a CA, every node a chain file and a channel port, and
-    out_dir/clients the client certificates. With `contracts` (the default) block 0 deploys
+    out_dir/clients the client certificates; `extra_roots` are root CAs the genesis trusts
+    besides the devnet's (a member's own CA). With `contracts` (the default) block 0 deploys
     the business contracts and out_dir/accounts holds their role accounts."""
     s = get_suite(suite)
     count = sealers + observers
@@ -283,7 +288,7 @@ def create_network(
         "config": config or {},
     }
     if ca is not None:
-        genesis["ca_cert"] = ca.encode().hex()
+        genesis["ca_certs"] = [ca.der.hex()] + [root.der.hex() for root in extra_roots]
     if contracts:
         genesis["contracts"] = library_contracts(create_accounts(out_dir, suite, scrypt_n=scrypt_n))
     if ca is not None:
@@ -304,7 +309,7 @@ def create_network(
             rpc_url=f"http://127.0.0.1:{rpc_ports[i]}", rpc_port=rpc_ports[i], p2p_port=p2p_ports[i],
             address=s.address(keys[i][1]).hex(), consensus_pub=entry["consensus_pub"], peer_id=entry["peer_id"],
             cert_file=str(cert_file.resolve()) if cert_file else "",
-            cert_serial=chains[i].leaf.serial.hex() if chains[i] else "",
+            revocation_id=chains[i].leaf.revocation_id(chains[i].agency).hex() if chains[i] else "",
             channel_port=channel_ports[i] if ca is not None else 0,
             channel_url=f"chainnode://127.0.0.1:{channel_ports[i]}" if ca is not None else "",
         ))
@@ -329,7 +334,7 @@ def prepare_extra_node(
         raise ValueError(f"{name!r} is already a node of {genesis_path}")
     priv, pub, peer_id = _new_node_key(folder, genesis.suite, scrypt_n)
     chain = None
-    if genesis.ca_cert is not None:
+    if genesis.ca_certs:
         chain = issue_node_certificate(out_dir, pub, peer_id, name=name, role=role, out=folder / CHAIN_FILE)
     channel_port = channel_port or kernel_ports(1)[0]
     info = init_node(
@@ -341,6 +346,6 @@ def prepare_extra_node(
         name=name, role=role, folder=folder, config=Path(info["config"]),
         rpc_url=f"http://127.0.0.1:{rpc_port}", rpc_port=rpc_port, p2p_port=p2p_port,
         address=get_suite(genesis.suite).address(pub).hex(), consensus_pub=pub.hex(), peer_id=peer_id,
-        cert_file=str((folder / CHAIN_FILE).resolve()) if chain else "", cert_serial=chain.leaf.serial.hex() if chain else "",
+        cert_file=str((folder / CHAIN_FILE).resolve()) if chain else "", revocation_id=chain.leaf.revocation_id(chain.agency).hex() if chain else "",
         channel_port=channel_port if chain else 0, channel_url=f"chainnode://127.0.0.1:{channel_port}" if chain else "",
     )

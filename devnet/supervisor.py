@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from devnet.layout import NodeLayout, create_network, devnet_client, prepare_extra_node
+from devnet.migrate import MigrateError, is_old_devnet, migrate
 
 LAYOUT_FILE = "devnet.json"
 CHAINNODE = str(Path(sys.executable).parent / "chainnode")
@@ -99,10 +100,30 @@ class Devnet:
         path = self.folder / LAYOUT_FILE
         if not path.exists():
             raise DevnetError(f"no devnet in {self.folder}; create one with `devnet up --dir {self.folder}`")
+        if is_old_devnet(self.folder):
+            raise DevnetError(
+                f"{self.folder} was made by chainnode 0.1, whose certificates were not X.509; convert it with "
+                f"`devnet migrate --dir {self.folder}` (it keeps every key; the chain restarts at block 0)"
+            )
         data = json.loads(path.read_text())
         self.nodes = [NodeLayout(**{**n, "folder": Path(n["folder"]), "config": Path(n["config"])}) for n in data["nodes"]]
         self._procs: dict[str, subprocess.Popen] = {}
         self.exit_codes: dict[str, int] = {}  # of processes this object started and saw end
+
+    @classmethod
+    def migrate(cls, folder: Path) -> "Devnet":
+        """Convert a devnet of chainnode 0.1 to X.509 certificates (devnet/migrate.py)."""
+        folder = Path(folder)
+        if not (folder / LAYOUT_FILE).exists():
+            raise DevnetError(f"no devnet in {folder}; pass the --dir of the devnet to convert")
+        if any(running_pid(node) is not None for node in folder.iterdir() if node.is_dir()):
+            raise DevnetError(f"the devnet in {folder} is running; stop it first with `devnet down --dir {folder}`")
+        try:
+            rows = migrate(folder, LAYOUT_FILE)
+        except MigrateError as exc:
+            raise DevnetError(str(exc)) from None
+        (folder / LAYOUT_FILE).write_text(json.dumps({"nodes": rows}, indent=2) + "\n")
+        return cls(folder)
 
     @classmethod
     def create(cls, folder: Path, *, bind_nodes: bool = True, **kwargs) -> "Devnet":
@@ -204,7 +225,7 @@ class Devnet:
 
     def client(self, urls: str | list[str] | None = None, *, role: str = "user", http: bool = False, **kwargs):
         """An SDK Client of this devnet, connected as its `role` client certificate
-        (clients/<role>.chain); by default to every node's channel port, with failover."""
+        (clients/<role>.pem); by default to every node's channel port, with failover."""
         return devnet_client(self.folder, urls if urls is not None else self.urls(http=http), role=role, **kwargs)
 
     def rpc(self, name: str, method: str, *params, timeout_s: float = 10.0):

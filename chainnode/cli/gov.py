@@ -2,7 +2,7 @@
 the command line (docs/governance.md has the rules, docs/cli.md an example of each).
 
     chainnode gov propose set-config tx_count_limit 500 --key gov0.key
-    chainnode gov propose add-sealer --cert node4/node.chain --addr /ip4/10.0.0.5/tcp/30300 --key gov0.key
+    chainnode gov propose add-sealer --cert node4/node.pem --addr /ip4/10.0.0.5/tcp/30300 --key gov0.key
     chainnode gov vote 3 yes --key gov1.key
     chainnode gov list | show 3 | committee | kinds | account 0x…
     chainnode gov acl set 0x<contract> withdraw allow 0x<a>,0x<b> --key deployer.key
@@ -32,19 +32,18 @@ from chainnode.cli.rpc import (
 )
 from chainnode.crypto import ADDRESS_BYTES
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
-from chainnode.system.governance import KINDS, GovernanceError, check_params
+from chainnode.system.governance import KINDS, REVOCATION_ID_BYTES, GovernanceError, check_params
 
-SERIAL_BYTES = 16
 PUB_LENGTHS = (32, 65)  # ed25519, sm
 NODE_KINDS = ("add_sealer", "add_observer")
 CERT_KINDS = ("add_sealer", "add_observer", "remove_node", "set_weight", "revoke_cert")
 
 # What `propose KIND` takes on the command line (the chain's own description is KINDS[k].usage).
 CLI_USAGE = {
-    "add_sealer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr MULTIADDR ...]  |  --cert NODE.chain [WEIGHT] [--addr MULTIADDR ...]",
-    "add_observer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr MULTIADDR ...]  |  --cert NODE.chain [WEIGHT] [--addr MULTIADDR ...]",
-    "remove_node": "CONSENSUS_PUB  |  --cert NODE.chain",
-    "set_weight": "CONSENSUS_PUB WEIGHT  |  --cert NODE.chain WEIGHT",
+    "add_sealer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr MULTIADDR ...]  |  --cert NODE.pem [WEIGHT] [--addr MULTIADDR ...]",
+    "add_observer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr MULTIADDR ...]  |  --cert NODE.pem [WEIGHT] [--addr MULTIADDR ...]",
+    "remove_node": "CONSENSUS_PUB  |  --cert NODE.pem",
+    "set_weight": "CONSENSUS_PUB WEIGHT  |  --cert NODE.pem WEIGHT",
     "set_config": "NAME VALUE",
     "set_governor": "ADDRESS WEIGHT",
     "set_rates": "PARTICIPATION_PCT WIN_PCT",
@@ -55,7 +54,7 @@ CLI_USAGE = {
     "unfreeze_account": "ADDRESS",
     "set_method_acl": "CONTRACT METHOD allow|deny [ADDRESS[,ADDRESS...] ...]",
     "clear_method_acl": "CONTRACT METHOD",
-    "revoke_cert": "SERIAL  |  --cert FILE.chain",
+    "revoke_cert": "REVOCATION_ID ...  |  --cert CHAIN.pem  |  --crl FILE.crl --issuer ISSUER.pem",
     "register_name": "NAME ADDRESS|null",
 }
 assert set(CLI_USAGE) == set(KINDS), "every proposal kind needs its command-line usage"
@@ -143,7 +142,7 @@ class _Args:
         return self.hex(i, name, (ADDRESS_BYTES,))
 
     def pub(self, i: int) -> bytes:
-        return self.hex(i, "CONSENSUS_PUB", PUB_LENGTHS, hint=" (the node's consensus public key: `chainnode key show node.key`, or pass --cert NODE.chain)")
+        return self.hex(i, "CONSENSUS_PUB", PUB_LENGTHS, hint=" (the node's consensus public key: `chainnode key show node.key`, or pass --cert NODE.pem)")
 
     def int(self, i: int, name: str) -> int:
         text = self.args[i].replace("_", "")
@@ -179,25 +178,45 @@ class _Args:
 
 
 def _read_cert(path: str, kind: str) -> Any:
-    """The leaf certificate of a chain file (or a single certificate file, for revoke_cert)."""
-    from chainnode.security.certs import CertChain, Certificate, CertificateError, decode_document, read_document
+    """The first certificate of a PEM file (a node's chain file), checked to be a node's
+    unless it is to be revoked."""
+    from chainnode.security.certs import CertificateError, read_certs
 
     try:
-        obj = decode_document(read_document(path), path)
+        leaf = read_certs(path)[0]
     except CertificateError as exc:
         raise click.BadParameter(str(exc), param_hint="--cert") from None
-    if isinstance(obj, CertChain):
-        leaf = obj.leaf
-    elif isinstance(obj, Certificate) and kind == "revoke_cert":
-        leaf = obj
-    else:
-        raise click.BadParameter(f"{path} is not a certificate chain (the NODE.chain file `chainnode ca issue-node --out` writes)", param_hint="--cert")
     if kind != "revoke_cert" and leaf.kind != "node":
-        raise click.BadParameter(f"{path} certifies a {leaf.kind} ({leaf.subject}), not a node", param_hint="--cert")
+        raise click.BadParameter(f"{path} starts with a {leaf.label()}, not a node certificate (the NODE.pem `chainnode ca issue-node` writes)",
+                                 param_hint="--cert")
     return leaf
 
 
-def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = None, addrs: tuple[str, ...] = ()) -> tuple[str, list]:
+def revocation_ids(cert: str | None, crl: str | None, issuer: str | None) -> list[bytes]:
+    """What `revoke-cert` revokes, from a chain file (its first certificate, issued by the
+    second) or from a CRL signed by `issuer`."""
+    from chainnode.security.certs import CertificateError, read_cert_file, read_certs, read_crl_file, revoked_by
+
+    if crl is not None:
+        if issuer is None:
+            raise click.UsageError("--crl needs --issuer: the certificate of the CA or agency that signed the revocation list")
+        try:
+            return sorted(revoked_by(read_crl_file(crl), read_cert_file(issuer)))
+        except CertificateError as exc:
+            raise click.BadParameter(str(exc), param_hint="--crl / --issuer") from None
+    assert cert is not None
+    try:
+        certs = read_certs(cert)
+    except CertificateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cert") from None
+    if len(certs) < 2:
+        raise click.BadParameter(f"{cert} holds one certificate; a revocation names its issuer too: give the chain file "
+                                 "(the certificate, then its issuer's)", param_hint="--cert")
+    return [certs[0].revocation_id(certs[1])]
+
+
+def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = None, addrs: tuple[str, ...] = (), crl: str | None = None,
+                   issuer: str | None = None) -> tuple[str, list]:
     """(kind, params) from the command line; click errors (exit 2) that name what is wrong."""
     kind = kind_text.strip().lower().replace("-", "_")
     if kind not in KINDS:
@@ -207,8 +226,10 @@ def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = 
         raise click.UsageError(f"--cert applies to {', '.join(CERT_KINDS)}; not to {kind}")
     if addrs and kind not in NODE_KINDS:
         raise click.UsageError(f"--addr applies to {', '.join(NODE_KINDS)}; not to {kind}")
+    if (crl is not None or issuer is not None) and kind != "revoke_cert":
+        raise click.UsageError(f"--crl and --issuer apply to revoke_cert; not to {kind}")
     a = _Args(kind, args)
-    leaf = _read_cert(cert, kind) if cert is not None else None
+    leaf = _read_cert(cert, kind) if cert is not None and kind != "revoke_cert" else None
     if kind in NODE_KINDS:
         if leaf is not None:
             a.count(0, 1)
@@ -264,12 +285,14 @@ def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = 
         a.count(2, 2)
         params = [a.address(0, "CONTRACT"), a.args[1]]
     elif kind == "revoke_cert":
-        if leaf is not None:
+        if cert is not None or crl is not None:
             a.count(0, 0)
-            params = [leaf.serial]
+            params = [revocation_ids(cert, crl, issuer)]
         else:
-            a.count(1, 1)
-            params = [a.hex(0, "SERIAL", (SERIAL_BYTES,), hint=" (as `chainnode ca show` prints it)")]
+            if not a.args:
+                a.count(1, 1)
+            lengths = tuple(range(REVOCATION_ID_BYTES[0], REVOCATION_ID_BYTES[1] + 1))
+            params = [[a.hex(i, "REVOCATION_ID", lengths, hint=" (as `chainnode ca show` prints it)") for i in range(len(a.args))]]
     else:  # register_name
         a.count(2, 2)
         params = [a.args[0], None if a.args[1].lower() in ("null", "none", "-") else a.address(1, "ADDRESS")]
@@ -358,20 +381,23 @@ def gov_group() -> None:
 @gov_group.command("propose")
 @click.argument("kind_text", metavar="KIND")
 @click.argument("args", nargs=-1, metavar="[ARGS]...")
-@click.option("--cert", "cert_path", type=click.Path(dir_okay=False), help="add-sealer / add-observer / remove-node / set-weight: take the node's consensus key and peer id from its certificate chain file; revoke-cert: revoke this certificate.")
+@click.option("--cert", "cert_path", type=click.Path(dir_okay=False), help="add-sealer / add-observer / remove-node / set-weight: take the node's consensus key and peer id from its certificate chain file; revoke-cert: revoke the first certificate of this chain file.")
+@click.option("--crl", "crl_path", type=click.Path(dir_okay=False), help="revoke-cert: revoke every serial of this X.509 revocation list (with --issuer).")
+@click.option("--issuer", "issuer_path", type=click.Path(dir_okay=False), help="revoke-cert --crl: the certificate of the CA or agency that signed the list.")
 @click.option("--addr", "addrs", multiple=True, metavar="MULTIADDR", help="add-sealer / add-observer: where other nodes dial it, e.g. /ip4/10.0.0.5/tcp/30300 (repeatable).")
 @click.option("--expiry-blocks", type=click.IntRange(1, 1_000_000), default=None, help="Blocks the proposal stays open (default 7200).")
 @click.option("--no-precheck", is_flag=True, hidden=True, help="Send without checking the parameters here first (tests).")
 @_key_options
 @rpc_options
-def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, addrs: tuple[str, ...], expiry_blocks: int | None, no_precheck: bool,
+def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, crl_path: str | None, issuer_path: str | None, addrs: tuple[str, ...],
+                expiry_blocks: int | None, no_precheck: bool,
                 key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Propose a change of KIND (`chainnode gov kinds` lists them, with their ARGS).
 
     Your own yes vote is counted at once: with a single governor (admin mode) the proposal
     executes in the same transaction. Kinds may be written with dashes or underscores.
     """
-    kind, params = parse_proposal(kind_text, args, cert=cert_path, addrs=addrs)
+    kind, params = parse_proposal(kind_text, args, cert=cert_path, addrs=addrs, crl=crl_path, issuer=issuer_path)
     if not no_precheck:
         try:
             check_params(kind, params)

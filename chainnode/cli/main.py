@@ -57,22 +57,33 @@ def key() -> None:
 @key.command("show")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--check-password", is_flag=True, help="Also decrypt, to check the password.")
+@click.option("--peer-id", "with_peer_id", is_flag=True, help="Also print the libp2p peer id a node with this key has (decrypts: needs the password).")
 @click.option("--password-file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def key_show(path: str, check_password: bool, password_file: str | None, as_json: bool) -> None:
+def key_show(path: str, check_password: bool, with_peer_id: bool, password_file: str | None, as_json: bool) -> None:
     """Print a key file's suite, address and public key (no password needed)."""
+    peer_id = None
     try:
         doc = read_key_file(path)
-        if check_password:
-            load_key(path, read_password(password_file, confirm=False))
+        if check_password or with_peer_id:
+            key = load_key(path, read_password(password_file, confirm=False))
+            if with_peer_id:
+                # What a node certificate's subjectAltName URI:p2p:<peer id> must name (docs/certificates.md).
+                from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
+
+                peer_id = peer_id_from_seed(host_seed_from_consensus_key(get_suite(key.suite), key.private_key))
     except KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
     data = {"file": path, "suite": doc.get("suite"), "address": doc.get("address"), "public_key": doc.get("public_key")}
     if check_password:
         data["password"] = "ok"
+    if peer_id:
+        data["peer_id"] = peer_id
     lines = [f"suite:      {data['suite']}", f"address:    0x{data['address']}", f"public key: {data['public_key']}"]
     if check_password:
         lines.append("password:   ok")
+    if peer_id:
+        lines.append(f"peer id:    {peer_id}")
     _emit(as_json, data, lines)
 
 
@@ -154,8 +165,8 @@ def start(config_path: str) -> None:
     try:
         trio.run(run)
     finally:
-        node.chain.ledger.close()
-    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.chain.height)
+        node.pem.ledger.close()
+    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.pem.height)
 
 
 @main.group()

@@ -7,7 +7,7 @@ account key (--key) and its client certificate (--client-cert, from `chainnode c
 issue-client`); `--url http://127.0.0.1:8545` uses the node's plain HTTP port instead, on
 the node's own machine.
 
-    chainnode tx send --key alice.key --client-cert alice.chain --to 0x… --method add --args '[5]'
+    chainnode tx send --key alice.key --client-cert alice.pem --to 0x… --method add --args '[5]'
     chainnode contract deploy --key alice.key counter.py --args '[1]'
     chainnode contract call 0x… get
     chainnode block latest --txs | chainnode tx 0x… | chainnode receipt 0x… --proof

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import trio
 
@@ -29,7 +29,7 @@ from chainnode.channel.functions import static_public_key
 from chainnode.channel.stream import SecureStream, secure
 from chainnode.client.account import Account
 from chainnode.client.errors import RefusedByNode, node_error
-from chainnode.security.certs import CertChain, Certificate, CertificateError, read_cert_file, read_chain_file, verify_chain
+from chainnode.security.certs import CertChain, Certificate, CertificateError, read_certs, read_chain_file, verify_chain
 
 log = logging.getLogger("chainnode.client")
 
@@ -70,17 +70,19 @@ class NodeIdentity:
 @dataclass(frozen=True)
 class ClientCredentials:
     """What a client proves on a channel: its account key (the channel's static key) and the
-    chain certifying it; and the CA it trusts to certify nodes (its chain's CA by default)."""
+    chain certifying it; and the root CAs it trusts to certify nodes (by default the root
+    its chain file carries)."""
 
     account: Account
     chain: CertChain | None
-    trusted_ca: Certificate | None
+    trusted_roots: tuple[Certificate, ...]
 
     @classmethod
     def load(cls, key: Account | str | os.PathLike, *, password: str | None = None, cert: CertChain | str | os.PathLike | None = None,
-             ca: Certificate | str | os.PathLike | None = None) -> "ClientCredentials":
+             ca: Certificate | Sequence[Certificate] | str | os.PathLike | None = None) -> "ClientCredentials":
         """`key`: an Account, or a key file (then `password`); `cert`: the chain file of `ca
-        issue-client --key` for that key; `ca`: a ca.cert to trust instead of the chain's CA.
+        issue-client --key` for that key; `ca`: the root CA certificates to trust (a PEM
+        file of one or more, as the genesis lists them) instead of the chain file's root.
         Raises ValueError (CertificateError, KeyFileError) saying which file is wrong."""
         if isinstance(key, Account):
             account = key
@@ -89,7 +91,14 @@ class ClientCredentials:
                 raise ValueError(f"the key file {key} needs its password (password=...)")
             account = Account.load(key, password)
         chain = cert if isinstance(cert, CertChain) or cert is None else read_chain_file(cert)
-        trusted = ca if isinstance(ca, Certificate) or ca is None else read_cert_file(ca)
+        if ca is None:
+            trusted: tuple[Certificate, ...] = (chain.root,) if chain is not None and chain.root is not None else ()
+        elif isinstance(ca, Certificate):
+            trusted = (ca,)
+        elif isinstance(ca, (str, os.PathLike)):
+            trusted = tuple(read_certs(ca))
+        else:
+            trusted = tuple(ca)
         if chain is not None:
             if chain.leaf.kind != "client":
                 raise CertificateError(
@@ -100,7 +109,7 @@ class ClientCredentials:
                     f"{cert} certifies another key than this client's ({chain.leaf.subject!r}); pass the chain file that "
                     f"`chainnode ca issue-client --key` wrote for this key"
                 )
-        return cls(account, chain, trusted if trusted is not None else (chain.ca if chain is not None else None))
+        return cls(account, chain, trusted)
 
     def payload(self, genesis_hash: bytes) -> Payload:
         return Payload("client", genesis_hash, credentials=self.chain.encode() if self.chain is not None else b"")
@@ -112,12 +121,11 @@ class ClientCredentials:
             raise ChannelRefused(NOT_A_NODE, f"the other side says it is a {remote.role}")
         if genesis_hash and remote.genesis_hash != genesis_hash:
             raise ChannelRefused(ANOTHER_CHAIN, f"genesis {remote.genesis_hash.hex()[:16]}..., the other nodes' is {genesis_hash.hex()[:16]}...")
-        if self.trusted_ca is None:
-            # No certificate of our own and no CA given: nothing to verify the node against.
+        if not self.trusted_roots:
+            # No root in our chain file and none given: nothing to verify the node against.
             return NodeIdentity("", "", "", remote.genesis_hash)
         try:
-            chain = CertChain.decode(remote.credentials)
-            leaf = verify_chain(chain, self.trusted_ca, int(time.time() * 1000))
+            leaf = verify_chain(CertChain.decode(remote.credentials), self.trusted_roots, int(time.time() * 1000))
         except (CertificateError, ValueError) as exc:
             raise ChannelRefused(NOT_A_NODE, f"its certificate: {exc}") from None
         if leaf.kind != "node":

@@ -136,7 +136,7 @@ class Governance:
         return await self.client.call(PERMISSION_ADDRESS, "view_account", [_address(address, "address")])
 
     async def permissions(self) -> dict:
-        """{"deploy_open", "revoked_serials"}."""
+        """{"deploy_open", "revoked"}: "revoked" holds the revocation ids of the revoked certificates."""
         return await self.client.call(PERMISSION_ADDRESS, "view_permissions", [])
 
     async def method_acl(self, contract: bytes | str, method: str) -> dict | None:

@@ -76,7 +76,7 @@ class Client:
 
     def __init__(
         self, url: str | Sequence[str], *, key: Account | str | os.PathLike | None = None, password: str | None = None,
-        cert: CertChain | str | os.PathLike | None = None, ca: Certificate | str | os.PathLike | None = None,
+        cert: CertChain | str | os.PathLike | None = None, ca: Certificate | Sequence[Certificate] | str | os.PathLike | None = None,
         group: str = "group0", node: str = "", timeout_s: float = 10.0, ws_url: str | None = None,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)

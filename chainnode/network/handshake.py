@@ -32,7 +32,7 @@ HELLO_DOMAIN = b"chainnode/hello/v2"
 PEER_ID_BYTES_MAX = 64
 PUB_BYTES_MAX = 128
 SIG_BYTES_MAX = 160
-CREDENTIALS_BYTES_MAX = 4096  # a certificate chain (certs.CHAIN_BYTES_MAX)
+CREDENTIALS_BYTES_MAX = 6144  # a certificate chain (certs.CHAIN_BYTES_MAX)
 
 # Reasons, used verbatim in logs and counters.
 WRONG_GENESIS = "wrong genesis"

@@ -107,7 +107,7 @@ class NodeConfig:
     log_format: str = "text"
     limits: Limits = field(default_factory=Limits)
     # The node's certificate chain (`chainnode ca issue-node --out`); required when the
-    # genesis has a CA ("ca_cert"), ignored otherwise. Checked at start by admission.py.
+    # genesis names root CAs ("ca_certs"), ignored otherwise. Checked at start by admission.py.
     cert_file: Path | None = None
     # The channel port for dApps (served only when the genesis has a CA).
     channel_host: str = "0.0.0.0"
@@ -257,9 +257,9 @@ def render_config(
         (
             f"cert_file = {_quote(cert_file)}"
             if cert_file
-            else "# cert_file = \"node.chain\"   # REQUIRED: the genesis has a CA; from `chainnode ca issue-node`"
+            else "# cert_file = \"node.pem\"   # REQUIRED: the genesis names root CAs; from `chainnode ca issue-node`"
             if cert_required
-            else "# cert_file = \"node.chain\"   # only if the genesis has a ca_cert (docs/certificates.md)"
+            else "# cert_file = \"node.pem\"   # only if the genesis has ca_certs (docs/certificates.md)"
         ),
         "",
         "[network]",

@@ -107,7 +107,7 @@ def init_node(
             channel_listen=channel_listen,
             password_file=str(password_file.resolve()) if password_file else None,
             cert_file=str(cert_file.resolve()) if cert_file else None,
-            cert_required=genesis.ca_cert is not None,
+            cert_required=bool(genesis.ca_certs),
         ))
     return {
         "created": not existed,
@@ -116,7 +116,7 @@ def init_node(
         "name": node_name,
         "role": node.entry.role if node is not None else None,
         "member": node is not None,
-        "certificates_required": genesis.ca_cert is not None,
+        "certificates_required": bool(genesis.ca_certs),
         "cert_file": str(cert_file.resolve()) if cert_file else None,
         "chain_id": genesis.chain_id,
         "group_id": genesis.group_id,
@@ -129,8 +129,8 @@ def _check_cert_file(genesis, genesis_path: Path, cert_file: Path, key_path: Pat
     from chainnode.node.config import NodeConfig
     from chainnode.security.admission import Admission, AdmissionError
 
-    if genesis.ca_cert is None:
-        raise InitError(f"{genesis_path} has no ca_cert, so this chain uses no certificates; leave out the certificate ({cert_file})")
+    if not genesis.ca_certs:
+        raise InitError(f"{genesis_path} names no root CAs (ca_certs), so this chain uses no certificates; leave out the certificate ({cert_file})")
     config = NodeConfig(
         path=Path("node.toml"), name="", data_dir=Path("."), genesis_file=genesis_path, key_file=key_path, password_file=None,
         p2p_listen="", rpc_host="", rpc_port=0, cert_file=cert_file,

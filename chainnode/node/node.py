@@ -41,7 +41,7 @@ from chainnode.rpc.subscriptions import SubscriptionHub, SubscriptionLimits
 from chainnode.security.admission import Admission, AdmissionError
 from chainnode.security.keyfile import KeyPair
 from chainnode.system.genesis import Genesis
-from chainnode.system.governance import read_revoked_serials
+from chainnode.system.governance import read_revoked
 from chainnode.system.state import CRL_KEY, NodeEntry, latest_nodes, nodes_at, read_addrs, read_config, read_pending_nodes
 from chainnode.txpool.gossip import TxGossipReactor
 from chainnode.txpool.journal import TxJournal
@@ -115,9 +115,9 @@ class Node:
         # Certificates (when the genesis names a CA): ours for the handshake, and the check of
         # every peer's against the CA and the on-chain revocation list (refreshed per block).
         self._crl = ledger.state.get(CRL_KEY)
-        self._revoked = read_revoked_serials(ledger.state)
+        self._revoked = read_revoked(ledger.state)
         try:
-            self.admission = Admission.load(config, genesis, key.public_key, self.peer_id, revoked_serials=lambda: self._revoked)
+            self.admission = Admission.load(config, genesis, key.public_key, self.peer_id, revoked=lambda: self._revoked)
         except AdmissionError as exc:
             raise NodeError(str(exc)) from None
         self.network = Network(
@@ -183,8 +183,8 @@ class Node:
             except PortInUse as exc:
                 raise NodeError(str(exc)) from None
             credentials = Credentials(
-                genesis.suite, key.private_key, ledger.genesis_hash, self.admission.credentials, self.admission.ca,
-                self.admission.revoked_serials, self.admission.now_ms,
+                genesis.suite, key.private_key, ledger.genesis_hash, self.admission.credentials, self.admission.roots,
+                self.admission.revoked, self.admission.now_ms,
             )
             self.channel = ChannelServer(self.rpc_app, credentials, ChannelLimits.from_config(limits))
             self.commit_listeners.append(self.channel.on_commit)  # revoked or expired certificates: their sessions end
@@ -251,7 +251,7 @@ class Node:
         crl = state.get(CRL_KEY)  # compared raw: decoded only when it changed
         if crl != self._crl:  # governance revoked a certificate: drop its holder now
             self._crl = crl
-            self._revoked = read_revoked_serials(state)
+            self._revoked = read_revoked(state)
             self.network.recheck_credentials()
         log.info("%s: committed block %d (%d txs, pool %d)", self.name, height, len(tx_hashes), len(self.pool))
         self.blocksync.announce_head()  # observers and laggards learn of it now, not at the next tick

@@ -88,8 +88,8 @@ class Credentials:
     certified_priv: bytes  # the node's consensus key: the channel's static key
     genesis_hash: bytes
     node_chain: bytes  # the node's encoded certificate chain
-    ca: Certificate  # the genesis CA
-    revoked_serials: Callable[[], Iterable[bytes]]  # the on-chain revocation list, current
+    roots: tuple[Certificate, ...]  # the genesis root CAs
+    revoked: Callable[[], Iterable[bytes]]  # the on-chain revocation list, current
     now_ms: Callable[[], int]
 
 
@@ -164,7 +164,7 @@ class ChannelServer:
                 f"this node serves the chain with genesis {c.genesis_hash.hex()}, not {remote.genesis_hash.hex()}; connect to a node of your chain",
             )
         try:
-            chain = verify_client(remote.credentials, c.ca, c.now_ms(), c.revoked_serials())
+            chain = verify_client(remote.credentials, c.roots, c.now_ms(), c.revoked())
         except CertificateError as exc:
             raise ChannelRefused(exc.reason, f"{client_fix(exc.reason)}. ({exc})") from None
         if static_public_key(c.suite_name, chain.leaf.public_key) != remote_static:
@@ -181,7 +181,7 @@ class ChannelServer:
         """A commit listener (must not block): end the sessions whose certificate was revoked
         or expired since their handshake."""
         c = self.credentials
-        now, revoked = c.now_ms(), frozenset(c.revoked_serials())
+        now, revoked = c.now_ms(), frozenset(c.revoked())
         for conn in list(self.connections):
             if conn.client is None or conn.close_code is not None:
                 continue
@@ -249,7 +249,7 @@ class ChannelServer:
         self.handshakes += 1
         leaf = conn.client.chain.leaf
         log.info("channel: session opened for %s from %s (certificate serial %s, valid until %s)",
-                 conn.client.name, conn.address, leaf.serial.hex(), format_ms(leaf.not_after_ms))
+                 conn.client.name, conn.address, f"{leaf.serial:x}", format_ms(leaf.not_after_ms))
         await self._session(conn)
         log.info("channel: session of %s from %s ended%s", conn.client.name, conn.address, f": {conn.close_reason}" if conn.close_reason else "")
 

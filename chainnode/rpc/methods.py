@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 import trio
 
 from chainnode.blocksync.syncer import BlockSyncer
-from chainnode.crypto import ADDRESS_BYTES, ZERO_ADDRESS
+from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES, ZERO_ADDRESS
 from chainnode.execution.chain import Chain
 from chainnode.protocol.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
@@ -484,8 +484,10 @@ class ChainRpc:
 
     async def getRevokedCertificates(self, params: list) -> Any:
         self._params(params, [], 0)
-        serials, height = await self._at_head(gov.read_revoked_serials)
-        return {"serials": [to_hex(s) for s in sorted(serials)], "blockNumber": height}
+        ids, height = await self._at_head(gov.read_revoked)
+        # A revocation id is the issuer's key hash, then the serial (chainnode.security.certs).
+        revoked = [{"id": to_hex(i), "issuerKeyHash": to_hex(i[:HASH_BYTES]), "serial": i[HASH_BYTES:].hex()} for i in sorted(ids)]
+        return {"revoked": revoked, "blockNumber": height}
 
     async def resolveName(self, params: list) -> Any:
         p = self._params(params, ["name"], 1)

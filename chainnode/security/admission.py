@@ -1,12 +1,12 @@
 """Admission by certificate: the node-side glue between the genesis CA, this node's chain
 file and the network handshake (docs/certificates.md, "How a node uses its certificate").
 
-When the genesis has a CA (`"ca_cert"`), every node presents its certificate chain
-[CA, agency, node] in the Hello, and accepts a peer only if the peer's chain verifies
-against that CA now, is not revoked on chain, certifies the consensus key the peer proved
-it holds, and names the peer's libp2p id. Without a CA nothing here does anything.
+When the genesis names root CAs (`"ca_certs"`), every node presents its certificate chain
+[node, agency] in its handshake, and accepts a peer only if the peer's chain verifies
+against those roots now, is not revoked on chain, certifies the consensus key the peer proved
+it holds, and names the peer's libp2p id. Without roots nothing here does anything.
 
-    admission = Admission.load(config, genesis, key.public_key, peer_id, revoked_serials=...)
+    admission = Admission.load(config, genesis, key.public_key, peer_id, revoked=...)
     Network(..., **admission.network_kwargs())
 
 `Admission.load` refuses to start (AdmissionError, one line naming the wrong file and the
@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
-from chainnode.protocol.codec import DecodeError
 from chainnode.security.certs import (
+    CHAIN_BYTES_MAX,
+    MIGRATE_HINT,
     REASON_AGENCY_MISMATCH,
     REASON_BAD,
     REASON_BAD_SIGNATURE,
     REASON_EXPIRED,
     REASON_KEY_MISMATCH,
+    REASON_MISSING_EXTENSION,
     REASON_NONE,
     REASON_NOT_YET_VALID,
     REASON_PEER_ID_MISMATCH,
@@ -36,12 +38,11 @@ from chainnode.security.certs import (
     Certificate,
     CertificateError,
     format_ms,
-    key_hash,
     read_chain_file,
     verify_chain,
 )
 
-RevokedSerials = Callable[[], Iterable[bytes]]
+Revoked = Callable[[], Iterable[bytes]]  # the revocation ids on chain now (certs.Certificate.revocation_id)
 
 
 class NodeFiles(Protocol):
@@ -54,15 +55,15 @@ class NodeFiles(Protocol):
 
 
 class TrustAnchor(Protocol):
-    """What admission reads of the genesis (chainnode.system.genesis.Genesis): the
-    consortium CA, or None on a chain without certificates."""
+    """What admission reads of the genesis (chainnode.system.genesis.Genesis): the root
+    CAs, () on a chain without certificates."""
 
     @property
-    def ca_cert(self) -> Certificate | None: ...
+    def ca_certs(self) -> tuple[Certificate, ...]: ...
 
 # What to do about each reason this node's own chain is refused at start.
 _FIX = {
-    REASON_WRONG_CA: "ask an agency of this consortium's CA for the certificate (`chainnode ca issue-node --agency-dir <agency dir>`)",
+    REASON_WRONG_CA: "ask an agency of one of this consortium's root CAs for the certificate (`chainnode ca issue-node --agency-dir <agency dir>`)",
     REASON_AGENCY_MISMATCH: (
         "the node certificate and the agency certificate in this file do not belong together; "
         "re-issue it with `chainnode ca issue-node --agency-dir <the directory of the agency that certifies this node>`"
@@ -71,6 +72,7 @@ _FIX = {
     REASON_EXPIRED: "ask your agency for a new certificate (`chainnode ca issue-node`), replace the file and start again",
     REASON_NOT_YET_VALID: "check this machine's clock (the times are UTC), or wait until the certificate becomes valid",
     REASON_REVOKED: "the consortium revoked this certificate; ask your agency for a new one (`chainnode ca issue-node`) and replace the file",
+    REASON_MISSING_EXTENSION: "the certificate lacks what a node certificate needs (docs/certificates.md, \"Profile\"); have it issued with `chainnode ca issue-node` or `ca sign-csr`",
 }
 _FIX_DEFAULT = "get a valid chain from your agency (`chainnode ca issue-node`)"
 
@@ -88,28 +90,26 @@ def _short(b: bytes) -> str:
     return b.hex()[:16] + "…"
 
 
-def _ca_name(ca: Certificate) -> str:
-    return f"{ca.subject!r} (key hash {_short(key_hash(ca.suite, ca.public_key))}, serial {ca.serial.hex()})"
 
 
 @dataclass(frozen=True)
 class Admission:
     """This node's credentials for the Hello, and the check it applies to its peers'."""
 
-    ca: Certificate | None  # the genesis CA; None: certificates are not used on this chain
-    credentials: bytes  # this node's encoded chain; b"" without a CA
+    roots: tuple[Certificate, ...]  # the genesis root CAs; (): certificates are not used on this chain
+    credentials: bytes  # this node's encoded chain; b"" without roots
     chain: CertChain | None
-    revoked_serials: RevokedSerials
+    revoked: Revoked
     now_ms: Callable[[], int] = _now_ms
 
     @property
     def required(self) -> bool:
-        return self.ca is not None
+        return bool(self.roots)
 
     @property
     def check_credentials(self) -> Callable[[bytes, bytes, str], Certificate] | None:
-        """The Network's verifier callback, None when the chain has no CA."""
-        return self.check if self.ca is not None else None
+        """The Network's verifier callback, None when the chain has no roots."""
+        return self.check if self.roots else None
 
     def network_kwargs(self) -> dict:
         """`Network(..., **admission.network_kwargs())`."""
@@ -122,34 +122,31 @@ class Admission:
         genesis: TrustAnchor,
         consensus_pub: bytes,
         peer_id: str | None,
-        revoked_serials: RevokedSerials = lambda: (),
+        revoked: Revoked = lambda: (),
         *,
         now_ms: Callable[[], int] = _now_ms,
     ) -> "Admission":
         """Read and check this node's chain (AdmissionError if its peers would refuse it).
         `peer_id` None skips the peer id check (`chainnode init`, which has no password)."""
-        ca = genesis.ca_cert
-        if ca is None:
-            return cls(None, b"", None, revoked_serials, now_ms)
+        roots = genesis.ca_certs
+        if not roots:
+            return cls((), b"", None, revoked, now_ms)
         genesis_file, key_file, cert_file = config.genesis_file, config.key_file, config.cert_file
         if cert_file is None:
             raise AdmissionError(
-                f"{genesis_file} has a consortium CA ({ca.subject!r}), so every node needs a certificate, but {config.path} "
-                f"sets no cert_file; get this node's chain from your agency (`chainnode ca issue-node --key {key_file} "
-                f"--out node.chain ...`) and add cert_file = \"node.chain\" under [node] in {config.path}"
+                f"{genesis_file} names root CAs ({', '.join(repr(r.subject) for r in roots)}), so every node needs a certificate, "
+                f"but {config.path} sets no cert_file; get this node's chain from your agency (`chainnode ca issue-node --key {key_file} "
+                f"--out node.pem ...`) and add cert_file = \"node.pem\" under [node] in {config.path}"
             )
         try:
             chain = read_chain_file(cert_file)
         except CertificateError as exc:
-            raise AdmissionError(
-                f"{exc} (cert_file in {config.path}); put this node's chain from `chainnode ca issue-node` there, or fix cert_file"
-            ) from None
+            fix = "" if MIGRATE_HINT in str(exc) else "; put this node's chain from `chainnode ca issue-node` there, or fix cert_file"
+            raise AdmissionError(f"{exc} (cert_file in {config.path}){fix}") from None
         leaf = chain.leaf
-        if chain.ca.encode() != ca.encode():
-            raise AdmissionError(
-                f"{cert_file} was issued under CA {_ca_name(chain.ca)} but {genesis_file} trusts CA {_ca_name(ca)}; "
-                f"get a certificate from an agency of the consortium's CA {ca.subject!r} (`chainnode ca issue-node --agency-dir ...`)"
-            )
+        if len(chain.encode()) > CHAIN_BYTES_MAX:
+            raise AdmissionError(f"{cert_file}: the node and agency certificates take {len(chain.encode())} bytes, more than the {CHAIN_BYTES_MAX} "
+                                 f"a handshake carries; ask your agency for certificates with fewer or shorter extensions")
         if leaf.kind != "node":
             raise AdmissionError(
                 f"{cert_file} holds a {leaf.label()}, not a node certificate; a node needs the chain `chainnode ca issue-node` writes"
@@ -166,28 +163,24 @@ class Admission:
             )
         now = now_ms()
         try:
-            verify_chain(chain, ca, now, revoked_serials())
+            verify_chain(chain, roots, now, revoked())
         except CertificateError as exc:
             raise AdmissionError(f"{cert_file}: {exc} (now {format_ms(now)}); {_FIX.get(exc.reason, _FIX_DEFAULT)}") from None
-        return cls(ca, chain.encode(), chain, revoked_serials, now_ms)
+        return cls(roots, chain.encode(), chain, revoked, now_ms)
 
     def check(self, chain_bytes: bytes, consensus_pub: bytes, peer_id: str) -> Certificate:
-        """Verify a peer's chain (from its Hello) against the genesis CA at the current time
-        and revocation list, bound to the consensus key it proved and its peer id. Returns
-        the node certificate; CertificateError (with `.reason`) if the peer is refused."""
-        if self.ca is None:
-            raise RuntimeError("no CA in the genesis: there is nothing to check")
+        """Verify a peer's chain (from its handshake) against the genesis roots at the current
+        time and revocation list, bound to the consensus key it proved and its peer id.
+        Returns the node certificate; CertificateError (with `.reason`) if the peer is refused."""
+        if not self.roots:
+            raise RuntimeError("no root CA in the genesis: there is nothing to check")
         if not chain_bytes:
             raise CertificateError(
-                "the peer presented no certificate chain, but this chain's genesis has a CA (is cert_file missing from its "
+                "the peer presented no certificate chain, but this chain's genesis names root CAs (is cert_file missing from its "
                 "node.toml, or does it run an older chainnode?)",
                 REASON_NONE,
             )
-        try:
-            chain = CertChain.decode(chain_bytes)
-        except DecodeError as exc:
-            raise CertificateError(f"undecodable certificate chain: {exc}", REASON_BAD) from None
-        leaf = verify_chain(chain, self.ca, self.now_ms(), self.revoked_serials())
+        leaf = verify_chain(CertChain.decode(chain_bytes), self.roots, self.now_ms(), self.revoked())
         if leaf.kind != "node":
             raise CertificateError(f"the peer presented a {leaf.label()}, not a node certificate", REASON_BAD)
         if leaf.public_key != consensus_pub:
@@ -203,4 +196,4 @@ class Admission:
         return leaf
 
 
-__all__ = ["Admission", "AdmissionError", "RevokedSerials"]
+__all__ = ["Admission", "AdmissionError", "Revoked"]

@@ -1,109 +1,118 @@
-"""The consortium certificate hierarchy: CA -> agency -> node / client.
+"""The consortium certificate hierarchy: root CA -> agency -> node / client, in X.509 v3.
 
-A consortium CA key issues one certificate per member organisation (an *agency*); each
-agency issues the certificates of its own nodes and clients. A certificate binds the
-holder's consensus public key, its libp2p peer id (nodes only), organisation, role and a
-validity window, and is signed by its issuer with the chain's crypto suite.
+A consortium root CA (the genesis names one or several: a consortium may trust each member's
+own CA) issues one CA certificate per member organisation, its *agency*; each agency issues
+the certificates of its own nodes and clients. The X.509 layer (parsing, signatures, CA
+flags, path length, validity) is chainnode/security/x509.py; this module reads the
+consortium's profile on top of it (docs/certificates.md, "Profile"):
 
-The format is the chain's canonical codec (DESIGN.md rule 2), not X.509: see
-docs/certificates.md for why, and for the exact field table. In short:
-
-    Certificate  = [1, serial, kind, subject, organisation, role, public_key, peer_id,
-                    issuer_key_hash, not_before_ms, not_after_ms, suite, signature]
-    CertChain    = [1, ca fields, agency fields, leaf fields]
-    RevocationList = [1, issuer_key_hash, number, issued_at_ms, serials, suite, signature]
-
-A signature covers pack([1, DOMAIN, *every field but the signature]), so a certificate
-signature can never be replayed as a transaction, a block vote or a revocation list.
+    agency       basicConstraints CA:TRUE (pathlen 0), keyUsage keyCertSign, subject O = the
+                 organisation's name
+    node/client  basicConstraints CA:FALSE or absent, keyUsage digitalSignature,
+                 subject O = its agency's O, subject OU = its role (sealer | observer for a
+                 node; user | governor | regulator | auditor for a client, as Fabric's
+                 NodeOUs), the public key = its consensus (or account) key
+    node         subjectAltName URI "p2p:<libp2p peer id>"
 
 `verify_chain` is the one entry point that decides whether a chain is acceptable; every
-refusal is a `CertificateError` whose message names the certificate (CA / agency / leaf,
-its subject and serial) and the reason.
+refusal is a `CertificateError` whose message names the certificate (kind, subject and
+serial) and the reason. Revocation is on chain, by vote, keyed by `revocation_id`: the hash
+of the issuer's public key and the serial, so two member CAs that both number their
+certificates from 1 never revoke each other's.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
-from chainnode.crypto import HASH_BYTES, SUITE_NAMES, get_suite
-from chainnode.protocol.codec import (
-    UINT64_MAX,
-    DecodeError,
-    expect_bytes,
-    expect_int,
-    expect_list,
-    expect_str,
-    expect_version,
-    pack,
-    unpack,
+from asn1crypto import pem
+
+from chainnode.crypto import get_suite
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, pack, unpack
+from chainnode.security.x509 import (
+    CERT_BYTES_MAX,
+    CRL_BYTES_MAX,
+    REASON_AGENCY_MISMATCH,
+    REASON_BAD,
+    REASON_BAD_SIGNATURE,
+    REASON_EXPIRED,
+    REASON_KEY_MISMATCH,
+    REASON_LEAF_IS_CA,
+    REASON_MISSING_EXTENSION,
+    REASON_NONE,
+    REASON_NOT_CA,
+    REASON_NOT_CLIENT,
+    REASON_NOT_YET_VALID,
+    REASON_PATH_LENGTH,
+    REASON_PEER_ID_MISMATCH,
+    REASON_REVOKED,
+    REASON_UNKNOWN_CRITICAL,
+    REASON_WRONG_CA,
+    REASON_WRONG_ISSUER,
+    CertificateError,
+    RevocationList,
+    X509Certificate,
+    crl_to_pem,
+    issue as issue_x509,
+    issue_crl,
+    load_crl,
+    parse,
+    to_pem,
+    verify_path,
 )
-from chainnode.protocol.hexstr import HexError, parse_hex
-from chainnode.store.files import read_json_file, write_atomic
-
-CERT_DOMAIN = "chainnode/cert"
-CRL_DOMAIN = "chainnode/crl"
-SERIAL_BYTES = 16  # random; 128 bits make collisions between independent issuers negligible
-SIGNATURE_BYTES = 64  # both suites: SM2 r||s and ed25519
-PUBLIC_KEY_BYTES = {"sm": 65, "ed25519": 32}  # SM2 uncompressed point, ed25519 raw
-NAME_CHARS_MAX = 128  # subject and organisation
-PEER_ID_CHARS_MAX = 64  # a base58 ed25519 peer id is 52 characters
-ROLE_CHARS_MAX = 16
-CERT_BYTES_MAX = 1024  # an sm CA certificate encodes to ~240 bytes, a node one ~300
-CHAIN_BYTES_MAX = 4 * CERT_BYTES_MAX
-CRL_SERIALS_MAX = 65536
-CRL_BYTES_MAX = CRL_SERIALS_MAX * (SERIAL_BYTES + 2) + 1024
+from chainnode.store.files import read_bounded, write_atomic
 
 KINDS = ("ca", "agency", "node", "client")
 LEAF_KINDS = ("node", "client")
 NODE_ROLES = ("sealer", "observer")
 # What each client role may call on the node's channel port: chainnode.security.roles.
 CLIENT_ROLES = ("user", "governor", "regulator", "auditor")
-# The role field per kind: a CA and an agency have no role.
-ROLES_FOR_KIND = {"ca": ("",), "agency": ("",), "node": NODE_ROLES, "client": CLIENT_ROLES}
+PEER_ID_URI = "p2p:"  # a node certificate's subjectAltName URI: p2p:12D3KooW...
+SERIAL_BYTES = 16  # the serials chainnode issues: random, 127 bits (positive, well inside 20 octets)
+ROOTS_MAX = 16  # trusted root CAs in one genesis
+CHAIN_BYTES_MAX = 6144  # the wire form pack([leaf DER, agency DER]), inside a handshake payload of 8 KB
+FILE_BYTES_MAX = 2 * CRL_BYTES_MAX  # PEM adds a third
 
 # A libp2p peer id of an ed25519 host key (identity multihash of the protobuf public key):
 # 0x00 identity, 0x24 length 36, 0x08 0x01 KeyType=Ed25519, 0x12 0x20 Data (32 bytes).
 _PEER_ID_PREFIX = bytes.fromhex("002408011220")
 _PEER_ID_BYTES = len(_PEER_ID_PREFIX) + 32
 
+# The files of chainnode 0.1, before X.509: a JSON document {"format": "chainnode-cert/1", ...}.
+_OLD_FORMATS = (b'"chainnode-cert/1"', b'"chainnode-chain/1"', b'"chainnode-crl/1"')
+MIGRATE_HINT = (
+    "a devnet converts with `devnet migrate --dir <devnet dir>`; a consortium re-issues its certificates as X.509 "
+    "(docs/certificates.md, \"Migrating from chainnode 0.1 certificates\")"
+)
 
-# Short reasons a refusal is filed under (`CertificateError.reason`): log lines, counters
-# ("disconnects:certificate_revoked") and the fix an operator looks up in
-# docs/certificates.md. The message always carries the details.
-REASON_BAD = "bad certificate"  # malformed, wrong kind or suite, anything not listed below
-REASON_NONE = "no certificate"
-REASON_WRONG_CA = "wrong CA"
-REASON_AGENCY_MISMATCH = "agency mismatch"
-REASON_BAD_SIGNATURE = "bad certificate signature"
-REASON_EXPIRED = "certificate expired"
-REASON_NOT_YET_VALID = "certificate not yet valid"
-REASON_REVOKED = "certificate revoked"
-REASON_KEY_MISMATCH = "certificate key mismatch"
-REASON_PEER_ID_MISMATCH = "certificate peer id mismatch"
-REASON_NOT_CLIENT = "not a client certificate"
-
-
-class CertificateError(ValueError):
-    """A certificate, chain or revocation list is not acceptable; the message says which
-    certificate and why, `reason` is one of the REASON_* phrases above."""
-
-    def __init__(self, message: str, reason: str = REASON_BAD) -> None:
-        super().__init__(message)
-        self.reason = reason
+__all__ = [  # the public interface, with the X.509 names consumers use through this module
+    "CERT_BYTES_MAX", "CHAIN_BYTES_MAX", "CLIENT_ROLES", "CRL_BYTES_MAX", "CertChain", "Certificate", "CertificateError", "FILE_BYTES_MAX", "KINDS",
+    "LEAF_KINDS", "MIGRATE_HINT", "NODE_ROLES", "PEER_ID_URI", "REASON_AGENCY_MISMATCH", "REASON_BAD", "REASON_BAD_SIGNATURE", "REASON_EXPIRED",
+    "REASON_KEY_MISMATCH", "REASON_LEAF_IS_CA", "REASON_MISSING_EXTENSION", "REASON_NONE", "REASON_NOT_CA", "REASON_NOT_CLIENT",
+    "REASON_NOT_YET_VALID", "REASON_PATH_LENGTH", "REASON_PEER_ID_MISMATCH", "REASON_REVOKED", "REASON_UNKNOWN_CRITICAL", "REASON_WRONG_CA",
+    "REASON_WRONG_ISSUER", "ROOTS_MAX", "RevocationList", "SERIAL_BYTES", "cert_pem",
+    "check_peer_id", "crl_to_pem", "format_ms", "issue", "issue_crl", "issuer_of", "key_hash", "load_certificates", "load_crl", "new_serial",
+    "read_cert_file", "read_certs", "read_chain_file", "read_crl_file", "revocation_id", "revoked_by", "verify_agency", "verify_chain",
+    "verify_root", "write_pem",
+]
 
 
 def key_hash(suite_name: str, public_key: bytes) -> bytes:
-    """How a certificate names its issuer: the suite hash of the issuer's public key."""
+    """How a revocation names an issuer: the suite hash of the issuer's public key."""
     return get_suite(suite_name).hash(public_key)
 
 
-def new_serial() -> bytes:
-    return secrets.token_bytes(SERIAL_BYTES)
+def revocation_id(issuer: "Certificate", serial: int) -> bytes:
+    """What the chain's revocation list holds for the certificate `issuer` gave `serial`."""
+    return key_hash(issuer.suite, issuer.public_key) + serial.to_bytes((serial.bit_length() + 7) // 8 or 1, "big")
+
+
+def new_serial() -> int:
+    return int.from_bytes(secrets.token_bytes(SERIAL_BYTES), "big") >> 1 or 1
 
 
 def format_ms(ms: int) -> str:
@@ -133,129 +142,98 @@ def check_peer_id(peer_id: str) -> None:
 # ---- Certificate --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Certificate:
-    VERSION = 1
+    """An X.509 certificate read under the consortium profile. `kind` is what the certificate
+    says of itself: "ca" (a CA that issued itself), "agency" (a CA issued by another),
+    "node" or "client" (by the role in its OU), or "" (a leaf with no chainnode role, which
+    no chain accepts). Where it stands in a chain is checked by `verify_chain`."""
 
-    serial: bytes
-    kind: str  # "ca" | "agency" | "node" | "client"
-    subject: str  # the holder's name: "Consortium CA", "Bank A", "node0", "alice"
-    organisation: str  # the agency the holder belongs to (for a CA: the consortium)
-    role: str  # "" for ca/agency; sealer|observer for nodes; user|governor|regulator|auditor for clients
-    public_key: bytes  # the holder's suite public key (for a node: its consensus key)
-    peer_id: str  # a node's libp2p peer id, "" for every other kind
-    issuer_key_hash: bytes  # suite hash of the issuer's public key (own key for a CA)
-    not_before_ms: int
-    not_after_ms: int
-    suite: str  # "sm" | "ed25519"; every certificate of a chain has the chain's suite
-    signature: bytes = b""
+    x509: X509Certificate
+    kind: str
+    role: str  # "" for a CA
+    peer_id: str  # a node's, from its subjectAltName; "" for every other kind
 
-    def unsigned_fields(self) -> list:
-        return [
-            self.VERSION,
-            self.serial,
-            self.kind,
-            self.subject,
-            self.organisation,
-            self.role,
-            self.public_key,
-            self.peer_id,
-            self.issuer_key_hash,
-            self.not_before_ms,
-            self.not_after_ms,
-            self.suite,
-        ]
+    @classmethod
+    def decode(cls, der: bytes) -> "Certificate":
+        return cls.of(parse(der))
 
-    def to_fields(self) -> list:
-        return self.unsigned_fields() + [self.signature]
-
-    def signing_bytes(self) -> bytes:
-        return pack([1, CERT_DOMAIN, *self.unsigned_fields()])
+    @classmethod
+    def of(cls, cert: X509Certificate) -> "Certificate":
+        if cert.is_ca:
+            return cls(cert, "ca" if cert.subject_der == cert.issuer_der else "agency", "", "")
+        role = cert.unit
+        kind = "node" if role in NODE_ROLES else "client" if role in CLIENT_ROLES else ""
+        ids = [uri[len(PEER_ID_URI):] for uri in cert.uris if uri.startswith(PEER_ID_URI)]
+        if len(ids) > 1:
+            raise CertificateError(f"{cert.label()} names {len(ids)} peer ids; a node certificate names one", REASON_BAD)
+        return cls(cert, kind, role if kind else "", ids[0] if ids and kind == "node" else "")
 
     def encode(self) -> bytes:
-        return pack(self.to_fields())
-
-    def signed(self, issuer_priv: bytes) -> "Certificate":
-        """A copy signed with `issuer_priv` (whose key hash must be `issuer_key_hash`)."""
-        suite = get_suite(self.suite)
-        issuer_pub = suite.public_key(issuer_priv)
-        # Signing under a key the certificate does not name would produce a certificate no
-        # one can verify: a bug in the caller, not bad input.
-        assert suite.hash(issuer_pub) == self.issuer_key_hash, "issuer key does not match issuer_key_hash"
-        return replace(self, signature=suite.sign(issuer_priv, self.signing_bytes()))
-
-    def signature_valid(self, issuer_pub: bytes) -> bool:
-        return get_suite(self.suite).verify(issuer_pub, self.signing_bytes(), self.signature)
+        return self.x509.der
 
     @property
-    def is_self_signed(self) -> bool:
-        return self.issuer_key_hash == key_hash(self.suite, self.public_key)
+    def der(self) -> bytes:
+        return self.x509.der
+
+    @property
+    def suite(self) -> str:
+        return self.x509.suite
+
+    @property
+    def serial(self) -> int:
+        return self.x509.serial
+
+    @property
+    def public_key(self) -> bytes:
+        return self.x509.public_key
+
+    @property
+    def subject(self) -> str:
+        """The holder's name: its CN ("Consortium CA", "Bank A", "node0", "alice")."""
+        return self.x509.common_name or self.x509.subject
+
+    @property
+    def organisation(self) -> str:
+        return self.x509.organisation
+
+    @property
+    def not_before_ms(self) -> int:
+        return self.x509.not_before_ms
+
+    @property
+    def not_after_ms(self) -> int:
+        return self.x509.not_after_ms
+
+    def revocation_id(self, issuer: "Certificate") -> bytes:
+        """What the chain's revocation list holds for this certificate, issued by `issuer`."""
+        return revocation_id(issuer, self.serial)
 
     def label(self) -> str:
         """How messages name this certificate: `agency certificate 'Bank A' (serial 1f2e...)`."""
-        return f"{self.kind} certificate {self.subject!r} (serial {self.serial.hex()})"
+        return f"{self.kind or 'end-entity'} certificate {self.subject!r} (serial {self.serial:x})"
 
     def describe(self) -> dict:
         """The fields an operator reads, as JSON-friendly values."""
         return {
             "kind": self.kind,
-            "subject": self.subject,
+            "subject": self.x509.subject,
+            "issuer": self.x509.issuer,
+            "name": self.subject,
             "organisation": self.organisation,
             "role": self.role,
-            "serial": self.serial.hex(),
+            "serial": f"{self.serial:x}",
             "suite": self.suite,
             "public_key": self.public_key.hex(),
             "peer_id": self.peer_id,
-            "issuer_key_hash": self.issuer_key_hash.hex(),
+            "ca": self.x509.is_ca,
+            "path_length": self.x509.path_length,
+            "key_usage": sorted(self.x509.key_usage),
             "not_before": format_ms(self.not_before_ms),
             "not_after": format_ms(self.not_after_ms),
             "not_before_ms": self.not_before_ms,
             "not_after_ms": self.not_after_ms,
         }
-
-    @classmethod
-    def from_fields(cls, f: Any, what: str = "certificate") -> "Certificate":
-        f = expect_list(f, what)
-        expect_version(f, what, cls.VERSION)
-        expect_list(f, what, length=13)
-        suite = expect_str(f[11], f"{what}.suite", max_length=16)
-        if suite not in SUITE_NAMES:
-            raise DecodeError(f"{what}.suite: unknown suite {suite!r}")
-        kind = expect_str(f[2], f"{what}.kind", max_length=16)
-        if kind not in KINDS:
-            raise DecodeError(f"{what}.kind: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-        role = expect_str(f[5], f"{what}.role", max_length=ROLE_CHARS_MAX)
-        if role not in ROLES_FOR_KIND[kind]:
-            raise DecodeError(f"{what}.role: {role!r} is not a role of a {kind} certificate")
-        peer_id = expect_str(f[7], f"{what}.peer_id", max_length=PEER_ID_CHARS_MAX)
-        # Only a node has a libp2p host; an empty peer id on a node would bind nothing.
-        if (kind == "node") != (peer_id != ""):
-            raise DecodeError(f"{what}.peer_id: {'required' if kind == 'node' else 'must be empty'} for a {kind} certificate")
-        not_before_ms = expect_int(f[9], f"{what}.not_before_ms", hi=UINT64_MAX)
-        not_after_ms = expect_int(f[10], f"{what}.not_after_ms", hi=UINT64_MAX)
-        if not_after_ms < not_before_ms:
-            raise DecodeError(f"{what}: not_after_ms is before not_before_ms")
-        subject = expect_str(f[3], f"{what}.subject", max_length=NAME_CHARS_MAX)
-        if not subject:
-            raise DecodeError(f"{what}.subject: must not be empty")
-        return cls(
-            serial=expect_bytes(f[1], f"{what}.serial", length=SERIAL_BYTES),
-            kind=kind,
-            subject=subject,
-            organisation=expect_str(f[4], f"{what}.organisation", max_length=NAME_CHARS_MAX),
-            role=role,
-            public_key=expect_bytes(f[6], f"{what}.public_key", length=PUBLIC_KEY_BYTES[suite]),
-            peer_id=peer_id,
-            issuer_key_hash=expect_bytes(f[8], f"{what}.issuer_key_hash", length=HASH_BYTES),
-            not_before_ms=not_before_ms,
-            not_after_ms=not_after_ms,
-            suite=suite,
-            signature=expect_bytes(f[12], f"{what}.signature", length=SIGNATURE_BYTES),
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> "Certificate":
-        return cls.from_fields(unpack(data, max_bytes=CERT_BYTES_MAX))
 
 
 def issue(
@@ -270,235 +248,212 @@ def issue(
     not_before_ms: int,
     not_after_ms: int,
     issuer_priv: bytes,
-    serial: bytes | None = None,
+    issuer: Certificate | None,
+    serial: int | None = None,
 ) -> Certificate:
-    """Build, check and sign a certificate. Raises CertificateError on a bad request (a role
-    that does not fit the kind, a malformed peer id, a key of another suite), so the CLI
-    never writes a certificate that `Certificate.decode` would refuse."""
-    s = get_suite(suite)
-    unsigned = Certificate(
-        serial=serial if serial is not None else new_serial(),
-        kind=kind,
-        subject=subject,
-        organisation=organisation,
-        role=role,
-        public_key=public_key,
-        peer_id=peer_id,
-        issuer_key_hash=s.hash(s.public_key(issuer_priv)),
-        not_before_ms=not_before_ms,
-        not_after_ms=not_after_ms,
-        suite=suite,
-        signature=bytes(SIGNATURE_BYTES),
-    )
-    try:
-        Certificate.from_fields(unsigned.to_fields())  # the same rules a verifier applies
-    except DecodeError as exc:
-        raise CertificateError(f"cannot issue this certificate: {exc}") from None
+    """Build, check and sign a certificate of the profile: a root CA (`issuer` None), an
+    agency (issued by a root), a node or client (issued by an agency). Raises
+    CertificateError on a bad request (a role that does not fit the kind, a malformed peer
+    id), so the CLI never writes a certificate that `verify_chain` would refuse."""
+    if kind not in KINDS:
+        raise CertificateError(f"cannot issue a {kind!r} certificate (expected one of {', '.join(KINDS)})")
+    if (kind == "ca") != (issuer is None):
+        raise CertificateError("a root CA certificate is self-signed, every other one has an issuer")
+    if role not in {"ca": ("",), "agency": ("",), "node": NODE_ROLES, "client": CLIENT_ROLES}[kind]:
+        raise CertificateError(f"cannot issue this certificate: {role!r} is not a role of a {kind} certificate")
+    if not subject or not organisation:
+        raise CertificateError("cannot issue this certificate: the name and the organisation must not be empty")
+    if not_after_ms < not_before_ms:
+        raise CertificateError("cannot issue this certificate: it would expire before it becomes valid")
     if kind == "node":
         try:
             check_peer_id(peer_id)
         except ValueError as exc:
             raise CertificateError(f"cannot issue this certificate: {exc}") from None
-    cert = unsigned.signed(issuer_priv)
-    Certificate.decode(cert.encode())  # a bug, not bad input, if our own output does not decode
-    return cert
+    elif peer_id:
+        raise CertificateError(f"cannot issue this certificate: only a node certificate names a peer id, not a {kind} one")
+    try:
+        cert = issue_x509(
+            suite=suite, issuer_priv=issuer_priv, issuer=issuer.x509 if issuer else None, common_name=subject, organisation=organisation,
+            public_key=public_key, serial=serial if serial is not None else new_serial(), not_before_ms=not_before_ms,
+            not_after_ms=not_after_ms, ca=kind in ("ca", "agency"), path_length={"ca": 1, "agency": 0}.get(kind), unit=role,
+            uris=(PEER_ID_URI + peer_id,) if kind == "node" else (),
+        )
+    except (ValueError, OverflowError) as exc:  # a name asn1crypto cannot encode, a date out of range
+        if isinstance(exc, CertificateError):
+            raise
+        raise CertificateError(f"cannot issue this certificate: {exc}") from None
+    return Certificate.of(cert)
 
 
 # ---- CertChain ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CertChain:
-    """What a node or client presents: [CA (self-signed), agency, leaf]. The CA is carried
-    so an operator can see which CA a chain claims; only the verifier's trusted CA counts."""
+    """What a node or client presents: its leaf and the agency that issued it. A file may
+    also carry the root, so an SDK knows which CA to trust and an operator sees it; a node
+    trusts only the roots of its genesis, so the root never goes on the wire."""
 
-    VERSION = 1
-
-    ca: Certificate
-    agency: Certificate
     leaf: Certificate
-
-    def to_fields(self) -> list:
-        return [self.VERSION, self.ca.to_fields(), self.agency.to_fields(), self.leaf.to_fields()]
+    agency: Certificate
+    root: Certificate | None = None
 
     def encode(self) -> bytes:
-        return pack(self.to_fields())
+        """The wire form (Hello and secure channel credentials): pack([leaf DER, agency DER])."""
+        return pack([self.leaf.der, self.agency.der])
 
-    def __iter__(self):
-        return iter((self.ca, self.agency, self.leaf))
+    def __iter__(self) -> Iterator[Certificate]:
+        """Top down, as operators read a hierarchy: root (if carried), agency, leaf."""
+        return iter(([self.root] if self.root is not None else []) + [self.agency, self.leaf])
 
-    @classmethod
-    def from_fields(cls, f: Any) -> "CertChain":
-        f = expect_list(f, "chain")
-        expect_version(f, "chain", cls.VERSION)
-        expect_list(f, "chain", length=4)
-        return cls(
-            ca=Certificate.from_fields(f[1], "chain.ca"),
-            agency=Certificate.from_fields(f[2], "chain.agency"),
-            leaf=Certificate.from_fields(f[3], "chain.leaf"),
-        )
+    def to_pem(self) -> bytes:
+        """Leaf first, then its issuers: the order of TLS and of `openssl verify -untrusted`."""
+        return b"".join(to_pem(c.x509) for c in (self.leaf, self.agency, self.root) if c is not None)
 
     @classmethod
     def decode(cls, data: bytes) -> "CertChain":
-        return cls.from_fields(unpack(data, max_bytes=CHAIN_BYTES_MAX))
-
-
-# ---- RevocationList -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RevocationList:
-    """The serials a CA has revoked, signed by the CA. `number` grows with every new list so
-    a node can refuse to go back to an older one."""
-
-    VERSION = 1
-
-    issuer_key_hash: bytes
-    number: int
-    issued_at_ms: int
-    serials: tuple[bytes, ...]  # sorted, unique: one set has one encoding
-    suite: str
-    signature: bytes = b""
-
-    def unsigned_fields(self) -> list:
-        return [self.VERSION, self.issuer_key_hash, self.number, self.issued_at_ms, list(self.serials), self.suite]
-
-    def to_fields(self) -> list:
-        return self.unsigned_fields() + [self.signature]
-
-    def signing_bytes(self) -> bytes:
-        return pack([1, CRL_DOMAIN, *self.unsigned_fields()])
-
-    def encode(self) -> bytes:
-        return pack(self.to_fields())
+        try:
+            fields = expect_list(unpack(data, max_bytes=CHAIN_BYTES_MAX), "chain", length=2)
+            leaf, agency = (expect_bytes(f, "chain certificate", max_length=CERT_BYTES_MAX) for f in fields)
+        except DecodeError as exc:
+            raise CertificateError(f"undecodable certificate chain: {exc}", REASON_BAD) from None
+        return cls(Certificate.decode(leaf), Certificate.decode(agency))
 
     @classmethod
-    def create(cls, ca_priv: bytes, suite: str, serials: Iterable[bytes], *, number: int, issued_at_ms: int) -> "RevocationList":
-        s = get_suite(suite)
-        unique = tuple(sorted(set(serials)))
-        if len(unique) > CRL_SERIALS_MAX:
-            raise CertificateError(f"a revocation list holds at most {CRL_SERIALS_MAX} serials")
-        for serial in unique:
-            if type(serial) is not bytes or len(serial) != SERIAL_BYTES:
-                raise CertificateError(f"a serial is {SERIAL_BYTES} bytes ({2 * SERIAL_BYTES} hex digits)")
-        unsigned = cls(s.hash(s.public_key(ca_priv)), number, issued_at_ms, unique, suite)
-        return replace(unsigned, signature=s.sign(ca_priv, unsigned.signing_bytes()))
-
-    def verify(self, ca_cert: Certificate) -> frozenset[bytes]:
-        """The revoked serials, if `ca_cert` signed this list; else CertificateError."""
-        if self.suite != ca_cert.suite:
-            raise CertificateError(f"revocation list: wrong suite {self.suite!r}, the CA {ca_cert.subject!r} uses {ca_cert.suite!r}")
-        if self.issuer_key_hash != key_hash(ca_cert.suite, ca_cert.public_key):
-            raise CertificateError(f"revocation list: not issued by the trusted CA {ca_cert.subject!r} (wrong or missing CA)")
-        if not get_suite(self.suite).verify(ca_cert.public_key, self.signing_bytes(), self.signature):
-            raise CertificateError(f"revocation list: bad signature (not signed by the CA {ca_cert.subject!r}, or modified)")
-        return frozenset(self.serials)
-
-    @classmethod
-    def from_fields(cls, f: Any) -> "RevocationList":
-        f = expect_list(f, "revocation list")
-        expect_version(f, "revocation list", cls.VERSION)
-        expect_list(f, "revocation list", length=7)
-        suite = expect_str(f[5], "revocation list.suite", max_length=16)
-        if suite not in SUITE_NAMES:
-            raise DecodeError(f"revocation list.suite: unknown suite {suite!r}")
-        raw = expect_list(f[4], "revocation list.serials", max_length=CRL_SERIALS_MAX)
-        serials = tuple(expect_bytes(x, "revocation list.serial", length=SERIAL_BYTES) for x in raw)
-        if any(a >= b for a, b in zip(serials, serials[1:])):
-            raise DecodeError("revocation list.serials: must be sorted and unique")
-        return cls(
-            issuer_key_hash=expect_bytes(f[1], "revocation list.issuer_key_hash", length=HASH_BYTES),
-            number=expect_int(f[2], "revocation list.number"),
-            issued_at_ms=expect_int(f[3], "revocation list.issued_at_ms"),
-            serials=serials,
-            suite=suite,
-            signature=expect_bytes(f[6], "revocation list.signature", length=SIGNATURE_BYTES),
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> "RevocationList":
-        return cls.from_fields(unpack(data, max_bytes=CRL_BYTES_MAX))
+    def of(cls, certs: Sequence[Certificate], where: str = "the chain") -> "CertChain":
+        """A chain from its certificates, leaf first (as in a PEM file)."""
+        if len(certs) not in (2, 3):
+            raise CertificateError(
+                f"{where} holds {len(certs)} certificate(s); a chain is the leaf, then its agency, then optionally the root", REASON_BAD
+            )
+        return cls(certs[0], certs[1], certs[2] if len(certs) == 3 else None)
 
 
 # ---- verification -------------------------------------------------------------------------
 
 
-def check_window(cert: Certificate, now_ms: int) -> None:
-    if now_ms < cert.not_before_ms:
-        raise CertificateError(f"{cert.label()} is not yet valid: valid from {format_ms(cert.not_before_ms)}", REASON_NOT_YET_VALID)
-    if now_ms > cert.not_after_ms:
-        raise CertificateError(f"{cert.label()} expired on {format_ms(cert.not_after_ms)}", REASON_EXPIRED)
+def _names(roots: Sequence[Certificate]) -> str:
+    return ", ".join(repr(r.x509.subject) for r in roots) or "none"
 
 
-def verify_ca(trusted_ca: Certificate, now_ms: int) -> None:
-    """The trusted CA certificate itself: kind, self-signature, validity window."""
-    if trusted_ca.kind != "ca":
-        raise CertificateError(f"wrong or missing CA: the trusted CA is a {trusted_ca.label()}, not a CA certificate", REASON_WRONG_CA)
-    if not trusted_ca.is_self_signed or not trusted_ca.signature_valid(trusted_ca.public_key):
-        raise CertificateError(f"{trusted_ca.label()}: bad signature (a CA certificate must be self-signed)", REASON_BAD_SIGNATURE)
-    check_window(trusted_ca, now_ms)
-
-
-def verify_agency(agency: Certificate, trusted_ca: Certificate, now_ms: int, revoked_serials: Iterable[bytes] = ()) -> None:
-    """One link: the agency certificate was issued by `trusted_ca` (checked with verify_ca)."""
-    verify_ca(trusted_ca, now_ms)
-    if agency.kind != "agency":
-        raise CertificateError(f"wrong kind: expected an agency certificate after the CA, got a {agency.label()}")
-    if agency.suite != trusted_ca.suite:
-        raise CertificateError(f"{agency.label()}: wrong suite {agency.suite!r}, the trusted CA {trusted_ca.subject!r} uses {trusted_ca.suite!r}")
-    if agency.issuer_key_hash != key_hash(trusted_ca.suite, trusted_ca.public_key):
+def issuer_of(cert: Certificate, roots: Sequence[Certificate]) -> Certificate:
+    """The root that issued `cert`, by name (then by signature when two roots share one)."""
+    named = [r for r in roots if r.x509.subject_der == cert.x509.issuer_der]
+    if not named:
         raise CertificateError(
-            f"wrong or missing CA: the agency certificate of {agency.subject!r} (serial {agency.serial.hex()}) "
-            f"was not issued by the trusted CA {trusted_ca.subject!r}",
+            f"wrong or missing CA: the {cert.label()} was issued by {cert.x509.issuer!r}, which is not a root CA of this chain "
+            f"(trusted: {_names(roots)})",
             REASON_WRONG_CA,
         )
-    if not agency.signature_valid(trusted_ca.public_key):
-        raise CertificateError(f"{agency.label()}: bad signature (not signed by the CA {trusted_ca.subject!r}, or modified)", REASON_BAD_SIGNATURE)
-    check_window(agency, now_ms)
-    if agency.serial in frozenset(revoked_serials):
+    return named[0] if len(named) == 1 else next((r for r in named if cert.x509.signed_by(r.x509)), named[0])
+
+
+def _path(path: list[Certificate], root: Certificate, now_ms: int) -> None:
+    """The X.509 checks of a path under `root`, refusals named for this hierarchy."""
+    try:
+        verify_path([c.x509 for c in path], [root.x509], now_ms)
+    except CertificateError as exc:
+        reason = REASON_WRONG_CA if exc.reason == REASON_WRONG_ISSUER else exc.reason
+        labels = {c.x509.label(): c.label() for c in [*path, root]}
+        message = str(exc)
+        for plain, named in labels.items():
+            message = message.replace(plain, named)
+        raise CertificateError(message, reason) from None
+
+
+def verify_root(root: Certificate, now_ms: int | None) -> None:
+    """A trusted root itself: a CA, validly self-signed if it is self-issued (a member's CA
+    may itself be issued by a licensed CA outside the chain), and inside its window at
+    `now_ms` (None: the genesis, which outlives any window, checks no time)."""
+    if not root.x509.is_ca or "key_cert_sign" not in root.x509.key_usage:
+        raise CertificateError(
+            f"wrong or missing CA: {root.label()} is not a CA certificate (it needs basicConstraints CA:TRUE and keyUsage keyCertSign)",
+            REASON_WRONG_CA,
+        )
+    if root.kind == "ca" and not root.x509.signed_by(root.x509):
+        raise CertificateError(f"{root.label()}: bad signature (a self-issued CA certificate must verify with its own key)", REASON_BAD_SIGNATURE)
+    if now_ms is not None:
+        root.x509.check_window(now_ms)
+
+
+def verify_agency(agency: Certificate, roots: Sequence[Certificate], now_ms: int, revoked: Iterable[bytes] = ()) -> Certificate:
+    """One link: `agency` is a CA issued by one of `roots`; returns that root."""
+    if not agency.x509.is_ca:
+        raise CertificateError(
+            f"the agency certificate {agency.subject!r} (serial {agency.serial:x}) is not a CA: an agency needs basicConstraints "
+            f"CA:TRUE and keyUsage keyCertSign",
+            REASON_NOT_CA,
+        )
+    if not agency.organisation:
+        raise CertificateError(f"{agency.label()} names no organisation (O): its nodes and clients are matched by it", REASON_MISSING_EXTENSION)
+    root = issuer_of(agency, roots)
+    verify_root(root, now_ms)
+    try:
+        _path([agency], root, now_ms)
+    except CertificateError as exc:
+        if exc.reason != REASON_BAD_SIGNATURE:
+            raise
+        # The names matched: a CA of the same name but another key issued it (or it was modified).
+        raise CertificateError(
+            f"wrong or missing CA: the {agency.label()} names the root {root.x509.subject!r}, but its signature does not verify with "
+            f"that root's key: another CA of the same name issued it, or it was modified",
+            REASON_WRONG_CA,
+        ) from None
+    if agency.revocation_id(root) in frozenset(revoked):
         raise CertificateError(f"{agency.label()} is revoked", REASON_REVOKED)
+    return root
 
 
-def verify_chain(chain: CertChain, trusted_ca_cert: Certificate, now_ms: int, revoked_serials: Iterable[bytes] = ()) -> Certificate:
-    """Check every link of [CA, agency, leaf] against the verifier's own trusted CA and
-    return the leaf; CertificateError names the first certificate that fails and why.
-
-    The chain's own CA certificate must be the trusted one byte for byte: a chain that
-    carries another CA is refused even if its agency happened to be cross-signed.
-    """
+def verify_chain(chain: CertChain, roots: Sequence[Certificate], now_ms: int, revoked: Iterable[bytes] = ()) -> Certificate:
+    """Check [agency, leaf] against the verifier's own trusted `roots` (a chain's own root,
+    if it carries one, counts for nothing) and return the leaf; CertificateError names the
+    first certificate that fails and why."""
     if not isinstance(chain, CertChain):
         raise CertificateError("not a certificate chain")
-    revoked = frozenset(revoked_serials)
-    ca, agency, leaf = chain.ca, chain.agency, chain.leaf
-    for cert in chain:
-        if cert.suite != trusted_ca_cert.suite:
-            raise CertificateError(f"{cert.label()}: wrong suite {cert.suite!r}, the trusted CA {trusted_ca_cert.subject!r} uses {trusted_ca_cert.suite!r}")
-    if ca.kind != "ca" or agency.kind != "agency" or leaf.kind not in LEAF_KINDS:
-        raise CertificateError(f"wrong kind order: expected ca -> agency -> node/client, got {ca.kind} -> {agency.kind} -> {leaf.kind}")
-    if ca.encode() != trusted_ca_cert.encode():
+    revoked = frozenset(revoked)
+    agency, leaf = chain.agency, chain.leaf
+    for cert in (agency, leaf):
+        if roots and cert.suite != roots[0].suite:
+            raise CertificateError(f"{cert.label()}: a {cert.suite} certificate, but this chain uses {roots[0].suite}")
+    if leaf.x509.is_ca:
         raise CertificateError(
-            f"wrong or missing CA: the chain of {leaf.subject!r} carries the CA {ca.subject!r} (serial {ca.serial.hex()}), "
-            f"not the trusted CA {trusted_ca_cert.subject!r} (serial {trusted_ca_cert.serial.hex()})",
-            REASON_WRONG_CA,
+            f"the leaf certificate {leaf.subject!r} (serial {leaf.serial:x}) is a CA (basicConstraints CA:TRUE); "
+            f"a node or client certificate must not be one",
+            REASON_LEAF_IS_CA,
         )
-    verify_agency(agency, trusted_ca_cert, now_ms, revoked)
-    if leaf.issuer_key_hash != key_hash(agency.suite, agency.public_key):
+    if leaf.kind not in LEAF_KINDS:
         raise CertificateError(
-            f"agency mismatch: the {leaf.label()} was not issued by the agency {agency.subject!r} "
-            f"(serial {agency.serial.hex()}) in its chain",
+            f"{leaf.label()} names no chainnode role: its subject's OU must be one of {', '.join(NODE_ROLES + CLIENT_ROLES)}",
+            REASON_MISSING_EXTENSION,
+        )
+    try:
+        root = verify_agency(agency, roots, now_ms, revoked)
+    except CertificateError as exc:  # name whose chain it is: the agency alone says little in a log
+        raise CertificateError(f"{exc} (in the chain of the {leaf.label()})", exc.reason) from None
+    if root.x509.path_length is not None and root.x509.path_length < 1:
+        raise CertificateError(f"{root.label()} allows no CA below it (pathlen 0), so no agency", REASON_PATH_LENGTH)
+    if leaf.x509.issuer_der != agency.x509.subject_der:
+        raise CertificateError(
+            f"agency mismatch: the {leaf.label()} was issued by {leaf.x509.issuer!r}, not by the agency {agency.x509.subject!r} in its chain",
             REASON_AGENCY_MISMATCH,
         )
-    if leaf.organisation != agency.subject:
+    if leaf.organisation != agency.organisation:
         raise CertificateError(
-            f"agency mismatch: the {leaf.label()} names organisation {leaf.organisation!r} but was issued by the agency {agency.subject!r}",
+            f"agency mismatch: the {leaf.label()} names organisation {leaf.organisation!r} but was issued by the agency of "
+            f"{agency.organisation!r}",
             REASON_AGENCY_MISMATCH,
         )
-    if not leaf.signature_valid(agency.public_key):
-        raise CertificateError(f"{leaf.label()}: bad signature (not signed by the agency {agency.subject!r}, or modified)", REASON_BAD_SIGNATURE)
-    check_window(leaf, now_ms)
-    if leaf.serial in revoked:
+    if "digital_signature" not in leaf.x509.key_usage:
+        raise CertificateError(f"{leaf.label()} lacks keyUsage digitalSignature: its key signs the node's or client's messages",
+                               REASON_MISSING_EXTENSION)
+    _path([leaf], agency, now_ms)  # the agency's own link was checked above
+    if leaf.revocation_id(agency) in revoked:
         raise CertificateError(f"{leaf.label()} is revoked", REASON_REVOKED)
     if leaf.kind == "node":
+        if not leaf.peer_id:
+            raise CertificateError(f"{leaf.label()} names no peer id: a node certificate needs subjectAltName URI:{PEER_ID_URI}<peer id>",
+                                   REASON_MISSING_EXTENSION)
         try:
             check_peer_id(leaf.peer_id)
         except ValueError as exc:
@@ -506,95 +461,86 @@ def verify_chain(chain: CertChain, trusted_ca_cert: Certificate, now_ms: int, re
     return leaf
 
 
+def revoked_by(crl: RevocationList, issuer: Certificate) -> frozenset[bytes]:
+    """The revocation ids a CRL lists, if `issuer` signed it; else CertificateError."""
+    if crl.issuer_der != issuer.x509.subject_der:
+        raise CertificateError(f"the revocation list was issued by {crl.issuer!r}, not by {issuer.x509.subject!r}", REASON_WRONG_CA)
+    if not crl.signed_by(issuer.x509):
+        raise CertificateError(f"the revocation list's signature does not verify with {issuer.label()}'s key (modified?)", REASON_BAD_SIGNATURE)
+    return frozenset(revocation_id(issuer, s) for s in crl.serials)
+
+
 # ---- files --------------------------------------------------------------------------------
 #
-# On disk a certificate, chain or revocation list is a small JSON document so an operator can
-# read who it is for with `cat`; the hex of the canonical encoding is the only part that
-# counts, and the readable copies must agree with it (a hand-edited file is refused).
-
-CERT_FORMAT = "chainnode-cert/1"
-CHAIN_FORMAT = "chainnode-chain/1"
-CRL_FORMAT = "chainnode-crl/1"
-FILE_BYTES_MAX = 2 * CRL_BYTES_MAX + 4096  # hex doubles the size
+# On disk every certificate, chain and revocation list is PEM, as `openssl` writes them
+# (DER is read too): `openssl x509 -in node.pem -noout -text` shows who it is for.
 
 
-def cert_document(cert: Certificate) -> dict:
-    return {"format": CERT_FORMAT, "subject": cert.subject, "kind": cert.kind, "cert": cert.encode().hex()}
+def _read(path: Any) -> bytes:
+    data = read_bounded(Path(path), noun="certificate file", max_bytes=FILE_BYTES_MAX, error=CertificateError)
+    if data.lstrip().startswith(b"{") and any(tag in data[:200] for tag in _OLD_FORMATS):
+        raise CertificateError(f"{path} is in the certificate format of chainnode 0.1, before X.509; {MIGRATE_HINT}")
+    return data
 
 
-def chain_document(chain: CertChain) -> dict:
-    return {"format": CHAIN_FORMAT, "subject": chain.leaf.subject, "kind": chain.leaf.kind, "chain": chain.encode().hex()}
-
-
-def crl_document(crl: RevocationList) -> dict:
-    return {"format": CRL_FORMAT, "number": crl.number, "revoked": [s.hex() for s in crl.serials], "crl": crl.encode().hex()}
-
-
-def read_document(path: Any) -> dict:
-    """The JSON document in `path`, whatever its format; CertificateError names the file."""
-    doc = read_json_file(path, noun="chainnode certificate file", max_bytes=FILE_BYTES_MAX, error=CertificateError)
-    if not isinstance(doc, dict) or doc.get("format") not in (CERT_FORMAT, CHAIN_FORMAT, CRL_FORMAT):
-        raise CertificateError(f"{path} is not a chainnode certificate, chain or revocation list (no known \"format\")")
-    return doc
-
-
-def _hex_field(doc: dict, name: str, path: Any) -> bytes:
+def load_certificates(data: bytes, where: str) -> list[Certificate]:
+    """Every certificate of a PEM bundle (or one DER certificate), in file order."""
+    if not pem.detect(data):
+        return [Certificate.decode(data)]
+    certs = []
     try:
-        return parse_hex(doc.get(name))
-    except HexError:
-        raise CertificateError(f"{path}: field {name!r} is missing or not hex") from None
+        for kind, _, der in pem.unarmor(data, multiple=True):
+            if kind != "CERTIFICATE":
+                raise CertificateError(f"{where} holds a PEM {kind}, not a CERTIFICATE", REASON_BAD)
+            certs.append(Certificate.decode(der))
+    except ValueError as exc:
+        if isinstance(exc, CertificateError):
+            raise CertificateError(f"{where}: {exc}", exc.reason) from None
+        raise CertificateError(f"{where}: bad PEM ({exc})") from None
+    if len(certs) > ROOTS_MAX:
+        raise CertificateError(f"{where} holds more than {ROOTS_MAX} certificates")
+    return certs
 
 
-def decode_document(doc: dict, path: Any) -> Certificate | CertChain | RevocationList:
-    """Decode a document from read_document; DecodeError and edits become CertificateError
-    naming the file."""
-    fmt = doc.get("format")
+def read_certs(path: Any) -> list[Certificate]:
+    """The certificates of a PEM (or DER) file; CertificateError names the file."""
+    data = _read(path)
     try:
-        if fmt == CERT_FORMAT:
-            obj: Any = Certificate.decode(_hex_field(doc, "cert", path))
-            shown = (doc.get("subject"), doc.get("kind"))
-            if shown != (obj.subject, obj.kind):
-                raise CertificateError(f"{path}: the readable subject/kind do not match the encoded certificate (was the file edited?)")
-        elif fmt == CHAIN_FORMAT:
-            obj = CertChain.decode(_hex_field(doc, "chain", path))
-            if (doc.get("subject"), doc.get("kind")) != (obj.leaf.subject, obj.leaf.kind):
-                raise CertificateError(f"{path}: the readable subject/kind do not match the encoded chain (was the file edited?)")
-        elif fmt == CRL_FORMAT:
-            obj = RevocationList.decode(_hex_field(doc, "crl", path))
-        else:
-            raise CertificateError(f"{path}: unknown format {fmt!r}")
-    except DecodeError as exc:
-        raise CertificateError(f"{path}: corrupt ({exc})") from None
-    return obj
+        return load_certificates(data, str(path))
+    except CertificateError as exc:
+        message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        raise CertificateError(message, exc.reason) from None
 
 
 def read_cert_file(path: Any) -> Certificate:
-    obj = decode_document(read_document(path), path)
-    if not isinstance(obj, Certificate):
-        raise CertificateError(f"{path} is not a single certificate (it is a {'chain' if isinstance(obj, CertChain) else 'revocation list'})")
-    return obj
+    certs = read_certs(path)
+    if len(certs) != 1:
+        raise CertificateError(f"{path} holds {len(certs)} certificates, not one")
+    return certs[0]
 
 
 def read_chain_file(path: Any) -> CertChain:
-    """A chain file (from `chainnode ca issue-node` / `issue-client`); CertificateError names
-    the file if it is missing, corrupt, edited or another kind of document."""
-    obj = decode_document(read_document(path), path)
-    if not isinstance(obj, CertChain):
-        what = "a single certificate" if isinstance(obj, Certificate) else "a revocation list"
-        raise CertificateError(f"{path} is {what}, not a certificate chain (the file `chainnode ca issue-node --out` writes)")
-    return obj
+    """A chain file (from `chainnode ca issue-node` / `issue-client`, or leaf + agency PEM
+    from the members' own CA); CertificateError names the file if it is missing, corrupt or
+    not a chain."""
+    return CertChain.of(read_certs(path), str(path))
 
 
 def read_crl_file(path: Any) -> RevocationList:
-    obj = decode_document(read_document(path), path)
-    if not isinstance(obj, RevocationList):
-        raise CertificateError(f"{path} is not a revocation list")
-    return obj
+    data = _read(path)
+    try:
+        return load_crl(data)
+    except CertificateError as exc:
+        raise CertificateError(f"{path}: {exc}", exc.reason) from None
 
 
-def write_document(path: Any, doc: dict, *, overwrite: bool = False) -> None:
+def write_pem(path: Any, data: bytes, *, overwrite: bool = False) -> None:
     """Write atomically and durably: a crash never leaves half a certificate."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise CertificateError(f"{path} already exists; choose another output path, or delete it if you are sure")
-    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
+    write_atomic(path, data)
+
+
+def cert_pem(cert: Certificate) -> bytes:
+    return to_pem(cert.x509)

@@ -1,13 +1,13 @@
 """The node's check of a dApp's client certificate on the channel port (docs/certificates.md,
 "Client certificates on the channel port").
 
-A client presents the chain [CA, agency, client] that `chainnode ca issue-client` wrote.
-`verify_client` accepts it only if it verifies against the genesis CA now, is not revoked
+A client presents the chain [client, agency] of the file `chainnode ca issue-client` wrote.
+`verify_client` accepts it only if it verifies against the genesis roots now, is not revoked
 on chain, and its leaf is a client certificate; the caller then checks that the channel's
 static key is the certified key (chainnode.rpc.channel, which knows the channel's key
 conversion). `recheck_client` runs at every committed block for each live session: a
 revocation or an expiry since the handshake ends the session. It checks only what can
-change (validity windows and revoked serials): the signatures were verified once and a
+change (validity windows and revocations): the signatures were verified once and a
 certificate cannot change under them.
 
 Every refusal is a CertificateError with `.reason` (a short phrase, certs.REASON_*);
@@ -18,10 +18,8 @@ from __future__ import annotations
 
 from typing import Container, Iterable
 
-from chainnode.protocol.codec import DecodeError
 from chainnode.security.certs import (
     REASON_AGENCY_MISMATCH,
-    REASON_BAD,
     REASON_BAD_SIGNATURE,
     REASON_EXPIRED,
     REASON_KEY_MISMATCH,
@@ -33,7 +31,7 @@ from chainnode.security.certs import (
     CertChain,
     Certificate,
     CertificateError,
-    check_window,
+    issuer_of,
     verify_chain,
 )
 
@@ -56,26 +54,25 @@ def client_fix(reason: str) -> str:
     return _CLIENT_FIX.get(reason, _CLIENT_FIX_DEFAULT)
 
 
-def verify_client(chain_bytes: bytes, ca: Certificate, now_ms: int, revoked_serials: Iterable[bytes]) -> CertChain:
-    """The client's chain, verified against the genesis CA `ca` at `now_ms`; CertificateError if refused."""
+def verify_client(chain_bytes: bytes, roots: tuple[Certificate, ...], now_ms: int, revoked: Iterable[bytes]) -> CertChain:
+    """The client's chain, verified against the genesis `roots` at `now_ms`, with the root
+    that issued its agency; CertificateError if refused."""
     if not chain_bytes:
-        raise CertificateError("the client presented no certificate chain, and this chain's genesis has a CA", REASON_NONE)
-    try:
-        chain = CertChain.decode(chain_bytes)
-    except DecodeError as exc:
-        raise CertificateError(f"undecodable certificate chain: {exc}", REASON_BAD) from None
-    leaf = verify_chain(chain, ca, now_ms, revoked_serials)
+        raise CertificateError("the client presented no certificate chain, and this chain's genesis names root CAs", REASON_NONE)
+    chain = CertChain.decode(chain_bytes)
+    leaf = verify_chain(chain, roots, now_ms, revoked)
     if leaf.kind != "client":
         raise CertificateError(f"the client presented a {leaf.label()}, not a client certificate", REASON_NOT_CLIENT)
-    return chain
+    return CertChain(leaf, chain.agency, issuer_of(chain.agency, roots))
 
 
 def recheck_client(chain: CertChain, now_ms: int, revoked: Container[bytes]) -> None:
-    """A chain `verify_client` accepted earlier: still valid now? CertificateError if not.
+    """A chain `verify_client` returned earlier: still valid now? CertificateError if not.
     `revoked` is looked into, not copied: the caller builds one set per block for every session."""
-    for cert in chain:
-        check_window(cert, now_ms)
-        if cert.serial in revoked:
+    assert chain.root is not None, "verify_client returns the chain with its root"
+    for cert, issuer in ((chain.root, None), (chain.agency, chain.root), (chain.leaf, chain.agency)):
+        cert.x509.check_window(now_ms)
+        if issuer is not None and cert.revocation_id(issuer) in revoked:
             raise CertificateError(f"{cert.label()} is revoked", REASON_REVOKED)
 
 

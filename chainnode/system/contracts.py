@@ -52,7 +52,7 @@ from chainnode.system.governance import (
     read_proposal,
     read_proposals,
     read_rates,
-    read_revoked_serials,
+    read_revoked,
 )
 from chainnode.system.state import CONFIG_SPEC, read_addrs, read_config, read_nodes, read_pending_nodes
 from contracts.engine import CallContext, CallResult, Event
@@ -323,7 +323,7 @@ def _view_method_acl(call: _Call, args: list) -> dict | None:
 
 def _view_permissions(call: _Call, args: list) -> dict:
     _arity(args, 0, 0)
-    return {"deploy_open": read_deploy_open(call.state), "revoked_serials": sorted(read_revoked_serials(call.state))}
+    return {"deploy_open": read_deploy_open(call.state), "revoked": sorted(read_revoked(call.state))}
 
 
 METHODS: dict[bytes, dict[str, Callable[[_Call, list], Any]]] = {

@@ -14,7 +14,7 @@ A JSON document (docs/operations.md shows a full one):
       "committee": [{"address": "<40 hex>", "weight": 1}],
       "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
       "config": {"tx_count_limit": 1000, "consensus_timeout_ms": 3000, …},
-      "ca_cert": "<hex>",         (optional: the consortium CA; then every node needs a certificate)
+      "ca_certs": ["<hex>"],      (optional: the consortium's root CAs; then every node needs a certificate)
       "p2p_noise25519": false,    (optional: an `sm` chain's nodes also accept libp2p's X25519 Noise)
       "contracts": [              (optional: deployed in block 0, registered by name)
         {"name": "payment", "deployer": "<40 hex>", "init_args": ["0x<issuer>", "0x<regulator>"],
@@ -22,11 +22,12 @@ A JSON document (docs/operations.md shows a full one):
       ]
     }
 
-`ca_cert` is the "cert" value of the `ca.cert` file `chainnode ca init` writes (hex of the
-encoded CA certificate); the whole ca.cert document pasted as a JSON object is accepted too.
-With a CA, every node presents a certificate chain issued under it in the connection
-handshake (docs/certificates.md); the CA is written to state under `sys/ca`, so it is part
-of the genesis hash.
+`ca_certs` lists the root CA certificates the consortium trusts, X.509 DER in hex (as
+`chainnode ca init` prints it, or `openssl x509 -in ca.pem -outform DER | xxd -p -c0`) or
+PEM text: one consortium CA, or the own CAs of several members. With roots, every node
+presents a certificate chain issued under one of them in the connection handshake
+(docs/certificates.md); the roots are written to state under `sys/ca`, so they are part of
+the genesis hash.
 
 `p2p_noise25519` (default false) lets the nodes of an `sm` chain accept, after their SM
 channel `/chainnode/noise-sm/1`, libp2p's `/noise` (X25519, ChaCha20-Poly1305, SHA-256):
@@ -60,7 +61,7 @@ from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
 from chainnode.protocol.types import ZERO_HASH, Block, BlockHeader, sealer_set_hash
-from chainnode.security.certs import CERT_FORMAT, Certificate, CertificateError
+from chainnode.security.certs import MIGRATE_HINT, ROOTS_MAX, Certificate, CertificateError, load_certificates, verify_root
 from chainnode.store.files import read_bounded
 from chainnode.store.state import StateOverlay, next_state_root
 from chainnode.system.governance import GovernanceError, check_params
@@ -119,7 +120,7 @@ class Genesis:
     participation_rate_pct: int
     win_rate_pct: int
     config: dict[str, int] = field(default_factory=dict)
-    ca_cert: Certificate | None = None  # the consortium CA; None: no certificates needed
+    ca_certs: tuple[Certificate, ...] = ()  # the trusted root CAs; (): no certificates needed
     contracts: list[GenesisContract] = field(default_factory=list)  # deployed in block 0
     p2p_noise25519: bool = False  # an `sm` chain also accepts libp2p's X25519 Noise between nodes
 
@@ -140,8 +141,8 @@ class Genesis:
         writes[COMMITTEE_KEY] = pack([[addr, weight] for addr, weight in self.committee])
         writes[GOVERNANCE_KEY] = pack([self.participation_rate_pct, self.win_rate_pct])
         writes.update(config_writes(self.config))
-        if self.ca_cert is not None:
-            writes[CA_KEY] = self.ca_cert.encode()
+        if self.ca_certs:
+            writes[CA_KEY] = pack([c.der for c in self.ca_certs])
         if self.contracts:
             writes.update(self._deploy_contracts(writes))
         return writes
@@ -198,7 +199,7 @@ class Genesis:
             "committee": [{"address": a.hex(), "weight": w} for a, w in self.committee],
             "governance": {"participation_rate_pct": self.participation_rate_pct, "win_rate_pct": self.win_rate_pct},
             "config": dict(self.config),
-            **({"ca_cert": self.ca_cert.encode().hex()} if self.ca_cert is not None else {}),
+            **({"ca_certs": [c.der.hex() for c in self.ca_certs]} if self.ca_certs else {}),
             **({"contracts": [
                 {"name": c.name, "deployer": c.deployer.hex(), "init_args": to_json(c.init_args), "source": c.source}
                 for c in self.contracts
@@ -231,8 +232,10 @@ def _hex(v: Any, what: str, length: int) -> bytes:
 def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GenesisError(f"{source}: not a chainnode genesis file (expected \"format\": \"{FORMAT}\")")
-    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_cert", "contracts",
+    known = {"format", "chain_id", "group_id", "suite", "timestamp_ms", "nodes", "committee", "governance", "config", "ca_certs", "contracts",
              "p2p_noise25519"}
+    if "ca_cert" in doc:
+        raise GenesisError(f"{source}: 'ca_cert' is the certificate format of chainnode 0.1, before X.509; {MIGRATE_HINT}")
     unknown = set(doc) - known
     if unknown:
         raise GenesisError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -298,7 +301,7 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         participation_rate_pct=_int(gov, "participation_rate_pct", f"{source}: governance", 1, 100, default=51),
         win_rate_pct=_int(gov, "win_rate_pct", f"{source}: governance", 1, 100, default=51),
         config=dict(config),
-        ca_cert=_ca_cert(doc["ca_cert"], source, suite_name) if "ca_cert" in doc else None,
+        ca_certs=_ca_certs(doc["ca_certs"], source, suite_name) if "ca_certs" in doc else (),
         contracts=_contracts(doc.get("contracts", []), source),
         p2p_noise25519=noise25519,
     )
@@ -350,47 +353,37 @@ class _DictReader:
         return self.data.get(key)
 
 
-def _ca_cert(value: Any, source: str, suite_name: str) -> Certificate:
-    """The "ca_cert" field: hex of the encoded CA certificate (the "cert" value of ca.cert),
-    or the whole ca.cert document. A self-signed CA certificate of the genesis suite."""
-    where = f"{source}: ca_cert"
-    hint = "copy the \"cert\" value (hex) of the consortium's ca.cert (from `chainnode ca init`)"
-    if isinstance(value, dict):
-        if value.get("format") != CERT_FORMAT or set(value) - {"format", "subject", "kind", "cert"}:
-            raise GenesisError(f"{where}: not a ca.cert document (expected \"format\": \"{CERT_FORMAT}\"); {hint}")
-        doc, value = value, value.get("cert")
-    else:
-        doc = None
-    if not isinstance(value, str) or not value:
-        raise GenesisError(f"{where}: must be the hex of the CA certificate; {hint}")
-    try:
-        raw = parse_hex(value)
-    except HexError:
-        raise GenesisError(f"{where}: not hex; {hint}") from None
-    try:
-        cert = Certificate.decode(raw)
-    except DecodeError as exc:
-        raise GenesisError(f"{where}: not a certificate ({exc}); {hint}") from None
-    if doc is not None and (doc.get("subject"), doc.get("kind")) != (cert.subject, cert.kind):
-        raise GenesisError(f"{where}: the readable subject/kind do not match the encoded certificate (was it edited?); {hint}")
-    if cert.kind != "ca":
-        raise GenesisError(f"{where}: this is the {cert.kind} certificate {cert.subject!r}, not a CA certificate; {hint}")
-    if cert.suite != suite_name:
-        raise GenesisError(f"{where}: the CA {cert.subject!r} is for suite {cert.suite}, this chain uses {suite_name}; create the CA with `chainnode ca init --suite {suite_name}`")
-    if not cert.is_self_signed or not cert.signature_valid(cert.public_key):
-        raise GenesisError(f"{where}: the CA certificate {cert.subject!r} is not validly self-signed (modified?); {hint}")
-    return cert
-
-
-def genesis_ca_of_state(state) -> Certificate | None:
-    """The CA written at genesis (`CA_KEY`), or None for a chain without certificates."""
-    raw = state.get(CA_KEY)
-    if raw is None:
-        return None
-    try:
-        return Certificate.decode(raw)
-    except (DecodeError, CertificateError):  # our own write: corruption, not input
-        raise GenesisError(f"state key {CA_KEY.decode()} does not hold a certificate (corrupt chain database?)") from None
+def _ca_certs(value: Any, source: str, suite_name: str) -> tuple[Certificate, ...]:
+    """The "ca_certs" field: 1..ROOTS_MAX root CA certificates of the genesis suite, each
+    X.509 DER in hex or PEM text."""
+    hint = "list the hex DER of each root CA certificate (`chainnode ca init` prints it)"
+    if not isinstance(value, list) or not 1 <= len(value) <= ROOTS_MAX:
+        raise GenesisError(f"{source}: 'ca_certs' must be a list of 1 to {ROOTS_MAX} root CA certificates; {hint}")
+    roots: list[Certificate] = []
+    for i, text in enumerate(value):
+        where = f"{source}: ca_certs[{i}]"
+        if not isinstance(text, str) or not text:
+            raise GenesisError(f"{where}: must be text; {hint}")
+        try:
+            if text.lstrip().startswith("-----BEGIN"):
+                certs = load_certificates(text.encode(), where)
+                if len(certs) != 1:
+                    raise CertificateError(f"{where} holds {len(certs)} certificates; give each root as its own entry")
+                cert = certs[0]
+            else:
+                cert = Certificate.decode(parse_hex(text))
+            verify_root(cert, None)
+        except HexError:
+            raise GenesisError(f"{where}: neither hex nor PEM; {hint}") from None
+        except CertificateError as exc:
+            raise GenesisError(f"{where}: {exc}; {hint}") from None
+        if cert.suite != suite_name:
+            raise GenesisError(f"{where}: the CA {cert.subject!r} is for suite {cert.suite}, this chain uses {suite_name}; "
+                               f"create the CA with `chainnode ca init --suite {suite_name}`")
+        if any(r.der == cert.der for r in roots):
+            raise GenesisError(f"{where}: the CA {cert.subject!r} is listed twice")
+        roots.append(cert)
+    return tuple(roots)
 
 
 def load_genesis(path: str | os.PathLike) -> Genesis:

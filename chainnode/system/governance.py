@@ -12,7 +12,8 @@ at the same height. Keys (all defined in state.py, the one home of the `sys/` sc
     sys/perm/frozen/<address>     pack(reason)        a frozen account or contract
     sys/perm/acl/<contract><method>  pack([mode, [address, ...]])   mode "allow" | "deny"
     sys/perm/admin/<contract>     the deployer's address (may set its method ACLs)
-    sys/perm/crl                  pack([serial, ...]) revoked certificate serials, sorted
+    sys/perm/crl                  pack([revocation id, ...]) revoked certificates, sorted: each the
+                                  hash of the issuer's public key || the serial (certs.Certificate.revocation_id)
 
 A proposal passes when voted weight / total weight >= its participation rate and yes weight
 / voted weight >= its win rate (both in percent, copied from sys/governance when it is
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from chainnode.crypto import ADDRESS_BYTES
+from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, pack, unpack
 from chainnode.store.state import StateReader
 from chainnode.system.state import (
@@ -67,7 +68,8 @@ METHOD_CHARS_MAX = 64
 NAMES_MAX = 256
 NAME_CHARS_MAX = 64
 CRL_SERIALS_MAX = 10_000
-SERIAL_BYTES = 16
+REVOCATION_ID_BYTES = (HASH_BYTES + 1, HASH_BYTES + 20)  # issuer key hash || serial of 1..20 octets (RFC 5280)
+REVOKE_IDS_MAX = 256  # certificates one revoke_cert proposal revokes (a CRL of more takes several)
 ACL_MODES = ("allow", "deny")
 
 OPEN, EXECUTED, FAILED, REJECTED, REVOKED, EXPIRED = "open", "executed", "failed", "rejected", "revoked", "expired"
@@ -242,7 +244,8 @@ def contract_admin(state: StateReader, contract: bytes) -> bytes | None:
     return state.get(ADMIN_PREFIX + contract)
 
 
-def read_revoked_serials(state: StateReader) -> frozenset[bytes]:
+def read_revoked(state: StateReader) -> frozenset[bytes]:
+    """The revocation ids of every certificate the committee revoked."""
     raw = state.get(CRL_KEY)
     return frozenset() if raw is None else frozenset(unpack(raw, max_bytes=1 << 20))
 
@@ -531,22 +534,29 @@ def _apply_clear_acl(changes: Changes, params: list) -> str:
     return f"{method} of {contract.hex()}: open to all"
 
 
-def _check_serial(params: list) -> list:
-    (serial,) = _defaults(params, (1, 1), [])
-    if type(serial) is not bytes or len(serial) != SERIAL_BYTES:
-        raise GovernanceError(f"a certificate serial is {SERIAL_BYTES} bytes (32 hex digits, see `chainnode ca show`)")
-    return [serial]
+def _check_revocation_ids(params: list) -> list:
+    (ids,) = _defaults(params, (1, 1), [])
+    lo, hi = REVOCATION_ID_BYTES
+    if type(ids) is not list or not 1 <= len(ids) <= REVOKE_IDS_MAX:
+        raise GovernanceError(f"revoke_cert takes a list of 1 to {REVOKE_IDS_MAX} revocation ids")
+    for rid in ids:
+        if type(rid) is not bytes or not lo <= len(rid) <= hi:
+            raise GovernanceError(f"a revocation id is {lo} to {hi} bytes: the issuer's key hash and the serial (`chainnode ca show` prints it)")
+    if len(set(ids)) != len(ids):
+        raise GovernanceError("a revocation id is listed twice")
+    return [ids]
 
 
 def _apply_revoke_cert(changes: Changes, params: list) -> str:
-    (serial,) = _check_serial(params)
-    revoked = read_revoked_serials(changes.state)
-    if serial in revoked:
-        raise GovernanceError("this certificate is already revoked")
-    if len(revoked) >= CRL_SERIALS_MAX:
+    (ids,) = _check_revocation_ids(params)
+    revoked = read_revoked(changes.state)
+    new = set(ids) - revoked
+    if not new:
+        raise GovernanceError("every certificate of this proposal is already revoked")
+    if len(revoked) + len(new) > CRL_SERIALS_MAX:
         raise GovernanceError(f"the revocation list is full ({CRL_SERIALS_MAX})")
-    changes.put({CRL_KEY: pack(sorted(revoked | {serial}))})
-    return f"certificate {serial.hex()} revoked"
+    changes.put({CRL_KEY: pack(sorted(revoked | new))})
+    return f"{len(new)} certificate(s) revoked" if len(new) > 1 else f"certificate {next(iter(new)).hex()} revoked"
 
 
 def _check_name(params: list) -> list:
@@ -595,7 +605,7 @@ KINDS: dict[str, Kind] = {
     "unfreeze_account": Kind(_check_address_only, _apply_unfreeze, "address: lift a freeze"),
     "set_method_acl": Kind(check_acl, _apply_acl, "contract method allow|deny [addresses]: who may call a method"),
     "clear_method_acl": Kind(_check_clear_acl, _apply_clear_acl, "contract method: anyone may call it again"),
-    "revoke_cert": Kind(_check_serial, _apply_revoke_cert, "serial: revoke a node or client certificate"),
+    "revoke_cert": Kind(_check_revocation_ids, _apply_revoke_cert, "[revocation id, ...]: revoke agency, node or client certificates"),
     "register_name": Kind(_check_name, _apply_name, "name address|null: the name registry"),
 }
 

@@ -17,7 +17,7 @@ from tests.helpers import free_ports
 PUB = bytes([4]) + bytes(range(64))
 ADDR = bytes(range(20))
 ADDR2 = bytes([0xAB]) * 20
-SERIAL = bytes(range(16))
+REVOCATION_ID = bytes(range(32)) + b"\x01\x02"  # issuer key hash, serial 0x0102
 
 
 def run(*args: str, key: bool = True):
@@ -48,7 +48,7 @@ def run(*args: str, key: bool = True):
     ("set-method-acl", [ADDR.hex(), "withdraw", "DENY", ADDR2.hex(), ADDR.hex() + ","], {}, [ADDR, "withdraw", "deny", [ADDR2, ADDR]]),
     ("set-method-acl", [ADDR.hex(), "withdraw", "allow"], {}, [ADDR, "withdraw", "allow", []]),
     ("clear-method-acl", [ADDR.hex(), "withdraw"], {}, [ADDR, "withdraw"]),
-    ("revoke-cert", [SERIAL.hex()], {}, [SERIAL]),
+    ("revoke-cert", [REVOCATION_ID.hex()], {}, [[REVOCATION_ID]]),
     ("register-name", ["counter", ADDR.hex()], {}, ["counter", ADDR]),
     ("register-name", ["counter", "null"], {}, ["counter", None]),
 ])
@@ -86,10 +86,12 @@ def test_every_kind_has_a_usage():
     (["set-method-acl", ADDR.hex(), "get"], "set_method_acl takes 3 argument(s); got 2"),
     (["set-method-acl", ADDR.hex(), "get", "block"], "argument 3 (MODE) of set_method_acl: must be allow"),
     (["set-method-acl", ADDR.hex(), "get", "allow", "0x12,0x34"], "argument 4 (ADDRESSES) of set_method_acl: '0x12' is not an address"),
-    (["revoke-cert", "00ff"], "argument 1 (SERIAL) of revoke_cert: must be 16 bytes (32 hex digits), 0x optional (as `chainnode ca show` prints it)"),
+    (["revoke-cert", "00ff"], "argument 1 (REVOCATION_ID) of revoke_cert: must be 33 bytes (66 hex digits) or"),
+    (["revoke-cert", "--crl", "x.crl"], "--crl needs --issuer"),
+    (["set-config", "tx_count_limit", "5", "--crl", "x.crl"], "--crl and --issuer apply to revoke_cert; not to set_config"),
     (["register-name", "bad name", ADDR.hex()], "a name uses ASCII letters, digits"),
     (["register-name", "counter", "nowhere"], "argument 2 (ADDRESS) of register_name: must be hex"),
-    (["set-config", "tx_count_limit", "5", "--cert", "x.chain"], "--cert applies to add_sealer, add_observer, remove_node, set_weight, revoke_cert; not to set_config"),
+    (["set-config", "tx_count_limit", "5", "--cert", "x.pem"], "--cert applies to add_sealer, add_observer, remove_node, set_weight, revoke_cert; not to set_config"),
     (["remove-node", PUB.hex(), "--addr", "/ip4/1.2.3.4/tcp/1"], "--addr applies to add_sealer, add_observer; not to remove_node"),
     (["add-observer", PUB.hex(), "p", "--addr", "10.0.0.5:30300"], "node address '10.0.0.5:30300' is not a multiaddr like /ip4/10.0.0.5/tcp/30300"),
     (["add-sealer", "--cert", "missing.chain"], "missing.chain"),
@@ -150,7 +152,7 @@ def test_a_bad_rpc_url(tmp_path):
     assert out.exit_code == 1 and "--url must be chainnode://HOST:PORT" in out.output
 
 
-# ---- --cert: the node's key and peer id (or a serial) from its certificate chain file -----------
+# ---- --cert / --crl: the node's key and peer id (or what to revoke) from certificate files -------
 
 
 @pytest.fixture(scope="module")
@@ -164,37 +166,64 @@ def pki(tmp_path_factory):
     suite = get_suite("sm")
     priv, pub = suite.generate_keypair()
     peer_id = peer_id_from_seed(host_seed_from_consensus_key(suite, priv))
-    chain = issue_node_certificate(out, pub, peer_id, name="node4", role="sealer", out=out / "node4.chain")
+    chain = issue_node_certificate(out, pub, peer_id, name="node4", role="sealer", out=out / "node4.pem")
     return out, chain
 
 
 def test_cert_supplies_the_key_and_peer_id(pki):
     out, chain = pki
-    path = str(out / "node4.chain")
+    path = str(out / "node4.pem")
     leaf = chain.leaf
     assert parse_proposal("add-sealer", (), cert=path) == ("add_sealer", [leaf.public_key, leaf.peer_id])
     assert parse_proposal("add-observer", ("2",), cert=path, addrs=("/ip4/10.0.0.5/tcp/30300",)) == (
         "add_observer", [leaf.public_key, leaf.peer_id, 2, ["/ip4/10.0.0.5/tcp/30300"]])
     assert parse_proposal("remove-node", (), cert=path) == ("remove_node", [leaf.public_key])
     assert parse_proposal("set-weight", ("4",), cert=path) == ("set_weight", [leaf.public_key, 4])
-    assert parse_proposal("revoke-cert", (), cert=path) == ("revoke_cert", [leaf.serial])
-    for kind, params in [("add_sealer", [leaf.public_key, leaf.peer_id]), ("revoke_cert", [leaf.serial])]:
+    rid = leaf.revocation_id(chain.agency)
+    assert parse_proposal("revoke-cert", (), cert=path) == ("revoke_cert", [[rid]])
+    assert parse_proposal("revoke-cert", (rid.hex(), "0x" + rid.hex()[:-2])) == ("revoke_cert", [[rid, rid[:-1]]])
+    for kind, params in [("add_sealer", [leaf.public_key, leaf.peer_id]), ("revoke_cert", [[rid]])]:
         check_params(kind, params)
 
 
 def test_cert_errors_name_the_file(pki, tmp_path):
     out, _ = pki
     # a CA certificate is not a node's chain
-    got = run("propose", "add-sealer", "--cert", str(out / "ca" / "ca.cert"))
-    assert got.exit_code == 2 and "is not a certificate chain" in got.output
-    junk = tmp_path / "junk.chain"
+    got = run("propose", "add-sealer", "--cert", str(out / "ca" / "ca.pem"))
+    assert got.exit_code == 2 and "starts with a ca certificate 'Devnet CA'" in got.output and "not a node certificate" in got.output
+    junk = tmp_path / "junk.pem"
     junk.write_text("{}")
     got = run("propose", "add-sealer", "--cert", str(junk))
     assert got.exit_code == 2 and str(junk) in got.output and "--cert" in got.output
-    got = run("propose", "add-sealer", PUB.hex(), "--cert", str(out / "node4.chain"))
+    got = run("propose", "add-sealer", PUB.hex(), "--cert", str(out / "node4.pem"))
     assert got.exit_code == 2 and "argument 1 (WEIGHT) of add_sealer: must be an integer" in got.output  # with --cert, only WEIGHT
-    got = run("propose", "remove-node", PUB.hex(), "--cert", str(out / "node4.chain"))
+    got = run("propose", "remove-node", PUB.hex(), "--cert", str(out / "node4.pem"))
     assert got.exit_code == 2 and "remove_node takes 0 argument(s); got 1" in got.output
-    # a single certificate may be revoked by file
-    agency = read_cert_file(out / "agency" / "agency.cert")
-    assert parse_proposal("revoke-cert", (), cert=str(out / "agency" / "agency.cert")) == ("revoke_cert", [agency.serial])
+    # an agency is revoked by a file holding it and its issuer; a lone certificate does not say who issued it
+    agency, ca = read_cert_file(out / "agency" / "agency.pem"), read_cert_file(out / "ca" / "ca.pem")
+    both = tmp_path / "agency-chain.pem"
+    both.write_bytes((out / "agency" / "agency.pem").read_bytes() + (out / "ca" / "ca.pem").read_bytes())
+    assert parse_proposal("revoke-cert", (), cert=str(both)) == ("revoke_cert", [[agency.revocation_id(ca)]])
+    got = run("propose", "revoke-cert", "--cert", str(out / "agency" / "agency.pem"))
+    assert got.exit_code == 2 and "holds one certificate; a revocation names its issuer too" in got.output
+
+
+def test_a_crl_names_what_to_revoke(pki, tmp_path):
+    """A standard X.509 CRL, signed by the agency, is the input of a revoke_cert proposal."""
+    from chainnode.security.certs import cert_pem, crl_to_pem, issue_crl
+    from chainnode.security.keyfile import load_key
+    from devnet.layout import DEVNET_PASSWORD
+
+    out, chain = pki
+    key = load_key(out / "agency" / "agency.key", DEVNET_PASSWORD)
+    crl = issue_crl(issuer=chain.agency.x509, issuer_priv=key.private_key, serials=frozenset({chain.leaf.serial, 7}), number=1,
+                    this_update_ms=chain.leaf.not_before_ms)
+    (tmp_path / "revoked.crl").write_bytes(crl_to_pem(crl))
+    (tmp_path / "agency.pem").write_bytes(cert_pem(chain.agency))
+    kind, params = parse_proposal("revoke-cert", (), crl=str(tmp_path / "revoked.crl"), issuer=str(tmp_path / "agency.pem"))
+    assert kind == "revoke_cert" and set(params[0]) == {chain.leaf.revocation_id(chain.agency), chain.leaf.revocation_id(chain.agency)[:32] + b"\x07"}
+    check_params(kind, params)
+    # Signed by someone else: refused before anything is sent.
+    (tmp_path / "ca.pem").write_bytes((out / "ca" / "ca.pem").read_bytes())
+    got = run("propose", "revoke-cert", "--crl", str(tmp_path / "revoked.crl"), "--issuer", str(tmp_path / "ca.pem"))
+    assert got.exit_code == 2 and "the revocation list was issued by" in got.output

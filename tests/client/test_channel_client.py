@@ -137,7 +137,7 @@ async def test_missing_revoked_and_foreign_certificates_are_refused_with_the_rea
     assert foreign.reason == "wrong CA" and "another consortium" in str(foreign)
 
     account, chain = dapp("user")
-    env.revoked.add(chain.leaf.serial)
+    env.revoked.add(chain.leaf.revocation_id(chain.agency))
     revoked = await refusal(env, account, chain)
     assert revoked.reason == "certificate revoked" and "ask your agency for a new one" in str(revoked)
     assert env.server.handshakes == 0
@@ -148,7 +148,7 @@ async def test_a_certificate_revoked_on_chain_ends_the_session_and_the_reconnect
     async with env.client(account, chain) as c:
         assert await c.block_number() == 0
         conn = c.channel
-        env.revoked.add(chain.leaf.serial)
+        env.revoked.add(chain.leaf.revocation_id(chain.agency))
         env.commit_pool()  # the next block: the node checks live sessions again
         with trio.fail_after(20):
             await conn.ended.wait()  # the close message and the hang-up arrive on the reader task

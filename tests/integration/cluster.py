@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Cluster:
-    def __init__(self, folder: Path, *, sealers: int = 4, observers: int = 0, config: dict | None = None) -> None:
+    def __init__(self, folder: Path, *, sealers: int = 4, observers: int = 0, config: dict | None = None, **network) -> None:
         self.folder = folder
         n = sealers + observers
         ports = free_ports(2 * n)
-        self.net = Devnet.create(folder, sealers=sealers, observers=observers, scrypt_n=1024, config=config, ports=(ports[:n], ports[n:]))
+        self.net = Devnet.create(folder, sealers=sealers, observers=observers, scrypt_n=1024, config=config, ports=(ports[:n], ports[n:]), **network)
         self.layout = self.net.nodes
 
     def add_node(self, name: str, role: str = "observer"):

@@ -27,7 +27,7 @@ def cluster(tmp_path):
 def start_intruder(cluster, tmp_path, genesis: dict, key_path, name: str) -> subprocess.Popen:
     # Without the CA, the intruder needs no certificate of its own to start: what is tested
     # here is what the members' network does with it.
-    genesis.pop("ca_cert", None)
+    genesis.pop("ca_certs", None)
     genesis_path = tmp_path / f"{name}-genesis.json"
     genesis_path.write_text(json.dumps(genesis))
     p2p, rpc = free_ports(2)

@@ -74,27 +74,27 @@ async def refused(cluster: Cluster, **kwargs) -> RefusedByNode:
 
 
 async def test_no_foreign_or_revoked_certificate_is_refused_with_the_reason(cluster, tmp_path):
-    ca_cert = cluster.folder / "ca" / "ca.cert"
+    ca_cert = cluster.folder / "ca" / "ca.pem"
     none = await refused(cluster, key=Account.generate("sm"), cert=None, ca=ca_cert)
     assert none.reason == "no certificate" and "refused this client certificate: no certificate" in str(none)
 
     create_pki(tmp_path, "sm", scrypt_n=1024)  # another consortium's CA and agency
     outsider = Account.generate("sm")
-    issue_client_certificate(tmp_path, outsider.public_key, name="outsider", role="user", out=tmp_path / "outsider.chain")
-    foreign = await refused(cluster, key=outsider, cert=tmp_path / "outsider.chain", ca=ca_cert)
+    issue_client_certificate(tmp_path, outsider.public_key, name="outsider", role="user", out=tmp_path / "outsider.pem")
+    foreign = await refused(cluster, key=outsider, cert=tmp_path / "outsider.pem", ca=ca_cert)
     assert foreign.reason == "wrong CA" and "another consortium" in str(foreign)
 
     # A certificate of the consortium, revoked on chain by the committee (node0's key, alone):
     # its live session ends at the next block, and it cannot connect again.
     app = Account.generate("sm")
-    chain = issue_client_certificate(cluster.folder, app.public_key, name="leaver", role="user", out=tmp_path / "leaver.chain")
+    chain = issue_client_certificate(cluster.folder, app.public_key, name="leaver", role="user", out=tmp_path / "leaver.pem")
     governor = Account.load(cluster.layout[0].folder / "node.key", DEVNET_PASSWORD)
-    async with devnet_client(cluster.folder, url(cluster), key=app, cert=tmp_path / "leaver.chain", timeout_s=30) as client, \
+    async with devnet_client(cluster.folder, url(cluster), key=app, cert=tmp_path / "leaver.pem", timeout_s=30) as client, \
             devnet_client(cluster.folder, url(cluster), timeout_s=30) as admin:
         assert await client.block_number() >= 0
         session = client.channel
         with trio.fail_after(60):
-            r = await admin.send(governor, COMMITTEE_ADDRESS, "propose", ["revoke_cert", [chain.leaf.serial]], check=False)
+            r = await admin.send(governor, COMMITTEE_ADDRESS, "propose", ["revoke_cert", [[chain.leaf.revocation_id(chain.agency)]]], check=False)
             assert r.ok, r.error_message
             await admin.deploy(governor, COUNTER, [0])  # one more block: the node rechecks live sessions
             await session.ended.wait()

@@ -13,7 +13,7 @@ import trio
 from chainnode.crypto import get_suite
 from chainnode.network import NetworkLimits, peer_id_from_seed
 from chainnode.security.admission import Admission
-from chainnode.security.certs import CertChain, issue
+from chainnode.security.certs import CertChain, Certificate, issue
 from tests.network.cluster import SUITE_NAME, Member, make_members, make_network, start, until_refused_again
 
 DAY_MS = 86_400_000
@@ -31,33 +31,33 @@ class Pki:
         now = _now_ms()
         self.window = dict(not_before_ms=now - DAY_MS, not_after_ms=now + 30 * DAY_MS)
         self.ca_priv, ca_pub = self.suite.generate_keypair()
-        self.ca = self._issue("ca", ca_name, ca_pub, self.ca_priv)
+        self.ca = self._issue("ca", ca_name, ca_pub, self.ca_priv, None)
         self.agencies = {}
         for name in ("Bank A", "Bank B"):
             priv, pub = self.suite.generate_keypair()
-            self.agencies[name] = (priv, self._issue("agency", name, pub, self.ca_priv))
+            self.agencies[name] = (priv, self._issue("agency", name, pub, self.ca_priv, self.ca))
 
-    def _issue(self, kind, subject, pub, issuer_priv, **kw):
+    def _issue(self, kind, subject, pub, issuer_priv, issuer, **kw):
         fields = dict(kind=kind, subject=subject, organisation=subject, role="", public_key=pub, peer_id="",
-                      suite=SUITE_NAME, issuer_priv=issuer_priv, **self.window)
+                      suite=SUITE_NAME, issuer_priv=issuer_priv, issuer=issuer, **self.window)
         fields.update(kw)
         return issue(**fields)
 
     def chain(self, m: Member, *, name: str | None = None, agency: str = "Bank A", signed_by: str | None = None,
               pub: bytes | None = None, peer_id: str | None = None, window: tuple[int, int] | None = None) -> CertChain:
-        """m's chain [CA, agency, node]; the keyword arguments make it wrong in one way."""
+        """m's chain [node, agency]; the keyword arguments make it wrong in one way."""
         ag_priv, ag_cert = self.agencies[agency]
-        signer_priv = self.agencies[signed_by][0] if signed_by else ag_priv
+        signer_priv, signer = self.agencies[signed_by] if signed_by else (ag_priv, ag_cert)
         extra = dict(not_before_ms=window[0], not_after_ms=window[1]) if window else {}
         leaf = self._issue(
-            "node", name or f"node{m.index}", pub or m.pub, signer_priv, organisation=agency, role=m.role,
+            "node", name or f"node{m.index}", pub or m.pub, signer_priv, signer, organisation=signer.organisation, role=m.role,
             peer_id=peer_id or m.peer_id, **extra,
         )
-        return CertChain(self.ca, ag_cert, leaf)
+        return CertChain(leaf, ag_cert, self.ca)
 
     def admission(self, chain: CertChain | None, revoked: set[bytes] | None = None) -> Admission:
         revoked = revoked if revoked is not None else set()
-        return Admission(self.ca, chain.encode() if chain else b"", chain, lambda: revoked)
+        return Admission((self.ca,), chain.encode() if chain else b"", chain, lambda: revoked)
 
 
 def _net(m: Member, admitted, pki: Pki, chain: CertChain | None, revoked=None, limits=None, credentials=None):
@@ -87,9 +87,11 @@ async def test_valid_chains_connect_and_each_bad_chain_is_refused_with_its_reaso
     _, stranger_pub = get_suite(SUITE_NAME).generate_keypair()
     stranger_peer = peer_id_from_seed(b"\x05" * 32)
     revoked_chain = pki.chain(bad[7])
-    revoked.add(revoked_chain.leaf.serial)
+    revoked.add(revoked_chain.leaf.revocation_id(revoked_chain.agency))
     tampered = pki.chain(bad[4])
-    tampered = CertChain(tampered.ca, tampered.agency, replace(tampered.leaf, signature=bytes(64)))
+    der = bytearray(tampered.leaf.der)
+    der[-1] ^= 1  # the signature's last byte
+    tampered = CertChain(Certificate.decode(bytes(der)), tampered.agency)
     other_chain = other.chain(bad[2])
     # (member, chain it presents, credentials override, reason the others log)
     cases = [
@@ -136,7 +138,7 @@ async def test_valid_chains_connect_and_each_bad_chain_is_refused_with_its_reaso
                 assert any(x.startswith(f"n{m.index}: peer ") and f"refused our secure channel: {reason}: " in x for x in messages), reason
             assert run.net.connected_peers() == []
         revoked_line = next(x for x in messages if x.startswith(f"n{a.index}: refused peer {bad[7].peer_id}"))
-        assert f"node certificate 'node{bad[7].index}' (serial {revoked_chain.leaf.serial.hex()}) is revoked" in revoked_line
+        assert f"node certificate 'node{bad[7].index}' (serial {revoked_chain.leaf.serial:x}) is revoked" in revoked_line
         assert ra.net.connected_peers() == [b.index] and rb.net.connected_peers() == [a.index]
         nursery.cancel_scope.cancel()
 
@@ -157,11 +159,11 @@ async def test_recheck_disconnects_a_peer_once_its_serial_is_revoked(caplog):
             await r.net.wait_connected(2, 15)
         assert set(ra.net.security_protocols().values()) == {"/chainnode/noise-sm/1"}  # live SM channels are cut
         assert ra.net.recheck_credentials() == []  # nothing revoked yet: nobody leaves
-        revoked.add(chains[c.index].leaf.serial)
+        revoked.add(chains[c.index].leaf.revocation_id(chains[c.index].agency))
         assert ra.net.recheck_credentials() == [c.index]
         await _until(lambda: ra.net.connected_peers() == [b.index] and rb.net.connected_peers() == [a.index])
         line = next(x for x in _messages(caplog) if x.startswith(f"n{a.index}: refused peer {c.peer_id} (peer {c.index}): certificate revoked: "))
-        assert chains[c.index].leaf.serial.hex() in line
+        assert f"{chains[c.index].leaf.serial:x}" in line
         assert any(x.startswith(f"n{b.index}: refused peer {c.peer_id}") for x in _messages(caplog))
         # c and the members keep redialing (whoever dials); c is refused from now on, inside
         # the SM channel's handshake (its Verdict tells c why).

@@ -15,7 +15,7 @@ from chainnode.network.identity import host_seed_from_consensus_key, peer_id_fro
 from chainnode.node.config import load_config
 from chainnode.node.init import init_node
 from chainnode.node.node import Node, NodeError
-from chainnode.security.certs import cert_document, chain_document, write_document
+from chainnode.security.certs import cert_pem, write_pem
 from chainnode.security.keyfile import encrypt_key, load_key, write_key_file
 from chainnode.system.genesis import load_genesis
 from tests.chain_fixtures import SUITE
@@ -41,10 +41,10 @@ def make_node_folder(tmp_path, *, with_ca: bool):
     }
     cert_file = None
     if with_ca:
-        genesis["ca_cert"] = pki.ca.encode().hex()
-        cert_file = tmp_path / "node.chain"
-        write_document(cert_file, chain_document(pki.chain("node", "sealer", pub, name="node0", peer_id=peer_id)))
-        write_document(tmp_path / "ca.cert", cert_document(pki.ca))
+        genesis["ca_certs"] = [pki.ca.der.hex()]
+        cert_file = tmp_path / "node.pem"
+        write_pem(cert_file, pki.chain("node", "sealer", pub, name="node0", peer_id=peer_id).to_pem())
+        write_pem(tmp_path / "ca.pem", cert_pem(pki.ca))
     (tmp_path / "genesis.json").write_text(json.dumps(genesis))
     info = init_node(
         tmp_path / "genesis.json", key_path, tmp_path / "data", p2p_listen=None, rpc_listen=f"127.0.0.1:{rpc}",

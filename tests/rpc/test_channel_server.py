@@ -39,17 +39,17 @@ class Pki:
         self.ag_priv, ag_pub = SUITE.generate_keypair()
         window = dict(not_before_ms=now_ms - 100 * DAY_MS, not_after_ms=now_ms + 100 * DAY_MS)
         common = dict(role="", peer_id="", suite="sm", issuer_priv=self.ca_priv, **window)
-        self.ca = issue(kind="ca", subject=name, organisation=name, public_key=ca_pub, **common)
-        self.agency = issue(kind="agency", subject="Bank A", organisation="Bank A", public_key=ag_pub, **common)
+        self.ca = issue(kind="ca", subject=name, organisation=name, public_key=ca_pub, issuer=None, **common)
+        self.agency = issue(kind="agency", subject="Bank A", organisation="Bank A", public_key=ag_pub, issuer=self.ca, **common)
 
     def chain(self, kind: str, role: str, pub: bytes, *, name: str = "alice", days: int = 10, peer_id: str = "") -> CertChain:
         if kind == "node" and not peer_id:
             peer_id = peer_id_from_seed(os.urandom(32))
         leaf = issue(
             kind=kind, subject=name, organisation="Bank A", role=role, public_key=pub, peer_id=peer_id, suite="sm",
-            issuer_priv=self.ag_priv, not_before_ms=self.now_ms - DAY_MS, not_after_ms=self.now_ms + days * DAY_MS,
+            issuer_priv=self.ag_priv, issuer=self.agency, not_before_ms=self.now_ms - DAY_MS, not_after_ms=self.now_ms + days * DAY_MS,
         )
-        return CertChain(self.ca, self.agency, leaf)
+        return CertChain(leaf, self.agency, self.ca)
 
 
 PKI = Pki()
@@ -87,7 +87,7 @@ def wire_channel_server(chain, *, node_chain: CertChain, ca, revoked: set[bytes]
     node.commit_listeners.append(hub.on_commit)
     dispatcher = Dispatcher()
     ChainRpc(node).register(dispatcher)
-    credentials = Credentials("sm", NODE_KEY[0], chain.ledger.genesis_hash, node_chain.encode(), ca, lambda: revoked, now_ms)
+    credentials = Credentials("sm", NODE_KEY[0], chain.ledger.genesis_hash, node_chain.encode(), (ca,), lambda: revoked, now_ms)
     server = ChannelServer(RpcApp(dispatcher, hub=hub), credentials, limits)
     node.commit_listeners.append(server.on_commit)
     return node, hub, server
@@ -243,7 +243,7 @@ async def test_refusals_each_say_why(env):
     assert wrong_chain.verdict.reason == "wrong chain" and env.chain.ledger.genesis_hash.hex() in wrong_chain.verdict.detail
     garbled = await refused_with(env, dapp=dapp, credentials=b"\xc1not a chain")
     assert garbled.verdict.reason == "bad certificate"
-    env.revoked.add(dapp.chain.leaf.serial)
+    env.revoked.add(dapp.chain.leaf.revocation_id(dapp.chain.agency))
     revoked = await refused_with(env, dapp=dapp)
     assert revoked.verdict.reason == "certificate revoked" and "revoked" in revoked.verdict.detail
     assert env.server.refused == {
@@ -262,7 +262,7 @@ async def test_revocation_and_expiry_close_live_sessions_at_the_next_block(env):
         ra, rb, rc = Rpc(a), Rpc(b), Rpc(c)
         for rpc in (ra, rb, rc):
             assert (await rpc.call("getBlockNumber", "g", ""))["result"] == 0
-        env.revoked.add(alice.chain.leaf.serial)  # governance revoked alice's certificate...
+        env.revoked.add(alice.chain.leaf.revocation_id(alice.chain.agency))  # governance revoked alice's certificate...
         env.clock[0] = NOW_MS + 3 * DAY_MS  # ...and bob's ran out
         env.commit()  # the next block: both sessions end, carol's goes on
         closed_a, closed_b = await ra.closed(), await rb.closed()

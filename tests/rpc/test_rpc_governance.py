@@ -122,10 +122,11 @@ async def test_permissions_names_and_revocations(rpc):
     r = await send(node, STRANGER, PERMISSION_ADDRESS, "clear_method_acl", [contract, "get"])
     assert not r.ok and r.error_type == "AccountFrozen"
 
-    serial = bytes(range(16))
-    assert await call("getRevokedCertificates", "g", "") == {"serials": [], "blockNumber": node.chain.height}
-    assert (await send(node, GOVERNOR, COMMITTEE_ADDRESS, "propose", ["revoke_cert", [serial]])).ok
-    assert (await call("getRevokedCertificates", "g", ""))["serials"] == ["0x" + serial.hex()]
+    rid = bytes(range(32)) + b"\x01\x02"  # issuer key hash, serial 0x0102
+    assert await call("getRevokedCertificates", "g", "") == {"revoked": [], "blockNumber": node.chain.height}
+    assert (await send(node, GOVERNOR, COMMITTEE_ADDRESS, "propose", ["revoke_cert", [[rid]]])).ok
+    assert (await call("getRevokedCertificates", "g", ""))["revoked"] == [
+        {"id": "0x" + rid.hex(), "issuerKeyHash": "0x" + rid[:32].hex(), "serial": "0102"}]
 
     assert await call("getNames", "g", "") == {"names": {}, "blockNumber": node.chain.height}
     assert (await call("resolveName", "g", "", "counter"))["address"] is None

@@ -1,4 +1,4 @@
-"""Certificates at the node: the genesis "ca_cert" field, node.toml `cert_file`, the start
+"""Certificates at the node: the genesis "ca_certs" field, node.toml `cert_file`, the start
 checks of chainnode/security/admission.py (each refusal names the file and the fix), the verifier
 callback the network calls, `chainnode init` with a chain, and the devnet layout."""
 
@@ -16,22 +16,16 @@ from chainnode.crypto import get_suite
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.node.config import ConfigError, load_config
 from chainnode.node.init import InitError, init_node
+from chainnode.protocol.codec import pack
 from chainnode.security.admission import Admission, AdmissionError
-from chainnode.security.certs import (
-    CertChain,
-    CertificateError,
-    cert_document,
-    chain_document,
-    issue,
-    read_cert_file,
-    read_chain_file,
-    write_document,
-)
+from chainnode.security.certs import CertChain, Certificate, CertificateError, cert_pem, issue, read_cert_file, read_chain_file, write_pem
 from chainnode.security.keyfile import load_key
 from chainnode.store.ledger import Ledger
 from chainnode.system.genesis import GenesisError, load_genesis, parse_genesis
 from chainnode.system.state import CA_KEY
 from devnet.layout import DEVNET_PASSWORD, create_network, issue_node_certificate, prepare_extra_node
+
+FIXTURE_0_1 = Path(__file__).parent.parent / "devnet" / "fixtures" / "devnet-0.1"  # a devnet made by chainnode 0.1
 
 DAY_MS = 86_400_000
 SUITE = get_suite("sm")
@@ -62,55 +56,68 @@ def _node(net, i=0):
 # ---- genesis ------------------------------------------------------------------------------
 
 
-def test_genesis_ca_cert_is_parsed_hashed_and_written_to_state(net, tmp_path):
+def test_genesis_ca_certs_are_parsed_hashed_and_written_to_state(net, tmp_path):
     out, layout = net
     doc = json.loads((out / "genesis.json").read_text())
-    ca = read_cert_file(out / "ca" / "ca.cert")
+    ca = read_cert_file(out / "ca" / "ca.pem")
     g = parse_genesis(doc, "genesis.json")
-    assert g.ca_cert == ca
-    # The CA is part of what the consortium agreed on: in state, so in the genesis hash.
+    assert g.ca_certs == (ca,)
+    # The roots are part of what the consortium agreed on: in state, so in the genesis hash.
     without = copy.deepcopy(doc)
-    del without["ca_cert"]
+    del without["ca_certs"]
     g0 = parse_genesis(without)
-    assert g0.ca_cert is None and CA_KEY not in g0.state_writes()
-    assert g.state_writes()[CA_KEY] == ca.encode()
+    assert g0.ca_certs == () and CA_KEY not in g0.state_writes()
+    assert g.state_writes()[CA_KEY] == pack([ca.der])
     assert g.hash() != g0.hash()
-    # The pasted ca.cert document is the same CA, the same hash; to_json round-trips.
-    as_doc = dict(doc, ca_cert=cert_document(ca))
-    assert parse_genesis(as_doc).hash() == g.hash()
+    # PEM text is the same root, the same hash; to_json round-trips.
+    assert parse_genesis(dict(doc, ca_certs=[cert_pem(ca).decode()])).hash() == g.hash()
     assert parse_genesis(g.to_json()).hash() == g.hash()
-    block, writes = g.block()
-    with Ledger.open(tmp_path, SUITE) as ledger:
-        ledger.commit_block(block, [], None, writes)
-        from chainnode.system.genesis import genesis_ca_of_state
+    # A second member's root: another genesis, both trusted.
+    other = tmp_path / "other"
+    create_network(other, sealers=1, scrypt_n=1024, ports=([31941], [31942]))
+    member_root = read_cert_file(other / "ca" / "ca.pem")
+    both = parse_genesis(dict(doc, ca_certs=[ca.der.hex(), member_root.der.hex()]))
+    assert both.ca_certs == (ca, member_root) and both.hash() != g.hash()
 
-        assert genesis_ca_of_state(ledger.state) == ca
 
-
-def test_bad_ca_cert_fields_name_the_file_and_field(net):
+def test_bad_ca_certs_fields_name_the_file_and_field(net):
     out, _ = net
     doc = json.loads((out / "genesis.json").read_text())
-    agency = read_cert_file(out / "agency" / "agency.cert")
-    ca = read_cert_file(out / "ca" / "ca.cert")
+    agency = read_cert_file(out / "agency" / "agency.pem")
+    ca = read_cert_file(out / "ca" / "ca.pem")
+    node = read_chain_file(out / "node0" / "node.pem").leaf
     ed_priv, ed_pub = get_suite("ed25519").generate_keypair()
     ed_ca = issue(kind="ca", subject="Ed CA", organisation="Ed CA", role="", public_key=ed_pub, peer_id="", suite="ed25519",
-                  not_before_ms=0, not_after_ms=_now_ms() + DAY_MS, issuer_priv=ed_priv)
-    forged = replace(ca, subject="Forged CA")  # the signature no longer covers the fields
+                  not_before_ms=0, not_after_ms=_now_ms() + DAY_MS, issuer_priv=ed_priv, issuer=None)
+    forged = bytearray(ca.der)
+    forged[-1] ^= 1  # the last byte of the signature
     cases = [
-        ("zz-not-hex", "genesis.json: ca_cert: not hex"),
-        ("", "genesis.json: ca_cert: must be the hex of the CA certificate"),
-        (42, "genesis.json: ca_cert: must be the hex of the CA certificate"),
-        ("deadbeef", "genesis.json: ca_cert: not a certificate"),
-        (agency.encode().hex(), "genesis.json: ca_cert: this is the agency certificate 'Devnet Agency', not a CA certificate"),
-        (ed_ca.encode().hex(), "genesis.json: ca_cert: the CA 'Ed CA' is for suite ed25519, this chain uses sm"),
-        (forged.encode().hex(), "genesis.json: ca_cert: the CA certificate 'Forged CA' is not validly self-signed"),
-        ({"format": "chainnode-chain/1", "chain": "00"}, "genesis.json: ca_cert: not a ca.cert document"),
-        (dict(cert_document(ca), subject="Edited"), "genesis.json: ca_cert: the readable subject/kind do not match"),
+        (["zz-not-hex"], "genesis.json: ca_certs[0]: neither hex nor PEM"),
+        ([""], "genesis.json: ca_certs[0]: must be text"),
+        ([42], "genesis.json: ca_certs[0]: must be text"),
+        ([], "genesis.json: 'ca_certs' must be a list of 1 to"),
+        (ca.der.hex(), "genesis.json: 'ca_certs' must be a list"),
+        (["deadbeef"], "genesis.json: ca_certs[0]: not a DER X.509 certificate"),
+        ([node.der.hex()], "genesis.json: ca_certs[0]: wrong or missing CA: node certificate 'node0'"),
+        ([ed_ca.der.hex()], "genesis.json: ca_certs[0]: the CA 'Ed CA' is for suite ed25519, this chain uses sm"),
+        ([bytes(forged).hex()], "genesis.json: ca_certs[0]: ca certificate 'Devnet CA' (serial"),
+        ([ca.der.hex(), ca.der.hex()], "genesis.json: ca_certs[1]: the CA 'Devnet CA' is listed twice"),
     ]
     for value, message in cases:
         with pytest.raises(GenesisError) as e:
-            parse_genesis(dict(doc, ca_cert=value), "genesis.json")
+            parse_genesis(dict(doc, ca_certs=value), "genesis.json")
         assert str(e.value).startswith(message), (value, str(e.value))
+    assert agency.kind == "agency"  # an agency is a CA too: a consortium may list it as a root if it trusts no one above
+
+
+def test_a_genesis_or_chain_file_of_chainnode_0_1_names_the_conversion():
+    with pytest.raises(GenesisError) as e:
+        load_genesis(FIXTURE_0_1 / "genesis.json")
+    assert "'ca_cert' is the certificate format of chainnode 0.1" in str(e.value) and "devnet migrate --dir" in str(e.value)
+    with pytest.raises(CertificateError) as e:
+        read_chain_file(FIXTURE_0_1 / "node0" / "node.chain")
+    assert "node.chain is in the certificate format of chainnode 0.1, before X.509" in str(e.value)
+    assert "devnet migrate --dir" in str(e.value) and "Migrating from chainnode 0.1 certificates" in str(e.value)
 
 
 # ---- node.toml ----------------------------------------------------------------------------
@@ -137,7 +144,7 @@ def test_valid_chain_loads_and_its_check_accepts_the_peer(net):
     assert adm.required and adm.credentials == read_chain_file(config.cert_file).encode()
     assert adm.network_kwargs() == {"credentials": adm.credentials, "check_credentials": adm.check}
     leaf = adm.check(adm.credentials, key.public_key, peer_id)
-    assert leaf.subject == n.name and leaf.serial.hex() == n.cert_serial
+    assert leaf.subject == n.name and leaf.revocation_id(read_chain_file(config.cert_file).agency).hex() == n.revocation_id
     # node1's chain, checked by node0: the same verifier every peer runs.
     _, n1, c1, _, k1, p1 = _node(net, 1)
     assert adm.check(read_chain_file(c1.cert_file).encode(), k1.public_key, p1).subject == "node1"
@@ -145,7 +152,7 @@ def test_valid_chain_loads_and_its_check_accepts_the_peer(net):
 
 def test_no_ca_means_no_certificates(net):
     out, n, config, genesis, key, peer_id = _node(net)
-    plain = replace(genesis, ca_cert=None)
+    plain = replace(genesis, ca_certs=())
     adm = Admission.load(replace(config, cert_file=None), plain, key.public_key, peer_id)
     assert not adm.required
     assert adm.network_kwargs() == {"credentials": b"", "check_credentials": None}
@@ -160,46 +167,59 @@ def _refusal(config, genesis, key, peer_id, **kw) -> str:
 def test_start_refusals_name_the_file_and_the_fix(net, tmp_path):
     out, n, config, genesis, key, peer_id = _node(net)
     chain = read_chain_file(config.cert_file)
-    cf = tmp_path / "node.chain"
+    cf = tmp_path / "node.pem"
 
     msg = _refusal(replace(config, cert_file=None), genesis, key, peer_id)
-    assert f"{config.genesis_file} has a consortium CA ('Devnet CA')" in msg
-    assert f"{config.path} sets no cert_file" in msg and 'cert_file = "node.chain"' in msg
+    assert f"{config.genesis_file} names root CAs ('Devnet CA')" in msg
+    assert f"{config.path} sets no cert_file" in msg and 'cert_file = "node.pem"' in msg
 
-    msg = _refusal(replace(config, cert_file=tmp_path / "gone.chain"), genesis, key, peer_id)
-    assert f"{tmp_path / 'gone.chain'} not found (cert_file in {config.path})" in msg
+    msg = _refusal(replace(config, cert_file=tmp_path / "gone.pem"), genesis, key, peer_id)
+    assert f"{tmp_path / 'gone.pem'} not found (cert_file in {config.path})" in msg
 
-    write_document(cf, cert_document(chain.ca))
-    assert "is a single certificate, not a certificate chain" in _refusal(replace(config, cert_file=cf), genesis, key, peer_id)
+    write_pem(cf, cert_pem(chain.root))
+    assert "holds 1 certificate(s); a chain is the leaf, then its agency" in _refusal(replace(config, cert_file=cf), genesis, key, peer_id)
 
-    # Issued under another CA.
+    # Issued under another CA (of the same name: the devnet's): the name matches, the key does not.
     other_out = tmp_path / "other"
     create_network(other_out, sealers=1, scrypt_n=1024, ports=([31911], [31912]))
-    other_chain = issue_node_certificate(other_out, key.public_key, peer_id, name="node0", role="sealer", out=tmp_path / "o.chain")
-    other_ca = other_chain.ca
-    msg = _refusal(replace(config, cert_file=tmp_path / "o.chain"), genesis, key, peer_id)
-    assert msg.startswith(f"{tmp_path / 'o.chain'} was issued under CA 'Devnet CA' (key hash ")
-    assert f"but {config.genesis_file} trusts CA 'Devnet CA'" in msg and other_ca.serial.hex() in msg
-    assert "get a certificate from an agency of the consortium's CA" in msg
+    issue_node_certificate(other_out, key.public_key, peer_id, name="node0", role="sealer", out=tmp_path / "o.pem")
+    msg = _refusal(replace(config, cert_file=tmp_path / "o.pem"), genesis, key, peer_id)
+    assert msg.startswith(f"{tmp_path / 'o.pem'}: wrong or missing CA: the agency certificate 'Devnet Agency'")
+    assert "another CA of the same name issued it" in msg
+    # ...and under a CA of another name: wrong CA.
+    stranger_priv, stranger_pub = SUITE.generate_keypair()
+    stranger = issue(kind="ca", subject="Stranger CA", organisation="Stranger", role="", public_key=stranger_pub, peer_id="", suite="sm",
+                     not_before_ms=0, not_after_ms=_now_ms() + DAY_MS, issuer_priv=stranger_priv, issuer=None)
+    stray_agency = issue(kind="agency", subject="Devnet Agency", organisation="Devnet Agency", role="", public_key=chain.agency.public_key,
+                         peer_id="", suite="sm", not_before_ms=0, not_after_ms=_now_ms() + DAY_MS, issuer_priv=stranger_priv, issuer=stranger)
 
     def write(ch: CertChain) -> object:
-        if cf.exists():
-            cf.unlink()
-        write_document(cf, chain_document(ch))
+        write_pem(cf, ch.to_pem(), overwrite=True)
         return replace(config, cert_file=cf)
+
+    msg = _refusal(write(CertChain(chain.leaf, stray_agency, stranger)), genesis, key, peer_id)
+    assert "wrong or missing CA: the agency certificate 'Devnet Agency'" in msg and "which is not a root CA of this chain" in msg
+    assert "ask an agency of one of this consortium's root CAs" in msg
 
     # Agency mismatch: the node certificate was signed by another agency's key.
     other_agency_key = load_key(other_out / "agency" / "agency.key", DEVNET_PASSWORD)
     leaf = chain.leaf
+    other_agency = read_cert_file(other_out / "agency" / "agency.pem")
+    renamed = issue(kind="ca", subject="Other Agency", organisation="Devnet Agency", role="", public_key=other_agency.public_key,
+                    peer_id="", suite="sm", not_before_ms=0, not_after_ms=_now_ms() + DAY_MS, issuer_priv=other_agency_key.private_key,
+                    issuer=None)
     stray = issue(kind="node", subject=leaf.subject, organisation=leaf.organisation, role=leaf.role, public_key=leaf.public_key,
                   peer_id=leaf.peer_id, suite="sm", not_before_ms=leaf.not_before_ms, not_after_ms=leaf.not_after_ms,
-                  issuer_priv=other_agency_key.private_key)
-    msg = _refusal(write(CertChain(chain.ca, chain.agency, stray)), genesis, key, peer_id)
+                  issuer_priv=other_agency_key.private_key, issuer=renamed)
+    msg = _refusal(write(CertChain(stray, chain.agency, chain.root)), genesis, key, peer_id)
     assert msg.startswith(f"{cf}: agency mismatch: the node certificate 'node0'") and "--agency-dir" in msg
 
     # Bad signature (modified).
-    msg = _refusal(write(CertChain(chain.ca, chain.agency, replace(leaf, signature=bytes(64)))), genesis, key, peer_id)
-    assert "bad signature" in msg and "modified or damaged" in msg
+    tampered = bytearray(leaf.der)
+    tampered[tampered.index(b"node0")] = ord("m")
+    forged = Certificate.decode(bytes(tampered))
+    msg = _refusal(write(CertChain(forged, chain.agency, chain.root)), genesis, key, peer_id)
+    assert "does not verify" in msg and "modified or damaged" in msg
 
     # Key and peer id of another node.
     _, _, _, _, k1, p1 = _node(net, 1)
@@ -211,13 +231,13 @@ def test_start_refusals_name_the_file_and_the_fix(net, tmp_path):
 
     # Expired / not yet valid: by the clock.
     msg = _refusal(config, genesis, key, peer_id, now_ms=lambda: leaf.not_after_ms + 1)
-    assert "node certificate 'node0'" in msg and "expired on" in msg and "ask your agency for a new certificate" in msg
+    assert "node certificate 'node0'" in msg and "expired at" in msg and "ask your agency for a new certificate" in msg
     msg = _refusal(config, genesis, key, peer_id, now_ms=lambda: leaf.not_before_ms - 1)
-    assert "is not yet valid" in msg and "check this machine's clock" in msg
+    assert "is not valid before" in msg and "check this machine's clock" in msg
 
     # Revoked on chain.
-    msg = _refusal(config, genesis, key, peer_id, revoked_serials=lambda: [leaf.serial])
-    assert msg.startswith(f"{config.cert_file}: node certificate 'node0' (serial {leaf.serial.hex()}) is revoked")
+    msg = _refusal(config, genesis, key, peer_id, revoked=lambda: [leaf.revocation_id(chain.agency)])
+    assert msg.startswith(f"{config.cert_file}: node certificate 'node0' (serial {leaf.serial:x}) is revoked")
     assert "the consortium revoked this certificate" in msg
 
 
@@ -237,16 +257,16 @@ def test_check_refuses_peers_with_a_reason(net):
     assert reason(b"\x93garbage") == "bad certificate"
     assert reason(chain1.encode(), pub=key.public_key) == "certificate key mismatch"
     assert reason(chain1.encode(), pid=peer_id) == "certificate peer id mismatch"
-    revoked.add(chain1.leaf.serial)  # read at every check: the on-chain list as it is now
+    revoked.add(chain1.leaf.revocation_id(chain1.agency))  # read at every check: the on-chain list as it is now
     assert reason(chain1.encode()) == "certificate revoked"
     revoked.clear()
     assert adm.check(chain1.encode(), k1.public_key, p1).subject == "node1"
     # A client chain is not a node's.
     agency_key = load_key(out / "agency" / "agency.key", DEVNET_PASSWORD)
-    client = issue(kind="client", subject="alice", organisation=chain1.agency.subject, role="user", public_key=k1.public_key,
+    client = issue(kind="client", subject="alice", organisation=chain1.agency.organisation, role="user", public_key=k1.public_key,
                    peer_id="", suite="sm", not_before_ms=_now_ms() - DAY_MS, not_after_ms=_now_ms() + DAY_MS,
-                   issuer_priv=agency_key.private_key)
-    assert reason(CertChain(chain1.ca, chain1.agency, client).encode()) == "bad certificate"
+                   issuer_priv=agency_key.private_key, issuer=chain1.agency)
+    assert reason(CertChain(client, chain1.agency).encode()) == "bad certificate"
     late = replace(adm, now_ms=lambda: chain1.leaf.not_after_ms + 1)
     with pytest.raises(CertificateError) as e:
         late.check(chain1.encode(), k1.public_key, p1)
@@ -265,7 +285,7 @@ def test_init_writes_cert_file_and_checks_it(net, tmp_path):
     # Without a chain the config says it is required.
     d2 = tmp_path / "d2"
     init_node(out / "genesis.json", config.key_file, d2, p2p_listen=None, rpc_listen="127.0.0.1:1")
-    assert "# cert_file = \"node.chain\"   # REQUIRED" in (d2 / "node.toml").read_text()
+    assert "# cert_file = \"node.pem\"   # REQUIRED" in (d2 / "node.toml").read_text()
     assert load_config(d2 / "node.toml").cert_file is None
     # Another node's chain is refused at init already.
     _, _, c1, _, _, _ = _node(net, 1)
@@ -275,8 +295,8 @@ def test_init_writes_cert_file_and_checks_it(net, tmp_path):
 
 def test_devnet_has_certificates_and_an_extra_node_can_be_prepared(net):
     out, layout = net
-    assert all(n.cert_file and n.peer_id and n.consensus_pub and n.cert_serial for n in layout)
-    assert (out / "ca" / "ca.key").exists() and (out / "agency" / "agency.cert").exists()
+    assert all(n.cert_file and n.peer_id and n.consensus_pub and n.revocation_id for n in layout)
+    assert (out / "ca" / "ca.key").exists() and (out / "agency" / "agency.pem").exists()
     extra = prepare_extra_node(out, "extra", p2p_port=31921, rpc_port=31922, scrypt_n=1024)
     config = load_config(extra.config)
     genesis = load_genesis(config.genesis_file)
@@ -291,4 +311,4 @@ def test_devnet_has_certificates_and_an_extra_node_can_be_prepared(net):
     with pytest.raises(FileExistsError):
         prepare_extra_node(out, "extra", p2p_port=31923, rpc_port=31924, scrypt_n=1024)
     without = create_network(Path(out) / "plain", sealers=1, scrypt_n=1024, ports=([31931], [31932]), certificates=False)
-    assert without[0].cert_file == "" and load_genesis(Path(out) / "plain" / "genesis.json").ca_cert is None
+    assert without[0].cert_file == "" and load_genesis(Path(out) / "plain" / "genesis.json").ca_certs == ()

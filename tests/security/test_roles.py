@@ -5,7 +5,7 @@ import pytest
 from chainnode.rpc.methods import METHODS
 from chainnode.security.certs import CLIENT_ROLES, issue
 from chainnode.security.roles import READ_METHODS, WRITE_METHODS, may_call, refusal
-from tests.security.test_certs import NOW_MS, make_pki
+from tests.security.pki import NOW_MS, make_pki
 
 
 def test_every_rpc_method_is_classified_read_or_write():
@@ -36,5 +36,5 @@ def test_an_auditor_certificate_can_be_issued():
     p = make_pki(leaf_kind="client")
     _, pub = p["suite"].generate_keypair()
     cert = issue(kind="client", subject="audit-office", organisation="Bank A", role="auditor", public_key=pub, peer_id="", suite="sm",
-                 issuer_priv=p["ag_priv"], not_before_ms=NOW_MS, not_after_ms=NOW_MS + 1)
+                 issuer_priv=p["ag_priv"], issuer=p["agency"], not_before_ms=NOW_MS, not_after_ms=NOW_MS + 1)
     assert cert.role == "auditor"

@@ -17,7 +17,7 @@ from chainnode.system.contracts import (
     PERMISSION_ADDRESS,
     run_system,
 )
-from chainnode.system.governance import read_proposal, read_revoked_serials, resolve_name
+from chainnode.system.governance import read_proposal, read_revoked, resolve_name
 from chainnode.system.state import (
     ADMIN_PREFIX,
     COMMITTEE_KEY,
@@ -136,7 +136,9 @@ def test_only_governors_vote_once_each():
         ("add_observer", [PUBS[5], "12D3KooX", 1, ["not-a-multiaddr"]], "is not a multiaddr"),
         ("set_rates", [0, 50], "participation rate"),
         ("freeze_account", [b"\x01" * 3], "20-byte address"),
-        ("revoke_cert", [b"\x01" * 3], "16 bytes"),
+        ("revoke_cert", [[b"\x01" * 3]], "a revocation id is 33 to 52 bytes"),
+        ("revoke_cert", [b"\x01" * 40], "a list of 1 to 256 revocation ids"),
+        ("revoke_cert", [[b"\x01" * 40, b"\x01" * 40]], "listed twice"),
         ("register_name", ["bad name!", b"\x01" * 20], "ASCII letters"),
         ("launch_rockets", [], "unknown proposal kind"),
         ("set_config", ["tx_count_limit"], "expects 2..2 parameters"),
@@ -232,11 +234,14 @@ def test_permissions_freeze_deploy_and_method_acls():
 
 def test_certificate_revocation_and_name_registry():
     state = chain_state(GOV[:1])
-    serial = b"\x07" * 16
-    assert propose(state, "revoke_cert", [serial]).ok
-    assert read_revoked_serials(state) == {serial}
-    again = read_proposal(state, propose(state, "revoke_cert", [serial]).value)
+    rid = b"\x07" * 32 + b"\x01"  # the issuer's key hash, then serial 1
+    other = b"\x08" * 32 + b"\x01"  # serial 1 of another issuer: another certificate
+    assert propose(state, "revoke_cert", [[rid]]).ok
+    assert read_revoked(state) == {rid}
+    again = read_proposal(state, propose(state, "revoke_cert", [[rid]]).value)
     assert again.status == "failed" and "already revoked" in again.result
+    assert propose(state, "revoke_cert", [[rid, other]]).ok  # from a CRL: the ids not yet revoked are
+    assert read_revoked(state) == {rid, other}
     addr = b"\x42" * 20
     assert propose(state, "register_name", ["payment", addr]).ok
     assert resolve_name(state, "payment") == addr
