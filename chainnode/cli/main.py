@@ -16,7 +16,10 @@ import click
 
 from chainnode.cli.common import PASSWORD_ENV, emit as _emit, read_password
 from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
+from chainnode.security import pkcs8
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, load_key, read_key_file, write_key_file
+from chainnode.security.pkcs8 import PBKDF2_ITERATIONS_DEFAULT
+from chainnode.store.files import read_bounded, write_atomic
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,29 +32,58 @@ def main() -> None:
 @click.option("--suite", type=click.Choice(SUITE_NAMES), default="sm", show_default=True, help="Crypto suite of the chain this key is for.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the encrypted key file.")
 @click.option("--password-file", type=click.Path(dir_okay=False), help=f"Read the password from this file (else ${PASSWORD_ENV}, else a prompt).")
+@click.option("--pem", "pem_path", type=click.Path(dir_okay=False),
+              help="Also write the key here as encrypted PKCS#8 PEM (same password), for openssl and the members' PKI tools.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--scrypt-n", type=int, default=SCRYPT_N_DEFAULT, hidden=True, help="scrypt cost (tests use a small one).")
+@click.option("--pem-iterations", type=int, default=PBKDF2_ITERATIONS_DEFAULT, hidden=True, help="PBKDF2 cost of --pem (tests use a small one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def keygen(suite: str, out_path: str, password_file: str | None, force: bool, scrypt_n: int, as_json: bool) -> None:
-    """Generate a key pair and write it as an encrypted key file."""
+def keygen(suite: str, out_path: str, pem_path: str | None, password_file: str | None, force: bool, scrypt_n: int, pem_iterations: int,
+           as_json: bool) -> None:
+    """Generate a key pair and write it as an encrypted key file (and, with --pem, as PKCS#8)."""
+    if pem_path and Path(pem_path).exists() and not force:
+        raise click.ClickException(f"{pem_path} already exists; choose another --pem, or pass --force")
     password = read_password(password_file, confirm=True)
     try:
         s = get_suite(suite)
         priv, _ = s.generate_keypair()
         doc = encrypt_key(suite, priv, password, scrypt_n=scrypt_n)
         write_key_file(out_path, doc, overwrite=force)
+        if pem_path:
+            write_atomic(Path(pem_path), pkcs8.to_pem(suite, priv, password, iterations=pem_iterations), mode=0o600)
     except (KeyFileError, CryptoUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
-    _emit(
-        as_json,
-        {"file": out_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]},
-        [f"wrote {out_path} ({suite})", f"address:    0x{doc['address']}", f"public key: {doc['public_key']}"],
-    )
+    lines = [f"wrote {out_path} ({suite})" + (f" and {pem_path} (PKCS#8, encrypted)" if pem_path else ""),
+             f"address:    0x{doc['address']}", f"public key: {doc['public_key']}"]
+    _emit(as_json, {"file": out_path, "pem": pem_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]}, lines)
 
 
 @main.group()
 def key() -> None:
-    """Inspect key files."""
+    """Inspect and import key files."""
+
+
+@key.command("import")
+@click.argument("pem_path", metavar="PEM", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the chainnode key file.")
+@click.option("--pem-password-file", type=click.Path(dir_okay=False), help="The PEM's password, if it is encrypted.")
+@click.option("--password-file", type=click.Path(dir_okay=False), help=f"Password for the new key file (else ${PASSWORD_ENV}, else a prompt).")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+@click.option("--scrypt-n", type=int, default=SCRYPT_N_DEFAULT, hidden=True, help="scrypt cost (tests use a small one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_import(pem_path: str, out_path: str, pem_password_file: str | None, password_file: str | None, force: bool, scrypt_n: int,
+               as_json: bool) -> None:
+    """Make a chainnode key file of a PKCS#8 PEM key (from `openssl genpkey`, or exported from an HSM)."""
+    try:
+        data = read_bounded(Path(pem_path), noun="PKCS#8 key", max_bytes=pkcs8.PEM_BYTES_MAX, error=KeyFileError)
+        pem_password = read_password(pem_password_file, confirm=False) if pem_password_file else None
+        suite, priv = pkcs8.from_pem(data, pem_password, source=pem_path)
+        doc = encrypt_key(suite, priv, read_password(password_file, confirm=True), scrypt_n=scrypt_n)
+        write_key_file(out_path, doc, overwrite=force)
+    except (KeyFileError, CryptoUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(as_json, {"file": out_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]},
+          [f"wrote {out_path} ({suite}) from {pem_path}", f"address:    0x{doc['address']}", f"public key: {doc['public_key']}"])
 
 
 @key.command("show")
