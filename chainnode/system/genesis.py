@@ -23,8 +23,8 @@ A JSON document (docs/operations.md shows a full one):
     }
 
 `ca_certs` lists the root CA certificates the consortium trusts, X.509 DER in hex (as
-`chainnode ca init` prints it, or `openssl x509 -in ca.pem -outform DER | xxd -p -c0`) or
-PEM text: one consortium CA, or the own CAs of several members. With roots, every node
+`chainnode ca init` prints it) or PEM text (the ca.pem a member's CA gives, newlines as
+`\n`): one consortium CA, or the own CAs of several members. With roots, every node
 presents a certificate chain issued under one of them in the connection handshake
 (docs/certificates.md); the roots are written to state under `sys/ca`, so they are part of
 the genesis hash.
