@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from chainnode.crypto import get_suite
 from chainnode.security.keyfile import KeyFileError
-from chainnode.security.x509 import SM2_CURVE
+from chainnode.security.x509 import MALFORMED, SM2_CURVE
 
 # asn1crypto sizes an ECPrivateKey's scalar from its curve; it knows the SM2 curve's OID but not its size.
 if SM2_CURVE not in keys.NamedCurve._key_sizes:
@@ -73,7 +73,7 @@ def from_pem(data: bytes, password: str | None, source: str = "the key") -> tupl
         return _key_of(keys.PrivateKeyInfo.load(der, strict=True), source)
     except KeyFileError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except MALFORMED as exc:
         raise KeyFileError(f"{source} is not a valid PKCS#8 private key ({exc})") from None
 
 

@@ -51,6 +51,11 @@ REASON_WRONG_ISSUER = "wrong issuer"
 REASON_PATH_LENGTH = "path length exceeded"
 
 
+# What asn1crypto raises, lazily, on malformed DER: an IndexError or OverflowError as readily as
+# a ValueError. Every one of them is bad input, never a crash.
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+
+
 class CertificateError(ValueError):
     """A certificate, chain or revocation list is not acceptable; the message says which
     certificate and why, `reason` is one of the REASON_* phrases above."""
@@ -161,7 +166,7 @@ def parse(der: bytes) -> X509Certificate:
         )
     except CertificateError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:  # asn1crypto's refusals of malformed DER
+    except MALFORMED as exc:  # asn1crypto's refusals of malformed DER
         raise CertificateError(f"not a DER X.509 certificate: {exc}", REASON_BAD) from None
 
 
@@ -232,7 +237,7 @@ def load_csr(data: bytes) -> CertificateRequest:
         subject = info["subject"].native
     except CertificateError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except MALFORMED as exc:
         raise CertificateError(f"not a DER PKCS#10 certificate request: {exc}", REASON_BAD) from None
     if not get_suite(suite).verify(public_key, info.dump(), signature):
         raise CertificateError("the certificate request's signature does not verify (for SM2: was it signed with -sigopt distid:1234567812345678?)",
@@ -424,7 +429,7 @@ def load_crl(data: bytes) -> RevocationList:
         )
     except CertificateError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except MALFORMED as exc:
         raise CertificateError(f"not a DER X.509 revocation list: {exc}", REASON_BAD) from None
 
 

@@ -269,3 +269,13 @@ def test_no_flipped_byte_verifies(data):
     except CertificateError:
         return
     pytest.fail(f"a certificate with byte {at} changed to {value:#04x} verified")
+
+
+def test_every_byte_set_to_00_or_ff_is_refused():
+    """The deterministic companion of the property: each position of one leaf, both extremes
+    (a flipped length byte once made asn1crypto raise IndexError, not a refusal)."""
+    der = FLIP_PKI["leaf"].der
+    for at in range(len(der)):
+        for value in {0x00, 0xFF} - {der[at]}:
+            with pytest.raises(CertificateError):
+                verify_chain(CertChain(Certificate.decode(der[:at] + bytes([value]) + der[at + 1:]), FLIP_PKI["agency"]), [FLIP_PKI["ca"]], NOW_MS)
