@@ -197,8 +197,8 @@ def start(config_path: str) -> None:
     try:
         trio.run(run)
     finally:
-        node.pem.ledger.close()
-    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.pem.height)
+        node.chain.ledger.close()
+    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.chain.height)
 
 
 @main.group()
