@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from chainnode.cli.common import PASSWORD_ENV, emit as _emit, read_password
 from chainnode.crypto import SUITE_NAMES, CryptoUnavailable, get_suite
 from chainnode.security import pkcs8
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, KeyFileError, encrypt_key, load_key, read_key_file, write_key_file
-from chainnode.security.pkcs8 import PBKDF2_ITERATIONS_DEFAULT
+from chainnode.security.pkcs8 import PBKDF2_ITERATIONS_DEFAULT, PBKDF2_ITERATIONS_MAX
 from chainnode.store.files import read_bounded, write_atomic
 
 
@@ -36,26 +37,49 @@ def main() -> None:
               help="Also write the key here as encrypted PKCS#8 PEM (same password), for openssl and the members' PKI tools.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--scrypt-n", type=int, default=SCRYPT_N_DEFAULT, hidden=True, help="scrypt cost (tests use a small one).")
-@click.option("--pem-iterations", type=int, default=PBKDF2_ITERATIONS_DEFAULT, hidden=True, help="PBKDF2 cost of --pem (tests use a small one).")
+@click.option("--pem-iterations", type=click.IntRange(1, PBKDF2_ITERATIONS_MAX), default=PBKDF2_ITERATIONS_DEFAULT, hidden=True,
+              help="PBKDF2 cost of --pem (tests use a small one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def keygen(suite: str, out_path: str, pem_path: str | None, password_file: str | None, force: bool, scrypt_n: int, pem_iterations: int,
            as_json: bool) -> None:
     """Generate a key pair and write it as an encrypted key file (and, with --pem, as PKCS#8)."""
-    if pem_path and Path(pem_path).exists() and not force:
-        raise click.ClickException(f"{pem_path} already exists; choose another --pem, or pass --force")
+    if pem_path and Path(pem_path).resolve() == Path(out_path).resolve():
+        raise click.ClickException("--pem and --out name the same file; give the PEM another name (e.g. node-key.pem)")
+    # Before the password prompt, so that a taken name costs nothing to fix.
+    for option, path in (("--out", out_path), ("--pem", pem_path)):
+        if path and Path(path).exists() and not force:
+            raise click.ClickException(f"{path} already exists; choose another {option}, or pass --force if you are sure")
     password = read_password(password_file, confirm=True)
     try:
         s = get_suite(suite)
         priv, _ = s.generate_keypair()
         doc = encrypt_key(suite, priv, password, scrypt_n=scrypt_n)
-        write_key_file(out_path, doc, overwrite=force)
+        # Both encodings are made before either is written, so a refusal leaves no half pair.
+        pem_bytes = pkcs8.to_pem(suite, priv, password, iterations=pem_iterations) if pem_path else None
+        with _writing(out_path):
+            write_key_file(out_path, doc, overwrite=force)
         if pem_path:
-            write_atomic(Path(pem_path), pkcs8.to_pem(suite, priv, password, iterations=pem_iterations), mode=0o600)
+            try:
+                with _writing(pem_path):
+                    write_atomic(Path(pem_path), pem_bytes, mode=0o600)
+            except click.ClickException:
+                # A fresh key nobody has used: drop it rather than leave a key file without its PEM.
+                Path(out_path).unlink(missing_ok=True)
+                raise
     except (KeyFileError, CryptoUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     lines = [f"wrote {out_path} ({suite})" + (f" and {pem_path} (PKCS#8, encrypted)" if pem_path else ""),
              f"address:    0x{doc['address']}", f"public key: {doc['public_key']}"]
     _emit(as_json, {"file": out_path, "pem": pem_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]}, lines)
+
+
+@contextmanager
+def _writing(path: str):
+    """An OSError while writing `path` as a one-line message (a missing folder, a read-only disk)."""
+    try:
+        yield
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}; check that its folder exists and is writable") from None
 
 
 @main.group()
@@ -73,13 +97,16 @@ def key() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def key_import(pem_path: str, out_path: str, pem_password_file: str | None, password_file: str | None, force: bool, scrypt_n: int,
                as_json: bool) -> None:
-    """Make a chainnode key file of a PKCS#8 PEM key (from `openssl genpkey`, or exported from an HSM)."""
+    """Make a chainnode key file of a PKCS#8 PEM key (from `openssl genpkey`, or exported from an HSM); the suite is the key's."""
+    if Path(out_path).exists() and not force:
+        raise click.ClickException(f"{out_path} already exists; choose another --out, or pass --force if you are sure")
     try:
         data = read_bounded(Path(pem_path), noun="PKCS#8 key", max_bytes=pkcs8.PEM_BYTES_MAX, error=KeyFileError)
         pem_password = read_password(pem_password_file, confirm=False) if pem_password_file else None
         suite, priv = pkcs8.from_pem(data, pem_password, source=pem_path)
         doc = encrypt_key(suite, priv, read_password(password_file, confirm=True), scrypt_n=scrypt_n)
-        write_key_file(out_path, doc, overwrite=force)
+        with _writing(out_path):
+            write_key_file(out_path, doc, overwrite=force)
     except (KeyFileError, CryptoUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     _emit(as_json, {"file": out_path, "suite": suite, "address": doc["address"], "public_key": doc["public_key"]},
