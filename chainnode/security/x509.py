@@ -135,6 +135,10 @@ def parse(der: bytes) -> X509Certificate:
             raise CertificateError(f"an X.509 {tbs['version'].native} certificate: only v3 is accepted", REASON_BAD)
         if not 0 < cert.serial_number < SERIAL_MAX:
             raise CertificateError(f"serial {cert.serial_number} is not a positive integer of at most 20 octets (RFC 5280 4.1.2.2)", REASON_BAD)
+        _check_signature_bits(cert["signature_value"])
+        ids = [e["extn_id"].dotted for e in tbs["extensions"]]
+        if len(set(ids)) != len(ids):  # RFC 5280 4.2; asn1crypto would keep the last of two
+            raise CertificateError(f"certificate {cert.subject.human_friendly!r} repeats an extension", REASON_BAD)
         critical = cert.critical_extensions  # parses every extension
         unknown = sorted(str(name) for name in critical - KNOWN_CRITICAL)
         if unknown:
@@ -168,6 +172,13 @@ def parse(der: bytes) -> X509Certificate:
         raise
     except MALFORMED as exc:  # asn1crypto's refusals of malformed DER
         raise CertificateError(f"not a DER X.509 certificate: {exc}", REASON_BAD) from None
+
+
+def _check_signature_bits(value) -> None:
+    """A signature BIT STRING claims no unused bits: asn1crypto zeroes them, so without this
+    one certificate would have several DER forms that all verify (OpenSSL refuses them too)."""
+    if not value.contents or value.contents[0] != 0:
+        raise CertificateError("the signature BIT STRING has unused bits", REASON_BAD)
 
 
 def _attribute(name: asn1_x509.Name, attribute: str) -> str:
@@ -231,6 +242,7 @@ def load_csr(data: bytes) -> CertificateRequest:
             if kind not in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"):
                 raise CertificateError(f"the PEM block is a {kind}, not a CERTIFICATE REQUEST", REASON_BAD)
         request = asn1_csr.CertificationRequest.load(data, strict=True)
+        _check_signature_bits(request["signature"])
         info = request["certification_request_info"]
         suite, public_key, signature = _key_and_signature(request["signature_algorithm"]["algorithm"].dotted, info["subject_pk_info"],
                                                           request["signature"].native)
@@ -402,6 +414,7 @@ def load_crl(data: bytes) -> RevocationList:
         algorithm = crl["signature_algorithm"]["algorithm"].dotted
         if algorithm != tbs["signature"]["algorithm"].dotted:
             raise CertificateError("the signature algorithm inside the revocation list differs from the one outside", REASON_BAD)
+        _check_signature_bits(crl["signature"])
         raw = crl["signature"].native
         if algorithm == SM2_WITH_SM3:
             rs = algos.DSASignature.load(raw, strict=True).native

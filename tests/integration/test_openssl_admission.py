@@ -78,5 +78,6 @@ async def test_an_openssl_made_chain_admits_a_node_to_the_devnet(tmp_path):
         cluster.start(4)
         cluster.wait_rpc(4)
         await trio.to_thread.run_sync(lambda: cluster.wait_height([4], head, timeout_s=60))
-        peers = cluster.rpc(0, "getSyncStatus")["peers"]
-        assert any(p["nodeId"] == extra.peer_id and p["connected"] for p in peers), peers  # node0 admitted it
+        # It synced, so at least one member's handshake admitted its openssl-made chain (which
+        # member, and whether node0 has dialed it yet, is up to the network).
+        assert any(p["connected"] for p in cluster.rpc(4, "getSyncStatus")["peers"])
