@@ -36,7 +36,7 @@ class NetworkLimits:
 
     # --- handshake and connections ------------------------------------------------------
     handshake_timeout_ms: int = 5000
-    # A Hello carries a certificate chain (at most 4096 bytes) besides ~300 bytes of ids,
+    # A Hello carries a certificate chain (at most 6144 bytes: certs.CHAIN_BYTES_MAX) besides ~300 bytes of ids,
     # key and signature.
     hello_bytes_max: int = 8192
     # How often the chains of connected peers are verified again (certificates expire

@@ -12,8 +12,8 @@ signed and stored:
 - a Transaction is signed over `suite.hash(pack(unsigned_fields()))` with no domain: its
   hash is its identity on chain, and its fields already bind it to one chain and group
   (`chain_id`, `group_id`), so it cannot be replayed elsewhere (chainnode/protocol/types.py);
-- certificates and revocation lists sign `pack([1, DOMAIN, *fields])`
-  (chainnode/security/certs.py); they are to become X.509, signed as X.509 is.
+- certificates and revocation lists are X.509 and sign their DER `tbsCertificate` /
+  `tbsCertList` (chainnode/security/x509.py), a structure no other signed object shares.
 """
 
 from __future__ import annotations
