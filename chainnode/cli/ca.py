@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 from asn1crypto import pem
@@ -467,17 +468,11 @@ def issue_agency(ca_dir: str, name: str, org: str | None, out_dir: str, days: in
 @_json_option
 def issue_node(agency_dir, key_path, role, name, out_path, peer_id, days, password_file, key_password_file, force, as_json) -> None:
     """Certify a node's consensus key and peer id; writes the PEM chain [node, agency, CA]."""
-    days = _days(days, LEAF_DAYS_DEFAULT)
-    out = Path(out_path)
-    _check_out(out, force)
-    suite, public_key = _read_public_key(key_path)
-    agency = _open_issuer(agency_dir, "agency")
-    _check_suite(suite, agency, key_path, f"make the node key with `chainnode keygen --suite {agency.cert.suite}` (--key)")
-    peer_id = _checked_peer_id(peer_id) if peer_id is not None else _derive_peer_id(key_path, key_password_file)
-    agency_key = agency.unlock(read_password(password_file, confirm=False))
-    chain, capped = _certify_leaf(agency, agency_key, role=role, name=name, public_key=public_key, peer_id=peer_id, days=days)
-    _write(out, chain.to_pem(), "--out", overwrite=force)
-    _emit_leaf(chain, out, capped, as_json)
+    _issue_for_key_file(
+        "node", agency_dir, key_path, role=role, name=name, out_path=out_path, days=days, password_file=password_file, force=force,
+        as_json=as_json,
+        peer_id=lambda: _checked_peer_id(peer_id) if peer_id is not None else _derive_peer_id(key_path, key_password_file),
+    )
 
 
 @ca_group.command("issue-client")
@@ -492,14 +487,23 @@ def issue_node(agency_dir, key_path, role, name, out_path, peer_id, days, passwo
 @_json_option
 def issue_client(agency_dir, key_path, role, name, out_path, days, password_file, force, as_json) -> None:
     """Certify a client's (SDK user's) account key; writes the PEM chain [client, agency, CA]."""
+    _issue_for_key_file("client", agency_dir, key_path, role=role, name=name, out_path=out_path, days=days, password_file=password_file,
+                        force=force, as_json=as_json, peer_id=lambda: "")
+
+
+def _issue_for_key_file(kind: str, agency_dir: str, key_path: str, *, role: str, name: str, out_path: str, days: int,
+                        password_file: str | None, force: bool, as_json: bool, peer_id: Callable[[], str]) -> None:
+    """issue-node and issue-client: certify a key file's public key under an agency and write
+    the PEM chain. `peer_id` runs after the cheap checks (a node's may ask for its key's password)."""
     days = _days(days, LEAF_DAYS_DEFAULT)
     out = Path(out_path)
     _check_out(out, force)
     suite, public_key = _read_public_key(key_path)
     agency = _open_issuer(agency_dir, "agency")
-    _check_suite(suite, agency, key_path, f"make the client key with `chainnode keygen --suite {agency.cert.suite}` (--key)")
+    _check_suite(suite, agency, key_path, f"make the {kind} key with `chainnode keygen --suite {agency.cert.suite}` (--key)")
+    leaf_peer_id = peer_id()
     agency_key = agency.unlock(read_password(password_file, confirm=False))
-    chain, capped = _certify_leaf(agency, agency_key, role=role, name=name, public_key=public_key, peer_id="", days=days)
+    chain, capped = _certify_leaf(agency, agency_key, role=role, name=name, public_key=public_key, peer_id=leaf_peer_id, days=days)
     _write(out, chain.to_pem(), "--out", overwrite=force)
     _emit_leaf(chain, out, capped, as_json)
 
