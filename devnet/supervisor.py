@@ -157,7 +157,8 @@ class Devnet:
     def pid(self, name: str) -> int | None:
         return running_pid(self.node(name).folder)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start the node's process (with `env` added to this one's environment)."""
         node = self.node(name)
         if self.pid(name) is not None:
             return
@@ -175,7 +176,7 @@ class Devnet:
             self._procs[name] = subprocess.Popen(
                 argv,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+                env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), start_new_session=True,
             )
 
     def signal(self, name: str, sig: int, *, wait_s: float = 15.0) -> bool:

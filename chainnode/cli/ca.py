@@ -509,7 +509,9 @@ def _issue_for_key_file(kind: str, agency_dir: str, key_path: str, *, role: str,
 
 
 @ca_group.command("sign-csr")
-@click.option("--csr", "csr_path", required=True, type=click.Path(dir_okay=False), help="The PKCS#10 request (PEM or DER), from `openssl req -new`.")
+@click.option("--csr", "csr_path", type=click.Path(dir_okay=False), help="The PKCS#10 request (PEM or DER), from `openssl req -new`.")
+@click.option("--request", "request_path", type=click.Path(dir_okay=False),
+              help="Or a node's request file (`chainnode init --request`): its CSR, role and peer id, checked against its signature.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Where to write the PEM chain.")
 @click.option("--agency-dir", type=click.Path(file_okay=False), help="Issue a node or client certificate under this agency (with --role).")
 @click.option("--ca-dir", type=click.Path(file_okay=False), help="Issue an agency certificate for a member under this root CA.")
@@ -521,8 +523,25 @@ def _issue_for_key_file(kind: str, agency_dir: str, key_path: str, *, role: str,
 @_password_option
 @_force_option
 @_json_option
-def sign_csr(csr_path, out_path, agency_dir, ca_dir, role, peer_id, name, days, password_file, force, as_json) -> None:
+def sign_csr(csr_path, request_path, out_path, agency_dir, ca_dir, role, peer_id, name, days, password_file, force, as_json) -> None:
     """Certify the key of a certificate request: the key stays where it was made (an institution's machine or HSM)."""
+    if (csr_path is None) == (request_path is None):
+        raise _fail("pass --csr (a PKCS#10 request) or --request (a node's request from `chainnode init --request`), one of them")
+    node_request = None
+    if request_path is not None:
+        from chainnode.node.ceremony import CeremonyError, read_request
+
+        try:
+            node_request = read_request(Path(request_path))
+        except CeremonyError as exc:
+            raise _fail(str(exc)) from None
+        if ca_dir is not None:
+            raise _fail("--request is a node's request: sign it with its agency (--agency-dir), not the root CA")
+        if role is not None and role != node_request.role:
+            raise _fail(f"{request_path} asks for the role {node_request.role}, not {role}; leave out --role or ask the member for a new request")
+        if peer_id is not None and peer_id != node_request.peer_id:
+            raise _fail(f"{request_path} names peer id {node_request.peer_id}; leave out --peer-id")
+        role, peer_id = node_request.role, node_request.peer_id
     if (agency_dir is None) == (ca_dir is None):
         raise _fail("pass --agency-dir (for a node or client certificate) or --ca-dir (for an agency certificate), one of them")
     if ca_dir is not None and (role or peer_id):
@@ -532,7 +551,8 @@ def sign_csr(csr_path, out_path, agency_dir, ca_dir, role, peer_id, name, days, 
     days = _days(days, AGENCY_DAYS_DEFAULT if ca_dir else LEAF_DAYS_DEFAULT)
     out = Path(out_path)
     _check_out(out, force)
-    request = _read_csr(csr_path)
+    request = _read_csr(csr_path) if node_request is None else load_csr(node_request.csr_der)
+    csr_path = csr_path or request_path
     issuer = _open_issuer(ca_dir or agency_dir, "ca" if ca_dir else "agency")
     suite = issuer.cert.suite
     _check_suite(request.suite, issuer, csr_path, f"make the key with `{_OPENSSL_KEY[suite]}` and the request with `{_OPENSSL_REQ[suite]}` (--csr)")

@@ -15,6 +15,7 @@ anything is signed, and refused with the kind's usage when they do not fit.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -31,20 +32,24 @@ from chainnode.cli.rpc import (
     wait_receipt,
 )
 from chainnode.crypto import ADDRESS_BYTES
+from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
+from chainnode.protocol.versions import VersionError, format_version, parse_version
 from chainnode.system.governance import KINDS, REVOCATION_ID_BYTES, GovernanceError, check_params
 
 PUB_LENGTHS = (32, 65)  # ed25519, sm
 NODE_KINDS = ("add_sealer", "add_observer")
-CERT_KINDS = ("add_sealer", "add_observer", "remove_node", "set_weight", "revoke_cert")
+CERT_KINDS = ("add_sealer", "add_observer", "remove_node", "set_weight", "set_addrs", "revoke_cert")
+REQUEST_KINDS = ("add_sealer", "add_observer", "set_addrs")
 
 # What `propose KIND` takes on the command line (the chain's own description is KINDS[k].usage).
 CLI_USAGE = {
-    "add_sealer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr MULTIADDR ...]  |  --cert NODE.pem [WEIGHT] [--addr MULTIADDR ...]",
-    "add_observer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr MULTIADDR ...]  |  --cert NODE.pem [WEIGHT] [--addr MULTIADDR ...]",
+    "add_sealer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr ADDR ...]  |  --cert NODE.pem [WEIGHT] [--addr ...]  |  --request REQ [WEIGHT]",
+    "add_observer": "CONSENSUS_PUB PEER_ID [WEIGHT] [--addr ADDR ...]  |  --cert NODE.pem [WEIGHT] [--addr ...]  |  --request REQ [WEIGHT]",
     "remove_node": "CONSENSUS_PUB  |  --cert NODE.pem",
+    "set_addrs": "CONSENSUS_PUB --addr ADDR ...  |  --cert NODE.pem --addr ADDR ...  |  --request REQ",
     "set_weight": "CONSENSUS_PUB WEIGHT  |  --cert NODE.pem WEIGHT",
-    "set_config": "NAME VALUE",
+    "set_config": "NAME VALUE  (compatibility_version VERSION)",
     "set_governor": "ADDRESS WEIGHT",
     "set_rates": "PARTICIPATION_PCT WIN_PCT",
     "set_deploy_open": "true|false",
@@ -215,17 +220,43 @@ def revocation_ids(cert: str | None, crl: str | None, issuer: str | None) -> lis
     return [certs[0].revocation_id(certs[1])]
 
 
+def _dial_addrs(addrs: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_dial_addr(a) for a in addrs)
+    except DialAddrError as exc:
+        raise click.BadParameter(str(exc), param_hint="--addr") from None
+
+
 def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = None, addrs: tuple[str, ...] = (), crl: str | None = None,
-                   issuer: str | None = None) -> tuple[str, list]:
+                   issuer: str | None = None, request: str | None = None) -> tuple[str, list]:
     """(kind, params) from the command line; click errors (exit 2) that name what is wrong."""
     kind = kind_text.strip().lower().replace("-", "_")
+    addrs = _dial_addrs(addrs)
     if kind not in KINDS:
         listed = "\n".join(f"  {k.replace('_', '-'):<18} {CLI_USAGE[k]}" for k in KINDS)
         raise click.BadParameter(f"unknown proposal kind {kind_text!r}; the kinds are:\n{listed}", param_hint="KIND")
     if cert is not None and kind not in CERT_KINDS:
         raise click.UsageError(f"--cert applies to {', '.join(CERT_KINDS)}; not to {kind}")
-    if addrs and kind not in NODE_KINDS:
-        raise click.UsageError(f"--addr applies to {', '.join(NODE_KINDS)}; not to {kind}")
+    if addrs and kind not in NODE_KINDS + ("set_addrs",):
+        raise click.UsageError(f"--addr applies to {', '.join(NODE_KINDS)} and set_addrs; not to {kind}")
+    if request is not None:
+        if kind not in REQUEST_KINDS:
+            raise click.UsageError(f"--request applies to {', '.join(REQUEST_KINDS)}; not to {kind}")
+        if cert is not None or addrs:
+            raise click.UsageError("--request carries the node's key, peer id and addresses: leave out --cert and --addr")
+        from chainnode.node.ceremony import CeremonyError, read_request
+
+        try:
+            node_request = read_request(Path(request))
+        except CeremonyError as exc:
+            raise click.BadParameter(str(exc), param_hint="--request") from None
+        if kind == "set_addrs":
+            _Args(kind, args).count(0, 0)
+            return kind, [node_request.consensus_pub, list(node_request.addrs)]
+        a = _Args(kind, args)
+        a.count(0, 1)
+        weight = a.int(0, "WEIGHT") if a.args else 1
+        return kind, [node_request.consensus_pub, node_request.peer_id, weight, list(node_request.addrs)]
     if (crl is not None or issuer is not None) and kind != "revoke_cert":
         raise click.UsageError(f"--crl and --issuer apply to revoke_cert; not to {kind}")
     a = _Args(kind, args)
@@ -243,6 +274,9 @@ def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = 
             params.append(1 if weight is None else weight)
         if addrs:
             params.append(list(addrs))
+    elif kind == "set_addrs":
+        a.count(0 if leaf is not None else 1, 0 if leaf is not None else 1)
+        params = [leaf.public_key if leaf is not None else a.pub(0), list(addrs)]
     elif kind in ("remove_node", "set_weight"):
         extra = 1 if kind == "set_weight" else 0
         if leaf is not None:
@@ -255,7 +289,13 @@ def parse_proposal(kind_text: str, args: tuple[str, ...], *, cert: str | None = 
             params.append(a.int(len(a.args) - 1, "WEIGHT"))
     elif kind == "set_config":
         a.count(2, 2)
-        params = [a.args[0], a.int(1, "VALUE")]
+        if a.args[0] == "compatibility_version" and "." in a.args[1]:
+            try:
+                params = [a.args[0], parse_version(a.args[1])]
+            except VersionError as exc:
+                raise a._bad(1, "VALUE", str(exc)) from None
+        else:
+            params = [a.args[0], a.int(1, "VALUE")]
     elif kind == "set_governor":
         a.count(2, 2)
         params = [a.address(0, "ADDRESS"), a.int(1, "WEIGHT")]
@@ -384,28 +424,55 @@ def gov_group() -> None:
 @click.option("--cert", "cert_path", type=click.Path(dir_okay=False), help="add-sealer / add-observer / remove-node / set-weight: take the node's consensus key and peer id from its certificate chain file; revoke-cert: revoke the first certificate of this chain file.")
 @click.option("--crl", "crl_path", type=click.Path(dir_okay=False), help="revoke-cert: revoke every serial of this X.509 revocation list (with --issuer).")
 @click.option("--issuer", "issuer_path", type=click.Path(dir_okay=False), help="revoke-cert --crl: the certificate of the CA or agency that signed the list.")
-@click.option("--addr", "addrs", multiple=True, metavar="MULTIADDR", help="add-sealer / add-observer: where other nodes dial it, e.g. /ip4/10.0.0.5/tcp/30300 (repeatable).")
+@click.option("--addr", "addrs", multiple=True, metavar="ADDR",
+              help="add-sealer / add-observer / set-addrs: where other nodes dial it, /ip4/10.0.0.5/tcp/30300, /dns/node5.bank.example/tcp/30300 or host:port (repeatable).")
+@click.option("--request", "request_path", type=click.Path(dir_okay=False),
+              help="add-sealer / add-observer / set-addrs: the node's request file (`chainnode init --request`): its key, peer id and addresses, signature checked.")
+@click.option("--force", is_flag=True, help="set-config compatibility_version: propose even if a sealer is not seen running that version.")
 @click.option("--expiry-blocks", type=click.IntRange(1, 1_000_000), default=None, help="Blocks the proposal stays open (default 7200).")
 @click.option("--no-precheck", is_flag=True, hidden=True, help="Send without checking the parameters here first (tests).")
 @_key_options
 @rpc_options
 def gov_propose(kind_text: str, args: tuple[str, ...], cert_path: str | None, crl_path: str | None, issuer_path: str | None, addrs: tuple[str, ...],
-                expiry_blocks: int | None, no_precheck: bool,
+                request_path: str | None, force: bool, expiry_blocks: int | None, no_precheck: bool,
                 key_path: str, password_file: str | None, timeout_s: float, rpc_url: str, group: str, as_json: bool) -> None:
     """Propose a change of KIND (`chainnode gov kinds` lists them, with their ARGS).
 
     Your own yes vote is counted at once: with a single governor (admin mode) the proposal
     executes in the same transaction. Kinds may be written with dashes or underscores.
     """
-    kind, params = parse_proposal(kind_text, args, cert=cert_path, addrs=addrs, crl=crl_path, issuer=issuer_path)
+    kind, params = parse_proposal(kind_text, args, cert=cert_path, addrs=addrs, crl=crl_path, issuer=issuer_path, request=request_path)
     if not no_precheck:
         try:
             check_params(kind, params)
         except GovernanceError as exc:
             raise click.UsageError(f"{exc} (checked here, nothing was sent: the chain refuses it too)") from None
+    if kind == "set_config" and params[0] == "compatibility_version" and not force:
+        _check_sealers_run(params[1], rpc_url, group)
     account = load_account(key_path, password_file)
     call_args: list = [kind, params] + ([expiry_blocks] if expiry_blocks is not None else [])
     _committee_tx(account, "propose", call_args, None, f"the {kind} proposal", timeout_s, rpc_url, group, as_json)
+
+
+def _check_sealers_run(version: int, rpc_url: str, group: str) -> None:
+    """Raising the compatibility version while a sealer runs older software stops that
+    sealer (it refuses the new rules): check first what every sealer's handshake said."""
+
+    async def body(client: Any) -> tuple[list, list, dict]:
+        return await client.request("getSealerList"), (await client.request("getSyncStatus"))["peers"], await client.request("getClientVersion")
+
+    sealers, peers, own = run_with_client(rpc_url, group, body)
+    seen = {p["nodeId"]: p.get("version") for p in peers}
+    seen[own.get("nodeId", "")] = own["version"]
+    behind = []
+    for s in sealers:
+        running = seen.get(s["nodeId"])
+        if running is None or parse_version(running) < version:
+            behind.append(f"{s['nodeId']} ({'not connected to this node' if running is None else running})")
+    if behind:
+        raise click.ClickException(
+            f"not every sealer is seen running chainnode {format_version(version)} or newer: {', '.join(behind)}; those sealers would stop "
+            "when the vote passes. Upgrade them first (docs/operations.md, \"Rolling upgrades\"), or pass --force")
 
 
 def _committee_tx(account: Any, method: str, args: list, pid: int | None, what: str, timeout_s: float,

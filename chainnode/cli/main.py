@@ -147,28 +147,47 @@ def key_show(path: str, check_password: bool, with_peer_id: bool, password_file:
 
 
 @main.command()
-@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False), help="The genesis file your consortium shared.")
+@click.option("--genesis", "genesis_path", type=click.Path(dir_okay=False), help="The genesis file your consortium shared.")
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="This node's key file (from `chainnode keygen`).")
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="Folder for this node's chain data and config.")
-@click.option("--p2p-listen", default=None, help="libp2p listen multiaddr (default: this node's first address in genesis).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder for this node's chain data and config (with --genesis).")
+@click.option("--p2p-listen", default=None, help="libp2p listen multiaddr (default: all interfaces, at the port of this node's first address in genesis).")
+@click.option("--advertise", "advertise", multiple=True,
+              help="Where other nodes reach this one (host:port or multiaddr; a public, NAT or DNS address); repeat. "
+                   "With --request it goes into the request; with --genesis into node.toml.")
 @click.option("--rpc-listen", default="127.0.0.1:8545", show_default=True, help="Plain JSON-RPC host:port, for tools on this machine (loopback).")
 @click.option("--channel-listen", default="0.0.0.0:20200", show_default=True,
               help="The channel port's host:port: dApps and the SDK connect here with a client certificate.")
 @click.option("--cert", "cert_path", default=None, type=click.Path(dir_okay=False),
-              help="This node's certificate chain (from `chainnode ca issue-node`); required when the genesis names a CA.")
+              help="This node's certificate chain (from `chainnode ca sign-csr`); required when the genesis names a CA.")
 @click.option("--join", is_flag=True,
-              help="This node is not in the genesis: the consortium adds it by vote (chainnode gov propose add_observer).")
+              help="This node is not in the genesis: the consortium adds it by vote (chainnode gov propose add-sealer --request).")
+@click.option("--request", "request_path", default=None, type=click.Path(dir_okay=False),
+              help="Before there is a genesis (or to join one): write this node's request for the organiser and its agency, and stop.")
+@click.option("--name", default=None, help="With --request: the node's name (its certificate's CN), unique in the chain.")
+@click.option("--org", default=None, help="With --request: the organisation, as the agency's certificate names it (O).")
+@click.option("--role", type=click.Choice(["sealer", "observer"]), default="sealer", show_default=True, help="With --request: the role asked for.")
+@click.option("--password-file", type=click.Path(dir_okay=False), help=f"With --request: the key's password (else ${PASSWORD_ENV}, else a prompt).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None, rpc_listen: str, channel_listen: str, cert_path: str | None, join: bool,
-         as_json: bool) -> None:
-    """Prepare a data directory: check the key is a node of the genesis, commit block 0, write node.toml."""
+def init(genesis_path: str | None, key_path: str, data_dir: str | None, p2p_listen: str | None, advertise: tuple[str, ...], rpc_listen: str,
+         channel_listen: str, cert_path: str | None, join: bool, request_path: str | None, name: str | None, org: str | None, role: str,
+         password_file: str | None, as_json: bool) -> None:
+    """Prepare a node: with --request, the request to join a consortium; with --genesis, a data directory (block 0 and node.toml)."""
+    if request_path is not None:
+        if genesis_path or data_dir or cert_path or join:
+            raise click.ClickException("--request makes a node's request before it has a genesis: leave out --genesis, --data-dir, --cert and --join")
+        _write_request(Path(key_path), Path(request_path), name=name, org=org, role=role, advertise=advertise, password_file=password_file,
+                       as_json=as_json)
+        return
+    if not genesis_path or not data_dir:
+        raise click.ClickException("pass --genesis and --data-dir (to initialise a node), or --request (to ask a consortium to admit it)")
+    from chainnode.node.ceremony import CeremonyError, dial_addrs
     from chainnode.node.init import InitError, init_node
 
     try:
         result = init_node(Path(genesis_path), Path(key_path), Path(data_dir), p2p_listen=p2p_listen, rpc_listen=rpc_listen, channel_listen=channel_listen,
                            cert_file=Path(cert_path) if cert_path else None, member_required=not join,
-                           name=Path(data_dir).resolve().name if join else None)
-    except InitError as exc:
+                           name=Path(data_dir).resolve().name if join else None, advertise=dial_addrs(advertise))
+    except (InitError, CeremonyError) as exc:
         raise click.ClickException(str(exc)) from None
     _emit(
         as_json,
@@ -182,50 +201,131 @@ def init(genesis_path: str, key_path: str, data_dir: str, p2p_listen: str | None
     )
 
 
+def _write_request(key_path: Path, out: Path, *, name: str | None, org: str | None, role: str, advertise: tuple[str, ...],
+                   password_file: str | None, as_json: bool) -> None:
+    from chainnode.node.ceremony import CeremonyError, make_request, write_request
+
+    if not name or not org:
+        raise click.ClickException("--request needs --name (this node's name in the chain) and --org (its organisation, as its agency names it)")
+    if out.exists():
+        raise click.ClickException(f"{out} exists; remove it or choose another path for --request")
+    try:
+        key = load_key(key_path, read_password(password_file, confirm=False))
+        request = make_request(key, name=name, organisation=org, role=role, addrs=list(advertise))
+    except (KeyFileError, CeremonyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    write_request(out, request)
+    _emit(as_json, request.to_json(), [
+        f"wrote {out}: {request.role} {request.name} of {request.organisation}",
+        f"  peer id:  {request.peer_id}",
+        f"  address:  0x{request.address.hex()}",
+        f"  dial at:  {', '.join(request.addrs) or '(none: this node dials the others; fine for an observer behind NAT)'}",
+        f"next: send {out} (public parts only) to your agency (`chainnode ca sign-csr --request {out.name} ...`) and to the organiser",
+    ])
+
+
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The node's config file (node.toml from `chainnode init`).")
-def start(config_path: str) -> None:
-    """Run the node in the foreground until Ctrl-C or SIGTERM."""
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Override node.toml's [log] format; json: one JSON object per line (for journald and jq).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="Override node.toml's [log] level.")
+def start(config_path: str, log_format: str | None, log_level: str | None) -> None:
+    """Run the node in the foreground until SIGTERM or Ctrl-C (then exit status 0).
+
+    Exit status 78: a refusal a restart cannot fix (config, genesis, key, password, data
+    directory, storage); 75: a port or the data directory is in use, a restart may work;
+    1: an unexpected error (a bug: its traceback is logged). SIGHUP is ignored.
+    """
+    import dataclasses
+    import os
     import signal
 
     import multiaddr
     import trio
 
+    from chainnode.cli.service import EX_TEMPFAIL, PASSWORD_CREDENTIAL, StartRefused, credential_file, exit_status, refusal
     from chainnode.network import PortInUse as P2PPortInUse
+    from chainnode.network.errors import NetworkError
     from chainnode.network.service import check_port_free as check_p2p_port_free
-    from chainnode.node.config import ConfigError, load_config
+    from chainnode.node.config import load_config
     from chainnode.node.logs import setup_logging
-    from chainnode.node.node import Node, NodeError
-    from chainnode.rpc.server import PortInUse as RpcPortInUse, check_port_free
-    from chainnode.store.leveldb import StorageError
-    from chainnode.system.genesis import GenesisError, load_genesis
+    from chainnode.node.node import Node
+    from chainnode.rpc.server import check_port_free
+    from chainnode.security.keyfile import WrongPassword
+    from chainnode.system.genesis import load_genesis
 
+    log = logging.getLogger("chainnode.node")
+    # From the flags at once, so that even a refusal to read node.toml is in the chosen format.
+    setup_logging(log_level or "info", log_format or "text")
+    # SIGHUP is ignored, here and while running (below), rather than left to stop the node: a
+    # daemon's SIGHUP means "reload" or "reopen your log file", and the node has neither to do.
+    # Its logs go to stderr, which journald (or whatever the supervisor pipes it to) owns and
+    # rotates, and node.toml is read once per start. So a `kill -HUP` sent by habit, or by a
+    # logrotate postrotate script, must not take a sealer out of consensus.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Until trio takes the signals over, SIGTERM stops a starting node as Ctrl-C does: exit 0.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    node = None
     try:
-        config = load_config(config_path)
-        genesis = load_genesis(config.genesis_file)
-        password = read_password(str(config.password_file) if config.password_file else None, confirm=False)
-        key = load_key(config.key_file, password)
-        check_port_free(config.rpc_host, config.rpc_port)
-        check_p2p_port_free(multiaddr.Multiaddr(config.p2p_listen))
-        setup_logging(config.log_level, config.log_format)
-        node = Node(config, genesis, key)
-    except (ConfigError, GenesisError, KeyFileError, StorageError, NodeError, RpcPortInUse, P2PPortInUse, CryptoUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        try:
+            config = load_config(config_path)
+            config = dataclasses.replace(config, log_level=log_level or config.log_level, log_format=log_format or config.log_format)
+            setup_logging(config.log_level, config.log_format)
+            genesis = load_genesis(config.genesis_file)
+            # A systemd credential (LoadCredential=password:FILE, `chainnode service unit`) comes
+            # first: under the unit's sandbox the file node.toml names may not even be readable.
+            credential = credential_file(PASSWORD_CREDENTIAL)
+            password_file = credential or config.password_file
+            source = (f"the systemd credential {credential}" if credential else f"password_file {password_file} in {config.path}"
+                      if password_file else f"${PASSWORD_ENV}" if os.environ.get(PASSWORD_ENV) else "the prompt")
+            password = read_password(str(password_file) if password_file else None, confirm=False)
+            try:
+                key = load_key(config.key_file, password)
+            except WrongPassword as exc:
+                raise WrongPassword(f"{exc} (the password came from {source})") from None
+            check_port_free(config.rpc_host, config.rpc_port)
+            if genesis.ca_certs:  # the channel port is served: checked here too, to exit 75 for it as well
+                check_port_free(config.channel_host, config.channel_port, "[channel] listen")
+            try:
+                check_p2p_port_free(multiaddr.Multiaddr(config.p2p_listen))
+            except P2PPortInUse as exc:
+                raise StartRefused(f"{exc}; stop the other process or choose another [network] listen address in node.toml", EX_TEMPFAIL) from None
+            except NetworkError as exc:
+                raise StartRefused(f"{exc}; is [network] listen an address of this machine (and is its network up)?",
+                                   exit_status(exc, starting=True)) from None
+            node = Node(config, genesis, key)
+        except StartRefused:
+            raise
+        except Exception as exc:
+            raise refusal(exc, starting=True) from None
 
-    async def run() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(node.run)
-                async for signum in signals:
-                    logging.getLogger("chainnode.node").info("%s: %s received, stopping", config.name, signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+        async def run() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node.run)
+                    async for signum in signals:
+                        if signum == signal.SIGHUP:
+                            log.info("%s: SIGHUP received and ignored: there is nothing to reload (node.toml is read at start, logs go to "
+                                     "stderr); restart the node to apply a new config, stop it with SIGTERM", config.name)
+                            continue
+                        log.info("%s: %s received, stopping", config.name, signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        break
 
-    try:
-        trio.run(run)
+        # From here on trio owns SIGINT and SIGTERM (the receiver above); the instant before
+        # it opens, SIGTERM's default ends the process, which systemd counts as a clean stop.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            trio.run(run)
+        except Exception as exc:
+            raise refusal(exc, starting=False) from None
+    except KeyboardInterrupt:  # SIGINT or SIGTERM before the node ran: nothing of it to stop
+        log.info("stopped before the node started (SIGINT or SIGTERM)")
+        return
     finally:
-        node.chain.ledger.close()
-    logging.getLogger("chainnode.node").info("%s: stopped cleanly at height %d", config.name, node.chain.height)
+        if node is not None:
+            node.chain.ledger.close()
+    log.info("%s: stopped cleanly at height %d", config.name, node.chain.height)
 
 
 @main.group()
@@ -241,14 +341,20 @@ account.add_command(key_show, "show")
 def _add_console_commands() -> None:
     from chainnode.cli import rpc as cli_rpc
     from chainnode.cli.ca import ca_group
+    from chainnode.cli.db import db_group
+    from chainnode.cli.genesis import genesis_group
     from chainnode.cli.gov import gov_group
+    from chainnode.cli.service import service_group
 
     for command in cli_rpc.COMMANDS:
         cli_rpc.add_channel_options(command)
         main.add_command(command)
     main.add_command(ca_group)
+    main.add_command(genesis_group)
+    main.add_command(db_group)
     cli_rpc.add_channel_options(gov_group)
     main.add_command(gov_group)
+    main.add_command(service_group)
 
 
 _add_console_commands()

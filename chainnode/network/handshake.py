@@ -3,14 +3,18 @@ runs the same genesis and (on a chain with a CA) holds a certificate issued unde
 
 Noise already authenticates the libp2p peer id of the remote end. The Hello binds that
 peer id to the consensus key: it is signed by the consensus key over (version, genesis
-hash, sender peer id, receiver peer id, consensus public key, credentials). The receiver id
+hash, sender peer id, receiver peer id, consensus public key, credentials, info). The receiver id
 in the signed bytes means a Hello is only good towards one node, and the sender id must
 equal the Noise-authenticated id, so a captured Hello is useless without the sender's host
 key; no nonce is needed. `credentials` is the sender's encoded certificate chain
 (chainnode/security/certs.py), empty on a chain without a CA; the network layer does not interpret
-it, the node's verifier callback does (chainnode/security/admission.py).
+it, the node's verifier callback does (chainnode/security/admission.py). `info` is a short
+list of [key, value] pairs a node says about itself: "software" is its software version (shown in status
+and peer lists, and what an operator checks before voting a compatibility version up,
+chainnode/protocol/versions.py). Keys this version does not know are ignored, so a later
+version can add some without a new Hello format.
 
-Wire, on a `/chainnode/hello/2` stream: both sides send their Hello (one frame, framing.py)
+Wire, on a `/chainnode/hello/3` stream: both sides send their Hello (one frame, framing.py)
 at once and verify the other's; then both send a Verdict frame (accepted, or the reason
 they refuse) and read the other's. So both sides log why a handshake failed, including
 the side whose certificate was refused.
@@ -24,11 +28,14 @@ from chainnode.channel.handshake import ChannelError, Verdict as ChannelVerdict
 from chainnode.crypto import CryptoSuite
 from chainnode.network.errors import ProtocolViolation
 from chainnode.network.peers import PeerTable
-from chainnode.protocol.codec import DecodeError, expect_bytes, expect_list, expect_version, pack, unpack
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, expect_version, pack, unpack
 from chainnode.protocol.signing import Signed
+from chainnode.protocol.versions import SOFTWARE_VERSION, VersionError, parse_version
 
-HELLO_VERSION = 2
-HELLO_DOMAIN = b"chainnode/hello/v2"
+HELLO_VERSION = 3
+HELLO_DOMAIN = b"chainnode/hello/v3"
+INFO_ENTRIES_MAX = 16
+INFO_VALUE_CHARS_MAX = 64
 PEER_ID_BYTES_MAX = 64
 PUB_BYTES_MAX = 128
 SIG_BYTES_MAX = 160
@@ -59,10 +66,16 @@ class Hello(Signed):
     receiver: bytes
     consensus_pub: bytes
     credentials: bytes  # the sender's encoded certificate chain; b"" on a chain without a CA
+    info: tuple[tuple[str, str | int], ...]  # (key, value) pairs in wire order, ("software", "0.2.0") among them
     signature: bytes
 
     def unsigned_fields(self) -> list:
-        return [self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials]
+        return [self.version, self.genesis_hash, self.sender, self.receiver, self.consensus_pub, self.credentials,
+                [list(pair) for pair in self.info]]
+
+    @property
+    def software(self) -> str:
+        return str(dict(self.info)["software"])
 
     def encode(self) -> bytes:
         return pack([*self.unsigned_fields(), self.signature])
@@ -72,7 +85,11 @@ class Hello(Signed):
         try:
             fields = expect_list(unpack(data, max_bytes=max_bytes), "hello")
             expect_version(fields, "hello", HELLO_VERSION)
-            expect_list(fields, "hello", length=7)
+            expect_list(fields, "hello", length=8)
+            info = tuple(_info_pair(p) for p in expect_list(fields[6], "hello.info", max_length=INFO_ENTRIES_MAX))
+            if len({key for key, _ in info}) != len(info):
+                raise DecodeError("hello.info names a key twice")
+            parse_version(expect_str(dict(info).get("software"), "hello.info software", max_length=INFO_VALUE_CHARS_MAX))
             return cls(
                 HELLO_VERSION,
                 expect_bytes(fields[1], "hello.genesis_hash", length=32),
@@ -80,16 +97,28 @@ class Hello(Signed):
                 expect_bytes(fields[3], "hello.receiver", max_length=PEER_ID_BYTES_MAX),
                 expect_bytes(fields[4], "hello.consensus_pub", max_length=PUB_BYTES_MAX),
                 expect_bytes(fields[5], "hello.credentials", max_length=CREDENTIALS_BYTES_MAX),
-                expect_bytes(fields[6], "hello.signature", max_length=SIG_BYTES_MAX),
+                info,
+                expect_bytes(fields[7], "hello.signature", max_length=SIG_BYTES_MAX),
             )
-        except DecodeError as exc:
+        except (DecodeError, VersionError) as exc:
             raise ProtocolViolation(BAD_HELLO, str(exc)) from None
 
 
 def make_hello(
     suite: CryptoSuite, consensus_priv: bytes, consensus_pub: bytes, genesis_hash: bytes, sender: bytes, receiver: bytes, credentials: bytes = b""
 ) -> Hello:
-    return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, b"").signed_with(suite, consensus_priv)
+    return Hello(HELLO_VERSION, genesis_hash, sender, receiver, consensus_pub, credentials, (("software", SOFTWARE_VERSION),),
+                 b"").signed_with(suite, consensus_priv)
+
+
+def _info_pair(pair) -> tuple[str, str | int]:
+    key, value = expect_list(pair, "hello.info entry", length=2)
+    expect_str(key, "hello.info key", max_length=INFO_VALUE_CHARS_MAX)
+    if type(value) is int:
+        expect_int(value, "hello.info value")
+    else:
+        expect_str(value, "hello.info value", max_length=INFO_VALUE_CHARS_MAX)
+    return key, value
 
 
 class Verdict(ChannelVerdict):

@@ -11,7 +11,7 @@ Lifecycle of a connection (one per admitted peer):
    we look the authenticated peer id up in the admitted list and close the connection at
    once if it is not there or is serving a ban. Every stream handler, ours and libp2p's
    own (identify, ping, pubsub), checks again.
-2. Handshake. The peer with the lower peer id opens `/chainnode/hello/2`; both sides send
+2. Handshake. The peer with the lower peer id opens `/chainnode/hello/3`; both sides send
    a signed Hello and verify the other's (handshake.py), including its certificate chain
    with the node's `check_credentials` callback when the chain has a CA; then both send a
    Verdict (accepted, or why not) so the refused side can log the reason too. No other
@@ -74,6 +74,7 @@ from chainnode.network.limits import NetworkLimits
 from chainnode.network.metrics import Counters
 from chainnode.network.peers import PEERS_MAX, PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
+from chainnode.network.reachability import resolve_all
 from chainnode.network.secure import PROTOCOL_ID as SM_PROTOCOL_ID, SmNoiseTransport
 from chainnode.network.supervisor import ReconnectSupervisor
 from chainnode.network.timeouts import RequestTimeouts
@@ -81,7 +82,7 @@ from chainnode.protocol.codec import DecodeError
 
 log = logging.getLogger("chainnode.network")
 
-HELLO_PROTOCOL = TProtocol("/chainnode/hello/2")
+HELLO_PROTOCOL = TProtocol("/chainnode/hello/3")
 PBFT_PROTOCOL = TProtocol("/chainnode/pbft/1")
 # Request/response protocols the node registers must live under this prefix.
 REQUEST_PROTOCOL_PREFIX = "/chainnode/"
@@ -175,6 +176,7 @@ class _Session:
         self.bucket = TokenBucket(limits.messages_per_s_max, limits.messages_burst_max, _now_ms())
         self.inflight_requests = 0
         self.credentials = b""  # the chain the peer presented in its verified Hello
+        self.software = ""  # the software version its Hello named
         self.security = ""  # the negotiated security protocol id, e.g. "/chainnode/noise-sm/1"
 
     def fail(self, end: ProtocolViolation | str) -> None:
@@ -366,6 +368,10 @@ class Network:
         """The security protocol negotiated with each connected peer, by index:
         "/chainnode/noise-sm/1" (the SM channel) or "/noise" (libp2p's X25519 Noise)."""
         return {s.info.index: s.security for s in self._sessions.values() if s.established}
+
+    def peer_versions(self) -> dict[int, str]:
+        """The software version each connected peer named in its Hello, by index."""
+        return {s.info.index: s.software for s in self._sessions.values() if s.established}
 
     async def wait_connected(self, n: int, timeout_s: float) -> None:
         """Wait until at least `n` peers are connected; NetworkError on timeout."""
@@ -773,6 +779,7 @@ class Network:
         if not verdict.accepted:
             raise _RefusedByPeer(verdict)
         s.credentials = hello.credentials
+        s.software = hello.software
         s.verified.set()
 
     def _verify_credentials(self, info: PeerInfo, credentials: bytes) -> None:
@@ -944,8 +951,12 @@ class Network:
                 self._forget_conn(conn)
         try:
             with trio.fail_after(self.limits.dial_timeout_ms / 1000):
-                await self._host.connect(Libp2pPeerInfo(info.id, info.multiaddrs))
-        except (trio.TooSlowError, *TRANSPORT_ERRORS):
+                # DNS names with the system resolver (reachability.py says why not libp2p's).
+                addrs, failed = await resolve_all(info.addrs)
+                if not addrs:
+                    raise NetworkError(f"no address of peer {info.index} resolves: {'; '.join(failed)}")
+                await self._host.connect(Libp2pPeerInfo(info.id, addrs))
+        except (trio.TooSlowError, NetworkError, *TRANSPORT_ERRORS):
             self.counters.inc("dials_failed")  # the supervisor logs why and retries
             raise
 

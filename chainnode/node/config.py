@@ -14,9 +14,12 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from chainnode.protocol.dialaddr import ADDR_CHARS_MAX, DialAddrError, parse_dial_addr
 from chainnode.store.files import read_bounded
 
 CONFIG_BYTES_MAX = 256 * 1024
+ADVERTISE_MAX = 8  # dial addresses a node advertises (as a node's addresses on chain)
+BOOTSTRAP_MAX = 64
 
 
 class ConfigError(ValueError):
@@ -117,11 +120,18 @@ class NodeConfig:
     # Standard TLS on the HTTP port (PEM files), both or neither.
     rpc_tls_cert: Path | None = None
     rpc_tls_key: Path | None = None
+    # [network] advertise: the dial addresses other nodes should reach this one at (a public
+    # or NAT address, a DNS name); () = the node's addresses on chain. Checked for
+    # reachability at start (chainnode/network/reachability.py) and shown in the status.
+    p2p_advertise: tuple[str, ...] = ()
+    # [network] bootstrap: (peer id, dial address) this node dials a peer at, before the
+    # addresses the chain lists for it (a private link, a test lab).
+    p2p_bootstrap: tuple[tuple[str, str], ...] = ()
 
 
 _SCHEMA = {
     "node": {"name", "data_dir", "genesis_file", "key_file", "password_file", "cert_file"},
-    "network": {"listen"},
+    "network": {"listen", "advertise", "bootstrap"},
     "rpc": {"listen", "allow_remote", "tls_cert", "tls_key"},
     "channel": {"listen"},
     "limits": set(LIMIT_BOUNDS),
@@ -178,6 +188,8 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
     p2p = text("network", "listen", "/ip4/127.0.0.1/tcp/30300")
     if not p2p.startswith("/ip4/") and not p2p.startswith("/ip6/"):
         raise ConfigError(f"{where}: [network] listen must be a multiaddr like /ip4/127.0.0.1/tcp/30300")
+    advertise = _addr_list(where, doc, "advertise", ADVERTISE_MAX)
+    bootstrap = tuple(_bootstrap_entry(where, a) for a in _str_list(where, doc, "bootstrap", BOOTSTRAP_MAX))
     level = text("log", "level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{where}: [log] level must be debug, info, warning or error")
@@ -211,7 +223,34 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
         rpc_allow_remote=allow_remote,
         rpc_tls_cert=file("rpc", "tls_cert") if tls["tls_cert"] is not None else None,
         rpc_tls_key=file("rpc", "tls_key") if tls["tls_key"] is not None else None,
+        p2p_advertise=advertise,
+        p2p_bootstrap=bootstrap,
     )
+
+
+def _str_list(where: str, doc: dict, key: str, max_items: int) -> list[str]:
+    value = doc.get("network", {}).get(key, [])
+    if type(value) is not list or len(value) > max_items or not all(type(v) is str and 0 < len(v) <= 2 * ADDR_CHARS_MAX for v in value):
+        raise ConfigError(f"{where}: [network] {key} must be a list of at most {max_items} address strings")
+    return value
+
+
+def _addr_list(where: str, doc: dict, key: str, max_items: int) -> tuple[str, ...]:
+    try:
+        return tuple(parse_dial_addr(a) for a in _str_list(where, doc, key, max_items))
+    except DialAddrError as exc:
+        raise ConfigError(f"{where}: [network] {key}: {exc}") from None
+
+
+def _bootstrap_entry(where: str, text: str) -> tuple[str, str]:
+    """"/ip4/10.0.0.2/tcp/30300/p2p/12D3KooW..." -> (peer id, dial address)."""
+    addr, sep, peer_id = text.rpartition("/p2p/")
+    if not sep or not peer_id or "/" in peer_id:
+        raise ConfigError(f"{where}: [network] bootstrap entry {text!r} must end in /p2p/<peer id>, like /ip4/10.0.0.2/tcp/30300/p2p/12D3KooW...")
+    try:
+        return peer_id, parse_dial_addr(addr)
+    except DialAddrError as exc:
+        raise ConfigError(f"{where}: [network] bootstrap: {exc}") from None
 
 
 def _host_port(where: str, section: str, listen: str, example: str) -> tuple[str, int]:
@@ -243,6 +282,8 @@ def render_config(
     password_file: str | None = None,
     cert_file: str | None = None,
     cert_required: bool = False,
+    rpc_allow_remote: bool = False,
+    advertise: tuple[str, ...] = (),
 ) -> str:
     """The text of a documented node config file with the default limits."""
     defaults = Limits()
@@ -264,11 +305,14 @@ def render_config(
         "",
         "[network]",
         f"listen = {_quote(p2p_listen)}",
+        (f"advertise = [{', '.join(_quote(a) for a in advertise)}]" if advertise
+         else "# advertise = [\"/dns/node1.example.org/tcp/30300\"]   # where others reach this node, if not its addresses on chain"),
+        "# bootstrap = [\"/ip4/10.0.0.2/tcp/30300/p2p/12D3KooW...\"]   # dial a peer here first",
         "",
         "[rpc]",
         "# Plain HTTP and WebSocket, for tools on this machine: loopback only, unless allow_remote = true (not advised).",
         f"listen = {_quote(rpc_listen)}",
-        "# allow_remote = false",
+        "allow_remote = true" if rpc_allow_remote else "# allow_remote = false",
         "# tls_cert = \"rpc.crt\"   # standard TLS (HTTPS/WSS) on this port: a PEM certificate chain...",
         "# tls_key = \"rpc.key\"    # ...and its unencrypted PEM private key",
         "",

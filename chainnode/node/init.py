@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 from pathlib import Path
 
 from chainnode.crypto import get_suite
 from chainnode.node.config import DEFAULT_CHANNEL_LISTEN, render_config
+from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr, split_dial_addr
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.keyfile import KeyFileError, read_key_file
 from chainnode.store.ledger import Ledger
@@ -55,6 +57,8 @@ def init_node(
     cert_file: Path | None = None,
     name: str | None = None,
     member_required: bool = True,
+    rpc_allow_remote: bool = False,
+    advertise: tuple[str, ...] = (),
 ) -> dict:
     """Commit block 0 into `data_dir` and write its node.toml (if absent).
 
@@ -62,7 +66,11 @@ def init_node(
     the genesis CA (everything but the peer id, which needs the key's password; `chainnode
     start` checks that). `member_required=False` prepares a node that is not in the genesis
     (to be added by governance); it then needs `name`. `channel_listen` is the dApp channel
-    port's host:port ([channel] listen; served only when the genesis has a CA)."""
+    port's host:port ([channel] listen; served only when the genesis has a CA). Without
+    `p2p_listen` the node listens on all interfaces at the port of its first address in the
+    genesis (that address may be a DNS name or a NAT's public address), or on that address
+    itself when it is a loopback one (a chain on one machine). Files inside `data_dir` are
+    named relative to it in node.toml, so the folder can be copied to another machine."""
     try:
         genesis = load_genesis(genesis_path)
         key_doc = read_key_file(key_path)
@@ -83,7 +91,7 @@ def init_node(
     if node is None and not name:
         raise InitError("a node that is not in the genesis needs a name")
     node_name = name or node.name
-    listen = p2p_listen or (node.addrs[0] if node is not None and node.addrs else "/ip4/127.0.0.1/tcp/30300")
+    listen = p2p_listen or _default_listen(node.addrs if node is not None else [])
     if cert_file is not None:
         _check_cert_file(genesis, genesis_path, cert_file, key_path, pub)
     existed = (data_dir / "chain.db").exists()
@@ -101,13 +109,15 @@ def init_node(
             name=node_name,
             data_dir=".",
             genesis_file=GENESIS_NAME,
-            key_file=str(key_path.resolve()),
+            key_file=_config_path(key_path, data_dir),
             p2p_listen=listen,
             rpc_listen=rpc_listen,
             channel_listen=channel_listen,
-            password_file=str(password_file.resolve()) if password_file else None,
-            cert_file=str(cert_file.resolve()) if cert_file else None,
+            password_file=_config_path(password_file, data_dir) if password_file else None,
+            cert_file=_config_path(cert_file, data_dir) if cert_file else None,
             cert_required=bool(genesis.ca_certs),
+            rpc_allow_remote=rpc_allow_remote,
+            advertise=advertise,
         ))
     return {
         "created": not existed,
@@ -122,6 +132,22 @@ def init_node(
         "group_id": genesis.group_id,
         "genesis_hash": genesis.hash().hex(),
     }
+
+
+def _default_listen(addrs: list[str]) -> str:
+    try:
+        proto, host, port = split_dial_addr(parse_dial_addr(addrs[0])) if addrs else ("ip4", "0.0.0.0", 30300)
+    except DialAddrError:
+        return "/ip4/0.0.0.0/tcp/30300"
+    if proto in ("ip4", "ip6") and ipaddress.ip_address(host).is_loopback:
+        return f"/{proto}/{host}/tcp/{port}"
+    return f"/ip4/0.0.0.0/tcp/{port}" if proto != "ip6" else f"/ip6/::/tcp/{port}"
+
+
+def _config_path(path: Path, data_dir: Path) -> str:
+    """`path` as node.toml names it: relative to the data directory when inside it."""
+    path, base = path.resolve(), data_dir.resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def _check_cert_file(genesis, genesis_path: Path, cert_file: Path, key_path: Path, pub: bytes) -> None:

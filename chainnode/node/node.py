@@ -28,9 +28,13 @@ from chainnode.execution.chain import Chain
 from chainnode.execution.executor import Executor, refusal
 from chainnode.network import Network, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
+from chainnode.network.peers import ADDRS_PER_PEER_MAX
+from chainnode.network.reachability import Reachability
 from chainnode.node.config import NodeConfig, is_loopback
 from chainnode.node.init import InitError, open_chain_ledger
 from chainnode.pbft.driver import CHANNEL_PBFT, PbftDriver
+from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr
+from chainnode.protocol.versions import SOFTWARE_VERSION, SOFTWARE_VERSION_NUMBER, format_version
 from chainnode.rpc.channel import ChannelLimits, ChannelServer, Credentials, serve_channel
 from chainnode.rpc.headview import CallLimits
 from chainnode.rpc.jsonrpc import Dispatcher
@@ -59,6 +63,19 @@ class NodeError(RuntimeError):
     """The node cannot start; the message says why and what to do."""
 
 
+REACHABILITY_INTERVAL_S = 60.0  # how often a node checks it answers at its advertised addresses
+
+
+def _too_old(compatibility_version: int, height: int) -> str:
+    """Why this software cannot run the chain at `height`, or "" if it can."""
+    if compatibility_version <= SOFTWARE_VERSION_NUMBER:
+        return ""
+    wanted = format_version(compatibility_version)
+    return (f"the chain runs the rules of chainnode {wanted} from block {height + 1} (compatibility_version, raised by a committee vote), "
+            f"but this is chainnode {SOFTWARE_VERSION}: install chainnode {wanted} or newer and start the node again; its data is kept "
+            "(docs/operations.md, \"Rolling upgrades\")")
+
+
 class Node:
     def __init__(self, config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
         if not __debug__:  # -O strips asserts, and the node's invariants are asserts (DESIGN rule 7)
@@ -76,7 +93,13 @@ class Node:
             ledger = open_chain_ledger(config.data_dir, genesis, create=False)
         except InitError as exc:
             raise NodeError(str(exc)) from None
+        too_old = _too_old(read_config(ledger.state, "compatibility_version"), ledger.head_height)
+        if too_old:
+            ledger.close()
+            raise NodeError(too_old)
         self.chain = Chain(ledger, Executor(suite, Engine(suite), genesis.chain_id, genesis.group_id))
+        self._too_old = trio.Event()  # set when a committed block raised compatibility_version past ours
+        self._too_old_message = ""
         self.key = key
         limits = config.limits
         self.pool = TxPool(
@@ -120,10 +143,17 @@ class Node:
             self.admission = Admission.load(config, genesis, key.public_key, self.peer_id, revoked=lambda: self._revoked)
         except AdmissionError as exc:
             raise NodeError(str(exc)) from None
+        self._infos = self._peer_infos(self._nodes)
+        # What the others dial this node at: node.toml's advertise, else the chain's addresses.
+        self.reachability = Reachability(list(config.p2p_advertise) or self._dial_addrs(self.peer_id), config.name)
+        if config.p2p_advertise and me is not None and set(config.p2p_advertise) - set(self._dial_addrs(self.peer_id)):
+            log.warning("%s: node.toml advertises %s, but the chain has the other nodes dial this one at %s; propose the new addresses "
+                        "with `chainnode gov propose set-addrs --cert %s --addr ...`", config.name, ", ".join(config.p2p_advertise),
+                        ", ".join(self._dial_addrs(self.peer_id)) or "(no address)", config.cert_file or "NODE.pem")
         self.network = Network(
             host_key_seed=seed,
             listen_addr=config.p2p_listen,
-            peers=self._peer_infos(self._nodes),
+            peers=self._infos,
             consensus_priv=key.private_key,
             consensus_pub=key.public_key,
             suite=suite,
@@ -202,13 +232,27 @@ class Node:
                     pubs.add(n.consensus_pub)
         return nodes
 
-    def _peer_infos(self, nodes: list[NodeEntry]) -> list[PeerInfo]:
+    def _dial_addrs(self, peer_id: str) -> list[str]:
+        """Where to dial a node: this node's own [network] bootstrap entries for it first,
+        then its addresses on chain (the latest vote: add-sealer, set-addrs), else the genesis
+        file's. Malformed ones (a vote runs no multiaddr parser) are left out."""
         state = self.chain.ledger.state
-        return [
-            PeerInfo(index=i, peer_id=n.peer_id, addrs=self._addrs.get(n.peer_id) or read_addrs(state, n.peer_id),
-                     consensus_pub=n.consensus_pub, role=n.role)
-            for i, n in enumerate(nodes)
-        ]
+        addrs = [a for pid, a in self.config.p2p_bootstrap if pid == peer_id]
+        for a in read_addrs(state, peer_id) or self._addrs.get(peer_id, []):
+            try:
+                canonical = parse_dial_addr(a)
+            except DialAddrError:
+                continue
+            if canonical not in addrs:
+                addrs.append(canonical)
+        return addrs[:ADDRS_PER_PEER_MAX]
+
+    def _peer_infos(self, nodes: list[NodeEntry]) -> list[PeerInfo]:
+        return [PeerInfo(index=i, peer_id=n.peer_id, addrs=self._dial_addrs(n.peer_id), consensus_pub=n.consensus_pub, role=n.role)
+                for i, n in enumerate(nodes)]
+
+    def advertised_status(self) -> list[dict]:
+        return self.reachability.status()
 
     def _peer_of(self, pub: bytes) -> int | None:
         """The network peer index of the node with consensus key `pub`."""
@@ -242,12 +286,18 @@ class Node:
         self.pool.drop_expired(height)
         state = self.chain.ledger.state
         nodes = self._admitted_nodes()
-        if nodes != self._nodes:  # a node the change adds is admitted at once
-            self._nodes = nodes
-            self.network.set_admitted(self._peer_infos(nodes))
+        infos = self._peer_infos(nodes)
+        if nodes != self._nodes or infos != self._infos:  # a node the change adds is admitted at once; a moved one redialled
+            self._nodes, self._infos = nodes, infos
+            self.network.set_admitted(infos)
         window = read_config(state, "block_limit_window")
         if self.pool.limits.block_limit_window != window:
             self.pool.limits = replace(self.pool.limits, block_limit_window=window)
+        if not self._too_old.is_set():
+            self._too_old_message = _too_old(read_config(state, "compatibility_version"), height)
+            if self._too_old_message:  # the rules of h + 1 are not ours: stop before running them
+                log.error("%s: %s", self.name, self._too_old_message)
+                self._too_old.set()
         crl = state.get(CRL_KEY)  # compared raw: decoded only when it changed
         if crl != self._crl:  # governance revoked a certificate: drop its holder now
             self._crl = crl
@@ -284,6 +334,8 @@ class Node:
             # only ever learns blocks through sync, so it fetches at once.
             await nursery.start(partial(self.blocksync.run, grace_ms=SYNC_GRACE_MS if self.is_sealer else 0))
             nursery.start_soon(self._route_frames)
+            nursery.start_soon(self._stop_if_too_old)
+            await nursery.start(self.reachability.run, REACHABILITY_INTERVAL_S)
             log.info(
                 "%s: started at height %d as %s; p2p %s, rpc %s://%s:%d%s",
                 self.name, self.chain.height, "sealer" if self.is_sealer else "observer",
@@ -291,6 +343,10 @@ class Node:
                 f", channel {self.config.channel_host}:{self.config.channel_port}" if self.channel is not None else "",
             )
             task_status.started()
+
+    async def _stop_if_too_old(self) -> None:
+        await self._too_old.wait()
+        raise NodeError(self._too_old_message)
 
     async def _route_frames(self) -> None:
         """The one demultiplexer of the per-peer consensus stream: its channel byte says
@@ -319,11 +375,12 @@ class Node:
     def peer_summaries(self) -> list[dict]:
         connected = set(self.network.connected_peers())
         security = self.network.security_protocols()
+        versions = self.network.peer_versions()
         peers = self.blocksync.peers
         return [
             {
                 "index": i, "nodeId": n.peer_id, "role": n.role, "connected": i in connected,
-                "blockNumber": peers[i].height if i in peers else None, "security": security.get(i),
+                "blockNumber": peers[i].height if i in peers else None, "security": security.get(i), "version": versions.get(i),
             }
             for i, n in enumerate(self._nodes)
             if n.consensus_pub != self.key.public_key

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import platform
-from importlib import metadata
 from typing import Any, Callable, Protocol
 
 import trio
@@ -13,12 +12,15 @@ import trio
 from chainnode.blocksync.syncer import BlockSyncer
 from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES, ZERO_ADDRESS
 from chainnode.execution.chain import Chain
+from chainnode.network.handshake import HELLO_VERSION
 from chainnode.protocol.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.protocol.types import ZERO_HASH
+from chainnode.protocol.versions import SOFTWARE_VERSION, format_version
 from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, tx_json, value_json
+from chainnode.store.leveldb import FORMAT
 from chainnode.system import governance as gov
 from chainnode.system.contracts import is_system, run_system
 from chainnode.system.state import CONFIG_SPEC, read_config, read_nodes, read_pending_nodes, read_sealer_set
@@ -47,6 +49,9 @@ class NodeView(Protocol):
     syncer: BlockSyncer | None
     commit_listeners: list[Callable[[int], None]]  # sendTransaction's waitForReceipt
     receipt_wait_ms_max: int
+    peer_id: str
+
+    def advertised_status(self) -> list[dict]: ...
 
     def peer_summaries(self) -> list[dict]: ...
 
@@ -66,13 +71,6 @@ METHODS = (
     "getProposal", "getProposals", "getCommittee", "getAccountStatus", "getMethodAcl",
     "getRevokedCertificates", "resolveName", "getNames", "getPendingMembership",
 )
-
-
-def client_version() -> str:
-    try:
-        return metadata.version("chainnode")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
 
 
 class ChainRpc:
@@ -533,9 +531,16 @@ class ChainRpc:
         return [self.node.group_id]
 
     async def getClientVersion(self, params: list) -> Any:
+        """The software (and the chain rules it runs), as FISCO BCOS's getClientVersion."""
         self._params(params, [], 0)
+        state = self._ledger.state
         return {
-            "version": client_version(),
+            "version": SOFTWARE_VERSION,
+            "compatibilityVersion": format_version(read_config(state, "compatibility_version")),
+            "protocolVersion": HELLO_VERSION,
+            "dataFormat": FORMAT.decode(),
+            "nodeId": self.node.peer_id,
+            "advertised": self.node.advertised_status(),
             "python": platform.python_version(),
             "suite": self.node.chain.suite.name,
             "groupId": self.node.group_id,

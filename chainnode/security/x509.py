@@ -316,10 +316,7 @@ def issue(
     if issuer is not None and issuer.suite != suite:
         raise CertificateError(f"{issuer.label()} is a {issuer.suite} certificate: it cannot issue {suite} ones", REASON_BAD)
     algorithm = _algorithm(suite)
-    if suite == "sm":
-        key_info = {"algorithm": {"algorithm": "ec", "parameters": {"named": SM2_CURVE}}, "public_key": public_key}
-    else:
-        key_info = {"algorithm": {"algorithm": "ed25519"}, "public_key": public_key}
+    key_info = _key_info(suite, public_key)
     constraints = {"ca": ca, "path_len_constraint": path_length} if ca else {"ca": False}
     usage = {"key_cert_sign", "crl_sign"} if ca else {"digital_signature", "key_agreement"}
     extensions = [
@@ -341,6 +338,22 @@ def issue(
     })
     cert = asn1_x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": algorithm, "signature_value": _sign(suite, issuer_priv, tbs.dump())})
     return parse(cert.dump())
+
+
+def build_csr(*, suite: str, private_key: bytes, public_key: bytes, common_name: str, organisation: str) -> bytes:
+    """A PKCS#10 request (DER) for `public_key`, self-signed with `private_key`, as
+    `openssl req -new` makes one: what a member sends its agency (`chainnode ca sign-csr`)."""
+    subject = asn1_x509.Name.build({"common_name": common_name, "organization_name": organisation}, use_printable=False)
+    info = asn1_csr.CertificationRequestInfo({"version": "v1", "subject": subject, "subject_pk_info": _key_info(suite, public_key), "attributes": []})
+    request = asn1_csr.CertificationRequest({"certification_request_info": info, "signature_algorithm": _algorithm(suite),
+                                             "signature": _sign(suite, private_key, info.dump())})
+    return request.dump()
+
+
+def _key_info(suite: str, public_key: bytes) -> dict:
+    if suite == "sm":
+        return {"algorithm": {"algorithm": "ec", "parameters": {"named": SM2_CURVE}}, "public_key": public_key}
+    return {"algorithm": {"algorithm": "ed25519"}, "public_key": public_key}
 
 
 def _algorithm(suite: str) -> dict:

@@ -6,7 +6,10 @@ Opening a data directory:
 2. opens `<data_dir>/chain.db`, turning LevelDB's errors into `StorageError`s that say what
    to do;
 3. checks the format marker: a new, empty database gets one; a database without it (some
-   other program's) or with another version is refused.
+   other program's) or with another version is refused, an older one with the command that
+   upgrades it (`chainnode db migrate`, chainnode/store/migrate.py);
+4. records the software version that opened it, when it differs from the last one
+   recorded (`m:versions`, the directory's upgrade history).
 
 Writes happen only through `write_batch`, synced: a block's changes are one atomic,
 durable LevelDB write (DESIGN.md rule 4).
@@ -17,13 +20,21 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import plyvel
 
+from chainnode.protocol.codec import DecodeError, pack, unpack
+from chainnode.protocol.versions import SOFTWARE_VERSION
+
 FORMAT_KEY = b"m:format"
-FORMAT = b"chainnode-ledger/1"
+FORMAT = b"chainnode-ledger/2"
+# Formats `chainnode db migrate` upgrades from, with the releases that wrote them.
+OLDER_FORMATS = {b"chainnode-ledger/1": "chainnode 0.1"}
+VERSIONS_KEY = b"m:versions"  # pack([[software version, unix ms], ...]): who opened it, oldest first
+VERSIONS_KEPT = 64
 DB_DIRNAME = "chain.db"
 PID_FILENAME = "node.pid"
 
@@ -37,7 +48,9 @@ class DataDirInUse(StorageError):
 
 
 class Store:
-    def __init__(self, data_dir: str | os.PathLike, *, create: bool = True) -> None:
+    def __init__(self, data_dir: str | os.PathLike, *, create: bool = True, upgrading: bool = False) -> None:
+        """`upgrading`: open a directory of an older format for `chainnode db migrate`
+        (which checks the format itself and records no version)."""
         self.data_dir = Path(data_dir)
         self._pid_fd: int | None = None
         self._db: plyvel.DB | None = None
@@ -50,7 +63,9 @@ class Store:
         self._lock_pid()
         try:
             self._open_db(create)
-            self._check_format()
+            if not upgrading:
+                self._check_format()
+                self._record_version()
         except BaseException:
             self.close()
             raise
@@ -111,19 +126,43 @@ class Store:
                     )
             self._db.put(FORMAT_KEY, FORMAT, sync=True)
             return
+        if marker in OLDER_FORMATS:
+            raise StorageError(
+                f"{self.data_dir} holds format {marker.decode()!r}, written by {OLDER_FORMATS[marker]}; this node reads "
+                f"{FORMAT.decode()!r}: stop the node, back the directory up, then run `chainnode db migrate --config <node.toml>` "
+                "(docs/operations.md, \"Rolling upgrades\")"
+            )
         raise StorageError(
             f"{self.data_dir} holds format {marker.decode(errors='replace')!r}, this node reads "
             f"{FORMAT.decode()!r}; use the chainnode version that wrote it, or migrate (docs/operations.md)"
         )
 
+    def _record_version(self) -> None:
+        try:
+            history = unpack(self._db.get(VERSIONS_KEY) or pack([]), max_bytes=1 << 16)
+        except DecodeError:
+            history = []
+        if not history or history[-1][0] != SOFTWARE_VERSION:
+            history = (history + [[SOFTWARE_VERSION, int(time.time() * 1000)]])[-VERSIONS_KEPT:]
+            self._db.put(VERSIONS_KEY, pack(history), sync=True)
+
+    @property
+    def format(self) -> str:
+        return (self._db.get(FORMAT_KEY) or b"").decode(errors="replace")
+
+    def versions(self) -> list[tuple[str, int]]:
+        """The software versions that opened this directory, oldest first, with when."""
+        raw = self._db.get(VERSIONS_KEY)
+        return [(v, ms) for v, ms in unpack(raw, max_bytes=1 << 16)] if raw else []
+
     # ---- access -------------------------------------------------------------------------
 
     @property
     def is_empty(self) -> bool:
-        """True when nothing but the format marker has been written."""
+        """True when nothing but the format marker (and version record) has been written."""
         with self._db.iterator(include_value=False) as it:
             for key in it:
-                if key != FORMAT_KEY:
+                if key not in (FORMAT_KEY, VERSIONS_KEY):
                     return False
         return True
 

@@ -57,6 +57,7 @@ from typing import Any
 
 from chainnode.crypto import ADDRESS_BYTES, SUITE_NAMES, get_suite
 from chainnode.protocol.codec import DecodeError, expect_value, pack
+from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
@@ -86,6 +87,7 @@ FORMAT = "chainnode-genesis/1"
 GENESIS_CONTRACTS_MAX = 32
 GENESIS_DEPLOY_GAS = 1_000_000_000  # per contract: a genesis deploy is trusted, but still bounded
 GENESIS_BYTES_MAX = 4 << 20
+ADDRS_PER_NODE_MAX = 8
 
 
 class GenesisError(ValueError):
@@ -259,8 +261,12 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         pub = _hex(n.get("consensus_pub"), f"{where} ({name}): consensus_pub", suite.public_key_bytes)
         peer_id = _text(n, "peer_id", where, PEER_ID_CHARS_MAX)
         addrs = n.get("addrs", [])
-        if not isinstance(addrs, list) or not all(isinstance(a, str) and a.startswith("/") for a in addrs):
-            raise GenesisError(f"{where} ({name}): addrs must be a list of multiaddrs like /ip4/127.0.0.1/tcp/30300")
+        if not isinstance(addrs, list) or len(addrs) > ADDRS_PER_NODE_MAX:
+            raise GenesisError(f"{where} ({name}): addrs must be a list of at most {ADDRS_PER_NODE_MAX} dial addresses like /ip4/10.0.0.1/tcp/30300")
+        try:
+            addrs = [parse_dial_addr(a) for a in addrs]
+        except DialAddrError as exc:
+            raise GenesisError(f"{where} ({name}): addrs: {exc}") from None
         weight = _int(n, "weight", where, 1, 1_000_000, default=1)
         for value, seen, what in ((name, seen_names, "name"), (pub, seen_keys, "consensus_pub"), (peer_id, seen_peers, "peer_id")):
             if value in seen:

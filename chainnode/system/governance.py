@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, pack, unpack
+from chainnode.protocol.versions import format_version
 from chainnode.store.state import StateReader
 from chainnode.system.state import (
     ACL_PREFIX,
@@ -364,6 +365,20 @@ def _add_node(role: str) -> Callable[[Changes, list], str]:
     return apply
 
 
+def _check_addrs(params: list) -> list:
+    pub, addrs = _defaults(params, (2, 2), [])
+    return [_pub(pub), _addrs(addrs)]
+
+
+def _apply_addrs(changes: Changes, params: list) -> str:
+    pub, addrs = _check_addrs(params)
+    node = next((n for n in latest_nodes(changes.state) if n.consensus_pub == pub), None)
+    if node is None:
+        raise GovernanceError("no node has this consensus key; add it with add_sealer or add_observer, which take its addresses too")
+    changes.put({ADDRS_PREFIX + node.peer_id.encode(): pack(addrs)})
+    return f"{node.peer_id} is dialed at {', '.join(addrs)}" if addrs else f"{node.peer_id} is dialed at its genesis addresses again"
+
+
 def _check_pub_only(params: list) -> list:
     (pub,) = _defaults(params, (1, 1), [])
     return [_pub(pub)]
@@ -418,6 +433,13 @@ def _apply_config(changes: Changes, params: list) -> str:
     if tx_gas > block_gas:
         raise GovernanceError(f"tx_gas_limit {tx_gas} would exceed block_gas_limit {block_gas}; "
                               "raise block_gas_limit first (or lower tx_gas_limit)")
+    if name == "compatibility_version":
+        current = read_config(changes.state, name)
+        if value < current:
+            raise GovernanceError(f"compatibility_version is never lowered: the chain runs the rules of {format_version(current)}, "
+                                  f"{format_version(value)} is older (nodes of that version may already be replaced)")
+        changes.put({CONFIG_PREFIX + name.encode(): pack(value)})
+        return f"{name} = {format_version(value)}"
     changes.put({CONFIG_PREFIX + name.encode(): pack(value)})
     return f"{name} = {value}"
 
@@ -594,6 +616,7 @@ KINDS: dict[str, Kind] = {
     "add_sealer": Kind(_check_node, _add_node("sealer"), "consensus_pub peer_id [weight [addrs]]: add a sealer or promote an observer"),
     "add_observer": Kind(_check_node, _add_node("observer"), "consensus_pub peer_id [weight [addrs]]: add an observer or demote a sealer"),
     "remove_node": Kind(_check_pub_only, _apply_remove, "consensus_pub: remove a node"),
+    "set_addrs": Kind(_check_addrs, _apply_addrs, "consensus_pub [addrs]: where the other nodes dial a node ([] = its genesis addresses)"),
     "set_weight": Kind(_check_weight, _apply_weight, "consensus_pub weight: a node's voting weight"),
     "set_config": Kind(_check_config, _apply_config, "name value: a system config value"),
     "set_governor": Kind(_check_governor, _apply_governor, "address weight: add or re-weight a governor (weight 0 removes)"),

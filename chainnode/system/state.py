@@ -76,6 +76,9 @@ CONFIG_SPEC: dict[str, tuple[int, int, int]] = {
     "block_interval_min_ms": (0, 60_000, 500),  # the leader waits at least this between blocks
     "leader_period": (1, 1_000, 1),  # blocks a leader keeps proposing before rotation (genesis only)
     "block_limit_window": (10, 100_000, 1_000),  # how far ahead a transaction's block_limit may be
+    # The software version whose rules the chain runs (chainnode/protocol/versions.py: 0.2.0 is
+    # 2000); raised by vote once every sealer runs it, never lowered.
+    "compatibility_version": (2_000, 999_999_999, 2_000),
 }
 
 

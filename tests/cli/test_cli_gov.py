@@ -91,9 +91,16 @@ def test_every_kind_has_a_usage():
     (["set-config", "tx_count_limit", "5", "--crl", "x.crl"], "--crl and --issuer apply to revoke_cert; not to set_config"),
     (["register-name", "bad name", ADDR.hex()], "a name uses ASCII letters, digits"),
     (["register-name", "counter", "nowhere"], "argument 2 (ADDRESS) of register_name: must be hex"),
-    (["set-config", "tx_count_limit", "5", "--cert", "x.pem"], "--cert applies to add_sealer, add_observer, remove_node, set_weight, revoke_cert; not to set_config"),
-    (["remove-node", PUB.hex(), "--addr", "/ip4/1.2.3.4/tcp/1"], "--addr applies to add_sealer, add_observer; not to remove_node"),
-    (["add-observer", PUB.hex(), "p", "--addr", "10.0.0.5:30300"], "node address '10.0.0.5:30300' is not a multiaddr like /ip4/10.0.0.5/tcp/30300"),
+    (["set-config", "tx_count_limit", "5", "--cert", "x.pem"], "--cert applies to add_sealer, add_observer, remove_node, set_weight, set_addrs, revoke_cert; not to set_config"),
+    (["remove-node", PUB.hex(), "--addr", "/ip4/1.2.3.4/tcp/1"], "--addr applies to add_sealer, add_observer and set_addrs; not to remove_node"),
+    (["add-sealer", PUB.hex(), "12D3KooWx", "--addr", "10.0.0.1"], "is neither a multiaddr nor host:port"),
+    (["add-sealer", PUB.hex(), "12D3KooWx", "--addr", "/ip4/10.0.0.1/tcp/1/p2p/x"], "is not a dial address"),
+    (["set-addrs", "--request", "r.json", "--addr", "10.0.0.1:5"], "--request carries the node's key"),
+    (["add-sealer", "--request", "missing.json"], "missing.json"),
+    (["set-config", "tx_count_limit", "5", "--request", "r.json"], "--request applies to add_sealer, add_observer, set_addrs; not to set_config"),
+    (["set-config", "compatibility_version", "0.3"], "VALUE"),
+    (["set-addrs"], "CONSENSUS_PUB"),
+    (["add-observer", PUB.hex(), "p", "--addr", "10.0.0.5:99999"], "the TCP port must be 1 to 65535"),
     (["add-sealer", "--cert", "missing.chain"], "missing.chain"),
 ])
 def test_propose_refuses_bad_arguments_before_sending(args, message):
@@ -227,3 +234,12 @@ def test_a_crl_names_what_to_revoke(pki, tmp_path):
     (tmp_path / "ca.pem").write_bytes((out / "ca" / "ca.pem").read_bytes())
     got = run("propose", "revoke-cert", "--crl", str(tmp_path / "revoked.crl"), "--issuer", str(tmp_path / "ca.pem"))
     assert got.exit_code == 2 and "the revocation list was issued by" in got.output
+
+
+def test_dial_addresses_are_written_canonically_and_a_version_is_a_number():
+    """host:port and DNS names become the multiaddr the chain keeps; a compatibility version
+    is proposed as "0.3.0" and sent as the number system config holds."""
+    kind, params = parse_proposal("add-observer", (PUB.hex(), "p"), addrs=("10.0.0.5:30300", "Node5.Bank.example:30300"))
+    assert params[3] == ["/ip4/10.0.0.5/tcp/30300", "/dns/node5.bank.example/tcp/30300"]
+    assert parse_proposal("set-addrs", (PUB.hex(),), addrs=("[fd00::5]:1",)) == ("set_addrs", [PUB, ["/ip6/fd00::5/tcp/1"]])
+    assert parse_proposal("set-config", ("compatibility_version", "0.3.0")) == ("set_config", ["compatibility_version", 3000])

@@ -32,8 +32,18 @@ class Cluster:
     def _name(self, i: int) -> str:
         return self.layout[i].name
 
-    def start(self, i: int) -> None:
-        self.net.start(self._name(i))
+    def start(self, i: int, env: dict[str, str] | None = None) -> None:
+        self.net.start(self._name(i), env)
+
+    def wait_exit(self, i: int, timeout_s: float = 60) -> int:
+        """The exit status of a node this cluster started, once it has ended by itself."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = self.net.exit_code(self._name(i))
+            if code is not None:
+                return code
+            time.sleep(0.1)
+        raise TimeoutError(f"node{i} still runs after {timeout_s} s")
 
     def start_all(self) -> None:
         for i in range(len(self.layout)):

@@ -79,13 +79,16 @@ def test_hello_roundtrip_and_each_refusal_reason():
     assert reason(make_hello(suite, a.priv, a.pub, other_genesis, aid, bid)) == "wrong genesis"
     assert reason(hello, admitted=PeerTable([b.info])) == "unknown peer"
     assert reason(make_hello(suite, c.priv, c.pub, GENESIS, aid, bid)) == "key mismatch"
-    forged = Hello(hello.version, hello.genesis_hash, hello.sender, hello.receiver, hello.consensus_pub, b"", b"\x00" * 64)
+    forged = Hello(hello.version, hello.genesis_hash, hello.sender, hello.receiver, hello.consensus_pub, b"", hello.info, b"\x00" * 64)
     assert reason(forged) == "bad signature"
     # The credentials (certificate chain) are signed too: swapping them breaks the signature.
     with_chain = make_hello(suite, a.priv, a.pub, GENESIS, aid, bid, b"chain bytes")
     assert Hello.decode(with_chain.encode(), max_bytes=4096).credentials == b"chain bytes"
-    swapped = Hello(with_chain.version, with_chain.genesis_hash, aid, bid, a.pub, b"other chain", with_chain.signature)
+    swapped = Hello(with_chain.version, with_chain.genesis_hash, aid, bid, a.pub, b"other chain", with_chain.info, with_chain.signature)
     assert reason(swapped) == "bad signature"
+    # So is what a node says about itself: a relay cannot make it claim another version.
+    claimed = Hello(hello.version, hello.genesis_hash, aid, bid, a.pub, b"", (("software", "9.9.9"),), hello.signature)
+    assert reason(claimed) == "bad signature"
     assert reason(hello, our_id=aid) == "wrong receiver"
     assert reason(hello, remote_id=bid) == "peer id mismatch"
     with pytest.raises(ProtocolViolation) as e:
@@ -95,6 +98,28 @@ def test_hello_roundtrip_and_each_refusal_reason():
     v1 = pack([1, GENESIS, aid, bid, a.pub, b"\x00" * 64])
     with pytest.raises(ProtocolViolation, match="unknown version 1"):
         Hello.decode(v1, max_bytes=4096)
+
+
+def test_hello_info_carries_the_software_version_and_tolerates_later_keys():
+    from chainnode.protocol.versions import SOFTWARE_VERSION
+
+    suite, a, b, c, table, aid, bid = _hello_setup()
+    hello = make_hello(suite, a.priv, a.pub, GENESIS, aid, bid)
+    assert Hello.decode(hello.encode(), max_bytes=4096).software == SOFTWARE_VERSION
+    # A later version adds a key: still decoded, and its signature (over every pair) verifies.
+    later = Hello(hello.version, GENESIS, aid, bid, a.pub, b"", (("software", "0.9.0"), ("features", 7)), b"").signed_with(suite, a.priv)
+    decoded = Hello.decode(later.encode(), max_bytes=4096)
+    assert decoded.software == "0.9.0" and decoded.signature_valid(suite, a.pub)
+
+    def refused(info) -> str:
+        fields = [3, GENESIS, aid, bid, a.pub, b"", info, b"\x00" * 64]
+        with pytest.raises(ProtocolViolation) as e:
+            Hello.decode(pack(fields), max_bytes=4096)
+        return e.value.reason
+
+    for bad in ([], [["software", "not a version"]], [["software", 2]], [["software", "0.2.0"], ["software", "0.3.0"]], {"software": "0.2.0"},
+                [["software", "0.2.0"]] + [[f"k{i}", 1] for i in range(16)], [["software", "0.2.0", "extra"]], [["x" * 65, 1]]):
+        assert refused(bad) == "bad hello", bad
 
 
 def test_verdict_roundtrip_and_bounds():

@@ -41,6 +41,12 @@ def test_minimal_file_takes_defaults(tmp_path):
         ("[node]\nname = ''", "name must be a non-empty string"),
         ("node = 5", r"\[node\] must be a table"),
         ("[node\nname='x'", "not valid TOML"),
+        ("[network]\nadvertise = '1.2.3.4:5'", r"advertise must be a list"),
+        ("[network]\nadvertise = ['1.2.3.4:0']", r"\[network\] advertise: .*1 to 65535"),
+        ("[network]\nadvertise = [" + ",".join(["'1.2.3.4:5'"] * 9) + "]", "at most 8"),
+        ("[network]\nbootstrap = ['/ip4/1.2.3.4/tcp/5']", "must end in /p2p/<peer id>"),
+        ("[network]\nbootstrap = ['/ip4/1.2.3.4/udp/5/p2p/12D3KooWx']", r"\[network\] bootstrap: .*not a dial address"),
+        ("[network]\nbootstrap = [5]", "bootstrap must be a list"),
     ],
 )
 def test_bad_configs(tmp_path, text, match):
@@ -61,3 +67,13 @@ def test_oversized_file_is_refused_without_reading_it_all(tmp_path):
     big.write_bytes(b"#" * (CONFIG_BYTES_MAX + 1))
     with pytest.raises(ConfigError, match=f"larger than any node config \\({CONFIG_BYTES_MAX} bytes\\)"):
         load_config(big)
+
+
+def test_advertise_and_bootstrap_are_canonical(tmp_path):
+    cfg = load_config(write(tmp_path, "[network]\nadvertise = ['node1.Bank-A.example:30300', '203.0.113.7:30300']\n"
+                                      "bootstrap = ['10.0.0.2:30300/p2p/12D3KooWpeer', '/dns/n2.example/tcp/1/p2p/12D3KooWother']\n"))
+    assert cfg.p2p_advertise == ("/dns/node1.bank-a.example/tcp/30300", "/ip4/203.0.113.7/tcp/30300")
+    assert cfg.p2p_bootstrap == (("12D3KooWpeer", "/ip4/10.0.0.2/tcp/30300"), ("12D3KooWother", "/dns/n2.example/tcp/1"))
+    rendered = render_config(name="n", data_dir=".", genesis_file="g.json", key_file="k", p2p_listen="/ip4/0.0.0.0/tcp/1",
+                             rpc_listen="127.0.0.1:1", advertise=cfg.p2p_advertise)
+    assert load_config(write(tmp_path, rendered)).p2p_advertise == cfg.p2p_advertise

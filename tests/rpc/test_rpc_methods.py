@@ -32,6 +32,10 @@ class Node:  # the fields ChainRpc reads; the real node provides the same
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     receipt_wait_ms_max: int = 60_000
     commit_listeners: list = field(default_factory=list)
+    peer_id: str = "12D3KooWtest"
+
+    def advertised_status(self):
+        return []
 
     def peer_summaries(self):
         return [
@@ -275,6 +279,9 @@ async def test_groups_and_version(rpc):
     version = await call("getClientVersion", "g", "")
     assert version["version"] == metadata.version("chainnode") and version["suite"] == "sm"
     assert version["python"].count(".") == 2 and version["nodeName"] == "node0"
+    # What a rolling upgrade needs to see: the chain's rules, the wire protocol, the data format.
+    assert version["compatibilityVersion"] == "0.2.0" and version["protocolVersion"] == 3
+    assert version["dataFormat"] == "chainnode-ledger/2" and version["nodeId"] == "12D3KooWtest"
     assert "group 'x' is not served here" in (await call("getClientVersion", "x", ""))["message"]
 
 

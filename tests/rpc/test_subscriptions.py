@@ -44,6 +44,10 @@ class FakeNodeShell:
     syncer: object = None
     commit_listeners: list = field(default_factory=list)
     receipt_wait_ms_max: int = 10_000
+    peer_id: str = "12D3KooWtest"
+
+    def advertised_status(self):
+        return []
 
     def peer_summaries(self):
         return []

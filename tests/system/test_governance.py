@@ -300,3 +300,22 @@ def test_every_view_answers_bad_arguments_with_a_failed_result(address):
         for args in ([], [None], [b"\x01" * 20, None, 7], ["x" * 100]):
             r = send(state, STRANGER, address, method, args, readonly=method.startswith("view_"))
             assert isinstance(r.ok, bool)
+
+
+def test_a_node_moves_by_vote_and_the_compatibility_version_only_rises():
+    state = chain_state(GOV[:1])
+    r = propose(state, "set_addrs", [PUBS[1], ["/dns/node1.bank-b.example/tcp/30300"]])
+    assert read_proposal(state, r.value).status == "executed"
+    view = send(state, STRANGER, CONSENSUS_ADDRESS, "view_nodes", [], readonly=True).value
+    assert view["nodes"][1]["addrs"] == ["/dns/node1.bank-b.example/tcp/30300"]
+    stranger = propose(state, "set_addrs", [b"\x04" + b"\x09" * 64, []])
+    assert read_proposal(state, stranger.value).status == "failed" and "no node has this consensus key" in read_proposal(state, stranger.value).result
+    assert not propose(state, "set_addrs", [PUBS[1]]).ok  # the addresses are required ([] = back to the genesis ones)
+
+    assert read_config(state, "compatibility_version") == 2000  # 0.2.0, the version that made the genesis
+    up = propose(state, "set_config", ["compatibility_version", 3000])
+    assert read_proposal(state, up.value).result == "compatibility_version = 0.3.0" and read_config(state, "compatibility_version") == 3000
+    down = propose(state, "set_config", ["compatibility_version", 2500])
+    assert read_proposal(state, down.value).status == "failed" and "never lowered" in read_proposal(state, down.value).result
+    assert read_config(state, "compatibility_version") == 3000
+    assert not propose(state, "set_config", ["compatibility_version", 1999]).ok  # below any release that has it
