@@ -604,6 +604,8 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
         return {
             "node": info["nodeName"],
             "version": version["version"],
+            "compatibilityVersion": version.get("compatibilityVersion"),
+            "advertised": version.get("advertised", []),
             "chainId": info["chainId"],
             "groupId": info["groupId"],
             "suite": info["suite"],
@@ -624,7 +626,9 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
     consensus = f"view {s['view']}, leader {s['leader']}" + (" (view change in progress)" if s["inViewChange"] else "") if s["role"] == "sealer" else "observer (follows by sync)"
     emit(as_json, s, [
         f"node:       {s['node']} at {rpc_url} (chainnode {s['version']})",
-        f"chain:      {s['chainId']} / {s['groupId']}, suite {s['suite']}",
+        f"chain:      {s['chainId']} / {s['groupId']}, suite {s['suite']}, rules of chainnode {s['compatibilityVersion']}",
+        *(f"advertised: {a['addr']} " + ("reachable" if a["reachable"] else "not checked yet" if a["reachable"] is None else f"UNREACHABLE: {a['error']}")
+          for a in s["advertised"]),
         f"height:     {s['blockNumber']}  {s['latestHash']}",
         f"consensus:  {s['role']}, {consensus}" if s["role"] == "sealer" else f"consensus:  {consensus}",
         "sync:       " + (f"syncing to {s['knownHighestNumber']}" if s["isSyncing"] else "up to date"),
@@ -636,15 +640,16 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
 @click.command("peers")
 @rpc_options
 def peers_cmd(rpc_url: str, group: str, as_json: bool) -> None:
-    """The chain's other nodes as this node sees them: connected or not, announced height, and the
-    security protocol of the connection (/chainnode/noise-sm/1 is the SM channel)."""
+    """The chain's other nodes as this node sees them: connected or not, announced height, software
+    version, and the security protocol of the connection (/chainnode/noise-sm/1 is the SM channel)."""
     peers = run_with_client(rpc_url, group, lambda c: c.request("getSyncStatus"))["peers"]
     if as_json:
         emit(True, peers, [])
         return
     connected = sum(1 for p in peers if p["connected"])
-    print_table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height", "security"],
-           [[p["index"], p["nodeId"], p["role"], "yes" if p["connected"] else "NO", p["blockNumber"], p.get("security") or ""] for p in peers])
+    print_table(f"{connected} of {len(peers)} peers connected", ["index", "node id", "role", "connected", "height", "version", "security"],
+                [[p["index"], p["nodeId"], p["role"], "yes" if p["connected"] else "NO", p["blockNumber"], p.get("version") or "", p.get("security") or ""]
+                 for p in peers])
 
 
 @click.command("sealers")
