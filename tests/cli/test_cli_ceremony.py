@@ -35,11 +35,11 @@ def cli(*args: str, ok: bool = True):
     return result
 
 
-def member_steps(folder, name: str, org: str, p2p_port: int) -> None:
+def member_steps(folder, name: str, org: str, advertise: str) -> None:
     folder.mkdir()
     cli("keygen", "--out", str(folder / "node.key"), *FAST)
     cli("init", "--request", str(folder / "node.request.json"), "--key", str(folder / "node.key"), "--name", name, "--org", org,
-        "--advertise", f"127.0.0.1:{p2p_port}")
+        "--advertise", advertise)
 
 
 def test_four_members_make_a_chain_that_commits(tmp_path):
@@ -48,7 +48,8 @@ def test_four_members_make_a_chain_that_commits(tmp_path):
     orgs = ["Bank A", "Bank B", "Bank C", "Bank D"]
     members = [tmp_path / f"member{i}" for i in range(4)]
     for i, (folder, org) in enumerate(zip(members, orgs)):
-        member_steps(folder, f"node{i}", org, ports[i])
+        # node3 is known by a DNS name (resolved by the system resolver when the others dial it).
+        member_steps(folder, f"node{i}", org, f"{'localhost' if i == 3 else '127.0.0.1'}:{ports[i]}")
         # The member's agency (here: under the consortium CA) signs the request's CSR.
         cli("ca", "issue-agency", "--ca-dir", str(tmp_path / "ca"), "--name", org, "--out-dir", str(tmp_path / f"agency{i}"), *FAST)
         cli("ca", "sign-csr", "--request", str(folder / "node.request.json"), "--agency-dir", str(tmp_path / f"agency{i}"),
@@ -71,7 +72,8 @@ def test_four_members_make_a_chain_that_commits(tmp_path):
             cli("init", "--genesis", str(tmp_path / "genesis.json"), "--key", str(folder / "node.key"), "--cert", str(folder / "node.pem"),
                 "--data-dir", str(folder / "data"), "--rpc-listen", f"127.0.0.1:{ports[4 + i]}", "--channel-listen", f"127.0.0.1:{ports[8 + i]}")
             toml = (folder / "data" / "node.toml").read_text()
-            assert f'listen = "/ip4/127.0.0.1/tcp/{ports[i]}"' in toml  # a loopback genesis address is listened on as is
+            # A loopback address is listened on as is; a name is not an address to bind: all interfaces, its port.
+            assert f'listen = "/ip4/{"0.0.0.0" if i == 3 else "127.0.0.1"}/tcp/{ports[i]}"' in toml
             procs.append(subprocess.Popen([CHAINNODE, "start", "--config", str(folder / "data" / "node.toml")], env=dict(os.environ, **ENV),
                                           stdout=subprocess.DEVNULL, stderr=open(folder / "node.log", "wb")))
         # The governor's first transaction: all four nodes commit it.
@@ -91,6 +93,9 @@ def test_four_members_make_a_chain_that_commits(tmp_path):
         assert [_height(u) >= height for u in urls] == [True] * 4
         hashes = {_rpc(u, "getBlockHashByNumber", height) for u in urls}
         assert len(hashes) == 1  # and they agree
+        peers = _rpc(urls[0], "getSyncStatus")["peers"]
+        assert all(p["connected"] for p in peers)  # node3 too: the nodes with a lower peer id dial it by its name
+        assert _rpc(urls[3], "getClientVersion")["advertised"][0]["addr"] == f"/dns/localhost/tcp/{ports[3]}"
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
