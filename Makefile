@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run bench clean build-tools openssl-tool
+.PHONY: test run bench clean build-tools openssl-tool iproute2
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c
 	@$(PY) -c "$$HAVE_BUILD_TOOLS" || $(MAKE) --no-print-directory build-tools
 	@command -v openssl >/dev/null || $(MAKE) --no-print-directory openssl-tool
+	@command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || $(MAKE) --no-print-directory iproute2
 	$(PY) -m pip install --quiet -e '.[test]'
 	@$(PY) -c "import contracts.engine._speedups" 2>/dev/null || \
 		echo "warning: the contract engine's C accelerator was not built (no C compiler or Python headers?)"
@@ -41,6 +42,14 @@ openssl-tool:
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y -q openssl || { $$sudo apt-get update -q && $$sudo apt-get install -y -q openssl; }; \
 	else echo "install the openssl command line (OpenSSL 3) for the certificate tests"; fi
+
+# The multi-host tests (tests/devnet/test_netns.py, test_wan.py) build network namespaces
+# with `ip` (devnet/netns.py); without root they are skipped, saying so.
+iproute2:
+	@if command -v apt-get >/dev/null; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y -q iproute2 || { $$sudo apt-get update -q && $$sudo apt-get install -y -q iproute2; }; \
+	else echo "install iproute2 (the ip command) for the multi-host tests"; fi
 
 test: $(STAMP)
 	$(PY) -m pytest -q

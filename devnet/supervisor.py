@@ -37,12 +37,12 @@ CHAINNODE = str(Path(sys.executable).parent / "chainnode")
 # sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG = 1). If the parent died before
 # the prctl took effect, nobody would ever send it, so check the parent is still ours.
 # A wrapper, not a preexec_fn: preexec_fn may deadlock in a process with threads (trio's).
-_BOUND_TO_PARENT = (
+BOUND_TO_PARENT = (
     "import ctypes, os, signal, sys\n"
     "if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:\n"
     "    sys.exit('devnet: prctl(PR_SET_PDEATHSIG) failed, errno %d' % ctypes.get_errno())\n"
     "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit('devnet: the process that started this node is gone')\n"
+    "    sys.exit('devnet: the process that started this one is gone')\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
 
@@ -169,7 +169,7 @@ class Devnet:
             # as long as the process.
             if threading.current_thread() is not threading.main_thread():
                 raise DevnetError(f"start {name} from the main thread: a node bound to this process dies with the thread that started it")
-            argv = [sys.executable, "-c", _BOUND_TO_PARENT, str(os.getpid()), *argv]
+            argv = [sys.executable, "-c", BOUND_TO_PARENT, str(os.getpid()), *argv]
         with open(node.folder / "node.log", "ab") as log:
             # A session of its own: Ctrl-C in the terminal that ran `devnet up --detach` later
             # must not reach the nodes; `devnet stop`/`down` stop them.

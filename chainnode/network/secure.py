@@ -72,6 +72,9 @@ BAD_IDENTITY = "bad identity"
 BANNED = "banned"
 HANDSHAKE_TIMEOUT = "handshake timeout"
 NOT_ADMITTED = "not admitted"  # the counter `refused:not_admitted`, as for a Hello-era refusal
+# A dial that reached this node itself: an address listed for the peer points here (a
+# wildcard listen address another node learnt, a stale address after a move).
+DIALED_SELF = "dialed ourselves"
 # Ends that are nobody's fault: counted and logged, never banned.
 NOT_VIOLATIONS = (CLOSED, HANDSHAKE_TIMEOUT)
 
@@ -250,6 +253,8 @@ class SmNoiseTransport(ISecureTransport):
         peer_id, attempt.proven_key = proven_peer_id(remote, remote_static)
         attempt.proven = peer_id
         if attempt.dialed is not None and peer_id != attempt.dialed:
+            if peer_id == self._local_peer:
+                raise ChannelRefused(DIALED_SELF, f"an address we dialed {attempt.dialed} at reached this node itself")
             raise ChannelRefused(PEER_ID_MISMATCH, f"we dialed {attempt.dialed}, the identity key is {peer_id}'s")
         # Admission by peer id first, as for every connection: a stranger is "not admitted"
         # whatever genesis it runs.
@@ -279,6 +284,11 @@ class SmNoiseTransport(ISecureTransport):
         if isinstance(error, RefusedByPeer):
             self._counters.inc("disconnects:refused_by_peer")
             log.warning("%s: %s refused our secure channel: %s", self._label, who, error.detail)
+            return
+        if error.reason == DIALED_SELF:  # our address book is wrong, not the peer
+            self._counters.inc("disconnects:" + key)
+            log.warning("%s: %s: check the addresses on chain for that node (`chainnode gov propose set-addrs`) and its [network] listen",
+                        self._label, error.detail)
             return
         if error.reason in NOT_VIOLATIONS:
             self._counters.inc("disconnects:" + key)

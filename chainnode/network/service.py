@@ -955,6 +955,11 @@ class Network:
                 addrs, failed = await resolve_all(info.addrs)
                 if not addrs:
                     raise NetworkError(f"no address of peer {info.index} resolves: {'; '.join(failed)}")
+                # Only the addresses the chain lists: libp2p's peerstore also takes the
+                # peer's own signed records (gossipsub), which name its *listen* addresses,
+                # 0.0.0.0 among them, and would dial those (this node itself, on one port
+                # everywhere). No await between this and the dial reading the peerstore.
+                self._host.get_peerstore().clear_addrs(info.id)
                 await self._host.connect(Libp2pPeerInfo(info.id, addrs))
         except (trio.TooSlowError, NetworkError, *TRANSPORT_ERRORS):
             self.counters.inc("dials_failed")  # the supervisor logs why and retries

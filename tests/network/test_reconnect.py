@@ -7,6 +7,7 @@ import time
 
 import trio
 
+from chainnode.network import PeerInfo
 from tests.network.cluster import drain, make_members, make_network, sorted_by_peer_id, start
 
 
@@ -61,4 +62,25 @@ async def test_restarted_dialer_reconnects_on_start(caplog):
     async with trio.open_nursery() as nursery:
         elapsed = await _restart_and_reconnect(nursery, caplog, high, low, [low, high])
         assert elapsed < 6.0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_wrong_address_that_reaches_this_node_itself_is_not_held_against_the_peer(caplog):
+    """The chain lists, for the higher peer, the lower one's own address (a wildcard listen
+    address learnt, a stale address after a move): the lower peer's dials reach itself. That
+    is its address book's fault: logged as such, the peer not banned, and once the address is
+    right (a set-addrs vote) the two connect at once."""
+    caplog.set_level(logging.INFO, logger="chainnode.network")
+    low, high = sorted_by_peer_id(make_members(2))
+    wrong = PeerInfo(high.index, high.peer_id, list(low.info.addrs), high.pub, high.role)
+    async with trio.open_nursery() as nursery:
+        dialer = await start(nursery, make_network(low, [low.info, wrong]))
+        await start(nursery, make_network(high, [low, high]))
+        with trio.fail_after(10):
+            while dialer.net.counters.snapshot().get("disconnects:dialed_ourselves", 0) < 2:
+                await trio.sleep(0.01)
+        assert any("reached this node itself" in r.getMessage() for r in caplog.records)
+        assert not dialer.net._penalties.banned(high.peer_id, time.monotonic() * 1000)
+        dialer.net.set_admitted([low.info, high.info])
+        await dialer.net.wait_connected(1, 8)
         nursery.cancel_scope.cancel()
