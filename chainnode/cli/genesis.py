@@ -13,13 +13,13 @@ from pathlib import Path
 import click
 
 from chainnode.cli.common import emit
-from chainnode.node.ceremony import CeremonyError, build_genesis, read_request
-from chainnode.node.lab import LabError, make_lab, parse_hosts
 from chainnode.protocol.hexstr import HexError, parse_hex
-from chainnode.security.certs import CertificateError, read_certs, read_chain_file
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT
 from chainnode.store.files import write_atomic
 from chainnode.system.state import CONFIG_SPEC, ConfigValueError, check_config_value
+
+# chainnode.node.ceremony and .lab are imported by the commands that use them: they load
+# libp2p (peer ids), which every other `chainnode` command would otherwise wait for.
 
 
 @click.group("genesis")
@@ -66,6 +66,10 @@ def _config(items: tuple[str, ...]) -> dict[str, int]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def genesis_new(members, certs, cas, governors, chain_id, group_id, config_items, out_path, force, as_json) -> None:
     """Check every member's request and certificate, and write the genesis they will all start from."""
+    from chainnode.node.ceremony import CeremonyError, build_genesis, read_request
+    from chainnode.security.certs import CertificateError, read_certs, read_chain_file
+    from chainnode.system.genesis import parse_genesis
+
     out = Path(out_path)
     if out.exists() and not force:
         raise click.ClickException(f"{out} exists; pass --force to overwrite it, or another --out")
@@ -78,8 +82,6 @@ def genesis_new(members, certs, cas, governors, chain_id, group_id, config_items
     except (CeremonyError, CertificateError) as exc:
         raise click.ClickException(str(exc)) from None
     write_atomic(out, (json.dumps(doc, indent=2) + "\n").encode())
-    from chainnode.system.genesis import parse_genesis
-
     genesis_hash = parse_genesis(doc).hash().hex()
     emit(as_json, {"genesis": str(out), "genesis_hash": genesis_hash, "nodes": doc["nodes"], "ca_certs": len(roots)},
          [f"wrote {out}: chain {chain_id}/{group_id}, {len(requests)} node(s), {len(roots)} root CA(s), genesis hash {genesis_hash}",
@@ -101,6 +103,9 @@ def genesis_new(members, certs, cas, governors, chain_id, group_id, config_items
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def genesis_lab(hosts, out_dir, suite, p2p_port, rpc_port, channel_port, rpc_remote, chain_id, config_items, scrypt_n, as_json) -> None:
     """Lay out a whole test-lab consortium: one folder per host with keys, certificates, configs and start.sh."""
+    from chainnode.node.ceremony import CeremonyError
+    from chainnode.node.lab import LabError, make_lab, parse_hosts
+
     try:
         doc = make_lab(Path(out_dir), parse_hosts(hosts), suite=suite, p2p_port=p2p_port, rpc_port=rpc_port, channel_port=channel_port,
                        rpc_remote=rpc_remote, chain_id=chain_id, config=_config(config_items), scrypt_n=scrypt_n)

@@ -87,6 +87,8 @@ FORMAT = "chainnode-genesis/1"
 GENESIS_CONTRACTS_MAX = 32
 GENESIS_DEPLOY_GAS = 1_000_000_000  # per contract: a genesis deploy is trusted, but still bounded
 GENESIS_BYTES_MAX = 4 << 20
+WRITES_CACHED_MAX = 4  # genesis state writes kept per process, by content
+_WRITES_BY_CONTENT: dict[str, dict[bytes, bytes]] = {}
 ADDRS_PER_NODE_MAX = 8
 
 
@@ -136,7 +138,18 @@ class Genesis:
     @cached_property
     def _state_writes(self) -> dict[bytes, bytes]:
         # Cached: deploying the genesis contracts compiles them (a few hundred ms), and
-        # block() / hash() are asked for more than once at start.
+        # block() / hash() are asked for more than once at start; per process too, by
+        # content, since one tool (`genesis lab`, a devnet) loads the same file per node.
+        key = json.dumps(self.to_json(), sort_keys=True)
+        cached = _WRITES_BY_CONTENT.get(key)
+        if cached is None:
+            cached = self._compute_state_writes()
+            if len(_WRITES_BY_CONTENT) >= WRITES_CACHED_MAX:
+                _WRITES_BY_CONTENT.pop(next(iter(_WRITES_BY_CONTENT)))
+            _WRITES_BY_CONTENT[key] = cached
+        return cached
+
+    def _compute_state_writes(self) -> dict[bytes, bytes]:
         writes = {CHAIN_KEY: pack([self.chain_id, self.group_id, self.suite])}
         writes.update(nodes_writes([n.entry for n in self.nodes]))
         writes.update(sealer_set_writes(get_suite(self.suite), [n.entry for n in self.nodes]))
