@@ -23,7 +23,9 @@ from devnet.bench import Transfers, send_transactions
 from devnet.netns import Consortium, Lab, LabError
 
 OK, WHY = Lab.available()
-pytestmark = pytest.mark.skipif(not OK, reason=f"no network namespaces here: {WHY}")
+# CI sets CHAINNODE_REQUIRE_NETNS=1 (.ci/run): there a machine without namespaces fails these
+# tests, with the reason, instead of skipping them unseen.
+pytestmark = pytest.mark.skipif(not OK and os.environ.get("CHAINNODE_REQUIRE_NETNS") != "1", reason=f"no network namespaces here: {WHY}")
 
 # A TCP server answering each connection with its host's view of who it is, and a client.
 ECHO_SERVER = """

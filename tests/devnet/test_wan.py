@@ -9,6 +9,7 @@ same test (the round trip without the WAN), never from sleeps.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,9 @@ from devnet.netns import Lab, LabError
 from devnet.wan import LinkSettings, Wan
 
 OK, WHY = Lab.available()
-pytestmark = pytest.mark.skipif(not OK, reason=f"no network namespaces here: {WHY}")
+# CI sets CHAINNODE_REQUIRE_NETNS=1 (.ci/run): there a machine without namespaces fails these
+# tests, with the reason, instead of skipping them unseen.
+pytestmark = pytest.mark.skipif(not OK and os.environ.get("CHAINNODE_REQUIRE_NETNS") != "1", reason=f"no network namespaces here: {WHY}")
 
 PORT = 7200
 ECHO_SERVER = """
