@@ -18,12 +18,16 @@ import pytest
 
 from devnet import netns
 from devnet.netns import Lab, LabError
-from devnet.wan import LinkSettings, Wan
+from devnet.wan import TUN_DEVICE, LinkSettings, Wan
 
 OK, WHY = Lab.available()
 # CI sets CHAINNODE_REQUIRE_NETNS=1 (.ci/run): there a machine without namespaces fails these
-# tests, with the reason, instead of skipping them unseen.
-pytestmark = pytest.mark.skipif(not OK and os.environ.get("CHAINNODE_REQUIRE_NETNS") != "1", reason=f"no network namespaces here: {WHY}")
+# tests, with the reason, instead of skipping them unseen. The emulator also needs the tun
+# driver, which a machine may lack even with namespaces: then these skip, saying so.
+pytestmark = [
+    pytest.mark.skipif(not OK and os.environ.get("CHAINNODE_REQUIRE_NETNS") != "1", reason=f"no network namespaces here: {WHY}"),
+    pytest.mark.skipif(not os.path.exists(TUN_DEVICE), reason=f"no {TUN_DEVICE} here: the WAN emulator needs the tun driver (modprobe tun)"),
+]
 
 PORT = 7200
 ECHO_SERVER = """
