@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -112,7 +112,7 @@ def make_request(key: KeyPair, *, name: str, organisation: str, role: str, addrs
     csr = build_csr(suite=key.suite, private_key=key.private_key, public_key=key.public_key, common_name=name, organisation=organisation)
     request = NodeRequest(name, organisation, role, key.suite, key.public_key, peer_id, dial_addrs(addrs), csr, b"")
     signature = suite.sign(key.private_key, request.signed_bytes())
-    return NodeRequest(**{**request.__dict__, "signature": signature})
+    return replace(request, signature=signature)
 
 
 def parse_request(doc: Any, source: str) -> NodeRequest:
