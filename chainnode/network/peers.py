@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import multiaddr
 from libp2p.peer.id import ID
 
+from chainnode.protocol.dialaddr import ADDRS_MAX
+
 ROLES = ("sealer", "observer")
 PEERS_MAX = 1024
-ADDRS_PER_PEER_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class PeerInfo:
             raise ValueError(f"peer {self.index}: role must be one of {ROLES}, got {self.role!r}")
         if type(self.consensus_pub) is not bytes or not self.consensus_pub:
             raise ValueError(f"peer {self.index}: consensus_pub must be non-empty bytes")
-        if len(self.addrs) > ADDRS_PER_PEER_MAX:
-            raise ValueError(f"peer {self.index}: more than {ADDRS_PER_PEER_MAX} addresses")
+        if len(self.addrs) > ADDRS_MAX:
+            raise ValueError(f"peer {self.index}: more than {ADDRS_MAX} addresses")
         try:
             ID.from_base58(self.peer_id)
         except ValueError:

@@ -32,13 +32,13 @@ from typing import Any, Sequence
 from chainnode.crypto import ADDRESS_BYTES, SUITE_NAMES, get_suite
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.protocol.codec import pack
-from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr
+from chainnode.protocol.dialaddr import ADDRS_MAX, DialAddrError, parse_dial_addr
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.certs import NODE_ROLES, CertChain, Certificate, CertificateError, check_peer_id, verify_chain, verify_root
 from chainnode.security.keyfile import KeyPair
 from chainnode.security.x509 import build_csr, load_csr
 from chainnode.store.files import read_bounded, write_atomic
-from chainnode.system.genesis import ADDRS_PER_NODE_MAX, FORMAT as GENESIS_FORMAT, GenesisError, parse_genesis
+from chainnode.system.genesis import FORMAT as GENESIS_FORMAT, GenesisError, parse_genesis
 
 REQUEST_FORMAT = "chainnode-node-request/1"
 REQUEST_DOMAIN = b"chainnode/node-request/v1"
@@ -89,9 +89,9 @@ def check_name(name: Any, what: str = "the node name") -> str:
 
 
 def dial_addrs(values: Sequence[str]) -> tuple[str, ...]:
-    """Canonical dial addresses (CeremonyError for a bad one), at most ADDRS_PER_NODE_MAX."""
-    if len(values) > ADDRS_PER_NODE_MAX:
-        raise CeremonyError(f"a node has at most {ADDRS_PER_NODE_MAX} dial addresses, got {len(values)}")
+    """Canonical dial addresses (CeremonyError for a bad one), at most ADDRS_MAX."""
+    if len(values) > ADDRS_MAX:
+        raise CeremonyError(f"a node has at most {ADDRS_MAX} dial addresses, got {len(values)}")
     try:
         addrs = tuple(parse_dial_addr(v) for v in values)
     except DialAddrError as exc:

@@ -14,11 +14,10 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from chainnode.protocol.dialaddr import ADDR_CHARS_MAX, DialAddrError, parse_dial_addr
+from chainnode.protocol.dialaddr import ADDR_CHARS_MAX, ADDRS_MAX, DialAddrError, parse_dial_addr
 from chainnode.store.files import read_bounded
 
 CONFIG_BYTES_MAX = 256 * 1024
-ADVERTISE_MAX = 8  # dial addresses a node advertises (as a node's addresses on chain)
 BOOTSTRAP_MAX = 64
 
 
@@ -188,7 +187,7 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
     p2p = text("network", "listen", "/ip4/127.0.0.1/tcp/30300")
     if not p2p.startswith("/ip4/") and not p2p.startswith("/ip6/"):
         raise ConfigError(f"{where}: [network] listen must be a multiaddr like /ip4/127.0.0.1/tcp/30300")
-    advertise = _addr_list(where, doc, "advertise", ADVERTISE_MAX)
+    advertise = _addr_list(where, doc, "advertise", ADDRS_MAX)
     bootstrap = tuple(_bootstrap_entry(where, a) for a in _str_list(where, doc, "bootstrap", BOOTSTRAP_MAX))
     level = text("log", "level", "info")
     if level not in ("debug", "info", "warning", "error"):

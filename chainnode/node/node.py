@@ -28,12 +28,11 @@ from chainnode.execution.chain import Chain
 from chainnode.execution.executor import Executor, refusal
 from chainnode.network import Network, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
-from chainnode.network.peers import ADDRS_PER_PEER_MAX
 from chainnode.network.reachability import Reachability
 from chainnode.node.config import NodeConfig, is_loopback
 from chainnode.node.init import InitError, open_chain_ledger
 from chainnode.pbft.driver import CHANNEL_PBFT, PbftDriver
-from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr
+from chainnode.protocol.dialaddr import ADDRS_MAX, DialAddrError, parse_dial_addr
 from chainnode.protocol.versions import SOFTWARE_VERSION, SOFTWARE_VERSION_NUMBER, format_version
 from chainnode.rpc.channel import ChannelLimits, ChannelServer, Credentials, serve_channel
 from chainnode.rpc.headview import CallLimits
@@ -245,7 +244,7 @@ class Node:
                 continue
             if canonical not in addrs:
                 addrs.append(canonical)
-        return addrs[:ADDRS_PER_PEER_MAX]
+        return addrs[:ADDRS_MAX]
 
     def _peer_infos(self, nodes: list[NodeEntry]) -> list[PeerInfo]:
         return [PeerInfo(index=i, peer_id=n.peer_id, addrs=self._dial_addrs(n.peer_id), consensus_pub=n.consensus_pub, role=n.role)

@@ -16,6 +16,7 @@ import ipaddress
 import re
 
 ADDR_CHARS_MAX = 256
+ADDRS_MAX = 8  # dial addresses per node: in genesis, on chain, in a request or node.toml
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _DNS = ("dns", "dns4", "dns6")
 

@@ -57,7 +57,7 @@ from typing import Any
 
 from chainnode.crypto import ADDRESS_BYTES, SUITE_NAMES, get_suite
 from chainnode.protocol.codec import DecodeError, expect_value, pack
-from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr
+from chainnode.protocol.dialaddr import ADDRS_MAX, DialAddrError, parse_dial_addr
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
@@ -89,7 +89,6 @@ GENESIS_DEPLOY_GAS = 1_000_000_000  # per contract: a genesis deploy is trusted,
 GENESIS_BYTES_MAX = 4 << 20
 WRITES_CACHED_MAX = 4  # genesis state writes kept per process, by content
 _WRITES_BY_CONTENT: dict[str, dict[bytes, bytes]] = {}
-ADDRS_PER_NODE_MAX = 8
 
 
 class GenesisError(ValueError):
@@ -274,8 +273,8 @@ def parse_genesis(doc: Any, source: str = "genesis") -> Genesis:
         pub = _hex(n.get("consensus_pub"), f"{where} ({name}): consensus_pub", suite.public_key_bytes)
         peer_id = _text(n, "peer_id", where, PEER_ID_CHARS_MAX)
         addrs = n.get("addrs", [])
-        if not isinstance(addrs, list) or len(addrs) > ADDRS_PER_NODE_MAX:
-            raise GenesisError(f"{where} ({name}): addrs must be a list of at most {ADDRS_PER_NODE_MAX} dial addresses like /ip4/10.0.0.1/tcp/30300")
+        if not isinstance(addrs, list) or len(addrs) > ADDRS_MAX:
+            raise GenesisError(f"{where} ({name}): addrs must be a list of at most {ADDRS_MAX} dial addresses like /ip4/10.0.0.1/tcp/30300")
         try:
             addrs = [parse_dial_addr(a) for a in addrs]
         except DialAddrError as exc:

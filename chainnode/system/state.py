@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chainnode.protocol.codec import expect_bytes, expect_int, expect_list, expect_str, pack, unpack
+from chainnode.protocol.dialaddr import ADDR_CHARS_MAX, ADDRS_MAX
 from chainnode.protocol.types import sealer_set_hash
 from chainnode.store.state import StateReader
 
@@ -60,8 +61,6 @@ NAMES_KEY = b"sys/names"
 ROLES = ("sealer", "observer")
 PEER_ID_CHARS_MAX = 128
 NODES_MAX = 256
-ADDRS_MAX = 8  # dial addresses per node
-ADDR_CHARS_MAX = 256
 # Membership made in block h governs blocks from h + MEMBERSHIP_DELAY_BLOCKS on (see above).
 MEMBERSHIP_DELAY_BLOCKS = 2
 
