@@ -142,17 +142,18 @@ class Node:
             self.admission = Admission.load(config, genesis, key.public_key, self.peer_id, revoked=lambda: self._revoked)
         except AdmissionError as exc:
             raise NodeError(str(exc)) from None
-        self._infos = self._peer_infos(self._nodes)
+        self._dial_book = self._address_book(self._nodes)
         # What the others dial this node at: node.toml's advertise, else the chain's addresses.
-        self.reachability = Reachability(list(config.p2p_advertise) or self._dial_addrs(self.peer_id), config.name)
-        if config.p2p_advertise and me is not None and set(config.p2p_advertise) - set(self._dial_addrs(self.peer_id)):
+        listed = self._dial_addrs(self.peer_id)
+        self.reachability = Reachability(list(config.p2p_advertise) or listed, config.name)
+        if config.p2p_advertise and me is not None and set(config.p2p_advertise) - set(listed):
             log.warning("%s: node.toml advertises %s, but the chain has the other nodes dial this one at %s; propose the new addresses "
                         "with `chainnode gov propose set-addrs --cert %s --addr ...`", config.name, ", ".join(config.p2p_advertise),
-                        ", ".join(self._dial_addrs(self.peer_id)) or "(no address)", config.cert_file or "NODE.pem")
+                        ", ".join(listed) or "(no address)", config.cert_file or "NODE.pem")
         self.network = Network(
             host_key_seed=seed,
             listen_addr=config.p2p_listen,
-            peers=self._infos,
+            peers=self._peer_infos(self._nodes, self._dial_book),
             consensus_priv=key.private_key,
             consensus_pub=key.public_key,
             suite=suite,
@@ -246,9 +247,13 @@ class Node:
                 addrs.append(canonical)
         return addrs[:ADDRS_MAX]
 
-    def _peer_infos(self, nodes: list[NodeEntry]) -> list[PeerInfo]:
-        return [PeerInfo(index=i, peer_id=n.peer_id, addrs=self._dial_addrs(n.peer_id), consensus_pub=n.consensus_pub, role=n.role)
-                for i, n in enumerate(nodes)]
+    def _address_book(self, nodes: list[NodeEntry]) -> list[list[str]]:
+        return [self._dial_addrs(n.peer_id) for n in nodes]
+
+    @staticmethod
+    def _peer_infos(nodes: list[NodeEntry], book: list[list[str]]) -> list[PeerInfo]:
+        return [PeerInfo(index=i, peer_id=n.peer_id, addrs=addrs, consensus_pub=n.consensus_pub, role=n.role)
+                for i, (n, addrs) in enumerate(zip(nodes, book))]
 
     def advertised_status(self) -> list[dict]:
         return self.reachability.status()
@@ -285,10 +290,12 @@ class Node:
         self.pool.drop_expired(height)
         state = self.chain.ledger.state
         nodes = self._admitted_nodes()
-        infos = self._peer_infos(nodes)
-        if nodes != self._nodes or infos != self._infos:  # a node the change adds is admitted at once; a moved one redialled
-            self._nodes, self._infos = nodes, infos
-            self.network.set_admitted(infos)
+        book = self._address_book(nodes)
+        # A node the change adds is admitted at once; a moved one is redialled. The peer
+        # table (which parses every address) is rebuilt only then, not at every block.
+        if nodes != self._nodes or book != self._dial_book:
+            self._nodes, self._dial_book = nodes, book
+            self.network.set_admitted(self._peer_infos(nodes, book))
         window = read_config(state, "block_limit_window")
         if self.pool.limits.block_limit_window != window:
             self.pool.limits = replace(self.pool.limits, block_limit_window=window)
