@@ -283,9 +283,7 @@ def start(config_path: str, log_format: str | None, log_level: str | None) -> No
                 key = load_key(config.key_file, password)
             except WrongPassword as exc:
                 raise WrongPassword(f"{exc} (the password came from {source})") from None
-            check_port_free(config.rpc_host, config.rpc_port)
-            if genesis.ca_certs:  # the channel port is served: checked here too, to exit 75 for it as well
-                check_port_free(config.channel_host, config.channel_port, "[channel] listen")
+            check_port_free(config.rpc_host, config.rpc_port)  # the channel port: Node checks it (exit 75 too)
             try:
                 check_p2p_port_free(multiaddr.Multiaddr(config.p2p_listen))
             except P2PPortInUse as exc:

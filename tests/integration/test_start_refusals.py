@@ -50,6 +50,10 @@ def test_refusals(net, tmp_path):
         s.bind(("127.0.0.1", node.rpc_port))
         s.listen()
         assert_refused(start(cfg), f"port {node.rpc_port}", 75)
+    with socket.socket() as s:  # ... or on the channel port (checked when the node is built)
+        s.bind(("127.0.0.1", node.channel_port))
+        s.listen()
+        assert_refused(start(cfg), f"port {node.channel_port}", 75)
     with socket.socket() as s:  # ... or on the p2p port
         s.bind(("127.0.0.1", node.p2p_port))
         s.listen()
