@@ -33,22 +33,26 @@ RESOLVE_TIMEOUT_S = 5.0
 ADDRESSES_PER_NAME_MAX = 4
 
 
-async def resolve(addr: str) -> list[multiaddr.Multiaddr]:
-    """The IP multiaddrs of a canonical dial address (chainnode/protocol/dialaddr.py);
-    OSError (socket.gaierror) or trio.TooSlowError when a name does not resolve."""
+async def _endpoints(addr: str) -> list[tuple[int, str, int]]:
+    """(address family, IP, port) of a canonical dial address (chainnode/protocol/dialaddr.py),
+    names through the system resolver; OSError (socket.gaierror) or trio.TooSlowError when a
+    name does not resolve."""
     proto, host, port = split_dial_addr(addr)
     if proto in ("ip4", "ip6"):
-        return [multiaddr.Multiaddr(addr)]
+        return [(socket.AF_INET if proto == "ip4" else socket.AF_INET6, host, port)]
     family = {"dns4": socket.AF_INET, "dns6": socket.AF_INET6}.get(proto, socket.AF_UNSPEC)
     with trio.fail_after(RESOLVE_TIMEOUT_S):
         infos = await trio.socket.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
-    out: list[multiaddr.Multiaddr] = []
+    out: list[tuple[int, str, int]] = []
     for fam, _, _, _, sockaddr in infos:
-        ip = sockaddr[0]
-        text = f"/ip4/{ip}/tcp/{port}" if fam == socket.AF_INET else f"/ip6/{ip}/tcp/{port}"
-        if all(str(m) != text for m in out):
-            out.append(multiaddr.Multiaddr(text))
+        if (fam, sockaddr[0], port) not in out:
+            out.append((fam, sockaddr[0], port))
     return out[:ADDRESSES_PER_NAME_MAX]
+
+
+async def resolve(addr: str) -> list[multiaddr.Multiaddr]:
+    """The IP multiaddrs of a canonical dial address; errors as `_endpoints`."""
+    return [multiaddr.Multiaddr(f"/{'ip4' if fam == socket.AF_INET else 'ip6'}/{ip}/tcp/{port}") for fam, ip, port in await _endpoints(addr)]
 
 
 async def resolve_all(addrs: list[str]) -> tuple[list[multiaddr.Multiaddr], list[str]]:
@@ -65,18 +69,16 @@ async def resolve_all(addrs: list[str]) -> tuple[list[multiaddr.Multiaddr], list
 async def probe(addr: str) -> str:
     """"" if a libp2p listener answers at `addr`, else why not."""
     try:
-        targets = await resolve(addr)
+        targets = await _endpoints(addr)
     except (OSError, trio.TooSlowError) as exc:
         return f"the name does not resolve here ({exc or 'no answer in time'})"
     errors = []
-    for target in targets:
-        host = target.value_for_protocol("ip4") if target.protocols()[0].name == "ip4" else target.value_for_protocol("ip6")
-        port = int(target.value_for_protocol("tcp"))
+    for family, host, port in targets:
         try:
             with trio.fail_after(PROBE_TIMEOUT_S):
                 # One plain connect (not open_tcp_stream's happy eyeballs): its error is the
                 # kernel's own, "Connection refused" or "No route to host".
-                sock = trio.socket.socket(socket.AF_INET if ":" not in host else socket.AF_INET6, socket.SOCK_STREAM)
+                sock = trio.socket.socket(family, socket.SOCK_STREAM)
                 try:
                     await sock.connect((host, port))
                 except BaseException:
