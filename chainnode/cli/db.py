@@ -12,6 +12,8 @@ import click
 
 from chainnode.cli.common import emit
 from chainnode.node.config import ConfigError, load_config
+from chainnode.protocol.codec import unpack
+from chainnode.store.ledger import HEAD_KEY
 from chainnode.store.leveldb import FORMAT, StorageError, Store
 from chainnode.store.migrate import migrate
 
@@ -53,9 +55,6 @@ def db_migrate(config_path: str, dry_run: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def db_info(config_path: str, as_json: bool) -> None:
     """The data directory's format, head and the software versions that opened it."""
-    from chainnode.protocol.codec import unpack
-    from chainnode.store.ledger import HEAD_KEY
-
     data_dir = _data_dir(config_path)
     try:
         with Store(data_dir, create=False, upgrading=True) as store:
