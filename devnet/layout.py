@@ -38,7 +38,7 @@ from chainnode.node.init import init_node
 from chainnode.protocol.hexstr import to_hex
 from chainnode.security.certs import CertChain, Certificate, cert_pem, issue, read_cert_file, write_pem
 from chainnode.security.keyfile import SCRYPT_N_DEFAULT, encrypt_key, load_key, write_key_file
-from chainnode.system.genesis import load_genesis
+from chainnode.system.genesis import load_genesis, new_chain_config
 from contracts import library
 
 DEVNET_PASSWORD = "devnet"  # local test networks only
@@ -285,7 +285,7 @@ def create_network(
         "nodes": entries,
         "committee": [{"address": s.address(pub).hex(), "weight": 1} for _, pub in keys[:sealers]],
         "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
-        "config": config or {},
+        "config": new_chain_config(config),
     }
     if ca is not None:
         genesis["ca_certs"] = [ca.der.hex()] + [root.der.hex() for root in extra_roots]

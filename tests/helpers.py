@@ -45,30 +45,32 @@ def receipt_for(suite: CryptoSuite, tx: Transaction) -> Receipt:
     )
 
 
-def build_block(
-    suite: CryptoSuite,
-    *,
-    height: int,
-    parent_hash: bytes,
-    parent_state_root: bytes,
-    txs: list[Transaction],
-    writes: dict[bytes, bytes | None],
-    sealer_keys: list[tuple[bytes, bytes]],
-    timestamp_ms: int = 0,
-):
-    """(block, receipts, certificate or None for genesis, writes), ready for Ledger.commit_block."""
+def next_block(ledger, txs, writes, sealer_keys, timestamp_ms: int = 0, header_version: int = 2):
+    """(block, receipts, certificate or None for genesis, writes, tree update) extending
+    `ledger`'s head (genesis if it has none), ready for Ledger.commit_block. Header version
+    1 is the chained state digest of chains before the state tree."""
+    suite = ledger.suite
+    head = ledger.head_header
+    height = ledger.head_height + 1
     receipts = [receipt_for(suite, tx) for tx in txs]
+    tree_update = None
+    if header_version >= 2:
+        tree_update = ledger.state.tree_update(height, writes)
+        state_root = tree_update.root
+    else:
+        state_root = next_state_root(suite, head.state_root if head else ZERO_HASH, writes)
     header = BlockHeader(
-        parent_hash=parent_hash,
+        parent_hash=ledger.head_hash if head else ZERO_HASH,
         height=height,
         timestamp_ms=timestamp_ms,
         proposer_index=height % max(1, len(sealer_keys)),
         sealer_set_hash=sealer_set_hash(suite, [pub for _, pub in sealer_keys]),
         tx_root=merkle_root([tx.hash(suite) for tx in txs], suite.hash),
         receipt_root=merkle_root([r.encode() for r in receipts], suite.hash),
-        state_root=next_state_root(suite, parent_state_root, writes),
+        state_root=state_root,
         gas_used=sum(r.gas_used for r in receipts),
         tx_count=len(txs),
+        version=header_version,
     )
     cert = None
     if height > 0:
@@ -76,19 +78,4 @@ def build_block(
         msg = commit_signing_bytes(height, block_hash)
         signers = range(quorum_size(len(sealer_keys)))
         cert = CommitCertificate(height, block_hash, [(i, suite.sign(sealer_keys[i][0], msg)) for i in signers])
-    return Block(header, txs), receipts, cert, writes
-
-
-def next_block(ledger, txs, writes, sealer_keys, timestamp_ms: int = 0):
-    """The block that extends `ledger`'s head (genesis if it has none)."""
-    head = ledger.head_header
-    return build_block(
-        ledger.suite,
-        height=ledger.head_height + 1,
-        parent_hash=ledger.head_hash if head else ZERO_HASH,
-        parent_state_root=head.state_root if head else ZERO_HASH,
-        txs=txs,
-        writes=writes,
-        sealer_keys=sealer_keys,
-        timestamp_ms=timestamp_ms,
-    )
+    return Block(header, txs), receipts, cert, writes, tree_update

@@ -31,7 +31,7 @@ from chainnode.client.errors import ProofError
 from chainnode.client.proof import verify_receipt_proof as sdk_verify_receipt_proof
 from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
-from chainnode.protocol.jsonvalue import from_json
+from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.rpc.jsonrpc import NOT_FOUND
 
 URL_ENV = "CHAINNODE_URL"
@@ -586,6 +586,74 @@ def verify_receipt_proof(receipt: dict, tx_hash: str, sealers: list[dict], suite
     }
 
 
+@click.command("state")
+@click.argument("address", metavar="ADDRESS")
+@click.argument("key", metavar="KEY")
+@click.option("--block", "block_number", type=click.IntRange(min=0), help="The state after this block (default: the head).")
+@click.option("--proof", is_flag=True, help="Verify here, offline, that the value (or its absence) is in the block's certified state root.")
+@rpc_options
+def state_cmd(address: str, key: str, block_number: int | None, proof: bool, rpc_url: str, group: str, as_json: bool) -> None:
+    """Read one state value: a contract's storage[KEY] (ADDRESS 0x…; KEY a JSON value, or
+    text; "0x…" is bytes), system state (ADDRESS `system`; KEY e.g. nodes, committee,
+    config/tx_count_limit) or any key (ADDRESS `raw`; KEY its hex). With --proof, prove it."""
+    from chainnode.client import contract_state_key, system_state_key, verify_state_proof
+    from chainnode.crypto import get_suite
+    from chainnode.protocol.codec import DecodeError, unpack
+
+    if address == "system":
+        state_key, key_param = system_state_key(key), key
+    elif address == "raw":
+        state_key = parse_hex_arg(key, "KEY")
+        key_param = to_hex(state_key)
+    else:
+        contract = _hex_bytes(address, "ADDRESS", ADDRESS_BYTES)
+        try:
+            key_param = json.loads(key)
+        except ValueError:
+            key_param = key  # plain text
+        try:
+            state_key = contract_state_key(contract, from_json(key_param))
+        except (HexError, TypeError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="KEY") from None
+        address = to_hex(contract)
+
+    async def body(client: Any) -> tuple:
+        out = await client.request("getStateProof", address, key_param, *([] if block_number is None else [block_number]))
+        if not proof:
+            return out, None, None
+        return out, await client.request("getSealerList", out["blockNumber"]), await client.group_info()
+
+    out, sealers, info = run_with_client(rpc_url, group, body)
+    value = parse_hex(out["value"]) if out["value"] is not None else None
+    try:
+        decoded = None if value is None else unpack(value, max_bytes=len(value))
+        shown = json.dumps(to_json(decoded))
+    except (DecodeError, TypeError, ValueError):
+        decoded, shown = None, to_hex(value) if value is not None else None
+    doc = {"blockNumber": out["blockNumber"], "stateKey": out["stateKey"], "value": out["value"], "decoded": to_json(decoded)}
+    lines = [f"block {out['blockNumber']}: {out['stateKey']} " + ("is absent" if value is None else f"= {shown}")]
+    if proof:
+        try:
+            pubs = [parse_hex(s["publicKey"]) for s in sealers]
+            weights = [int(s.get("weight", 1)) for s in sealers]
+            proven = verify_state_proof(out, state_key, pubs, get_suite(info["suite"]), sealer_weights=weights)
+        except (ProofError, KeyError, TypeError, ValueError) as exc:
+            if as_json:
+                click.echo(json.dumps({**doc, "proofVerified": False, "proofError": str(exc)}, indent=2))
+            raise click.ClickException(f"proof NOT verified: {exc}") from None
+        doc |= {"proofVerified": True, "stateRoot": to_hex(proven.state_root), "proofBytes": len(parse_hex(out["proof"]))}
+        lines.append(f"proof verified: {'the value' if value is not None else 'its absence'} is in the state root {to_hex(proven.state_root)} "
+                     f"of block {proven.block_number}, certified by {len(pubs)} sealers ({doc['proofBytes']} bytes of proof)")
+    emit(as_json, doc, lines)
+
+
+def parse_hex_arg(text: str, what: str) -> bytes:
+    try:
+        return parse_hex(text)
+    except HexError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
+
+
 # ---- the node ----------------------------------------------------------------------------
 
 
@@ -677,4 +745,4 @@ def config_get(key: str, rpc_url: str, group: str, as_json: bool) -> None:
     emit(as_json, {"key": key, **out}, [f"{key} = {out['value']}  (at block {out['blockNumber']})"])
 
 
-COMMANDS = [tx_group, contract_group, block_cmd, receipt_cmd, status_cmd, peers_cmd, sealers_cmd, config_group]
+COMMANDS = [tx_group, contract_group, block_cmd, receipt_cmd, state_cmd, status_cmd, peers_cmd, sealers_cmd, config_group]

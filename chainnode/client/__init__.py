@@ -20,13 +20,15 @@ from chainnode.client.channel import ClientCredentials
 from chainnode.client.errors import CallFailed, Forbidden, NodeError, ProofError, ReceiptTimeout, RefusedByNode, TransactionFailed
 from chainnode.client.governance import Governance, GovernanceRefused
 from chainnode.client.offline import OfflineDevice, OfflineError, Voucher, settle_args, verify_voucher
-from chainnode.client.proof import verify_receipt_proof
+from chainnode.client.proof import ProvenState, verify_receipt_proof, verify_state_proof
 from chainnode.client.receipt import ReceiptInfo
 from chainnode.client.rpc import Client
 from chainnode.client.subscriptions import BlockNotification, EventNotification, Subscription
+from chainnode.protocol.stateproof import contract_state_key, system_state_key
 
 __all__ = [
     "Account", "BlockNotification", "CallFailed", "Client", "ClientCredentials", "EventNotification", "Forbidden", "Governance",
     "GovernanceRefused", "NodeError", "RefusedByNode", "OfflineDevice", "OfflineError", "ProofError", "Voucher", "settle_args", "verify_voucher",
-    "ReceiptInfo", "ReceiptTimeout", "Subscription", "TransactionFailed", "verify_receipt_proof",
+    "ProvenState", "ReceiptInfo", "ReceiptTimeout", "Subscription", "TransactionFailed", "contract_state_key", "system_state_key",
+    "verify_receipt_proof", "verify_state_proof",
 ]

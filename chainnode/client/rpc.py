@@ -24,15 +24,16 @@ import trio
 from chainnode.client.account import DEFAULT_GAS_LIMIT, Account
 from chainnode.client.channel import ChannelConnection, ChannelSession, ClientCredentials, is_channel_url, open_channel, parse_channel_url
 from chainnode.client.errors import CallFailed, NodeError, ProofError, ReceiptTimeout, TransactionFailed, node_error
-from chainnode.client.proof import verify_receipt_proof
+from chainnode.client.proof import ProvenState, verify_receipt_proof, verify_state_proof
 from chainnode.client.receipt import ReceiptInfo
 from chainnode.client.subscriptions import Connect, Subscription, open_subscription, ws_connect
 from chainnode.client.transport import METHOD_NOT_FOUND, Session, is_connection_error
 from chainnode.crypto import CryptoSuite, get_suite
 from chainnode.protocol.codec import pack, unpack
 from chainnode.protocol.hexstr import parse_hex, to_hex
-from chainnode.protocol.types import Receipt, Transaction
+from chainnode.protocol.types import BlockHeader, Receipt, Transaction, sealer_set_hash
 from chainnode.security.certs import CertChain, Certificate
+from chainnode.system.state import SEALER_SETS_PREFIX, read_sealer_set
 
 log = logging.getLogger("chainnode.client")
 
@@ -388,6 +389,53 @@ class Client:
         if out is None:
             raise ProofError(f"the node has no receipt for 0x{tx_hash.hex()}: not committed (yet)")
         return verify_receipt_proof(out, sealer_pubs, suite or await self.suite(), tx_hash=tx_hash, sealer_weights=sealer_weights)
+
+    async def get_verified_state(
+        self, state_key: bytes, sealer_pubs: list[bytes], *, block_number: int | None = None, suite: CryptoSuite | None = None,
+        sealer_weights: list[int] | None = None,
+    ) -> ProvenState:
+        """The value of `state_key` (`contract_state_key(address, key)`, `system_state_key(name)`)
+        after block `block_number` (default: the head), proven against `sealer_pubs`, the
+        set that certified that block (see `verify_state_proof`, `follow_sealer_sets`)."""
+        params = ["raw", to_hex(state_key)] + ([] if block_number is None else [block_number])
+        out = await self.request("getStateProof", *params)
+        return verify_state_proof(out, state_key, sealer_pubs, suite or await self.suite(), sealer_weights=sealer_weights)
+
+    async def follow_sealer_sets(
+        self, sealer_pubs: list[bytes], sealer_weights: list[int] | None, to_height: int, *, suite: CryptoSuite | None = None,
+    ) -> tuple[list[bytes], list[int]]:
+        """The sealer set that certifies block `to_height`, trusting only `sealer_pubs` (e.g.
+        the genesis file's) and proofs: each later set is proven from the state of a block
+        the set before it certified (system state sys/sset/<hash>: every set by the hash
+        headers carry). The node is asked for headers, never trusted for them."""
+        suite = suite or await self.suite()
+        pubs, weights = list(sealer_pubs), list(sealer_weights or [1] * len(sealer_pubs))
+        low = 0  # a height whose header names the trusted set, or genesis
+        while True:
+            trusted = sealer_set_hash(suite, pubs, weights)
+            target = await self._header(to_height)
+            if target.sealer_set_hash == trusted:
+                return pubs, weights
+            # The first block after `low` certified by another set (headers name their set).
+            lo, hi = low, to_height
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if (await self._header(mid)).sealer_set_hash == trusted:
+                    lo = mid
+                else:
+                    hi = mid
+            changed = await self._header(hi)
+            key = SEALER_SETS_PREFIX + changed.sealer_set_hash
+            proven = await self.get_verified_state(key, pubs, block_number=hi - 1, suite=suite, sealer_weights=weights)
+            found = read_sealer_set({key: proven.value} if proven.value is not None else {}, changed.sealer_set_hash)
+            if found is None:
+                raise ProofError(f"block {hi} names sealer set 0x{changed.sealer_set_hash.hex()}, which the state after block {hi - 1} does not hold")
+            pubs, weights = found
+            low = hi
+
+    async def _header(self, height: int) -> BlockHeader:
+        block = await self.request("getBlockByNumber", height, True)
+        return BlockHeader.decode(parse_hex(block["raw"]))
 
     # ---- writes --------------------------------------------------------------------------
 

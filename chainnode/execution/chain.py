@@ -79,6 +79,7 @@ class Chain:
             state_root=executed.state_root,
             gas_used=executed.gas_used,
             tx_count=len(transactions),
+            version=executed.header_version,
         )
         return Proposal(header, transactions, executed)
 
@@ -95,7 +96,7 @@ class Chain:
                                f"left under block_gas_limit {read_config(self.ledger.state, 'block_gas_limit')} "
                                f"(the leader must leave it and the rest for a later block)")
         if mine.header != header:
-            diff = [name for name in ("sealer_set_hash", "tx_root", "receipt_root", "state_root", "gas_used", "tx_count", "extra") if getattr(mine.header, name) != getattr(header, name)]
+            diff = [name for name in ("version", "sealer_set_hash", "tx_root", "receipt_root", "state_root", "gas_used", "tx_count", "extra") if getattr(mine.header, name) != getattr(header, name)]
             raise InvalidBlock(f"proposal for height {header.height} differs from our execution in: {', '.join(diff)}")
         return mine
 
@@ -109,7 +110,8 @@ class Chain:
         if self._already_committed(proposal.header):
             return False
         block = Block(proposal.header, proposal.transactions)
-        self.ledger.commit_block(block, proposal.executed.receipts, certificate, proposal.executed.writes)
+        executed = proposal.executed
+        self.ledger.commit_block(block, executed.receipts, certificate, executed.writes, executed.tree_update)
         return True
 
     def _already_committed(self, header: BlockHeader) -> bool:

@@ -27,7 +27,9 @@ from typing import Callable
 from chainnode.crypto import ZERO_ADDRESS, CryptoSuite
 from chainnode.protocol.merkle import merkle_root
 from chainnode.protocol.types import ZERO_HASH, Event, Receipt, Transaction
-from chainnode.store.state import StateOverlay, StateReader, next_state_root
+from chainnode.protocol.versions import header_version
+from chainnode.store.state import StateOverlay, StateReader, StateStore, next_state_root
+from chainnode.store.tree import TreeUpdate
 from chainnode.system.contracts import is_system, run_system
 from chainnode.system.governance import frozen_reason, may_call, may_deploy
 from chainnode.system.state import ADMIN_PREFIX, promotion_writes, read_config, read_nodes, sealer_set_writes
@@ -50,6 +52,8 @@ class ExecutedBlock:
     receipt_root: bytes
     state_root: bytes
     gas_used: int
+    header_version: int = 1
+    tree_update: TreeUpdate | None = None  # header version 2: the state tree after this block
 
 
 class Executor:
@@ -151,14 +155,26 @@ class Executor:
             encoded.append(data)
         writes = overlay.writes()
         h = self.suite.hash
+        # The rules of the parent's state decide the header: a vote that raises
+        # compatibility_version in block h changes the header from block h + 1 on.
+        version = header_version(read_config(state, "compatibility_version"))
+        tree_update = None
+        if version >= 2:
+            assert isinstance(state, StateStore), "a block with a state tree executes on the committed state"
+            tree_update = state.tree_update(height, writes)
+            state_root = tree_update.root
+        else:
+            state_root = next_state_root(self.suite, parent_state_root or ZERO_HASH, writes)
         return ExecutedBlock(
             receipts=receipts,
             writes=writes,
             tx_hashes=tx_hashes,
             tx_root=merkle_root(tx_hashes, h),
             receipt_root=merkle_root(encoded, h),
-            state_root=next_state_root(self.suite, parent_state_root or ZERO_HASH, writes),
+            state_root=state_root,
             gas_used=sum(r.gas_used for r in receipts),
+            header_version=version,
+            tree_update=tree_update,
         )
 
     def _run(self, overlay: StateOverlay, tx: Transaction, tx_hash: bytes, height: int, timestamp_ms: int, gas_limit: int) -> CallResult:

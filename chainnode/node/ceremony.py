@@ -38,7 +38,7 @@ from chainnode.security.certs import NODE_ROLES, CertChain, Certificate, Certifi
 from chainnode.security.keyfile import KeyPair
 from chainnode.security.x509 import build_csr, load_csr
 from chainnode.store.files import read_bounded, write_atomic
-from chainnode.system.genesis import FORMAT as GENESIS_FORMAT, GenesisError, parse_genesis
+from chainnode.system.genesis import FORMAT as GENESIS_FORMAT, GenesisError, new_chain_config, parse_genesis
 
 REQUEST_FORMAT = "chainnode-node-request/1"
 REQUEST_DOMAIN = b"chainnode/node-request/v1"
@@ -237,7 +237,7 @@ def build_genesis(
         "nodes": [r.genesis_entry() for r in requests],
         "committee": [{"address": a.hex(), "weight": w} for a, w in governors],
         "governance": {"participation_rate_pct": 51, "win_rate_pct": 51},
-        "config": dict(config or {}),
+        "config": new_chain_config(config),
     }
     if roots:
         doc["ca_certs"] = [r.der.hex() for r in roots]

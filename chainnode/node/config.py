@@ -16,6 +16,7 @@ from pathlib import Path
 
 from chainnode.protocol.dialaddr import ADDR_CHARS_MAX, ADDRS_MAX, DialAddrError, parse_dial_addr
 from chainnode.store.files import read_bounded
+from chainnode.store.ledger import STATE_HISTORY_BLOCKS_DEFAULT
 
 CONFIG_BYTES_MAX = 256 * 1024
 BOOTSTRAP_MAX = 64
@@ -126,6 +127,9 @@ class NodeConfig:
     # [network] bootstrap: (peer id, dial address) this node dials a peer at, before the
     # addresses the chain lists for it (a private link, a test lab).
     p2p_bootstrap: tuple[tuple[str, str], ...] = ()
+    # [storage] state_history_blocks: past states kept for proofs; 0 keeps every one (an
+    # archive node). Older ones are deleted a few blocks' worth at each commit.
+    state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT
 
 
 _SCHEMA = {
@@ -135,7 +139,9 @@ _SCHEMA = {
     "channel": {"listen"},
     "limits": set(LIMIT_BOUNDS),
     "log": {"level", "format"},
+    "storage": {"state_history_blocks"},
 }
+STATE_HISTORY_BLOCKS_MAX = 1 << 40
 
 
 def load_config(path: str | os.PathLike) -> NodeConfig:
@@ -201,6 +207,10 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
         if type(value) is not int or not lo <= value <= hi:
             raise ConfigError(f"{where}: [limits] {key} must be an integer in [{lo}, {hi}], got {value!r}")
         limits[key] = value
+    history = doc.get("storage", {}).get("state_history_blocks", STATE_HISTORY_BLOCKS_DEFAULT)
+    if type(history) is not int or not (history == 0 or 2 <= history <= STATE_HISTORY_BLOCKS_MAX):
+        raise ConfigError(f"{where}: [storage] state_history_blocks must be 0 (keep every past state: an archive node) "
+                          f"or an integer in [2, {STATE_HISTORY_BLOCKS_MAX}], got {history!r}")
     password = doc.get("node", {}).get("password_file")
     cert = doc.get("node", {}).get("cert_file")
     return NodeConfig(
@@ -224,6 +234,7 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
         rpc_tls_key=file("rpc", "tls_key") if tls["tls_key"] is not None else None,
         p2p_advertise=advertise,
         p2p_bootstrap=bootstrap,
+        state_history_blocks=history,
     )
 
 

@@ -146,9 +146,14 @@ def _nonempty(b: bytes, what: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
-    """What sealers sign (through its hash) and what light clients check proofs against."""
+    """What sealers sign (through its hash) and what light clients check proofs against.
 
-    VERSION = 1
+    Version 2 (chains whose compatibility_version is 0.3.0 or later) makes `state_root` the
+    root of the state tree (chainnode/protocol/stateproof.py), against which any key can
+    be proven; version 1 keeps the chained digest of each block's writes
+    (chainnode/store/state.py), so older blocks keep their hashes and certificates."""
+
+    VERSIONS = (1, 2)
 
     parent_hash: bytes
     height: int
@@ -161,10 +166,11 @@ class BlockHeader:
     gas_used: int
     tx_count: int
     extra: bytes = b""
+    version: int = 2
 
     def to_fields(self) -> list:
         return [
-            self.VERSION,
+            self.version,
             self.parent_hash,
             self.height,
             self.timestamp_ms,
@@ -187,7 +193,8 @@ class BlockHeader:
     @classmethod
     def from_fields(cls, f: Any) -> "BlockHeader":
         f = expect_list(f, "header")
-        expect_version(f, "header", cls.VERSION)
+        if not f or type(f[0]) is not int or f[0] not in cls.VERSIONS:
+            raise DecodeError(f"header: unknown version {f[0] if f else None!r} (this node knows {', '.join(map(str, cls.VERSIONS))})")
         expect_list(f, "header", length=12)
         return cls(
             parent_hash=expect_bytes(f[1], "header.parent_hash", length=HASH_BYTES),
@@ -201,6 +208,7 @@ class BlockHeader:
             gas_used=expect_int(f[9], "header.gas_used"),
             tx_count=expect_int(f[10], "header.tx_count", hi=BLOCK_TXS_MAX),
             extra=expect_bytes(f[11], "header.extra", max_length=EXTRA_BYTES_MAX),
+            version=f[0],
         )
 
     @classmethod

@@ -56,6 +56,15 @@ def _package_version() -> str:
     return m.group(0) if m else "0.0.0"
 
 
+# The first release whose rules put the state tree's root in block headers (header version 2).
+STATE_TREE_VERSION = 3_000  # 0.3.0
+
+
+def header_version(compatibility_version: int) -> int:
+    """The block header version a chain running `compatibility_version`'s rules writes."""
+    return 2 if compatibility_version >= STATE_TREE_VERSION else 1
+
+
 SOFTWARE_VERSION = os.environ.get(TEST_VERSION_ENV) or _package_version()
 parse_version(SOFTWARE_VERSION)  # a malformed test version fails at import, loudly
 SOFTWARE_VERSION_NUMBER = parse_version(SOFTWARE_VERSION)

@@ -42,6 +42,7 @@ def tx_json(tx: Transaction, suite: CryptoSuite, *, height: int | None = None, i
 def header_json(header: BlockHeader, suite: CryptoSuite) -> dict:
     return {
         "hash": to_hex(header.hash(suite)),
+        "version": header.version,
         "number": header.height,
         "parentHash": to_hex(header.parent_hash),
         "timestamp": header.timestamp_ms,

@@ -15,12 +15,16 @@ from chainnode.execution.chain import Chain
 from chainnode.network.handshake import HELLO_VERSION
 from chainnode.protocol.codec import DecodeError, expect_list, expect_value, pack, unpack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
+from chainnode.protocol.jsonvalue import from_json
+from chainnode.protocol.stateproof import contract_state_key, system_state_key
 from chainnode.protocol.types import ZERO_HASH
 from chainnode.protocol.versions import SOFTWARE_VERSION, format_version
 from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, tx_json, value_json
+from chainnode.store.ledger import StateNotKept
 from chainnode.store.leveldb import FORMAT
+from chainnode.store.state import STATE_KEY_BYTES_MAX
 from chainnode.system import governance as gov
 from chainnode.system.contracts import is_system, run_system
 from chainnode.system.state import CONFIG_SPEC, read_config, read_nodes, read_pending_nodes, read_sealer_set
@@ -70,6 +74,7 @@ METHODS = (
     "getGroupList", "getGroupInfo", "getClientVersion",
     "getProposal", "getProposals", "getCommittee", "getAccountStatus", "getMethodAcl",
     "getRevokedCertificates", "resolveName", "getNames", "getPendingMembership",
+    "getStateProof",
 )
 
 
@@ -184,6 +189,45 @@ class ChainRpc:
         header = self._ledger.get_header(height)
         cert = self._ledger.get_certificate(height)
         return {
+            "proof": to_hex(proof.encode()),
+            "header": header_json(header, self.node.chain.suite),
+            "certificate": certificate_json(cert) if cert else None,
+        }
+
+    async def getStateProof(self, params: list) -> Any:
+        """A key's value (or absence) in the state after a block, with a proof against that
+        block's certified header (docs/rpc.md). `address` is a contract's address (`key` is
+        then its storage key, a JSON value with bytes as "0x..."), "system" (`key` names
+        system state: "nodes", "committee", "config/<name>", ...) or "raw" (`key` is the hex
+        of a whole state key). Without `blockNumber`: the head."""
+        p = self._params(params, ["address", "key", "blockNumber"], 2)
+        target = p.str(2, max_length=2 + 2 * ADDRESS_BYTES)
+        height = p.int(4, default=self._ledger.head_height, hi=HEIGHT_MAX)
+        try:
+            if target == "system":
+                state_key = system_state_key(p.str(3, max_length=STATE_KEY_BYTES_MAX))
+            elif target == "raw":
+                state_key = p.hex(3, max_length=STATE_KEY_BYTES_MAX)
+            else:
+                address = p.hex(2, length=ADDRESS_BYTES)
+                storage_key = from_json(params[3])
+                expect_value(storage_key, "'key'")
+                state_key = contract_state_key(address, storage_key)
+        except (HexError, DecodeError, ValueError) as exc:
+            raise invalid_params(f"{exc}; 'address' is a contract address, \"system\" or \"raw\" (docs/rpc.md, getStateProof)") from None
+        if not 0 < len(state_key) <= STATE_KEY_BYTES_MAX:
+            raise invalid_params(f"state keys are 1..{STATE_KEY_BYTES_MAX} bytes")
+        ledger = self._ledger
+        try:
+            proof = await trio.to_thread.run_sync(ledger.state_proof, state_key, height, limiter=self._head_readers)
+        except StateNotKept as exc:
+            raise RpcError(NOT_FOUND, str(exc), {"oldestStateBlock": ledger.oldest_state_height()}) from None
+        header = ledger.get_header(height)
+        cert = ledger.get_certificate(height)
+        return {
+            "blockNumber": height,
+            "stateKey": to_hex(state_key),
+            "value": None if proof.value is None else to_hex(proof.value),
             "proof": to_hex(proof.encode()),
             "header": header_json(header, self.node.chain.suite),
             "certificate": certificate_json(cert) if cert else None,

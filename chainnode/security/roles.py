@@ -27,7 +27,7 @@ READ_METHODS = frozenset({
     "getSystemConfigByKey", "getSyncStatus", "getPeers", "getPendingTxSize", "getTotalTransactionCount",
     "getGroupList", "getGroupInfo", "getClientVersion",
     "getProposal", "getProposals", "getCommittee", "getAccountStatus", "getMethodAcl",
-    "getRevokedCertificates", "resolveName", "getNames", "getPendingMembership",
+    "getRevokedCertificates", "resolveName", "getNames", "getPendingMembership", "getStateProof",
     "subscribe", "unsubscribe",
 })
 

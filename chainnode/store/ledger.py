@@ -14,6 +14,7 @@ Key layout (docs/protocol.md, "Storage"):
     r:<tx hash>         receipt encoding
     c:<height:8>        commit certificate encoding (none for genesis)
     s:<state key>       state value (state.py)
+    z:, x:, y:          the state tree's nodes, roots and stale lists (tree.py)
 
 Because the head moves in the same batch as everything else, a node killed at any instant
 reopens at a whole block (DESIGN.md rule 4), and `open` checks that this holds.
@@ -28,6 +29,7 @@ from typing import Mapping
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
 from chainnode.protocol.merkle import MerkleProof, merkle_proof, merkle_root
+from chainnode.protocol.stateproof import StateProof
 from chainnode.protocol.types import (
     ZERO_HASH,
     Block,
@@ -38,14 +40,25 @@ from chainnode.protocol.types import (
 )
 from chainnode.store.leveldb import StorageError, Store
 from chainnode.store.state import StateStore, next_state_root
+from chainnode.store.tree import ROOT_PREFIX, TreeUpdate, decode_ref, root_key
 
 HEAD_KEY = b"m:head"
 GENESIS_KEY = b"m:genesis"
 TXCOUNT_KEY = b"m:txcount"
+STATE_PRUNED_KEY = b"m:state_pruned"  # pack(height): the state trees below it are deleted
+# Past states kept for proofs (`[storage] state_history_blocks`; 0 keeps all: an archive node).
+STATE_HISTORY_BLOCKS_DEFAULT = 10_000
+# Heights of old trees one block's batch deletes at most: pruning catches up after the
+# setting is lowered without making any one block's write much bigger.
+PRUNE_HEIGHTS_PER_BLOCK_MAX = 4
 
 
 def _h(height: int) -> bytes:
     return height.to_bytes(8, "big")
+
+
+class StateNotKept(LookupError):
+    """The state at that height cannot be proven here; the message says why and what is kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +70,23 @@ class TxLocation:
 class Ledger:
     """Open with `Ledger.open(data_dir, suite)`; close when done (or use `with`)."""
 
-    def __init__(self, store: Store, suite: CryptoSuite) -> None:
+    def __init__(self, store: Store, suite: CryptoSuite, *, state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT) -> None:
         self.suite = suite
         self._store = store
-        self.state = StateStore(store)
+        self.state_history_blocks = state_history_blocks
         self.head_height: int = -1  # -1: no genesis yet
         self.head_hash: bytes = ZERO_HASH
         self.head_header: BlockHeader | None = None
         self.total_tx_count = 0
         self._load_head()
+        self.state = StateStore(store, suite, self.head_height)
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike, suite: CryptoSuite, *, create: bool = True) -> "Ledger":
+    def open(cls, data_dir: str | os.PathLike, suite: CryptoSuite, *, create: bool = True,
+             state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT) -> "Ledger":
         store = Store(data_dir, create=create)
         try:
-            return cls(store, suite)
+            return cls(store, suite, state_history_blocks=state_history_blocks)
         except BaseException:
             store.close()
             raise
@@ -174,6 +189,27 @@ class Ledger:
         leaves = [self._store.get(b"r:" + h) for h in self.get_block_tx_hashes(loc.height)]
         return merkle_proof(leaves, loc.index, self.suite.name), loc.height
 
+    def state_proof(self, key: bytes, height: int) -> StateProof:
+        """A proof of `key`'s value (or absence) in the state after block `height`, against
+        that block's header. `StateNotKept` if this node cannot give one."""
+        header = self.get_header(height)
+        if header is None:
+            raise StateNotKept(f"block {height} is not on this node; the chain is at height {self.head_height}")
+        if header.version < 2:
+            raise StateNotKept(f"block {height} predates the state tree (header version 1, from before compatibility_version 0.3.0): "
+                               "its state root proves no single key; ask for a later block")
+        raw = self._store.get(root_key(height))
+        if raw is None:
+            raise StateNotKept(f"the state at block {height} is pruned on this node; it keeps the state from block "
+                               f"{self.oldest_state_height()} on (ask an archive node for older state)")
+        return self.state.tree.prove(self.suite.name, key, decode_ref(raw))
+
+    def oldest_state_height(self) -> int | None:
+        """The oldest height whose state tree this node keeps (None: no tree yet)."""
+        for k, _ in self._store.iterate(ROOT_PREFIX):
+            return int.from_bytes(k[len(ROOT_PREFIX):], "big")
+        return None
+
     # ---- the one write per block --------------------------------------------------------
 
     def commit_block(
@@ -182,12 +218,15 @@ class Ledger:
         receipts: list[Receipt],
         certificate: CommitCertificate | None,
         state_writes: Mapping[bytes, bytes | None],
+        tree_update: TreeUpdate | None = None,
     ) -> None:
         """Make `block` the new head, with everything it changes, in one synced batch.
 
         The caller (consensus or sync) has already checked the certificate against the
         sealer set; here we assert the block is internally whole: it extends the head, its
         roots match its transactions, receipts and writes. A mismatch is a bug upstream.
+        `tree_update` is the state tree after `state_writes` as execution computed it
+        (header version 2); without it, it is computed here.
         """
         suite = self.suite
         header = block.header
@@ -215,15 +254,32 @@ class Ledger:
             raise ValueError(f"block {height}: tx root does not match its transactions")
         if merkle_root(receipt_raws, suite.hash) != header.receipt_root:
             raise ValueError(f"block {height}: receipt root does not match its receipts")
-        parent_root = self.head_header.state_root if self.head_header is not None else ZERO_HASH
-        if next_state_root(suite, parent_root, state_writes) != header.state_root:
-            raise ValueError(f"block {height}: state root does not match its writes")
+        if header.version >= 2:
+            if tree_update is None:
+                tree_update = self.state.tree_update(height, state_writes)
+            if tree_update.height != height or tree_update.root != header.state_root:
+                raise ValueError(f"block {height}: state root does not match the state tree after its writes")
+        else:
+            tree_update = None
+            parent_root = self.head_header.state_root if self.head_header is not None else ZERO_HASH
+            if next_state_root(suite, parent_root, state_writes) != header.state_root:
+                raise ValueError(f"block {height}: state root does not match its writes")
         for receipt, tx_hash in zip(receipts, tx_hashes):
             if receipt.tx_hash != tx_hash:
                 raise ValueError(f"block {height}: receipts are not in transaction order")
 
         hkey = _h(height)
         puts, deletes = self.state.batch_ops(state_writes)
+        if tree_update is not None:
+            puts += tree_update.batch_ops()
+            if self.state_history_blocks > 0:
+                pruned = unpack(self._store.get(STATE_PRUNED_KEY) or pack(0), max_bytes=16)
+                # (At least the parent's tree is kept: this block's own stale list is not on disk yet.)
+                keep_from = height - max(2, self.state_history_blocks) + 1
+                old, now_pruned = self.state.tree.prune_ops(keep_from, pruned, PRUNE_HEIGHTS_PER_BLOCK_MAX)
+                if now_pruned != pruned:
+                    deletes += old
+                    puts.append((STATE_PRUNED_KEY, pack(now_pruned)))
         puts.append((b"h:" + hkey, header.encode()))
         puts.append((b"n:" + block_hash, hkey))
         puts.append((b"b:" + hkey, pack(tx_hashes)))
@@ -239,6 +295,6 @@ class Ledger:
         puts.append((HEAD_KEY, pack([height, block_hash])))
         self._store.write_batch(puts, deletes)
 
-        self.state.applied(state_writes)
+        self.state.applied(state_writes, height, tree_update)
         self.head_height, self.head_hash, self.head_header = height, block_hash, header
         self.total_tx_count = total

@@ -6,12 +6,13 @@ state root.
 - `StateOverlay` sits on any reader (the store or another overlay): reads see its own
   writes, `snapshot()`/`revert()` nest (a failed contract call reverts only its own writes),
   and `writes()` is the change set a block hands to the ledger.
-- `next_state_root` chains a digest of each block's sorted writes onto the parent's root
-  (FISCO BCOS 2.x's approach). Why this and not a tree: it costs one hash over the block's
-  writes, no extra reads, and two nodes agree on it exactly when they applied the same
-  writes in the same blocks from the same genesis, which is what consensus compares. It
-  yields no per-key state proofs; transactions and receipts have Merkle proofs instead
-  (docs/architecture.md).
+- The state root of a block with header version 2 is the root of the state tree
+  (chainnode/store/tree.py), which `StateStore` keeps beside the flat values: any key's
+  value, or absence, can be proven against it.
+- `next_state_root` is the state root of header version 1 (chains whose
+  compatibility_version is below 0.3.0): a digest of each block's sorted writes chained
+  onto the parent's root, FISCO BCOS 2.x's approach. Nodes agree on it exactly when they
+  applied the same writes in the same blocks, but it proves nothing about a single key.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Mapping, Protocol
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.codec import pack
 from chainnode.store.leveldb import Store
+from chainnode.store.tree import StateTree, TreeUpdate
 
 STATE_PREFIX = b"s:"
 STATE_KEY_BYTES_MAX = 1024
@@ -35,12 +37,14 @@ class StateReader(Protocol):
 
 
 class StateStore:
-    """Committed state, read through a FIFO-bounded cache (absent keys are cached too)."""
+    """Committed state, read through a FIFO-bounded cache (absent keys are cached too), and
+    its tree (`tree`, as of `head_height`)."""
 
-    def __init__(self, store: Store, cache_entries_max: int = STATE_CACHE_ENTRIES_MAX) -> None:
+    def __init__(self, store: Store, suite: CryptoSuite, head_height: int, cache_entries_max: int = STATE_CACHE_ENTRIES_MAX) -> None:
         self._store = store
         self._cache: dict[bytes, bytes | None] = {}
         self._cache_max = cache_entries_max
+        self.tree = StateTree(store.get, suite.hash, head_height=head_height)
 
     def get(self, key: bytes) -> bytes | None:
         value = self._cache.get(key, _MISSING)
@@ -61,10 +65,22 @@ class StateStore:
         deletes = [STATE_PREFIX + k for k, v in writes.items() if v is None]
         return puts, deletes
 
-    def applied(self, writes: Mapping[bytes, bytes | None]) -> None:
-        """Called by the ledger after the block's batch is durable: refresh the cache."""
+    def tree_update(self, height: int, writes: Mapping[bytes, bytes | None]) -> TreeUpdate:
+        """The state tree after block `height` (the head's + 1) applies `writes`. The first
+        block of a chain that had no tree (an upgraded one) builds it from the whole state."""
+        tree = self.tree
+        if tree.head_height < 0 or tree.head_has_tree:
+            return tree.update(height, writes, lambda k: self.get(k) is not None)
+        whole = dict(self.items())
+        whole.update(writes)
+        return tree.update(height, whole, lambda k: False, from_empty=True)
+
+    def applied(self, writes: Mapping[bytes, bytes | None], height: int, tree_update: TreeUpdate | None) -> None:
+        """Called by the ledger after block `height`'s batch is durable: refresh the cache
+        and move the tree's head."""
         for key, value in writes.items():
             self._remember(key, value)
+        self.tree.moved(height, tree_update)
 
     def items(self) -> list[tuple[bytes, bytes]]:
         """Every committed key and value, in key order (for tests and exports)."""

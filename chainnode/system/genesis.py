@@ -62,11 +62,14 @@ from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.protocol.jsonvalue import from_json, to_json
 from chainnode.protocol.merkle import merkle_root
 from chainnode.protocol.types import ZERO_HASH, Block, BlockHeader, sealer_set_hash
+from chainnode.protocol.versions import SOFTWARE_VERSION_NUMBER, header_version
 from chainnode.security.certs import MIGRATE_HINT, ROOTS_MAX, Certificate, CertificateError, load_certificates, verify_root
 from chainnode.store.files import read_bounded
 from chainnode.store.state import StateOverlay, next_state_root
+from chainnode.store.tree import tree_root
 from chainnode.system.governance import GovernanceError, check_params
 from chainnode.system.state import (
+    CONFIG_SPEC,
     ADMIN_PREFIX,
     CA_KEY,
     CHAIN_KEY,
@@ -84,6 +87,13 @@ from chainnode.system.state import (
 from contracts.engine import CallContext, Engine
 
 FORMAT = "chainnode-genesis/1"
+
+
+def new_chain_config(config: dict[str, int] | None) -> dict[str, int]:
+    """The config of a genesis made now: the rules of this release from block 0 (its
+    `compatibility_version`, so block headers carry the state tree's root) unless `config`
+    names others. A genesis without the key runs 0.2.0's rules: older chains keep theirs."""
+    return {"compatibility_version": SOFTWARE_VERSION_NUMBER, **(config or {})}
 GENESIS_CONTRACTS_MAX = 32
 GENESIS_DEPLOY_GAS = 1_000_000_000  # per contract: a genesis deploy is trusted, but still bounded
 GENESIS_BYTES_MAX = 4 << 20
@@ -182,6 +192,7 @@ class Genesis:
         """Block 0 and its state writes (commit both with `Ledger.commit_block`)."""
         suite = get_suite(self.suite)
         writes = self.state_writes()
+        version = header_version(self.config.get("compatibility_version", CONFIG_SPEC["compatibility_version"][2]))
         header = BlockHeader(
             parent_hash=ZERO_HASH,
             height=0,
@@ -190,9 +201,10 @@ class Genesis:
             sealer_set_hash=sealer_set_hash(suite, [n.entry.consensus_pub for n in self.sealers], [n.entry.weight for n in self.sealers]),
             tx_root=merkle_root([], suite.hash),
             receipt_root=merkle_root([], suite.hash),
-            state_root=next_state_root(suite, ZERO_HASH, writes),
+            state_root=tree_root(suite.hash, writes) if version >= 2 else next_state_root(suite, ZERO_HASH, writes),
             gas_used=0,
             tx_count=0,
+            version=version,
         )
         return Block(header, []), writes
 

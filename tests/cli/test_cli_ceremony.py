@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from chainnode.cli.main import main
 from chainnode.client import Account, Client
 from chainnode.node.ceremony import read_request
+from chainnode.protocol.versions import SOFTWARE_VERSION_NUMBER
 from chainnode.security.certs import read_chain_file
 from chainnode.system.genesis import load_genesis
 from devnet.bench import TOKEN
@@ -63,7 +64,7 @@ def test_four_members_make_a_chain_that_commits(tmp_path):
            "--governor", governor, "--config", "block_interval_min_ms=100", "--out", str(tmp_path / "genesis.json")]
     out = cli(*new).output
     assert "4 node(s), 1 root CA(s)" in out
-    assert load_genesis(tmp_path / "genesis.json").config == {"block_interval_min_ms": 100}
+    assert load_genesis(tmp_path / "genesis.json").config == {"block_interval_min_ms": 100, "compatibility_version": SOFTWARE_VERSION_NUMBER}
     assert "exists" in cli(*new, ok=False).output  # never overwritten by accident
 
     procs = []

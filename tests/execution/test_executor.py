@@ -8,7 +8,7 @@ from chainnode.crypto import get_suite
 from chainnode.execution.executor import Executor, InvalidBlock
 from chainnode.protocol.types import Block, BlockHeader, CommitCertificate, Transaction, commit_signing_bytes
 from chainnode.store.ledger import Ledger
-from chainnode.system.genesis import parse_genesis
+from chainnode.system.genesis import new_chain_config, parse_genesis
 from contracts.engine import Engine, contract_address
 
 SUITE = get_suite("sm")
@@ -35,7 +35,7 @@ def genesis():
         "format": "chainnode-genesis/1", "chain_id": "chain0", "group_id": "group0", "suite": "sm", "timestamp_ms": 0,
         "nodes": [{"name": f"n{i}", "role": "sealer", "consensus_pub": pub.hex(), "peer_id": f"p{i}"} for i, (_, pub) in enumerate(SEALERS)],
         "committee": [{"address": SUITE.address(SEALERS[0][1]).hex()}],
-        "config": {"tx_count_limit": 10},
+        "config": new_chain_config({"tx_count_limit": 10}),
     })
 
 
@@ -57,10 +57,10 @@ def run_block(ledger, executor, txs):
     height = ledger.head_height + 1
     hashes = executor.check_transactions(ledger.state, height, txs, is_committed=lambda h: ledger.get_transaction(h) is not None)
     done = executor.execute(ledger.state, ledger.head_header.state_root, height, 1000 * height, txs, hashes)
-    header = BlockHeader(ledger.head_hash, height, 1000 * height, 0, ledger.head_header.sealer_set_hash, done.tx_root, done.receipt_root, done.state_root, done.gas_used, len(txs))
+    header = BlockHeader(ledger.head_hash, height, 1000 * height, 0, ledger.head_header.sealer_set_hash, done.tx_root, done.receipt_root, done.state_root, done.gas_used, len(txs), version=done.header_version)
     block_hash = header.hash(SUITE)
     cert = CommitCertificate(height, block_hash, [(i, SUITE.sign(SEALERS[i][0], commit_signing_bytes(height, block_hash))) for i in range(3)])
-    ledger.commit_block(Block(header, txs), done.receipts, cert, done.writes)
+    ledger.commit_block(Block(header, txs), done.receipts, cert, done.writes, done.tree_update)
     return done
 
 

@@ -45,9 +45,9 @@ class Cluster:
             time.sleep(0.1)
         raise TimeoutError(f"node{i} still runs after {timeout_s} s")
 
-    def start_all(self) -> None:
+    def start_all(self, env: dict[str, str] | None = None) -> None:
         for i in range(len(self.layout)):
-            self.start(i)
+            self.start(i, env)
         for i in range(len(self.layout)):
             self.wait_rpc(i)
 

@@ -10,15 +10,18 @@ from importlib import metadata
 import pytest
 import trio
 
+from chainnode.client import ProofError, contract_state_key, system_state_key, verify_state_proof
 from chainnode.execution.chain import Chain
-from chainnode.protocol.codec import pack
+from chainnode.protocol.codec import pack, unpack
+from chainnode.protocol.hexstr import to_hex
 from chainnode.protocol.merkle import MerkleProof, verify_proof
 from chainnode.protocol.types import BlockHeader, CommitCertificate, Receipt, Transaction
+from chainnode.protocol.versions import SOFTWARE_VERSION
 from chainnode.rpc.headview import CallLimits, CallRunner
-from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, TIMED_OUT, Dispatcher, RpcError
+from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, NOT_FOUND, TIMED_OUT, Dispatcher, RpcError
 from chainnode.rpc.methods import ChainRpc
 from chainnode.txpool.pool import TxPool
-from tests.chain_fixtures import SOURCE, SUITE, USER, certify, open_chain
+from tests.chain_fixtures import GENESIS_0_2, SOURCE, SUITE, USER, certify, grow, open_chain
 
 
 @dataclass
@@ -280,10 +283,54 @@ async def test_groups_and_version(rpc):
     assert version["version"] == metadata.version("chainnode") and version["suite"] == "sm"
     assert version["python"].count(".") == 2 and version["nodeName"] == "node0"
     # What a rolling upgrade needs to see: the chain's rules, the wire protocol, the data format.
-    assert version["compatibilityVersion"] == "0.2.0" and version["protocolVersion"] == 3
+    assert version["compatibilityVersion"] == SOFTWARE_VERSION and version["protocolVersion"] == 3
     assert version["dataFormat"] == "chainnode-ledger/2" and version["nodeId"] == "12D3KooWtest"
     assert "group 'x' is not served here" in (await call("getClientVersion", "x", ""))["message"]
 
+
+
+async def test_state_proofs_of_contract_storage_and_system_state_verify_offline(rpc):
+    node, call = rpc
+    grow(node.chain, 2)  # two counters deployed: storage["n"] == 0 in each
+    sealers = [s.consensus_pub for s in node.chain.sealers()]
+    address = node.chain.ledger.get_receipt(node.chain.ledger.get_block_tx_hashes(2)[0]).contract_address
+    out = await call("getStateProof", "g", "", to_hex(address), "n")
+    assert out["blockNumber"] == 2 and out["header"]["version"] == 2
+    proven = verify_state_proof(out, contract_state_key(address, "n"), sealers, SUITE)
+    assert unpack(proven.value, max_bytes=64) == 0 and proven.block_number == 2
+    absent = await call("getStateProof", "g", "", to_hex(address), "no such key", 1)
+    assert absent["value"] is None and absent["blockNumber"] == 1
+    assert verify_state_proof(absent, contract_state_key(address, "no such key"), sealers, SUITE).value is None
+    nodes = await call("getStateProof", "g", "", "system", "nodes")
+    assert verify_state_proof(nodes, system_state_key("nodes"), sealers, SUITE).value is not None
+    raw = await call("getStateProof", "g", "", "raw", to_hex(system_state_key("committee")))
+    assert raw["stateKey"] == to_hex(system_state_key("committee"))
+    # The answer proves only the key it names, and only with the sealers that certified it.
+    with pytest.raises(ProofError, match="not the one asked for"):
+        verify_state_proof(out, contract_state_key(address, "m"), sealers, SUITE)
+    with pytest.raises(ProofError, match="does not verify against"):
+        verify_state_proof(out, contract_state_key(address, "n"), [SUITE.generate_keypair()[1] for _ in range(4)], SUITE)
+    lying = dict(out, value=to_hex(pack(7)))
+    with pytest.raises(ProofError, match="disagree"):
+        verify_state_proof(lying, contract_state_key(address, "n"), sealers, SUITE)
+    # Bad requests get a clear error, not a crash.
+    for params, message in [
+        (["0x12", "n"], "'address'"), ([to_hex(address), "0xzz"], "not hex"), (["system", 5], "'key' must be a string"),
+        (["raw", "0x"], "state keys are 1.."), ([to_hex(address), "n", 99], "not on this node"),
+        ([to_hex(address), {"a": [1, {"b": 1.5}]}], "'key'"),
+    ]:
+        err = await call("getStateProof", "g", "", *params)
+        assert "code" in err and message in err["message"], (params, err)
+
+
+async def test_a_chain_from_before_the_tree_says_its_blocks_prove_no_single_key(tmp_path):
+    chain = open_chain(tmp_path, GENESIS_0_2)
+    try:
+        _, call = serve(chain)
+        err = await call("getStateProof", "g", "", "system", "nodes")
+        assert err["code"] == NOT_FOUND and "predates the state tree" in err["message"]
+    finally:
+        chain.ledger.close()
 
 # ---- read-only calls beside block execution ------------------------------------------------
 

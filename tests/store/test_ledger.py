@@ -73,7 +73,7 @@ def test_blocks_that_do_not_fit_are_refused_and_change_nothing(tmp_path, sealers
     with Ledger.open(tmp_path, SUITE) as ledger:
         commit(ledger, sealers)
         good = next_block(ledger, [payment_tx(SUITE, *user)], {b"x": b"1"}, sealers)
-        block, receipts, cert, writes = good
+        block, receipts, cert, writes, _ = good
         with pytest.raises(ValueError, match="state root"):
             ledger.commit_block(block, receipts, cert, {b"x": b"2"})
         with pytest.raises(ValueError, match="receipts"):

@@ -13,7 +13,7 @@ from chainnode.cli.main import main
 from chainnode.protocol.versions import SOFTWARE_VERSION
 from chainnode.store.leveldb import FORMAT, FORMAT_KEY, StorageError, Store
 from chainnode.store.migrate import migrate, plan
-from tests.chain_fixtures import GENESIS, grow, open_chain
+from tests.chain_fixtures import GENESIS_0_2, grow, open_chain
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ledger-format1"
 
@@ -40,10 +40,10 @@ def test_migrate_upgrades_in_place_and_the_chain_goes_on(old_dir):
     migrate(old_dir)
     chain = open_chain(old_dir)
     try:
-        assert chain.height == 3 and chain.ledger.genesis_hash == GENESIS.hash()  # every block kept
+        assert chain.height == 3 and chain.ledger.genesis_hash == GENESIS_0_2.hash()  # every block kept
         assert chain.ledger.get_block(2) is not None and chain.ledger.get_certificate(3) is not None
-        grow(chain, 2)  # and it goes on from there
-        assert chain.height == 5
+        grow(chain, 2)  # and it goes on from there, under the rules it had (header version 1)
+        assert chain.height == 5 and chain.ledger.head_header.version == 1
         assert [v for v, _ in chain.ledger._store.versions()] == [SOFTWARE_VERSION]
     finally:
         chain.ledger.close()

@@ -1,0 +1,371 @@
+"""The state tree in LevelDB: a 16-ary sparse Merkle tree over the whole state, updated
+once per block in the block's one synced batch, with every height's tree kept until pruned.
+
+Hashing, shape and proofs are chainnode/protocol/stateproof.py's; why this tree and not
+another, docs/architecture.md ("The state tree"). Nodes are stored Jellyfish-style, under
+the height that wrote them and their position, never under their hash: a block writes only
+the nodes on the paths of its keys, every earlier height's tree stays readable (proofs at a
+past height), and a replaced node is recorded as stale at the height that replaced it, so
+pruning can delete exactly the nodes no kept height uses.
+
+    z:<depth:1><path:ceil(depth/2)><height:8>   a node at that position, written at that height:
+                                                leaf     pack([0, key, value])
+                                                internal pack([1, bitmap, hashes, heights, leaf mask])
+    x:<height:8>                                the root after that block: pack([hash, height, is leaf]) or pack(None)
+    y:<height:8>                                pack([node key, ...]): the nodes that block replaced
+
+A leaf keeps the key and the value (the state as of its height, for proofs and snapshots);
+`s:` keeps the latest values flat, for execution's one-read lookups (chainnode/store/state.py).
+
+An update never needs to read a leaf to change it: the flat state says whether the key
+existed, and an existing key's path always ends at its own leaf. Only an insertion that
+lands on another key's leaf reads that leaf, to push it down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+from chainnode.protocol.codec import pack, unpack
+from chainnode.protocol.stateproof import EMPTY_ROOT, INTERNAL_TAG, LEAF_TAG, HashFn, StateProof, leaf_hash, nibble
+
+NODE_PREFIX = b"z:"
+ROOT_PREFIX = b"x:"
+STALE_PREFIX = b"y:"
+NODE_CACHE_ENTRIES_MAX = 50_000  # decoded internal nodes (the top four levels alone are 4,369)
+NODE_RECORD_BYTES_MAX = 2 << 20  # a leaf holds a key and value within state.py's limits
+
+Ref = tuple  # (hash, height written, is leaf): how a parent points at a child
+Get = Callable[[bytes], "bytes | None"]
+
+
+def _h8(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+_NODE_DEPTH = [NODE_PREFIX + bytes((d,)) for d in range(65)]
+
+
+def node_key(depth: int, path: bytes, height: int) -> bytes:
+    return _NODE_DEPTH[depth] + path + _h8(height)
+
+
+def child_path(path: bytes, depth: int, nib: int) -> bytes:
+    return path[:-1] + bytes((path[-1] | nib,)) if depth & 1 else path + bytes((nib << 4,))
+
+
+def root_key(height: int) -> bytes:
+    return ROOT_PREFIX + _h8(height)
+
+
+def encode_ref(ref: Ref | None) -> bytes:
+    return pack(None if ref is None else list(ref))
+
+
+def decode_ref(raw: bytes) -> Ref | None:
+    f = unpack(raw, max_bytes=64)
+    return None if f is None else (f[0], f[1], f[2])
+
+
+def _decode_internal(raw: bytes) -> list:
+    _, bitmap, hashes, heights, leaves = unpack(raw, max_bytes=NODE_RECORD_BYTES_MAX)
+    children: list = [None] * 16
+    j = 0
+    while bitmap:
+        low = bitmap & -bitmap
+        children[low.bit_length() - 1] = (hashes[32 * j:32 * j + 32], heights[j], bool(leaves & low))
+        j += 1
+        bitmap ^= low
+    return children
+
+
+def _bitmap_and_hashes(children: list) -> tuple[int, list[bytes]]:
+    bitmap, bit, hashes = 0, 1, []
+    for c in children:
+        if c is not None:
+            bitmap |= bit
+            hashes.append(c[0])
+        bit <<= 1
+    return bitmap, hashes
+
+
+def _groups(entries: list, depth: int):
+    """Runs of entries (sorted by path) that share the nibble at `depth`."""
+    i, n = 0, len(entries)
+    shift = 0 if depth & 1 else 4
+    at = depth >> 1
+    while i < n:
+        nib = entries[i][0][at] >> shift & 15
+        j = i + 1
+        while j < n and entries[j][0][at] >> shift & 15 == nib:
+            j += 1
+        yield nib, entries[i:j]
+        i = j
+
+
+@dataclass
+class TreeUpdate:
+    """One block's change to the tree, not yet written: the ledger puts `batch_ops()` into
+    the block's batch and calls `StateTree.applied` once it is durable."""
+
+    height: int
+    parent: Ref | None
+    root_ref: Ref | None = None
+    nodes: dict[bytes, bytes] = field(default_factory=dict)  # node key -> record
+    decoded: dict[bytes, list] = field(default_factory=dict)  # internal node key -> children, for the cache
+    stale: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.height_key = _h8(self.height)
+
+    @property
+    def root(self) -> bytes:
+        return EMPTY_ROOT if self.root_ref is None else self.root_ref[0]
+
+    def batch_ops(self) -> list[tuple[bytes, bytes]]:
+        ops = list(self.nodes.items())
+        if self.stale:
+            ops.append((STALE_PREFIX + self.height_key, pack(self.stale)))
+        ops.append((root_key(self.height), encode_ref(self.root_ref)))
+        return ops
+
+
+class StateTree:
+    """The tree as of the head (`head_height`, `head_ref`), reading committed nodes
+    through `get` (the store's, or a snapshot's) and a bounded cache of internal nodes."""
+
+    def __init__(self, get: Get, h: HashFn, *, head_height: int = -1, cache_entries_max: int = NODE_CACHE_ENTRIES_MAX) -> None:
+        self._get = get
+        self._h = h
+        self._cache: dict[bytes, list] = {}
+        self._cache_max = cache_entries_max
+        self.head_height = head_height
+        self.head_ref: Ref | None = None
+        self.head_has_tree = False  # False for a chain whose head block predates the tree (header version 1)
+        if head_height >= 0:
+            raw = get(root_key(head_height))
+            self.head_has_tree = raw is not None
+            self.head_ref = decode_ref(raw) if raw is not None else None
+
+    @property
+    def root(self) -> bytes:
+        return EMPTY_ROOT if self.head_ref is None else self.head_ref[0]
+
+    # ---- updating -----------------------------------------------------------------------
+
+    def update(self, height: int, writes: Mapping[bytes, bytes | None], existed: Callable[[bytes], bool], *, from_empty: bool = False) -> TreeUpdate:
+        """The tree after applying `writes` (None deletes) to the head's as block `height`.
+
+        `existed(key)`: whether the key is in the head's state. `from_empty` starts from
+        an empty tree instead (the chain's first block with a tree: `writes` is then the
+        whole state)."""
+        assert height == self.head_height + 1, f"tree update for block {height} on a head at {self.head_height}"
+        h = self._h
+        parent = None if from_empty else self.head_ref
+        entries = sorted((h(k), k, v, (not from_empty) and existed(k)) for k, v in writes.items())
+        entries = [e for e in entries if e[2] is not None or e[3]]  # deleting an absent key changes nothing
+        u = TreeUpdate(height, parent)
+        u.root_ref = self._apply(parent, 0, b"", entries, u) if entries else parent
+        return u
+
+    def moved(self, height: int, u: TreeUpdate | None) -> None:
+        """Called once block `height` is durable, with its update (None: a block of header
+        version 1, which leaves no tree)."""
+        assert height == self.head_height + 1
+        if u is None:
+            self.head_height, self.head_ref, self.head_has_tree = height, None, False
+            return
+        assert u.height == height
+        cache = self._cache
+        for k in u.stale:
+            cache.pop(k, None)
+        for k, children in u.decoded.items():
+            self._remember(k, children)
+        self.head_height, self.head_ref, self.head_has_tree = u.height, u.root_ref, True
+
+    def _remember(self, k: bytes, children: list) -> None:
+        cache = self._cache
+        if len(cache) >= self._cache_max:
+            del cache[next(iter(cache))]  # oldest first
+        cache[k] = children
+
+    def _internal(self, k: bytes) -> list:
+        children = self._cache.get(k)
+        if children is None:
+            raw = self._get(k)
+            if raw is None:
+                raise KeyError(f"state tree node {k.hex()} is missing from the database")
+            children = _decode_internal(raw)
+            self._remember(k, children)
+        return children
+
+    def _apply(self, ref: Ref | None, depth: int, path: bytes, entries: list, u: TreeUpdate) -> Ref | None:
+        """The subtree at (depth, path), now `ref`, after `entries` (all on this path)."""
+        if ref is None:
+            return self._build(depth, path, entries, u)
+        k = node_key(depth, path, ref[1])
+        if ref[2]:  # a leaf
+            if len(entries) == 1 and entries[0][3]:  # its own key, changed or deleted in place
+                kh, key, value, _ = entries[0]
+                if value is not None and leaf_hash(self._h, kh, self._h(value)) == ref[0]:
+                    return ref  # written with the value it had
+                self._stale(k, u)
+                return None if value is None else self._put_leaf(depth, path, kh, key, value, u)
+            if not any(e[3] for e in entries):  # only new keys: the leaf is another key's, pushed down
+                leaf_key, leaf_value = unpack(self._get(k), max_bytes=NODE_RECORD_BYTES_MAX)[1:]
+                entries = sorted(entries + [(self._h(leaf_key), leaf_key, leaf_value, True)])
+            self._stale(k, u)
+            return self._build(depth, path, entries, u)
+        old = self._internal(k)
+        children = list(old)
+        for nib, group in _groups(entries, depth):
+            children[nib] = self._apply(children[nib], depth + 1, child_path(path, depth, nib), group, u)
+        if children == old:
+            return ref
+        self._stale(k, u)
+        return self._internal_node(depth, path, children, u)
+
+    def _build(self, depth: int, path: bytes, entries: list, u: TreeUpdate) -> Ref | None:
+        """A subtree of exactly the live entries, where there was nothing."""
+        live = [e for e in entries if e[2] is not None]
+        if not live:
+            return None
+        if len(live) == 1:
+            kh, key, value, _ = live[0]
+            return self._put_leaf(depth, path, kh, key, value, u)
+        children: list = [None] * 16
+        for nib, group in _groups(live, depth):
+            children[nib] = self._build(depth + 1, child_path(path, depth, nib), group, u)
+        return self._put_internal(depth, path, children, u)
+
+    def _internal_node(self, depth: int, path: bytes, children: list, u: TreeUpdate) -> Ref | None:
+        """The node for changed `children`: nothing, a lone leaf moved up, or an internal node."""
+        present = [i for i in range(16) if children[i] is not None]
+        if not present:
+            return None
+        if len(present) == 1 and children[present[0]][2]:
+            nib = present[0]
+            leaf = children[nib]
+            k = node_key(depth + 1, child_path(path, depth, nib), leaf[1])
+            record = u.nodes.pop(k, None)
+            if record is None:  # written by an earlier block
+                record = self._get(k)
+                self._stale(k, u)
+            u.nodes[node_key(depth, path, u.height)] = record
+            return (leaf[0], u.height, True)
+        return self._put_internal(depth, path, children, u)
+
+    def _put_leaf(self, depth: int, path: bytes, kh: bytes, key: bytes, value: bytes, u: TreeUpdate) -> Ref:
+        h = self._h
+        u.nodes[_NODE_DEPTH[depth] + path + u.height_key] = pack([0, key, value])
+        return (h(LEAF_TAG + kh + h(value)), u.height, True)
+
+    def _put_internal(self, depth: int, path: bytes, children: list, u: TreeUpdate) -> Ref:
+        # One pass makes both the record and the hash: this runs for every node on every
+        # changed path, the tree's hottest code.
+        bitmap = leaves = 0
+        bit = 1
+        hashes, heights = [], []
+        for c in children:
+            if c is not None:
+                bitmap |= bit
+                hashes.append(c[0])
+                heights.append(c[1])
+                if c[2]:
+                    leaves |= bit
+            bit <<= 1
+        joined = b"".join(hashes)
+        k = _NODE_DEPTH[depth] + path + u.height_key
+        u.nodes[k] = pack([1, bitmap, joined, heights, leaves])
+        u.decoded[k] = children
+        return (self._h(INTERNAL_TAG + bitmap.to_bytes(2, "big") + joined), u.height, False)
+
+    @staticmethod
+    def _stale(k: bytes, u: TreeUpdate) -> None:
+        if k in u.nodes:  # written by this same update: it was never durable
+            del u.nodes[k]
+            u.decoded.pop(k, None)
+        else:
+            u.stale.append(k)
+
+    # ---- pruning ------------------------------------------------------------------------
+
+    def prune_ops(self, keep_from: int, pruned_through: int, heights_max: int) -> tuple[list[bytes], int]:
+        """The deletes that drop the trees of heights below `keep_from`, continuing from
+        `pruned_through` (the last height whose stale list was deleted), at most
+        `heights_max` heights at a time; and the new `pruned_through`.
+
+        A node on the stale list of height s is used only by the trees of heights below s,
+        so once s <= keep_from it is deleted, with the list and the root of height s - 1."""
+        deletes: list[bytes] = []
+        s = pruned_through + 1
+        last = min(keep_from, pruned_through + heights_max)
+        while s <= last:
+            listed = STALE_PREFIX + _h8(s)
+            raw = self._get(listed)
+            if raw is not None:
+                deletes += unpack(raw, max_bytes=64 << 20)
+                deletes.append(listed)
+            deletes.append(root_key(s - 1))
+            s += 1
+        return deletes, s - 1
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def prove(self, suite_name: str, key: bytes, root_ref: Ref | None, get: Get | None = None) -> StateProof:
+        """A proof of `key`'s value, or absence, in the tree whose root is `root_ref`
+        (read from `get`: a snapshot's, for a consistent view of a past height)."""
+        get = get or self._get
+        h = self._h
+        path = h(key)
+        steps = []
+        ref, depth, node_path = root_ref, 0, b""
+        value = other = None
+        while ref is not None:
+            k = node_key(depth, node_path, ref[1])
+            if ref[2]:
+                leaf_key, leaf_value = unpack(get(k), max_bytes=NODE_RECORD_BYTES_MAX)[1:]
+                if leaf_key == key:
+                    value = leaf_value
+                else:
+                    other = (h(leaf_key), h(leaf_value))
+                break
+            raw = self._cache.get(k) if get is self._get else None
+            children = raw if raw is not None else _decode_internal(get(k))
+            nib = nibble(path, depth)
+            bitmap, _ = _bitmap_and_hashes(children)
+            steps.append((bitmap, tuple(c[0] for i, c in enumerate(children) if c is not None and i != nib)))
+            ref = children[nib]
+            node_path = child_path(node_path, depth, nib)
+            depth += 1
+        return StateProof(suite_name, key, value, tuple(steps), other)
+
+    def walk(self, root_ref: Ref | None, get: Get | None = None) -> Iterable[tuple[bytes, Ref, bytes]]:
+        """(node key, ref, record) of every node of the tree under `root_ref`, depth first in
+        path order; KeyError names a node that is missing."""
+        get = get or self._get
+        stack = [] if root_ref is None else [(root_ref, 0, b"")]
+        while stack:
+            ref, depth, node_path = stack.pop()
+            k = node_key(depth, node_path, ref[1])
+            raw = get(k)
+            if raw is None:
+                raise KeyError(f"state tree node {k.hex()} is missing from the database")
+            yield k, ref, raw
+            if not ref[2]:
+                children = _decode_internal(raw)
+                stack += [(children[nib], depth + 1, child_path(node_path, depth, nib)) for nib in range(15, -1, -1) if children[nib] is not None]
+
+    def items(self, root_ref: Ref | None, get: Get | None = None) -> Iterable[tuple[bytes, bytes]]:
+        """Every key and value in the tree under `root_ref`, in path order."""
+        for _, ref, raw in self.walk(root_ref, get):
+            if ref[2]:
+                _, key, value = unpack(raw, max_bytes=NODE_RECORD_BYTES_MAX)
+                yield key, value
+
+
+def tree_root(h: HashFn, items: Mapping[bytes, bytes]) -> bytes:
+    """The root of a tree holding exactly `items` (genesis, and checks), computed in memory."""
+    tree = StateTree(lambda k: None, h)
+    return tree.update(0, items, lambda k: False, from_empty=True).root
