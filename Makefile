@@ -14,7 +14,7 @@ $(PY):
 # and needs a C compiler and the Python headers: installed here (Debian/Ubuntu) if missing.
 # Without them the engine still works, on its slower Python reference, and the test
 # tests/contracts/test_speedups.py::test_the_accelerator_is_built says what to do.
-$(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c
+$(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c chainnode/store/_treespeed.c
 	@$(PY) -c "$$HAVE_BUILD_TOOLS" || $(MAKE) --no-print-directory build-tools
 	@command -v openssl >/dev/null || $(MAKE) --no-print-directory openssl-tool
 	@command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || $(MAKE) --no-print-directory iproute2

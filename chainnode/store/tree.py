@@ -24,16 +24,35 @@ lands on another key's leaf reads that leaf, to push it down.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from itertools import islice
+from typing import Any, Callable, Iterable, Mapping
 
-from chainnode.protocol.codec import pack, unpack
+import msgpack
+
+from chainnode.crypto import CryptoUnavailable
+from chainnode.crypto.libcrypto import load_libcrypto
+from chainnode.protocol.codec import DecodeError, pack, unpack
 from chainnode.protocol.stateproof import EMPTY_ROOT, INTERNAL_TAG, LEAF_TAG, HashFn, StateProof, leaf_hash, nibble
+
+# The C accelerator of `StateTree.update` (chainnode/store/_treespeed.c): the same result,
+# node for node and byte for byte, as the Python code here, which stays the reference and
+# runs whenever the extension is not built (no C compiler at install) or
+# CHAINNODE_PURE_PYTHON=1 is set, as for the contract engine's (contracts/engine/accelerator.py).
+treespeed: Any = None
+if os.environ.get("CHAINNODE_PURE_PYTHON") != "1":
+    try:
+        import chainnode.store._treespeed as treespeed
+    except ImportError:  # pragma: no cover - depends on the install
+        treespeed = None
 
 NODE_PREFIX = b"z:"
 ROOT_PREFIX = b"x:"
 STALE_PREFIX = b"y:"
-NODE_CACHE_ENTRIES_MAX = 50_000  # decoded internal nodes (the top four levels alone are 4,369)
+NODE_CACHE_ENTRIES_MAX = 50_000  # internal nodes' records (the top four levels alone are 4,369)
 NODE_RECORD_BYTES_MAX = 2 << 20  # a leaf holds a key and value within state.py's limits
 
 Ref = tuple  # (hash, height written, is leaf): how a parent points at a child
@@ -49,6 +68,12 @@ _NODE_DEPTH = [NODE_PREFIX + bytes((d,)) for d in range(65)]
 
 def node_key(depth: int, path: bytes, height: int) -> bytes:
     return _NODE_DEPTH[depth] + path + _h8(height)
+
+
+def path_prefix(path: bytes, depth: int) -> bytes:
+    """The path of the node `depth` nibbles deep on the way to `path`."""
+    whole = path[:depth >> 1]
+    return whole + bytes((path[depth >> 1] & 0xF0,)) if depth & 1 else whole
 
 
 def child_path(path: bytes, depth: int, nib: int) -> bytes:
@@ -68,8 +93,33 @@ def decode_ref(raw: bytes) -> Ref | None:
     return None if f is None else (f[0], f[1], f[2])
 
 
-def _decode_internal(raw: bytes) -> list:
-    _, bitmap, hashes, heights, leaves = unpack(raw, max_bytes=NODE_RECORD_BYTES_MAX)
+def _load(get: Get, k: bytes) -> bytes:
+    raw = get(k)
+    if raw is None:
+        raise KeyError(f"state tree node {k.hex()} is missing from the database")
+    return raw
+
+
+def decode_internal(raw: bytes) -> list:
+    """The 16 children (a ref or None) of an internal node's record."""
+    f = unpack(raw, max_bytes=NODE_RECORD_BYTES_MAX)
+    if type(f) is not list or len(f) != 5 or type(f[0]) is not int or f[0] != 1:
+        raise DecodeError("state tree node: not an internal node's record")
+    _, bitmap, hashes, heights, leaves = f
+    if not (type(bitmap) is int and 0 < bitmap <= 0xFFFF and type(leaves) is int and 0 <= leaves and not leaves & ~bitmap
+            and type(hashes) is bytes and type(heights) is list and len(hashes) == 32 * len(heights) == 32 * bitmap.bit_count()
+            and all(type(h) is int and h >= 0 for h in heights)):
+        raise DecodeError("state tree node: an internal node's bitmap, hashes, heights and leaf mask disagree")
+    return _children(bitmap, hashes, heights, leaves)
+
+
+def _cached_children(record: bytes) -> list:
+    """decode_internal of a record from the node cache, which holds only records this tree
+    wrote or decode_internal read: without the checks again."""
+    return _children(*msgpack.unpackb(record)[1:])
+
+
+def _children(bitmap: int, hashes: bytes, heights: list, leaves: int) -> list:
     children: list = [None] * 16
     j = 0
     while bitmap:
@@ -78,6 +128,55 @@ def _decode_internal(raw: bytes) -> list:
         j += 1
         bitmap ^= low
     return children
+
+
+def _leaf_fields(raw: bytes) -> tuple[bytes, bytes]:
+    """The key and value of a leaf's record."""
+    f = unpack(raw, max_bytes=NODE_RECORD_BYTES_MAX)
+    if type(f) is not list or len(f) != 3 or type(f[0]) is not int or f[0] != 0 or type(f[1]) is not bytes or type(f[2]) is not bytes:
+        raise DecodeError("state tree node: not a leaf's record")
+    return f[1], f[2]
+
+
+def _trim(cache: dict, size: int) -> None:
+    """Drop the oldest entries of `cache` until at most `size` are left, in one pass: each
+    `next(iter(cache))` walks over the slots deleted before it, so dropping one entry at a
+    time costs O(n) per entry once the cache is full."""
+    excess = len(cache) - size
+    if excess > 0:
+        for k in list(islice(cache, excess)):
+            del cache[k]
+
+
+@functools.cache
+def _accelerator_digests() -> dict[bytes, int]:
+    """H(b"abc") -> the address of libcrypto's EVP_MD for H, for the hashes the accelerator
+    can compute; configures it on first use (empty when libcrypto cannot be loaded)."""
+    try:
+        lib = load_libcrypto()
+        address = {name: ctypes.cast(lib[name], ctypes.c_void_p).value for name in (
+            "EVP_MD_fetch", "EVP_MD_CTX_new", "EVP_MD_CTX_free", "EVP_DigestInit_ex", "EVP_DigestUpdate", "EVP_DigestFinal_ex")}
+    except (CryptoUnavailable, AttributeError):
+        return {}
+    # Fetched once, not EVP_sm3(): initialising a digest with a fetched EVP_MD skips the
+    # provider lookup that a legacy one costs on every hash. Held for the process's life.
+    fetch = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)(address["EVP_MD_fetch"])
+    mds = tuple(md for md in (fetch(None, b"SM3", None), fetch(None, b"SHA256", None)) if md)
+    if not mds:
+        return {}
+    treespeed.configure(address["EVP_MD_CTX_new"], address["EVP_MD_CTX_free"], address["EVP_DigestInit_ex"],
+                        address["EVP_DigestUpdate"], address["EVP_DigestFinal_ex"], mds,
+                        decode_internal, _leaf_fields, NODE_RECORD_BYTES_MAX)
+    return {treespeed.digest(md, b"abc"): md for md in mds}
+
+
+def _accelerator_digest(h: HashFn) -> int | None:
+    """The EVP_MD the accelerator computes `h` with, or None: the Python code runs."""
+    if treespeed is None:
+        return None
+    md = _accelerator_digests().get(h(b"abc"))
+    probe = bytes(range(256)) * 3  # and one of several blocks, to be sure
+    return md if md is not None and treespeed.digest(md, probe) == h(probe) else None
 
 
 def _bitmap_and_hashes(children: list) -> tuple[int, list[bytes]]:
@@ -113,7 +212,7 @@ class TreeUpdate:
     parent: Ref | None
     root_ref: Ref | None = None
     nodes: dict[bytes, bytes] = field(default_factory=dict)  # node key -> record
-    decoded: dict[bytes, list] = field(default_factory=dict)  # internal node key -> children, for the cache
+    internal: dict[bytes, bytes] = field(default_factory=dict)  # the internal nodes of `nodes`, for the cache
     stale: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -133,13 +232,25 @@ class TreeUpdate:
 
 class StateTree:
     """The tree as of the head (`head_height`, `head_ref`), reading committed nodes
-    through `get` (the store's, or a snapshot's) and a bounded cache of internal nodes."""
+    through `get` (the store's, or a snapshot's) and a bounded cache of internal nodes.
 
-    def __init__(self, get: Get, h: HashFn, *, head_height: int = -1, cache_entries_max: int = NODE_CACHE_ENTRIES_MAX) -> None:
+    The cache holds records, not decoded children: a record is one bytes object the
+    collector never visits, where 16 children are a list of up to 16 tuples of bytes and
+    ints (~2 KB, ~50 objects): at 100,000 accounts the cache holds the whole tree's ~40,000
+    internal nodes, which as lists cost ~45 ms in every full collection and made a block's
+    update wait on memory more than on hashing.
+
+    `update` runs on the C accelerator when it is built and computes `h` (SM3 or SHA-256),
+    unless `accelerate` is False (the tests compare the two)."""
+
+    def __init__(self, get: Get, h: HashFn, *, head_height: int = -1, cache_entries_max: int = NODE_CACHE_ENTRIES_MAX,
+                 accelerate: bool = True) -> None:
+        assert cache_entries_max >= 1, "the node cache holds at least one node"
         self._get = get
         self._h = h
-        self._cache: dict[bytes, list] = {}
+        self._cache: dict[bytes, bytes] = {}  # internal node key -> record, oldest first
         self._cache_max = cache_entries_max
+        self._md = _accelerator_digest(h) if accelerate else None  # the accelerator's EVP_MD for h, or None
         self.head_height = head_height
         self.head_ref: Ref | None = None
         self.head_has_tree = False  # False for a chain whose head block predates the tree (header version 1)
@@ -152,6 +263,11 @@ class StateTree:
     def root(self) -> bytes:
         return EMPTY_ROOT if self.head_ref is None else self.head_ref[0]
 
+    @property
+    def accelerated(self) -> bool:
+        """Whether `update` runs on the C accelerator."""
+        return self._md is not None
+
     # ---- updating -----------------------------------------------------------------------
 
     def update(self, height: int, writes: Mapping[bytes, bytes | None], existed: Callable[[bytes], bool], *, from_empty: bool = False) -> TreeUpdate:
@@ -163,9 +279,15 @@ class StateTree:
         assert height == self.head_height + 1, f"tree update for block {height} on a head at {self.head_height}"
         h = self._h
         parent = None if from_empty else self.head_ref
+        u = TreeUpdate(height, parent)
+        if self._md is not None:
+            done = treespeed.update(parent, writes, None if from_empty else existed, height,
+                                    self._get, self._cache, self._cache_max, self._md)
+            if done is not NotImplemented:  # it leaves keys or values that are not bytes to the reference
+                u.root_ref, u.nodes, u.internal, u.stale = done
+                return u
         entries = sorted((h(k), k, v, (not from_empty) and existed(k)) for k, v in writes.items())
         entries = [e for e in entries if e[2] is not None or e[3]]  # deleting an absent key changes nothing
-        u = TreeUpdate(height, parent)
         u.root_ref = self._apply(parent, 0, b"", entries, u) if entries else parent
         return u
 
@@ -180,24 +302,23 @@ class StateTree:
         cache = self._cache
         for k in u.stale:
             cache.pop(k, None)
-        for k, children in u.decoded.items():
-            self._remember(k, children)
+        cache.update(u.internal)
+        _trim(cache, self._cache_max)  # oldest first
         self.head_height, self.head_ref, self.head_has_tree = u.height, u.root_ref, True
 
-    def _remember(self, k: bytes, children: list) -> None:
+    def _remember(self, k: bytes, record: bytes) -> None:
         cache = self._cache
         if len(cache) >= self._cache_max:
-            del cache[next(iter(cache))]  # oldest first
-        cache[k] = children
+            _trim(cache, self._cache_max - 1 - self._cache_max // 8)  # the oldest eighth at once
+        cache[k] = record
 
     def _internal(self, k: bytes) -> list:
-        children = self._cache.get(k)
-        if children is None:
-            raw = self._get(k)
-            if raw is None:
-                raise KeyError(f"state tree node {k.hex()} is missing from the database")
-            children = _decode_internal(raw)
-            self._remember(k, children)
+        record = self._cache.get(k)
+        if record is not None:
+            return _cached_children(record)
+        raw = _load(self._get, k)
+        children = decode_internal(raw)
+        self._remember(k, bytes(raw))
         return children
 
     def _apply(self, ref: Ref | None, depth: int, path: bytes, entries: list, u: TreeUpdate) -> Ref | None:
@@ -208,12 +329,16 @@ class StateTree:
         if ref[2]:  # a leaf
             if len(entries) == 1 and entries[0][3]:  # its own key, changed or deleted in place
                 kh, key, value, _ = entries[0]
-                if value is not None and leaf_hash(self._h, kh, self._h(value)) == ref[0]:
+                if value is None:
+                    self._stale(k, u)
+                    return None
+                hashed = leaf_hash(self._h, kh, self._h(value))
+                if hashed == ref[0]:
                     return ref  # written with the value it had
                 self._stale(k, u)
-                return None if value is None else self._put_leaf(depth, path, kh, key, value, u)
+                return self._put_leaf(depth, path, kh, key, value, u, hashed)
             if not any(e[3] for e in entries):  # only new keys: the leaf is another key's, pushed down
-                leaf_key, leaf_value = unpack(self._get(k), max_bytes=NODE_RECORD_BYTES_MAX)[1:]
+                leaf_key, leaf_value = _leaf_fields(_load(self._get, k))
                 entries = sorted(entries + [(self._h(leaf_key), leaf_key, leaf_value, True)])
             self._stale(k, u)
             return self._build(depth, path, entries, u)
@@ -250,16 +375,17 @@ class StateTree:
             k = node_key(depth + 1, child_path(path, depth, nib), leaf[1])
             record = u.nodes.pop(k, None)
             if record is None:  # written by an earlier block
-                record = self._get(k)
+                record = _load(self._get, k)
                 self._stale(k, u)
             u.nodes[node_key(depth, path, u.height)] = record
             return (leaf[0], u.height, True)
         return self._put_internal(depth, path, children, u)
 
-    def _put_leaf(self, depth: int, path: bytes, kh: bytes, key: bytes, value: bytes, u: TreeUpdate) -> Ref:
+    def _put_leaf(self, depth: int, path: bytes, kh: bytes, key: bytes, value: bytes, u: TreeUpdate, hashed: bytes | None = None) -> Ref:
+        """`hashed`: the leaf's hash, when the caller computed it already."""
         h = self._h
         u.nodes[_NODE_DEPTH[depth] + path + u.height_key] = pack([0, key, value])
-        return (h(LEAF_TAG + kh + h(value)), u.height, True)
+        return (hashed or h(LEAF_TAG + kh + h(value)), u.height, True)
 
     def _put_internal(self, depth: int, path: bytes, children: list, u: TreeUpdate) -> Ref:
         # One pass makes both the record and the hash: this runs for every node on every
@@ -277,15 +403,14 @@ class StateTree:
             bit <<= 1
         joined = b"".join(hashes)
         k = _NODE_DEPTH[depth] + path + u.height_key
-        u.nodes[k] = pack([1, bitmap, joined, heights, leaves])
-        u.decoded[k] = children
+        u.nodes[k] = u.internal[k] = pack([1, bitmap, joined, heights, leaves])
         return (self._h(INTERNAL_TAG + bitmap.to_bytes(2, "big") + joined), u.height, False)
 
     @staticmethod
     def _stale(k: bytes, u: TreeUpdate) -> None:
         if k in u.nodes:  # written by this same update: it was never durable
             del u.nodes[k]
-            u.decoded.pop(k, None)
+            u.internal.pop(k, None)
         else:
             u.stale.append(k)
 
@@ -331,8 +456,8 @@ class StateTree:
                 else:
                     other = (h(leaf_key), h(leaf_value))
                 break
-            raw = self._cache.get(k) if get is self._get else None
-            children = raw if raw is not None else _decode_internal(get(k))
+            record = self._cache.get(k) if get is self._get else None
+            children = _cached_children(record) if record is not None else decode_internal(get(k))
             nib = nibble(path, depth)
             bitmap, _ = _bitmap_and_hashes(children)
             steps.append((bitmap, tuple(c[0] for i, c in enumerate(children) if c is not None and i != nib)))
@@ -354,7 +479,7 @@ class StateTree:
                 raise KeyError(f"state tree node {k.hex()} is missing from the database")
             yield k, ref, raw
             if not ref[2]:
-                children = _decode_internal(raw)
+                children = decode_internal(raw)
                 stack += [(children[nib], depth + 1, child_path(node_path, depth, nib)) for nib in range(15, -1, -1) if children[nib] is not None]
 
     def items(self, root_ref: Ref | None, get: Get | None = None) -> Iterable[tuple[bytes, bytes]]:

@@ -5,8 +5,7 @@ against the root, and no proof verifies a wrong value or survives a changed byte
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from chainnode.crypto import get_suite
 from chainnode.protocol.codec import DecodeError, unpack
@@ -165,3 +164,4 @@ def test_old_states_are_pruned_exactly_and_a_pruned_height_says_what_is_kept(tmp
             ledger.state_proof(b"k5", h).verify(SUITE, ledger.get_header(h).state_root)
         with pytest.raises(StateNotKept, match=f"pruned on this node; it keeps the state from block {kept[0]} on"):
             ledger.state_proof(b"k5", kept[0] - 1)
+
