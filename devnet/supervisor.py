@@ -157,12 +157,13 @@ class Devnet:
     def pid(self, name: str) -> int | None:
         return running_pid(self.node(name).folder)
 
-    def start(self, name: str, env: dict[str, str] | None = None) -> None:
-        """Start the node's process (with `env` added to this one's environment)."""
+    def start(self, name: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        """Start the node's process (with `env` added to this one's environment, and `args`
+        after `chainnode start --config ...`, e.g. ("--sync", "snapshot"))."""
         node = self.node(name)
         if self.pid(name) is not None:
             return
-        argv = [CHAINNODE, "start", "--config", str(node.config)]
+        argv = [CHAINNODE, "start", "--config", str(node.config), *args]
         if self.bind_nodes:
             # The kernel's parent-death signal fires when the *thread* that forked exits, and
             # a worker thread (trio.to_thread's) exits when idle: only the main thread lives

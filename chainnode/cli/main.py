@@ -229,7 +229,10 @@ def _write_request(key_path: Path, out: Path, *, name: str | None, org: str | No
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="Override node.toml's [log] format; json: one JSON object per line (for journald and jq).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="Override node.toml's [log] level.")
-def start(config_path: str, log_format: str | None, log_level: str | None) -> None:
+@click.option("--sync", "sync_mode", type=click.Choice(["full", "snapshot"]), default="full", show_default=True,
+              help="How a new node catches up: replay every block from genesis (full), or fetch the state at a peer's "
+                   "certified head, each piece proven, and follow blocks from there (snapshot).")
+def start(config_path: str, log_format: str | None, log_level: str | None, sync_mode: str) -> None:
     """Run the node in the foreground until SIGTERM or Ctrl-C (then exit status 0).
 
     Exit status 78: a refusal a restart cannot fix (config, genesis, key, password, data
@@ -291,7 +294,7 @@ def start(config_path: str, log_format: str | None, log_level: str | None) -> No
             except NetworkError as exc:
                 raise StartRefused(f"{exc}; is [network] listen an address of this machine (and is its network up)?",
                                    exit_status(exc, starting=True)) from None
-            node = Node(config, genesis, key)
+            node = Node(config, genesis, key, sync=sync_mode)
         except StartRefused:
             raise
         except Exception as exc:

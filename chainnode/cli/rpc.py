@@ -601,7 +601,10 @@ def state_cmd(address: str, key: str, block_number: int | None, proof: bool, rpc
     from chainnode.protocol.codec import DecodeError, unpack
 
     if address == "system":
-        state_key, key_param = system_state_key(key), key
+        try:
+            state_key, key_param = system_state_key(key), key
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="KEY") from None
     elif address == "raw":
         state_key = parse_hex_arg(key, "KEY")
         key_param = to_hex(state_key)

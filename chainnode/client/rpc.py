@@ -33,7 +33,7 @@ from chainnode.protocol.codec import pack, unpack
 from chainnode.protocol.hexstr import parse_hex, to_hex
 from chainnode.protocol.types import BlockHeader, Receipt, Transaction, sealer_set_hash
 from chainnode.security.certs import CertChain, Certificate
-from chainnode.system.state import SEALER_SETS_PREFIX, read_sealer_set
+from chainnode.system.state import NODES_KEY, PENDING_NODES_KEY, sealers_at
 
 log = logging.getLogger("chainnode.client")
 
@@ -405,9 +405,10 @@ class Client:
         self, sealer_pubs: list[bytes], sealer_weights: list[int] | None, to_height: int, *, suite: CryptoSuite | None = None,
     ) -> tuple[list[bytes], list[int]]:
         """The sealer set that certifies block `to_height`, trusting only `sealer_pubs` (e.g.
-        the genesis file's) and proofs: each later set is proven from the state of a block
-        the set before it certified (system state sys/sset/<hash>: every set by the hash
-        headers carry). The node is asked for headers, never trusted for them."""
+        the genesis file's) and proofs: each later set is proven from the state of the last
+        block the set before it certified, which schedules it (sys/nodes and
+        sys/nodes_pending: the set of block h is the state after h - 1's, as every node
+        computes it). The node is asked for headers, never trusted for them."""
         suite = suite or await self.suite()
         pubs, weights = list(sealer_pubs), list(sealer_weights or [1] * len(sealer_pubs))
         low = 0  # a height whose header names the trusted set, or genesis
@@ -424,12 +425,21 @@ class Client:
                     lo = mid
                 else:
                     hi = mid
+            if hi == 1:  # no change is in force before block 3: block 1 is the genesis set's
+                raise ProofError("block 1 was certified by another sealer set than the one given: it is not this chain's genesis set "
+                                 "(take the sealers from its genesis file)")
             changed = await self._header(hi)
-            key = SEALER_SETS_PREFIX + changed.sealer_set_hash
-            proven = await self.get_verified_state(key, pubs, block_number=hi - 1, suite=suite, sealer_weights=weights)
-            found = read_sealer_set({key: proven.value} if proven.value is not None else {}, changed.sealer_set_hash)
-            if found is None:
-                raise ProofError(f"block {hi} names sealer set 0x{changed.sealer_set_hash.hex()}, which the state after block {hi - 1} does not hold")
+            # sys/sset/<hash> cannot serve: block hi itself writes its set there, in a state
+            # only the new set certifies. The state after hi - 1 holds the schedule.
+            schedule: dict[bytes, bytes] = {}
+            for key in (NODES_KEY, PENDING_NODES_KEY):
+                proven = await self.get_verified_state(key, pubs, block_number=hi - 1, suite=suite, sealer_weights=weights)
+                if proven.value is not None:
+                    schedule[key] = proven.value
+            sealers = sealers_at(schedule, hi)
+            found = [s.consensus_pub for s in sealers], [s.weight for s in sealers]
+            if not sealers or sealer_set_hash(suite, *found) != changed.sealer_set_hash:
+                raise ProofError(f"block {hi} names sealer set 0x{changed.sealer_set_hash.hex()}, not the one the state after block {hi - 1} schedules for it")
             pubs, weights = found
             low = hi
 

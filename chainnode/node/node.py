@@ -23,12 +23,15 @@ from typing import Any, Callable
 import trio
 
 from chainnode.blocksync.reactor import CHANNEL_STATUS, BlockSyncReactor
+from chainnode.blocksync.snapshot import SNAPSHOT_PROTOCOL, SnapshotError, SnapshotServer, SnapshotSyncer
+from chainnode.blocksync.syncer import FetchFailed
 from chainnode.crypto import get_suite
 from chainnode.execution.chain import Chain
 from chainnode.execution.executor import Executor, refusal
-from chainnode.network import Network, NetworkLimits, PeerInfo
+from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.network.reachability import Reachability
+from chainnode.node.admin import AdminServer
 from chainnode.node.config import NodeConfig, is_loopback
 from chainnode.node.init import InitError, open_chain_ledger
 from chainnode.pbft.driver import CHANNEL_PBFT, PbftDriver
@@ -55,6 +58,8 @@ log = logging.getLogger("chainnode.node")
 
 # A sealer gives consensus a moment to commit what peers announce before syncing it.
 SYNC_GRACE_MS = 500
+# How long a node started with --sync snapshot waits for a peer to offer one.
+SNAPSHOT_WAIT_S = 60
 TXJOURNAL_FILE = "txpool.journal"
 
 
@@ -76,7 +81,9 @@ def _too_old(compatibility_version: int, height: int) -> str:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, genesis: Genesis, key: KeyPair) -> None:
+    def __init__(self, config: NodeConfig, genesis: Genesis, key: KeyPair, *, sync: str = "full") -> None:
+        """`sync`: "snapshot" starts a new node from the state at a peer's certified head
+        (chainnode/blocksync/snapshot.py), "full" replays every block from genesis."""
         if not __debug__:  # -O strips asserts, and the node's invariants are asserts (DESIGN rule 7)
             raise NodeError("this Python runs with -O or PYTHONOPTIMIZE set, which strips the node's safety checks; "
                             "start the node without them")
@@ -93,9 +100,14 @@ class Node:
         except InitError as exc:
             raise NodeError(str(exc)) from None
         too_old = _too_old(read_config(ledger.state, "compatibility_version"), ledger.head_height)
+        pending = ledger.snapshot_pending
+        if pending is not None and sync != "snapshot":
+            too_old = too_old or (f"{config.data_dir} holds a snapshot sync of block {pending} that has not finished: start with "
+                                  "--sync snapshot to finish it, or empty the data directory (chainnode init) to replay from genesis")
         if too_old:
             ledger.close()
             raise NodeError(too_old)
+        self.sync_mode = sync
         self.chain = Chain(ledger, Executor(suite, Engine(suite), genesis.chain_id, genesis.group_id))
         self._too_old = trio.Event()  # set when a committed block raised compatibility_version past ours
         self._too_old_message = ""
@@ -186,6 +198,9 @@ class Node:
         )
         self.blocksync = BlockSyncReactor(self.chain, self.network, apply=self.pbft.apply_synced, blocks_per_request=limits.sync_blocks_per_request_max)
         self.syncer = self.blocksync.syncer
+        self.snapshots = SnapshotServer(ledger, response_bytes_max=self.network.limits.response_bytes_max - 1024)
+        self.snapshot_sync: SnapshotSyncer | None = None  # while this node syncs a snapshot
+        self.network.register_handler(SNAPSHOT_PROTOCOL, self._serve_snapshot)
         self.dispatcher = Dispatcher(batch_max=limits.rpc_batch_max)
         ChainRpc(self, CallLimits.from_config(limits)).register(self.dispatcher)
         self.metrics = NodeMetrics(self)
@@ -198,6 +213,8 @@ class Node:
             health=self._health,
             extra_routes={"/metrics": self.metrics.route},
         )
+        # Online backups: the node writes them itself, since it holds the LevelDB (admin.py).
+        self.admin = AdminServer(ledger, chain_id=genesis.chain_id, data_dir=config.data_dir, name=config.name)
         self.rpc_tls = None
         if config.rpc_tls_cert is not None:
             try:
@@ -323,6 +340,7 @@ class Node:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.network.run)
             await nursery.start(partial(serve_rpc, tls=self.rpc_tls), self.rpc_app, self.config.rpc_host, self.config.rpc_port)
+            await nursery.start(self.admin.run)
             if not is_loopback(self.config.rpc_host):  # node.toml opted out with [rpc] allow_remote = true
                 log.warning("%s: the HTTP RPC port listens on %s:%d, beyond this machine (allow_remote = true): anyone who reaches it "
                             "may use it (no client authentication)%s; serve dApps on the channel port and keep this one on 127.0.0.1",
@@ -332,14 +350,11 @@ class Node:
             else:
                 log.info("%s: no channel port: the genesis has no CA, so dApps have no certificates to prove; they use the RPC port", self.name)
             await nursery.start(self.gossip.run)
-            # Every node runs a PBFT core: an observer's takes no part (it is not in the
-            # sealer set) until governance promotes it, and then it votes from the height the
-            # change governs.
-            await nursery.start(self.pbft.run)
-            # A sealer gives consensus a moment to commit what peers announce; an observer
-            # only ever learns blocks through sync, so it fetches at once.
-            await nursery.start(partial(self.blocksync.run, grace_ms=SYNC_GRACE_MS if self.is_sealer else 0))
             nursery.start_soon(self._route_frames)
+            if self.sync_mode == "snapshot" and (self.chain.ledger.snapshot_pending is not None or self.chain.height == 0):
+                nursery.start_soon(self._snapshot_then_follow, nursery)
+            else:
+                await self._follow(nursery)
             nursery.start_soon(self._stop_if_too_old)
             await nursery.start(self.reachability.run, REACHABILITY_INTERVAL_S)
             log.info(
@@ -349,6 +364,56 @@ class Node:
                 f", channel {self.config.channel_host}:{self.config.channel_port}" if self.channel is not None else "",
             )
             task_status.started()
+
+    async def _follow(self, nursery: trio.Nursery) -> None:
+        # Every node runs a PBFT core: an observer's takes no part (it is not in the
+        # sealer set) until governance promotes it, and then it votes from the height the
+        # change governs.
+        await nursery.start(self.pbft.run)
+        # A sealer gives consensus a moment to commit what peers announce; an observer
+        # only ever learns blocks through sync, so it fetches at once.
+        await nursery.start(partial(self.blocksync.run, grace_ms=SYNC_GRACE_MS if self.is_sealer else 0))
+
+    async def _snapshot_then_follow(self, nursery: trio.Nursery) -> None:
+        """Install the state at the best certified head peers offer, then follow blocks from
+        there. If no peer offers one in time and none was begun, replay blocks instead."""
+        ledger = self.chain.ledger
+        self.snapshot_sync = SnapshotSyncer(ledger, self._fetch_snapshot, nodes_per_request=self.config.limits.snapshot_nodes_per_request_max,
+                                            penalise=self.network.report_misbehaviour)
+        while True:
+            ahead = lambda: sorted(p for p, status in self.blocksync.peers.items() if status.height > self.chain.height)  # noqa: E731
+            try:
+                manifest = await self.snapshot_sync.run(ahead, wait_for_peers_s=SNAPSHOT_WAIT_S, peers_wanted=len(self._nodes) - 1)
+            except SnapshotError as exc:
+                log.warning("%s: snapshot sync: %s; trying again", self.name, exc)
+                await trio.sleep(1)
+                continue
+            if manifest is not None or ledger.snapshot_pending is None:
+                break
+            log.warning("%s: no peer offers the snapshot this node began (block %d); waiting for one", self.name, ledger.snapshot_pending)
+        if manifest is None:
+            log.warning("%s: no peer offered a snapshot within %d s: replaying blocks from genesis instead", self.name, SNAPSHOT_WAIT_S)
+        else:
+            self.pbft.reopen()
+            self._committed(manifest.height, [])
+        self.snapshot_sync = None
+        await self._follow(nursery)
+
+    def snapshot_status(self) -> dict | None:
+        """A snapshot sync under way (getSyncStatus), or None."""
+        s = self.snapshot_sync
+        if s is None:
+            return None
+        return {"height": s.height, "nodesFetched": s.nodes_fetched, "nodesPresent": s.nodes_present, "badAnswers": s.bad_answers}
+
+    async def _fetch_snapshot(self, peer: int, request: bytes) -> bytes:
+        try:
+            return await self.network.request(peer, SNAPSHOT_PROTOCOL, request)
+        except NetworkError as exc:
+            raise FetchFailed(str(exc)) from None
+
+    async def _serve_snapshot(self, peer: int, request: bytes) -> bytes:
+        return await trio.to_thread.run_sync(self.snapshots.serve, request)
 
     async def _stop_if_too_old(self) -> None:
         await self._too_old.wait()

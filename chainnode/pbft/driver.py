@@ -328,13 +328,19 @@ class PbftDriver:
         self._peer_of = peer_of
         self._committed = committed
         self._safety_path = data_dir / SAFETY_FILE
-        self.replica = build_replica(chain, priv, pub, self._safety_path)
-        self.glue = PbftGlue(self.replica, transport=self, app=self)
+        self._keys = (priv, pub)
+        self.reopen()
         self._calls_send, self._calls_recv = trio.open_memory_channel(EVENT_QUEUE_MAX)
         self._jobs: deque[tuple[Callable[..., Awaitable[None]], tuple]] = deque()
         self._timers: dict[Hashable, trio.CancelScope] = {}
         self._tasks: trio.Nursery | None = None  # timers, builds and executions
         network.register_handler(TXFETCH_PROTOCOL, self._serve_txfetch)
+
+    def reopen(self) -> None:
+        """A core for the chain's head as it is now (called again, before `run`, after a
+        snapshot moved the head: chainnode/blocksync/snapshot.py)."""
+        self.replica = build_replica(self.chain, *self._keys, self._safety_path)
+        self.glue = PbftGlue(self.replica, transport=self, app=self)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as tasks:
@@ -603,7 +609,9 @@ def build_replica(chain: Chain, priv: bytes, pub: bytes, safety_path: Path) -> R
     persisted = safety_path.read_bytes() if safety_path.exists() else None
     recent = []
     for height in range(max(1, ledger.head_height - RECENT_BLOCKS_FOR_REPLICA + 1), ledger.head_height + 1):
-        recent.append((ledger.get_header(height), ledger.get_block_tx_hashes(height), ledger.get_certificate(height)))
+        block = (ledger.get_header(height), ledger.get_block_tx_hashes(height), ledger.get_certificate(height))
+        if None not in block:  # a node started from a snapshot has no blocks before it, nor its block's body
+            recent.append(block)
     state = ledger.state
     timeout_ms = read_config(state, "consensus_timeout_ms")
     cfg = ReplicaConfig(

@@ -61,6 +61,8 @@ class NodeView(Protocol):
 
     def consensus_status(self) -> dict | None: ...
 
+    def snapshot_status(self) -> dict | None: ...
+
     async def submit_transaction(self, raw: bytes) -> tuple[bytes, str]: ...
 
     async def on_chain(self, fn: Callable[..., Any], *args: Any) -> Any: ...
@@ -268,6 +270,9 @@ class ChainRpc:
         out["certificate"] = certificate_json(cert) if cert else None
         if not only_header:
             hashes = ledger.get_block_tx_hashes(height)
+            if hashes is None:
+                raise RpcError(NOT_FOUND, f"block {height}'s transactions are not on this node: it started from a snapshot at that block "
+                                          "(ask with onlyHeader=true, or ask another node)")
             if only_tx_hash:
                 out["transactions"] = [to_hex(h) for h in hashes]
             else:
@@ -313,6 +318,7 @@ class ChainRpc:
             "knownHighestNumber": highest,
             "isSyncing": highest > ledger.head_height,
             "peers": self.node.peer_summaries(),
+            "snapshot": self.node.snapshot_status(),
         }
 
     async def getPendingTxSize(self, params: list) -> Any:

@@ -29,7 +29,7 @@ from typing import Mapping
 from chainnode.crypto import CryptoSuite
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
 from chainnode.protocol.merkle import MerkleProof, merkle_proof, merkle_root
-from chainnode.protocol.stateproof import StateProof
+from chainnode.protocol.stateproof import EMPTY_ROOT, StateProof
 from chainnode.protocol.types import (
     ZERO_HASH,
     Block,
@@ -39,13 +39,15 @@ from chainnode.protocol.types import (
     Transaction,
 )
 from chainnode.store.leveldb import StorageError, Store
-from chainnode.store.state import StateStore, next_state_root
-from chainnode.store.tree import ROOT_PREFIX, TreeUpdate, decode_ref, root_key
+from chainnode.store.state import STATE_PREFIX, StateStore, next_state_root
+from chainnode.store.tree import NODE_RECORD_BYTES_MAX, ROOT_PREFIX, TreeUpdate, decode_ref, encode_ref, node_key, root_key
 
 HEAD_KEY = b"m:head"
 GENESIS_KEY = b"m:genesis"
 TXCOUNT_KEY = b"m:txcount"
 STATE_PRUNED_KEY = b"m:state_pruned"  # pack(height): the state trees below it are deleted
+SNAPSHOT_KEY = b"m:snapshot"  # a snapshot sync under way: pack([header, certificate, tx count])
+FLAT_STATE_BATCH = 10_000  # keys per batch when the flat state is rewritten from a snapshot's tree
 # Past states kept for proofs (`[storage] state_history_blocks`; 0 keeps all: an archive node).
 STATE_HISTORY_BLOCKS_DEFAULT = 10_000
 # Heights of old trees one block's batch deletes at most: pruning catches up after the
@@ -55,6 +57,17 @@ PRUNE_HEIGHTS_PER_BLOCK_MAX = 4
 
 def _h(height: int) -> bytes:
     return height.to_bytes(8, "big")
+
+
+def _batches(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class StateNotKept(LookupError):
@@ -152,9 +165,10 @@ class Ledger:
 
     def get_block(self, height: int) -> Block | None:
         header = self.get_header(height)
-        if header is None:
+        hashes = self.get_block_tx_hashes(height)
+        if header is None or hashes is None:  # no body: the block a snapshot started this node at
             return None
-        txs = [self.get_transaction(h)[0] for h in self.get_block_tx_hashes(height)]
+        txs = [self.get_transaction(h)[0] for h in hashes]
         return Block(header=header, transactions=txs)
 
     def get_transaction(self, tx_hash: bytes) -> tuple[Transaction, TxLocation] | None:
@@ -203,6 +217,58 @@ class Ledger:
             raise StateNotKept(f"the state at block {height} is pruned on this node; it keeps the state from block "
                                f"{self.oldest_state_height()} on (ask an archive node for older state)")
         return self.state.tree.prove(self.suite.name, key, decode_ref(raw))
+
+    def state_root_ref(self, height: int):
+        """Where the state tree of block `height` is rooted (None: an empty tree, or none kept)."""
+        raw = self._store.get(root_key(height))
+        return None if raw is None else decode_ref(raw)
+
+    def store_get(self, key: bytes) -> bytes | None:
+        """A raw read (tree nodes for snapshot sync: immutable once written)."""
+        return self._store.get(key)
+
+    # ---- installing a snapshot (chainnode/blocksync/snapshot.py) ----------------------------
+
+    @property
+    def snapshot_pending(self) -> int | None:
+        """The height of a snapshot sync begun and not finished in this directory, if any."""
+        raw = self._store.get(SNAPSHOT_KEY)
+        return None if raw is None else BlockHeader.decode(unpack(raw, max_bytes=1 << 20)[0]).height
+
+    def begin_snapshot(self, header: BlockHeader, certificate: CommitCertificate, tx_count: int) -> None:
+        """Record the certified block whose state is being fetched (a restart goes on).
+        The fetched tree is written as if by that block: z:<position><its height>."""
+        if self.head_height > 0:
+            raise StorageError(f"{self._store.data_dir} already holds blocks up to {self.head_height}; a snapshot starts from genesis only")
+        self._store.write_batch([(SNAPSHOT_KEY, pack([header.encode(), certificate.encode(), tx_count]))])
+
+    def put_tree_nodes(self, nodes: list[tuple[bytes, bytes]]) -> None:
+        self._store.write_batch(nodes)
+
+    def finish_snapshot(self) -> None:
+        """Make the fetched tree the state and its block the head: the flat state is
+        rewritten from the tree's leaves, then one synced batch moves the head."""
+        raw = self._store.get(SNAPSHOT_KEY)
+        assert raw is not None, "no snapshot sync was begun"
+        header_raw, cert_raw, tx_count = unpack(raw, max_bytes=1 << 20)
+        header = BlockHeader.decode(header_raw)
+        root = None
+        if header.state_root != EMPTY_ROOT:
+            top = self._store.get(node_key(0, b"", header.height))
+            assert top is not None, "finish_snapshot before the whole tree is fetched"
+            root = (header.state_root, header.height, unpack(top, max_bytes=NODE_RECORD_BYTES_MAX)[0] == 0)
+        for batch in _batches((k for k, _ in self._store.iterate(STATE_PREFIX)), FLAT_STATE_BATCH):
+            self._store.write_batch([], batch)
+        for batch in _batches(((STATE_PREFIX + k, v) for k, v in self.state.tree.items(root)), FLAT_STATE_BATCH):
+            self._store.write_batch(batch)
+        height, block_hash = header.height, header.hash(self.suite)
+        self._store.write_batch([
+            (b"h:" + _h(height), header_raw), (b"n:" + block_hash, _h(height)), (b"c:" + _h(height), cert_raw),
+            (root_key(height), encode_ref(root)), (STATE_PRUNED_KEY, pack(height)), (TXCOUNT_KEY, pack(tx_count)),
+            (HEAD_KEY, pack([height, block_hash])),
+        ], [SNAPSHOT_KEY])
+        self._load_head()
+        self.state = StateStore(self._store, self.suite, self.head_height)
 
     def oldest_state_height(self) -> int | None:
         """The oldest height whose state tree this node keeps (None: no tree yet)."""
@@ -272,7 +338,10 @@ class Ledger:
         puts, deletes = self.state.batch_ops(state_writes)
         if tree_update is not None:
             puts += tree_update.batch_ops()
-            if self.state_history_blocks > 0:
+            if height > 0 and not self.state.tree.head_has_tree:
+                # The chain's first tree (an upgraded chain): nothing below it to prune.
+                puts.append((STATE_PRUNED_KEY, pack(height - 1)))
+            elif self.state_history_blocks > 0:
                 pruned = unpack(self._store.get(STATE_PRUNED_KEY) or pack(0), max_bytes=16)
                 # (At least the parent's tree is kept: this block's own stale list is not on disk yet.)
                 keep_from = height - max(2, self.state_history_blocks) + 1

@@ -47,6 +47,31 @@ class DataDirInUse(StorageError):
     pass
 
 
+def lock_data_dir(data_dir: Path) -> int:
+    """Take the exclusive lock on `<data_dir>/node.pid` and write our pid into it; returns
+    the file descriptor, whose closing releases the lock. Besides a node, a restore holds it
+    (chainnode/store/backup.py), so that no node starts on a directory being written."""
+    path = data_dir / PID_FILENAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(f"cannot open {path}: {exc.strerror}; check the directory's permissions") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise DataDirInUse(
+                f"data directory {data_dir} is in use by another node (pid {holder}); "
+                "stop that node first, or give this one its own --data-dir"
+            ) from None
+        raise StorageError(f"cannot lock {path}: {exc.strerror}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 class Store:
     def __init__(self, data_dir: str | os.PathLike, *, create: bool = True, upgrading: bool = False) -> None:
         """`upgrading`: open a directory of an older format for `chainnode db migrate`
@@ -60,7 +85,7 @@ class Store:
             self.data_dir.mkdir(parents=True)
         elif not self.data_dir.is_dir():
             raise StorageError(f"{self.data_dir} is not a directory; choose another --data-dir")
-        self._lock_pid()
+        self._pid_fd = lock_data_dir(self.data_dir)
         try:
             self._open_db(create)
             if not upgrading:
@@ -71,27 +96,6 @@ class Store:
             raise
 
     # ---- opening ------------------------------------------------------------------------
-
-    def _lock_pid(self) -> None:
-        path = self.data_dir / PID_FILENAME
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StorageError(f"cannot open {path}: {exc.strerror}; check the directory's permissions") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise DataDirInUse(
-                    f"data directory {self.data_dir} is in use by another node (pid {holder}); "
-                    "stop that node first, or give this one its own --data-dir"
-                ) from None
-            raise StorageError(f"cannot lock {path}: {exc.strerror}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._pid_fd = fd
 
     def _open_db(self, create: bool) -> None:
         path = self.data_dir / DB_DIRNAME

@@ -59,6 +59,13 @@ def key_file(tmp_path):
         (["tx", "0x1234"], "Invalid value for HASH: must be 32 bytes of hex"),
         (["receipt", "0x1234", "--proof"], "Invalid value for HASH"),
         (["config", "get"], "Missing argument 'KEY'"),
+        (["state", "0x1234", "n"], "Invalid value for ADDRESS: must be 20 bytes of hex"),
+        (["state", "alice", "n", "--proof"], "Invalid value for ADDRESS: must be 20 bytes of hex"),
+        (["state", "raw", "zz"], "Invalid value for KEY: value must be a hex string"),
+        (["state", "system", ""], "Invalid value for KEY: a system state name is a non-empty string"),
+        (["state", ADDR, "0xzz"], "Invalid value for KEY: '0xzz' starts with 0x but is not hex"),
+        (["state", ADDR, "n", "--block", "-1"], "Invalid value for '--block': -1 is not in the range x>=0"),
+        (["state", ADDR, "n", "--block", "ten"], "Invalid value for '--block': 'ten' is not a valid integer"),
     ],
 )
 def test_argument_errors_name_the_argument(args, message):
@@ -69,7 +76,8 @@ def test_argument_errors_name_the_argument(args, message):
 
 @pytest.mark.parametrize(
     "args",
-    [["status"], ["peers"], ["sealers"], ["block"], ["block", "3", "--txs"], ["tx", HASH], ["receipt", HASH], ["config", "get", "tx_count_limit"], ["contract", "call", ADDR, "get"], ["status", "--json"]],
+    [["status"], ["peers"], ["sealers"], ["block"], ["block", "3", "--txs"], ["tx", HASH], ["receipt", HASH], ["config", "get", "tx_count_limit"], ["contract", "call", ADDR, "get"], ["status", "--json"],
+     ["state", "system", "nodes", "--proof"]],
 )
 def test_an_unreachable_node_is_one_line_and_status_1(args):
     url = closed_port_url()

@@ -1,22 +1,38 @@
 """The SDK against a real RPC server (hypercorn on loopback) over a real chain: subscriptions
 that resume after dropped connections, receipts by subscription and by polling, offline
-receipt proofs, and the node's errors as exceptions."""
+receipt proofs, state proofs across sealer-set changes followed from the genesis sealers,
+and the node's errors as exceptions."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 import trio
 
-from chainnode.client import Account, CallFailed, Client, EventNotification, NodeError, ProofError, ReceiptTimeout, verify_receipt_proof
+from chainnode.client import (
+    Account,
+    CallFailed,
+    Client,
+    EventNotification,
+    NodeError,
+    ProofError,
+    ReceiptTimeout,
+    contract_state_key,
+    verify_receipt_proof,
+)
 from chainnode.crypto import get_suite
-from chainnode.protocol.types import Transaction
+from chainnode.protocol.codec import unpack
+from chainnode.protocol.hexstr import parse_hex
+from chainnode.protocol.stateproof import StateProof
+from chainnode.protocol.types import BlockHeader, Transaction, sealer_set_hash
 from chainnode.rpc.jsonrpc import Dispatcher
 from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import SubscriptionLimits
-from tests.chain_fixtures import SEALERS, USER
+from chainnode.system.state import NODES_KEY
+from tests.chain_fixtures import GENESIS_GOVERNED, NEW_SEALER, SEALERS, USER, change_sealers
 from tests.helpers import free_port
 from tests.rpc.test_subscriptions import EMITTER, SUITE, Env, start_env, tx
 
@@ -301,3 +317,86 @@ async def test_send_fails_over_when_the_first_node_is_down(env, nursery):
         with trio.fail_after(20):
             deployed = await c.deploy(alice, EMITTER, [])
         assert deployed.ok
+
+
+# ---- following sealer-set changes, then proving later state ---------------------------------
+
+@pytest.fixture
+async def changing_env(nursery, tmp_path):
+    """A chain whose one governor is USER (a proposal executes at once), where the sealer set
+    changes twice: block 2 adds a fifth sealer (in force from block 4), block 5 gives sealer 0
+    weight 3 (from block 7); block 7 bumps a counter deployed in block 1 (storage n = 1)."""
+    e = await start_env(nursery, tmp_path / "chain", genesis=GENESIS_GOVERNED)
+    contract = change_sealers(e.chain)
+    e.contract = contract
+    yield e
+    e.chain.ledger.close()
+
+
+FIVE = SEALER_PUBS + [NEW_SEALER[1]]
+
+
+async def test_a_verifier_trusting_only_the_genesis_sealers_follows_the_changes_and_proves_later_state(changing_env):
+    env = changing_env
+    key = contract_state_key(env.contract, "n")
+    async with client(env) as c:
+        # Each later set is proven from the state of a block the set before it certified.
+        assert await c.follow_sealer_sets(SEALER_PUBS, None, 3) == (SEALER_PUBS, [1, 1, 1, 1])
+        assert await c.follow_sealer_sets(SEALER_PUBS, None, 4) == (FIVE, [1] * 5)
+        pubs, weights = await c.follow_sealer_sets(SEALER_PUBS, [1, 1, 1, 1], 7)
+        assert (pubs, weights) == (FIVE, [3, 1, 1, 1, 1])
+        # ... and with that set, a value of block 7 proves; the genesis set alone cannot.
+        proven = await c.get_verified_state(key, pubs, block_number=7, sealer_weights=weights)
+        assert unpack(proven.value, max_bytes=64) == 1 and proven.block_number == 7
+        assert proven.state_root == env.chain.ledger.get_header(7).state_root
+        before = await c.get_verified_state(key, SEALER_PUBS, block_number=3)
+        assert unpack(before.value, max_bytes=64) == 0 and before.block_number == 3
+        with pytest.raises(ProofError, match="does not verify against the 4 sealers given"):
+            await c.get_verified_state(key, SEALER_PUBS, block_number=7)
+        absent = await c.get_verified_state(contract_state_key(env.contract, "m"), pubs, sealer_weights=weights)
+        assert absent.value is None and absent.block_number == 7
+        # Trusting the wrong genesis set gets nowhere.
+        strangers = [SUITE.generate_keypair()[1] for _ in range(4)]
+        for wrong in (strangers, SEALER_PUBS[:3] + strangers[:1]):
+            with pytest.raises(ProofError, match="block 1 was certified by another sealer set than the one given: it is not this chain's genesis set"):
+                await c.follow_sealer_sets(wrong, None, 7)
+        # nor does starting from a later set (the walk starts at genesis)
+        with pytest.raises(ProofError, match="not this chain's genesis set"):
+            await c.follow_sealer_sets(FIVE, [1] * 5, 7)
+
+
+async def test_the_walk_refuses_a_tampered_proof_or_header(changing_env):
+    async with client(changing_env) as c:
+        honest = c.request
+        flipped = []
+
+        async def tampering(method, *params, **kwargs):
+            out = await honest(method, *params, **kwargs)
+            if method == "getStateProof":
+                raw = parse_hex(out["proof"])
+                at = raw.index(StateProof.decode(raw).steps[-1][1][0])  # a sibling hash on the key's path
+                out = dict(out, proof="0x" + (raw[:at] + bytes([raw[at] ^ 1]) + raw[at + 1:]).hex())
+                flipped.append(params)
+            return out
+
+        c.request = tampering
+        with pytest.raises(ProofError, match="block 3: the proof of its value does not lead to the state root"):
+            await c.follow_sealer_sets(SEALER_PUBS, None, 7)
+        assert flipped == [("raw", "0x" + NODES_KEY.hex(), 3)]  # the first proof of the walk, refused
+        c.request = honest
+        assert (await c.follow_sealer_sets(SEALER_PUBS, None, 7))[1] == [3, 1, 1, 1, 1]
+
+        # Headers are not trusted: one that names another set (a real one: block 7's) than
+        # the state before it schedules is refused.
+        later = sealer_set_hash(SUITE, FIVE, [3, 1, 1, 1, 1])
+
+        async def lying(method, *params, **kwargs):
+            out = await honest(method, *params, **kwargs)
+            if method == "getBlockByNumber" and params[0] == 4:
+                header = dataclasses.replace(BlockHeader.decode(parse_hex(out["raw"])), sealer_set_hash=later)
+                out = dict(out, raw="0x" + header.encode().hex())
+            return out
+
+        c.request = lying
+        with pytest.raises(ProofError, match=f"block 4 names sealer set 0x{later.hex()}, not the one the state after block 3 schedules"):
+            await c.follow_sealer_sets(SEALER_PUBS, None, 7)

@@ -32,8 +32,8 @@ class Cluster:
     def _name(self, i: int) -> str:
         return self.layout[i].name
 
-    def start(self, i: int, env: dict[str, str] | None = None) -> None:
-        self.net.start(self._name(i), env)
+    def start(self, i: int, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        self.net.start(self._name(i), env, args)
 
     def wait_exit(self, i: int, timeout_s: float = 60) -> int:
         """The exit status of a node this cluster started, once it has ended by itself."""

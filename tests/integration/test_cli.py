@@ -7,7 +7,9 @@ import os
 import subprocess
 
 import pytest
+import trio
 
+from chainnode.client import Account, Client, contract_state_key, system_state_key
 from chainnode.protocol.codec import pack
 from devnet.supervisor import CHAINNODE
 from tests.integration.cluster import Cluster, free_ports
@@ -113,3 +115,55 @@ def test_operator_session(cluster, tmp_path):
     down = cli("status", rpc=gone, expect_code=1, json_out=False)
     assert down.stdout == "" and f"cannot reach the node at {gone}/" in down.stderr
     assert "is it running, and is this its rpc listen address?" in down.stderr
+
+
+def _deploy_counter(rpc: str, start: int) -> tuple[bytes, int, int]:
+    """A counter deployed with storage["n"] = start, then one add(1): (address, the deploy's
+    block, the add's block). By the SDK: no key file or extra process needed."""
+
+    async def go():
+        alice = Account.generate("sm")
+        async with Client(rpc, timeout_s=30) as c:
+            deployed = await c.deploy(alice, COUNTER, [start])
+            added = await c.send(alice, deployed.contract_address, "add", [1])
+            return deployed.contract_address, deployed.block_number, added.block_number
+
+    return trio.run(go)
+
+
+def test_state_values_and_their_proofs(cluster):
+    """`chainnode state`: contract storage, system state and raw keys, each value (or absence)
+    proven offline against the certified state root of its block; a bad request is one line."""
+    rpc = cluster.layout[0].rpc_url
+    counter, deployed_at, added_at = _deploy_counter(rpc, 41)
+    address = "0x" + counter.hex()
+    n_key = "0x" + contract_state_key(counter, "n").hex()
+
+    then = cli("state", address, "n", "--block", str(deployed_at), "--proof", rpc=cluster.layout[1].rpc_url)
+    assert then["blockNumber"] == deployed_at and then["stateKey"] == n_key
+    assert then["value"] == "0x" + pack(41).hex() and then["decoded"] == 41
+    assert then["proofVerified"] is True and then["stateRoot"].startswith("0x") and then["proofBytes"] > 0
+    human = cli("state", address, "n", "--proof", rpc=rpc, json_out=False)
+    first, proven = human.stdout.splitlines()
+    head = int(first.split(":")[0].removeprefix("block "))
+    assert head >= added_at and first == f"block {head}: {n_key} = 42"
+    assert proven.startswith("proof verified: the value is in the state root 0x") and f"of block {head}, certified by 4 sealers" in proven
+
+    absent = cli("state", address, '"no such key"', "--proof", rpc=rpc)  # KEY as JSON text: the same as plain text
+    assert absent["value"] is None and absent["decoded"] is None and absent["proofVerified"] is True
+    assert absent["stateKey"] == "0x" + contract_state_key(counter, "no such key").hex()
+
+    nodes = cli("state", "system", "nodes", "--proof", rpc=rpc)
+    assert nodes["proofVerified"] is True and nodes["stateKey"] == "0x" + system_state_key("nodes").hex()
+    assert [n[:3] for n in nodes["decoded"]] == [["0x" + node.consensus_pub, node.peer_id, "sealer"] for node in cluster.layout]
+    # A config value left at its default is not stored: `config get` shows the default, the
+    # state proves there is nothing under the key.
+    limit = cli("state", "system", "config/tx_count_limit", "--proof", rpc=rpc)
+    assert limit["value"] is None and limit["proofVerified"] is True
+    assert limit["stateKey"] == "0x" + system_state_key("config/tx_count_limit").hex()
+    raw = cli("state", "raw", n_key, "--block", str(added_at), "--proof", rpc=rpc)
+    assert raw["stateKey"] == n_key and raw["decoded"] == 42 and raw["proofVerified"] is True
+
+    above = cli("state", address, "n", "--block", "1000000", rpc=rpc, expect_code=1, json_out=False)
+    assert above.stdout == "" and above.stderr.startswith("Error: ") and above.stderr.count("\n") == 1
+    assert "not on this node" in above.stderr

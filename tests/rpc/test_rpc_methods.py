@@ -49,6 +49,9 @@ class Node:  # the fields ChainRpc reads; the real node provides the same
     def consensus_status(self):
         return self.replica_status
 
+    def snapshot_status(self):
+        return None
+
     async def submit_transaction(self, raw):
         return await self.pool.submit_durably(raw)
 

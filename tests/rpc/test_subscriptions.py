@@ -21,7 +21,7 @@ from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import CLOSE_POLICY, SubscriptionHub, SubscriptionLimits
 from chainnode.txpool.pool import TxPool
-from tests.chain_fixtures import SUITE, USER, certify, open_chain
+from tests.chain_fixtures import GENESIS, SUITE, USER, certify, open_chain
 from tests.helpers import free_port
 
 EMITTER = (
@@ -53,6 +53,9 @@ class FakeNodeShell:
         return []
 
     def consensus_status(self):
+        return None
+
+    def snapshot_status(self):
         return None
 
     async def submit_transaction(self, raw):
@@ -107,8 +110,8 @@ class Env:
         return out
 
 
-async def start_env(nursery, path, limits: SubscriptionLimits | None = None) -> Env:
-    chain = open_chain(path)
+async def start_env(nursery, path, limits: SubscriptionLimits | None = None, genesis=GENESIS) -> Env:
+    chain = open_chain(path, genesis)
     pool = TxPool(SUITE, "c", "g", head_height=lambda: chain.height, is_committed=chain.is_committed)
     node = FakeNodeShell(chain, pool)
     # These lines are what chainnode/node/node.py does to wire the hub in.

@@ -165,3 +165,16 @@ def test_old_states_are_pruned_exactly_and_a_pruned_height_says_what_is_kept(tmp
         with pytest.raises(StateNotKept, match=f"pruned on this node; it keeps the state from block {kept[0]} on"):
             ledger.state_proof(b"k5", kept[0] - 1)
 
+
+def test_a_chain_that_gets_its_tree_by_an_upgrade_prunes_from_there(tmp_path):
+    from chainnode.store.ledger import Ledger
+    from tests.helpers import next_block
+
+    sealers = [SUITE.generate_keypair() for _ in range(4)]
+    with Ledger.open(tmp_path, SUITE, state_history_blocks=2) as ledger:
+        for height in range(30):  # 0.2.0's rules up to block 19, then the tree
+            version = 1 if height < 20 else 2
+            ledger.commit_block(*next_block(ledger, [], {b"k%d" % (height % 7): b"v%d" % height}, sealers, header_version=version))
+            if version == 2:
+                assert ledger.oldest_state_height() == max(20, height - 1)
+        assert dict(ledger.state.tree.items(ledger.state.tree.head_ref)) == dict(ledger.state.items())

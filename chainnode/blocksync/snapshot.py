@@ -1,0 +1,450 @@
+"""Snapshot sync: a node starts from the state at a certified height instead of replaying
+every block since genesis, then follows blocks from there (docs/operations.md, "Joining
+by snapshot").
+
+Trust. The joining node trusts only its genesis sealers. A peer's manifest names a height
+h with its header and commit certificate, and the hand-overs since genesis: for each change
+of sealer set, at the block q the new set first certifies, the header and certificate of
+block q - 1 and state proofs, against that header, of `sys/nodes` and `sys/nodes_pending`:
+the schedule from which every node computes the set of block q (chainnode/system/state.py,
+`sealers_at`). Each hand-over is certified by the set before it, so the node learns each
+set from the one it already trusts, and checks h's certificate with the last. Every tree node it then fetches is
+checked against the hash its parent (ultimately the certified root) promised, so a peer can
+only waste the node's time, never change its state: a node that fails the check costs its
+sender a penalty and is asked of another peer.
+
+Wire (request/response on `/chainnode/snapshot/1`):
+
+    manifest  request pack([1, 0]) for the peer's head, pack([1, 0, height]) for an earlier block
+              response pack([1, height, header, certificate, [hand-over, ...], tx count])
+              hand-over = [q, header of q - 1, its certificate, [proof of sys/nodes, proof of sys/nodes_pending]]
+    nodes     request pack([1, 1, height, [[depth, path, hash], ...]])
+              response pack([1, [record or nil, ...]])   nil: no such node in that block's tree here
+
+A node is asked for by its position in the tree of block `height` and the hash its parent
+promised, never by the storage key a peer named: the record's bitmap and child hashes are
+what the hash covers, while the heights and leaf mask a record also holds are storage
+details that a lying peer could falsify unseen. So the joining node keeps only what the
+hashes prove and writes its own records, every node as written at the snapshot's height,
+each internal node once all its children are on disk (post-order).
+
+Progress is durable and resumable: a node on disk means its whole subtree is, so a restart
+walks from the root and skips every complete subtree. The flat state (`s:`) is written
+from the finished tree at the end, so a sync that moves to a newer height leaves nothing
+stale behind. Memory is bounded by the walk (depth x 16 x a request's nodes), not by the
+state's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import trio
+
+from chainnode.blocksync.syncer import FetchFailed
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
+from chainnode.protocol.stateproof import DEPTH_MAX, EMPTY_ROOT, HASH_BYTES, INTERNAL_TAG, LEAF_TAG, ProofError, StateProof, nibble
+from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, sealer_set_hash
+from chainnode.store.ledger import Ledger, StateNotKept
+from chainnode.store.tree import NODE_RECORD_BYTES_MAX, child_path, decode_internal, node_key, path_prefix
+from chainnode.system.state import MEMBERSHIP_DELAY_BLOCKS, NODES_KEY, PENDING_NODES_KEY, nodes_at, sealers_at
+
+log = logging.getLogger("chainnode.snapshot")
+
+SNAPSHOT_PROTOCOL = "/chainnode/snapshot/1"
+MANIFEST, NODES = 0, 1
+NODE_ASK_BYTES_MAX = 3 + 34 + 34  # [depth, path, hash], encoded
+CHILDREN_REMEMBERED_MAX = 65_536
+HANDOVERS_MAX = 10_000
+NODES_PER_REQUEST_DEFAULT = 512
+RESPONSE_BYTES_MAX = 16 << 20
+# A test hook, not a setting: with it set to 1 this node serves every tree node with its last
+# byte flipped, a hostile peer for tests/integration/test_snapshot_sync.py.
+TAMPER_ENV = "CHAINNODE_TEST_TAMPER_SNAPSHOT"
+
+
+class SnapshotError(Exception):
+    """A peer's manifest or node failed a check; the message says which."""
+
+
+# ---- the server ---------------------------------------------------------------------------
+
+
+_NOTHING = pack([1, -1, b"", b"", [], 0])
+
+
+class SnapshotServer:
+    """Answers manifests and node requests from the ledger (reads only; any thread)."""
+
+    def __init__(self, ledger: Ledger, *, nodes_max: int = 4 * NODES_PER_REQUEST_DEFAULT, response_bytes_max: int = RESPONSE_BYTES_MAX) -> None:
+        self.ledger = ledger
+        self.nodes_max = nodes_max
+        self.response_bytes_max = response_bytes_max
+        self._children: dict[tuple[int, int, bytes], list] = {}  # (height, depth, path) -> child refs
+        self._lock = threading.Lock()
+        self._tamper = os.environ.get(TAMPER_ENV) == "1"
+        self._set_changes: list[int] = []  # heights whose header names another set than the block before
+        self._scanned_to = 0
+
+    def serve(self, payload: bytes) -> bytes:
+        f = expect_list(unpack(payload, max_bytes=NODE_ASK_BYTES_MAX * self.nodes_max + 64), "snapshot request")
+        expect_version(f, "snapshot request", 1)
+        kind = expect_int(f[1] if len(f) > 1 else None, "snapshot request kind", hi=NODES)
+        if kind == MANIFEST:
+            if len(f) == 3:
+                return self._manifest(expect_int(f[2], "manifest height", lo=1))
+            expect_list(f, "manifest request", length=2)
+            return self._manifest(self.ledger.head_height)
+        expect_list(f, "nodes request", length=4)
+        height = expect_int(f[2], "nodes request height")
+        asks = expect_list(f[3], "nodes request nodes", max_length=self.nodes_max)
+        records, size = [], 0
+        for ask in asks:
+            depth, path, node_hash = expect_list(ask, "node position", length=3)
+            depth = expect_int(depth, "node depth", hi=DEPTH_MAX - 1)
+            path = expect_bytes(path, "node path", length=(depth + 1) // 2)
+            record = self._locate(height, depth, path, expect_bytes(node_hash, "node hash", length=HASH_BYTES))
+            size += len(record or b"") + 8
+            if size > self.response_bytes_max:
+                break  # the client asks again for the rest
+            records.append(record)
+        if self._tamper:
+            records = [r if r is None else r[:-1] + bytes((r[-1] ^ 1,)) for r in records]
+        return pack([1, records])
+
+    def _locate(self, height: int, depth: int, path: bytes, node_hash: bytes) -> bytes | None:
+        """The record of the node at (depth, path) in the tree of block `height`, if its hash
+        is `node_hash` (None otherwise, or if that tree is not kept here)."""
+        if depth == 0:
+            ref = self.ledger.state_root_ref(height)
+        else:
+            children = self._children_of(height, depth - 1, path_prefix(path, depth - 1))
+            ref = None if children is None else children[nibble(path, depth - 1)]
+        if ref is None or ref[0] != node_hash:
+            return None
+        return self.ledger.store_get(node_key(depth, path, ref[1]))
+
+    def _children_of(self, height: int, depth: int, path: bytes) -> list | None:
+        """The child refs of the internal node at (depth, path) in block `height`'s tree. A
+        walk asks for a node's children soon after the node, so they are remembered
+        (bounded): a lookup is then one read; a miss walks down from the root."""
+        key = (height, depth, path)
+        with self._lock:
+            children = self._children.get(key)
+        if children is not None:
+            return children
+        if depth == 0:
+            ref = self.ledger.state_root_ref(height)
+        else:
+            parent = self._children_of(height, depth - 1, path_prefix(path, depth - 1))
+            ref = None if parent is None else parent[nibble(path, depth - 1)]
+        record = None if ref is None or ref[2] else self.ledger.store_get(node_key(depth, path, ref[1]))
+        if record is None:
+            return None
+        children = decode_internal(record)
+        with self._lock:  # requests are served on several threads at once
+            if len(self._children) >= CHILDREN_REMEMBERED_MAX:
+                del self._children[next(iter(self._children))]
+            self._children[key] = children
+        return children
+
+    def _manifest(self, height: int) -> bytes:
+        ledger = self.ledger
+        header, cert = ledger.get_header(height), ledger.get_certificate(height)
+        if header is None or cert is None or header.version < 2:
+            return _NOTHING  # nothing to offer (genesis only, or no state tree)
+        if header.state_root != EMPTY_ROOT and ledger.state_root_ref(height) is None:
+            return _NOTHING  # that block's state is pruned here
+        handovers = []
+        for q in self._changes_up_to(height):
+            try:
+                proofs = [ledger.state_proof(key, q - 1).encode() for key in (NODES_KEY, PENDING_NODES_KEY)]
+            except StateNotKept:
+                return _NOTHING  # a hand-over older than the state kept here
+            before = ledger.get_certificate(q - 1)
+            handovers.append([q, ledger.get_header(q - 1).encode(), before.encode() if before else b"", proofs])
+        return pack([1, height, header.encode(), cert.encode(), handovers, ledger.total_tx_count])
+
+    def _changes_up_to(self, height: int) -> list[int]:
+        """Heights q whose header names another sealer set than q - 1's (scanned once, then
+        extended as the chain grows)."""
+        ledger = self.ledger
+        previous = ledger.get_header(self._scanned_to)
+        for q in range(self._scanned_to + 1, height + 1):
+            header = ledger.get_header(q)
+            if header is None:
+                break
+            if previous is not None and header.sealer_set_hash != previous.sealer_set_hash:
+                self._set_changes.append(q)
+            previous = header
+            self._scanned_to = q
+        return [q for q in self._set_changes if q <= height]
+
+
+# ---- the client ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    height: int
+    header: BlockHeader
+    certificate: CommitCertificate
+    tx_count: int
+
+
+Fetch = Callable[[int, bytes], Awaitable[bytes]]
+
+
+def verify_manifest(ledger: Ledger, raw: bytes) -> Manifest | None:
+    """The peer's offer, checked from the genesis sealers on (None: it offers nothing);
+    SnapshotError or DecodeError if any link fails."""
+    f = expect_list(unpack(raw, max_bytes=RESPONSE_BYTES_MAX), "manifest", length=6)
+    expect_version(f, "manifest", 1)
+    height = f[1]
+    if height == -1:
+        return None
+    height = expect_int(height, "manifest height", lo=1)
+    suite = ledger.suite
+    if ledger.head_height != 0:
+        raise SnapshotError(f"a snapshot is taken from genesis, and this node is at block {ledger.head_height}")
+    # The set that certifies block 1 is the genesis state's, the ledger's state now.
+    sealers = [n for n in nodes_at(ledger.state, 1) if n.role == "sealer"]
+    pubs, weights = [n.consensus_pub for n in sealers], [n.weight for n in sealers]
+    for i, item in enumerate(expect_list(f[4], "manifest hand-overs", max_length=HANDOVERS_MAX)):
+        q, header_raw, cert_raw, proofs = expect_list(item, "hand-over", length=4)
+        q = expect_int(q, "hand-over height", lo=MEMBERSHIP_DELAY_BLOCKS + 1, hi=height)
+        header = BlockHeader.decode(expect_bytes(header_raw, "hand-over header"))
+        if header.height != q - 1:
+            raise SnapshotError(f"hand-over {i}: the header is block {header.height}, not block {q - 1}")
+        _check_certified(suite, header, CommitCertificate.decode(expect_bytes(cert_raw, "hand-over certificate")), pubs, weights, f"hand-over {i}")
+        schedule = {}
+        for key, raw_proof in zip((NODES_KEY, PENDING_NODES_KEY), expect_list(proofs, "hand-over proofs", length=2)):
+            proof = StateProof.decode(expect_bytes(raw_proof, "hand-over proof"))
+            if proof.key != key:
+                raise SnapshotError(f"hand-over {i} proves {proof.key!r}, not {key!r}")
+            try:
+                proof.verify(suite, header.state_root)
+            except ProofError as exc:
+                raise SnapshotError(f"hand-over {i}: {exc}") from None
+            if proof.value is not None:
+                schedule[key] = proof.value
+        sealers = sealers_at(schedule, q)
+        if not sealers:
+            raise SnapshotError(f"hand-over {i}: the state after block {q - 1} schedules no sealers for block {q}")
+        pubs, weights = [s.consensus_pub for s in sealers], [s.weight for s in sealers]
+    header = BlockHeader.decode(expect_bytes(f[2], "manifest header"))
+    if header.height != height or header.version < 2:
+        raise SnapshotError(f"the manifest's header is block {header.height} (version {header.version}), it names {height}")
+    certificate = CommitCertificate.decode(expect_bytes(f[3], "manifest certificate"))
+    _check_certified(suite, header, certificate, pubs, weights, f"block {height}")
+    return Manifest(height, header, certificate, expect_int(f[5], "manifest tx count"))
+
+
+def _check_certified(suite, header: BlockHeader, cert: CommitCertificate, pubs: list[bytes], weights: list[int], what: str) -> None:
+    if header.sealer_set_hash != sealer_set_hash(suite, pubs, weights):
+        raise SnapshotError(f"{what} names a sealer set the hand-overs do not lead to")
+    if cert.height != header.height or cert.block_hash != header.hash(suite):
+        raise SnapshotError(f"{what}: the certificate is for another block")
+    try:
+        cert.verify(suite, pubs, weights)
+    except InvalidCertificate as exc:
+        raise SnapshotError(f"{what}: {exc}") from None
+
+
+def check_node(h, node_hash: bytes, record: bytes) -> tuple[bool, list[tuple[int, bytes]]]:
+    """Raise SnapshotError unless `record` is a node whose hash is `node_hash`; return
+    (is leaf, the children as (nibble, hash))."""
+    try:
+        f = expect_list(unpack(record, max_bytes=NODE_RECORD_BYTES_MAX), "tree node")
+        if f and f[0] == 0:
+            _, key, value = expect_list(f, "leaf", length=3)
+            if h(LEAF_TAG + h(expect_bytes(key, "leaf key")) + h(expect_bytes(value, "leaf value"))) != node_hash:
+                raise SnapshotError("a leaf does not hash to what its parent promised")
+            return True, []
+        _, bitmap, hashes = expect_list(f, "internal node", length=5)[:3]
+        bitmap = expect_int(bitmap, "bitmap", lo=1, hi=0xFFFF)
+        hashes = expect_bytes(hashes, "child hashes", length=HASH_BYTES * bin(bitmap).count("1"))
+    except DecodeError as exc:
+        raise SnapshotError(f"a malformed tree node: {exc}") from None
+    if h(INTERNAL_TAG + bitmap.to_bytes(2, "big") + hashes) != node_hash:
+        raise SnapshotError("an internal node does not hash to what its parent promised")
+    nibs = [nib for nib in range(16) if bitmap >> nib & 1]
+    return False, [(nib, hashes[HASH_BYTES * j:HASH_BYTES * (j + 1)]) for j, nib in enumerate(nibs)]
+
+
+@dataclass
+class _Pending:
+    """An internal node fetched, waiting for its children to be complete on disk."""
+
+    depth: int
+    path: bytes
+    children: list  # [nibble, hash, is leaf (None until that child is complete)]
+    left: int  # children not complete yet
+    parent: "_Pending | None"
+    index: int  # this node's place in its parent's children
+
+
+class SnapshotSyncer:
+    """Fetches the state at a certified height from peers and installs it in the ledger."""
+
+    def __init__(self, ledger: Ledger, fetch: Fetch, *, nodes_per_request: int = NODES_PER_REQUEST_DEFAULT,
+                 penalise: Callable[[int, str], None] = lambda peer, why: None) -> None:
+        self.ledger = ledger
+        self.fetch = fetch
+        self.nodes_per_request = nodes_per_request
+        self.penalise = penalise
+        self._turn = 0
+        self.height: int | None = None  # the snapshot's, once chosen
+        self.nodes_fetched = 0
+        self.nodes_present = 0  # found already on disk (a resumed sync)
+        self.bad_answers = 0
+
+    async def choose(self, peers: list[int], height: int | None = None) -> tuple[Manifest, list[int]] | None:
+        """The highest certified offer among `peers` (of block `height`, if given), and the
+        peers offering it (or at least that height: their trees there serve the same nodes)."""
+        offers: dict[int, Manifest] = {}
+        request = pack([1, MANIFEST] if height is None else [1, MANIFEST, height])
+        for peer in peers:
+            try:
+                manifest = await trio.to_thread.run_sync(verify_manifest, self.ledger, await self.fetch(peer, request))
+            except FetchFailed as exc:
+                log.info("snapshot: no manifest from peer %d: %s", peer, exc)
+                continue
+            except (SnapshotError, DecodeError, InvalidCertificate, ValueError, TypeError) as exc:
+                self._bad(peer, f"its snapshot manifest fails: {exc}")
+                continue
+            if manifest is not None:
+                offers[peer] = manifest
+        if height is not None:
+            offers = {p: m for p, m in offers.items() if m.height == height}
+        if not offers:
+            return None
+        best = max(offers.values(), key=lambda m: m.height)
+        return best, [p for p, m in offers.items() if m.height >= best.height]
+
+    def _bad(self, peer: int, why: str) -> None:
+        self.bad_answers += 1
+        log.warning("snapshot: peer %d: %s", peer, why)
+        self.penalise(peer, why)
+
+    async def fetch_tree(self, manifest: Manifest, peers: list[int]) -> None:
+        """Every node of the tree under the manifest's root, verified, on disk."""
+        ledger = self.ledger
+        await trio.to_thread.run_sync(ledger.begin_snapshot, manifest.header, manifest.certificate, manifest.tx_count)
+        if manifest.header.state_root == EMPTY_ROOT:
+            return
+        self._height = manifest.height
+        self._writes: list[tuple[bytes, bytes]] = []
+        # To fetch: (depth, path, hash, waiting parent, index in it); root first.
+        stack: list[tuple[int, bytes, bytes, _Pending | None, int]] = [(0, b"", manifest.header.state_root, None, 0)]
+        good = list(peers)
+        while stack:
+            batch = [stack.pop() for _ in range(min(len(stack), self.nodes_per_request))]
+            local = await trio.to_thread.run_sync(lambda: [ledger.store_get(node_key(d, p, self._height)) for d, p, *_ in batch])
+            records = await self._records(manifest.height, [b for b, r in zip(batch, local) if r is None], good)
+            for (depth, path, node_hash, parent, index), record in zip(batch, local):
+                if record is not None:  # complete on disk already (a resumed sync)
+                    self.nodes_present += 1
+                    self._complete(parent, index, unpack(record, max_bytes=NODE_RECORD_BYTES_MAX)[0] == 0)
+                    continue
+                record = records.pop(0)
+                is_leaf, children = check_node(ledger.suite.hash, node_hash, record)
+                self.nodes_fetched += 1
+                if is_leaf:
+                    self._writes.append((node_key(depth, path, self._height), record))
+                    self._complete(parent, index, True)
+                    continue
+                pending = _Pending(depth, path, [[nib, h, None] for nib, h in children], len(children), parent, index)
+                stack += [(depth + 1, child_path(path, depth, nib), h, pending, i) for i, (nib, h) in enumerate(children)]
+            await trio.to_thread.run_sync(ledger.put_tree_nodes, self._writes)
+            self._writes = []
+
+    def _complete(self, parent: _Pending | None, index: int, is_leaf: bool) -> None:
+        """A child is complete on disk: its parent may now be written (post-order)."""
+        while parent is not None:
+            parent.children[index][2] = is_leaf
+            parent.left -= 1
+            if parent.left:
+                return
+            bitmap = leaves = 0
+            for nib, _, leaf in parent.children:
+                bitmap |= 1 << nib
+                leaves |= (1 << nib) if leaf else 0
+            hashes = b"".join(h for _, h, _ in parent.children)
+            record = pack([1, bitmap, hashes, [self._height] * len(parent.children), leaves])
+            self._writes.append((node_key(parent.depth, parent.path, self._height), record))
+            parent, index, is_leaf = parent.parent, parent.index, False
+
+    async def _records(self, height: int, asks: list, good: list[int]) -> list[bytes]:
+        """The records of `asks` (depth, path, hash, ...), verified against their hashes,
+        from the peers in `good` in turn (a peer that fails is dropped from it)."""
+        out: list[bytes] = []
+        h = self.ledger.suite.hash
+        while len(out) < len(asks):
+            if not good:
+                raise SnapshotError("every peer offering the snapshot failed; retry later or sync fully (--sync full)")
+            peer = good[self._turn % len(good)]
+            self._turn += 1
+            rest = asks[len(out):]
+            try:
+                answer = await self.fetch(peer, pack([1, NODES, height, [[d, p, nh] for d, p, nh, *_ in rest]]))
+                records = expect_list(expect_list(unpack(answer, max_bytes=RESPONSE_BYTES_MAX), "nodes answer", length=2)[1], "records", max_length=len(rest))
+                got = await trio.to_thread.run_sync(self._check_all, h, [a[2] for a in rest], records)
+            except FetchFailed as exc:
+                log.info("snapshot: peer %d did not answer: %s", peer, exc)
+                good.remove(peer)
+                continue
+            except (SnapshotError, DecodeError) as exc:
+                self._bad(peer, f"sent a tree node that fails its check: {exc}")
+                good.remove(peer)
+                continue
+            out += got
+            if len(got) < len(records) or not records:
+                good.remove(peer)  # it lacks a node (pruned, or not that block's tree): others may have it
+        return out
+
+    @staticmethod
+    def _check_all(h, hashes: list[bytes], records: list) -> list[bytes]:
+        """The records that are there and check, in order, up to the first one missing."""
+        out = []
+        for node_hash, record in zip(hashes, records):
+            if record is None:
+                break
+            if type(record) is not bytes:
+                raise SnapshotError("a tree node record is not bytes")
+            check_node(h, node_hash, record)
+            out.append(record)
+        return out
+
+    async def run(self, peers: Callable[[], list[int]], *, wait_for_peers_s: float = 30.0, peers_wanted: int = 1,
+                  settle_s: float = 5.0) -> Manifest | None:
+        """Sync from the best offer of the peers `peers()` names; None if none offers one
+        within `wait_for_peers_s` (the node then syncs block by block). It waits up to
+        `settle_s` for `peers_wanted` peers, so that the tree comes from several of them."""
+        started = trio.current_time()
+        while len(peers()) < peers_wanted and trio.current_time() < started + settle_s:
+            await trio.sleep(0.1)
+        while True:
+            # A sync begun before goes on with the same block while peers still keep its
+            # state: what is on disk is of that block's tree.
+            pending = self.ledger.snapshot_pending
+            chosen = (await self.choose(peers(), pending) if pending is not None else None) or await self.choose(peers())
+            if chosen is not None:
+                break
+            if trio.current_time() >= started + wait_for_peers_s:
+                return None
+            await trio.sleep(1.0)
+        manifest, offering = chosen
+        self.height = manifest.height
+        began = time.monotonic()
+        log.info("snapshot: syncing the state at block %d from %d peer(s)", manifest.height, len(offering))
+        await self.fetch_tree(manifest, offering)
+        await trio.to_thread.run_sync(self.ledger.finish_snapshot)
+        log.info("snapshot: installed block %d: %d tree nodes fetched, %d already here, in %.1f s",
+                 manifest.height, self.nodes_fetched, self.nodes_present, time.monotonic() - began)
+        return manifest

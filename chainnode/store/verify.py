@@ -1,0 +1,346 @@
+"""`chainnode db verify`: recompute what a stopped node's data directory commits to, from
+its records alone, and name every record that does not hold.
+
+For each block from 0 to the head:
+- its header decodes, is at its height, is indexed by its hash (`n:`) and builds on the
+  block before it (block 0: on nothing, and it is the chain's genesis `m:genesis`);
+- its commit certificate (none for block 0) is for it and verifies against the sealer set
+  its header names (`sealer_set`: the `sys/sset/<hash>` state entries, read by the caller
+  through chainnode/system/state.py);
+- its transactions hash to the tx root, each has its index record at its place and a valid
+  signature; its receipts, in transaction order, hash to the receipt root and their gas
+  adds up to the header's.
+Then the head record and the transaction count, that no block record lies beyond the head
+and that there are exactly as many index records as blocks and transactions; and the state
+(`_verify_state`): its bounds, and the state tree against the head's state root.
+
+It reads block by block, in bounded memory, and keeps the first PROBLEMS_KEPT problems
+(counting the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, unpack
+from chainnode.protocol.merkle import merkle_root
+from chainnode.protocol.stateproof import EMPTY_ROOT, internal_hash, leaf_hash
+from chainnode.protocol.types import ZERO_HASH, BlockHeader, CommitCertificate, InvalidCertificate, Receipt, Transaction
+from chainnode.store.ledger import GENESIS_KEY, HEAD_KEY, TXCOUNT_KEY, Ledger
+from chainnode.store.state import STATE_KEY_BYTES_MAX, STATE_PREFIX, STATE_VALUE_BYTES_MAX
+from chainnode.store.tree import NODE_RECORD_BYTES_MAX, StateTree, decode_ref, root_key
+
+PROBLEMS_KEPT = 1000
+
+# The (public keys, weights) of the sealer set with this hash, or None if the state has none.
+SealerSets = Callable[[bytes], tuple[list[bytes], list[int]] | None]
+
+
+@dataclass
+class Report:
+    head_height: int
+    blocks: int = 0
+    transactions: int = 0
+    problems: list[str] = field(default_factory=list)
+    problems_total: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problems_total == 0
+
+    def add(self, problem: str) -> None:
+        self.problems_total += 1
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append(problem)
+
+
+def _h(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+def verify(ledger: Ledger, sealer_set: SealerSets, *, progress: Callable[[int], None] | None = None) -> Report:
+    """Check every block, the head and the state of `ledger`; `progress(height)` after each block."""
+    report = Report(ledger.head_height)
+    snapshot = ledger.snapshot()
+    try:
+        checker = _BlockChecker(ledger, snapshot, sealer_set, report)
+        parent: BlockHeader | None = None
+        for height in range(ledger.head_height + 1):
+            parent = checker.block(height, parent)
+            report.blocks += 1
+            if progress is not None:
+                progress(height)
+        _verify_head(snapshot, ledger, report)
+        _verify_indexes(snapshot, ledger.head_height, report)
+    finally:
+        snapshot.close()
+    for problem in _verify_state(ledger, ledger.head_header):
+        report.add(problem)
+    return report
+
+
+class _BlockChecker:
+    def __init__(self, ledger: Ledger, snapshot: Any, sealer_set: SealerSets, report: Report) -> None:
+        self.suite = ledger.suite
+        self.get = snapshot.get
+        self.sealer_set = sealer_set
+        self.report = report
+        self._sets: dict[bytes, tuple[list[bytes], list[int]] | None] = {}  # a chain uses few sets, over many blocks
+
+    def block(self, height: int, parent: BlockHeader | None) -> BlockHeader | None:
+        """Check block `height` (its parent's header, if that was readable); returns its header."""
+        header = self._header(height)
+        if header is None:
+            # Nothing to check its body against; its transactions still count, so that the
+            # totals below blame only what is wrong.
+            self.report.transactions += len(self._tx_hashes(height) or [])
+            return None
+        block_hash = header.hash(self.suite)
+        problem = self.report.add
+        if self.get(b"n:" + block_hash) != _h(height):
+            problem(f"block {height}: its hash has no index record (n:{block_hash.hex()[:16]}…) pointing at it")
+        if height == 0:
+            if header.parent_hash != ZERO_HASH:
+                problem("block 0: its parent hash is not zero")
+            if self.get(GENESIS_KEY) != block_hash:
+                problem("block 0: its hash is not the chain's genesis hash (m:genesis)")
+        elif parent is not None:
+            if header.parent_hash != parent.hash(self.suite):
+                problem(f"block {height}: its parent hash is not block {height - 1}'s hash")
+            if header.timestamp_ms < parent.timestamp_ms:
+                problem(f"block {height}: its timestamp is before block {height - 1}'s")
+        self._certificate(height, header, block_hash)
+        self._body(height, header)
+        return header
+
+    def _header(self, height: int) -> BlockHeader | None:
+        raw = self.get(b"h:" + _h(height))
+        if raw is None:
+            self.report.add(f"block {height}: its header is missing (h:{height})")
+            return None
+        try:
+            header = BlockHeader.decode(raw)
+        except DecodeError as exc:
+            self.report.add(f"block {height}: its header does not decode ({exc})")
+            return None
+        if header.height != height:
+            self.report.add(f"block {height}: the header stored at its height is block {header.height}'s")
+            return None
+        return header
+
+    def _certificate(self, height: int, header: BlockHeader, block_hash: bytes) -> None:
+        problem = self.report.add
+        sealers = self._sealers(height, header)
+        raw = self.get(b"c:" + _h(height))
+        if height == 0:
+            if raw is not None:
+                problem("block 0: it has a commit certificate (the genesis has none)")
+            return
+        if raw is None:
+            problem(f"block {height}: its commit certificate is missing (c:{height})")
+            return
+        try:
+            certificate = CommitCertificate.decode(raw)
+        except DecodeError as exc:
+            problem(f"block {height}: its commit certificate does not decode ({exc})")
+            return
+        if (certificate.height, certificate.block_hash) != (height, block_hash):
+            problem(f"block {height}: its commit certificate is for another block")
+        elif sealers is not None:
+            try:
+                certificate.verify(self.suite, *sealers)
+            except InvalidCertificate as exc:
+                problem(f"block {height}: its commit certificate does not verify against the sealer set its header names: {exc}")
+
+    def _sealers(self, height: int, header: BlockHeader) -> tuple[list[bytes], list[int]] | None:
+        try:
+            if header.sealer_set_hash not in self._sets:
+                self._sets[header.sealer_set_hash] = self.sealer_set(header.sealer_set_hash)
+            sealers = self._sets[header.sealer_set_hash]
+        except (DecodeError, ValueError) as exc:
+            self.report.add(f"block {height}: the sealer set its header names does not decode ({exc})")
+            return None
+        if sealers is None:
+            self.report.add(f"block {height}: the sealer set its header names (sys/sset/{header.sealer_set_hash.hex()[:16]}…) is not in the state")
+        elif not header.proposer_index < len(sealers[0]):
+            self.report.add(f"block {height}: its proposer index {header.proposer_index} is not in its sealer set of {len(sealers[0])}")
+        return sealers
+
+    def _body(self, height: int, header: BlockHeader) -> None:
+        tx_hashes = self._tx_hashes(height)
+        if tx_hashes is None:
+            return
+        problem = self.report.add
+        if len(tx_hashes) != header.tx_count:
+            problem(f"block {height}: it lists {len(tx_hashes)} transactions, its header says {header.tx_count}")
+        if merkle_root(tx_hashes, self.suite.hash) != header.tx_root:
+            problem(f"block {height}: its transactions do not hash to its tx root")
+        receipts, gas = [], []
+        for index, tx_hash in enumerate(tx_hashes):
+            self._transaction(height, index, tx_hash)
+            raw, gas_used = self._receipt(height, index, tx_hash)
+            receipts.append(raw)
+            gas.append(gas_used)
+        self.report.transactions += len(tx_hashes)
+        if None in receipts:
+            return  # each missing one is reported; the root cannot be recomputed
+        if merkle_root(receipts, self.suite.hash) != header.receipt_root:
+            problem(f"block {height}: its receipts do not hash to its receipt root")
+        if None not in gas and sum(gas) != header.gas_used:  # (a receipt that does not decode is reported already)
+            problem(f"block {height}: its receipts used {sum(gas)} gas, its header says {header.gas_used}")
+
+    def _tx_hashes(self, height: int) -> list[bytes] | None:
+        raw = self.get(b"b:" + _h(height))
+        if raw is None:
+            self.report.add(f"block {height}: its list of transactions is missing (b:{height})")
+            return None
+        try:
+            return [expect_bytes(h, "transaction hash", length=32) for h in expect_list(unpack(raw, max_bytes=64 << 20), "transaction list")]
+        except DecodeError as exc:
+            self.report.add(f"block {height}: its list of transactions does not decode ({exc})")
+            return None
+
+    def _transaction(self, height: int, index: int, tx_hash: bytes) -> None:
+        where = f"block {height}: transaction {index} ({tx_hash.hex()[:16]}…)"
+        raw = self.get(b"t:" + tx_hash)
+        if raw is None:
+            self.report.add(f"{where}: its record is missing (t:)")
+            return
+        try:
+            fields = expect_list(unpack(raw, max_bytes=8 << 20), "transaction record", length=3)
+            at_height, at_index = expect_int(fields[0], "height"), expect_int(fields[1], "index")
+            tx = Transaction.decode(expect_bytes(fields[2], "transaction"))
+        except DecodeError as exc:
+            self.report.add(f"{where}: its record does not decode ({exc})")
+            return
+        if (at_height, at_index) != (height, index):
+            self.report.add(f"{where}: its record says it is transaction {at_index} of block {at_height}")
+        if tx.hash(self.suite) != tx_hash:
+            self.report.add(f"{where}: the stored transaction does not hash to it")
+        elif not tx.verify_signature(self.suite):
+            self.report.add(f"{where}: its signature does not verify")
+
+    def _receipt(self, height: int, index: int, tx_hash: bytes) -> tuple[bytes | None, int | None]:
+        """The receipt's stored bytes and the gas it used (None for what is missing or unreadable)."""
+        where = f"block {height}: the receipt of transaction {index} ({tx_hash.hex()[:16]}…)"
+        raw = self.get(b"r:" + tx_hash)
+        if raw is None:
+            self.report.add(f"{where} is missing (r:)")
+            return None, None
+        try:
+            receipt = Receipt.decode(raw)
+        except DecodeError as exc:
+            self.report.add(f"{where} does not decode ({exc})")
+            return raw, None
+        if receipt.tx_hash != tx_hash:
+            self.report.add(f"{where} is another transaction's")
+        return raw, receipt.gas_used
+
+
+def _verify_head(snapshot: Any, ledger: Ledger, report: Report) -> None:
+    """The head record names the last block, and the transaction count adds up."""
+    head = ledger.head_header
+    if head is None or snapshot.get(HEAD_KEY) is None:
+        report.add("the head record (m:head) is missing")
+        return
+    if unpack(snapshot.get(HEAD_KEY), max_bytes=64) != [ledger.head_height, head.hash(ledger.suite)]:  # (Ledger decoded it)
+        report.add(f"the head record (m:head) does not name block {ledger.head_height}'s hash")
+    try:
+        count = unpack(snapshot.get(TXCOUNT_KEY) or b"\x00", max_bytes=16)
+    except DecodeError as exc:
+        report.add(f"the transaction count (m:txcount) does not decode ({exc})")
+        return
+    if count != report.transactions:
+        report.add(f"the transaction count (m:txcount) says {count}, the blocks hold {report.transactions}")
+
+
+def _verify_indexes(snapshot: Any, head_height: int, report: Report) -> None:
+    """No block record beyond the head, and one index record per block and per transaction
+    (a left-over record would answer queries about something the chain does not hold)."""
+    beyond = _h(head_height + 1)
+    for prefix in (b"h:", b"b:", b"c:"):
+        with snapshot.iterator(start=prefix + beyond, stop=prefix[:1] + b";", include_value=False) as extra:
+            found = next(extra, None)
+        if found is not None:
+            report.add(f"a block record beyond the head block {head_height}: {found[:2].decode()}{int.from_bytes(found[2:10], 'big')}")
+    expected = {b"n:": head_height + 1, b"t:": report.transactions, b"r:": report.transactions}
+    for prefix, count in expected.items():
+        with snapshot.iterator(prefix=prefix, include_value=False) as keys:
+            found = sum(1 for _ in keys)
+        if found != count:
+            report.add(f"{found} {prefix.decode()} index records, where the blocks make {count}")
+
+
+def _verify_state(ledger: Ledger, head_header: BlockHeader | None) -> list[str]:
+    """The state's problems: every key and value within the state's bounds, and, for a head
+    of header version 2, the state tree recomputed against the header's state root.
+
+    A head of header version 1 (a chain below compatibility_version 0.3.0) commits to a
+    chained digest of every block's writes, which the state alone cannot reproduce."""
+    # state root: chainnode/store/tree.py
+    snapshot = ledger.snapshot()
+    try:
+        problems = _state_bounds_problems(snapshot)
+        if head_header is not None and head_header.version >= 2:
+            problems += _state_tree_problems(ledger.suite.hash, snapshot, head_header)
+        return problems
+    finally:
+        snapshot.close()
+
+
+def _state_bounds_problems(snapshot: Any) -> list[str]:
+    problems = []
+    with snapshot.iterator(prefix=STATE_PREFIX) as entries:
+        for key, value in entries:
+            name = key[len(STATE_PREFIX):]
+            if not 0 < len(name) <= STATE_KEY_BYTES_MAX:
+                problems.append(f"state key {name[:32]!r}…: {len(name)} bytes, outside 1..{STATE_KEY_BYTES_MAX}")
+            if len(value) > STATE_VALUE_BYTES_MAX:
+                problems.append(f"state key {name[:32]!r}: a value of {len(value)} bytes, more than {STATE_VALUE_BYTES_MAX}")
+            if len(problems) >= PROBLEMS_KEPT:
+                break
+    return problems
+
+
+def _state_tree_problems(h: Callable[[bytes], bytes], snapshot: Any, head_header: BlockHeader) -> list[str]:
+    """The head's state tree, depth first in bounded memory: each node's hash recomputed from
+    its record (so the root hash covers them all), the root the header's, and its leaves
+    exactly the flat state (`s:`) that execution reads."""
+    height = head_header.height
+    raw = snapshot.get(root_key(height))
+    if raw is None:
+        return [f"the state tree's root after block {height} (x:{height}) is missing"]
+    root_ref = decode_ref(raw)
+    if (EMPTY_ROOT if root_ref is None else root_ref[0]) != head_header.state_root:
+        return [f"the state tree's root after block {height} is not the state root of its header"]
+    problems: list[str] = []
+    leaves = 0
+    try:
+        for _, ref, record in StateTree(snapshot.get, h).walk(root_ref):
+            fields = unpack(record, max_bytes=NODE_RECORD_BYTES_MAX)
+            if ref[2]:
+                leaves += 1
+                problems += _leaf_problems(h, snapshot, ref, fields)
+            elif internal_hash(h, fields[1], [fields[2][i:i + 32] for i in range(0, len(fields[2]), 32)]) != ref[0]:
+                problems.append("a state tree node does not hash to what its parent holds")
+            if len(problems) >= PROBLEMS_KEPT:
+                return problems
+    except KeyError as exc:  # walk: a node its parent points at is not stored
+        return problems + [exc.args[0]]
+    except (DecodeError, ValueError, TypeError, IndexError) as exc:
+        return problems + [f"a state tree node does not decode ({exc})"]
+    with snapshot.iterator(prefix=STATE_PREFIX, include_value=False) as keys:
+        flat = sum(1 for _ in keys)
+    if flat != leaves:
+        problems.append(f"{flat} state keys (s:), where the state tree holds {leaves}")
+    return problems
+
+
+def _leaf_problems(h: Callable[[bytes], bytes], snapshot: Any, ref: tuple, fields: list) -> list[str]:
+    _, key, value = fields
+    if leaf_hash(h, h(key), h(value)) != ref[0]:
+        return [f"the state tree's leaf of key {key[:32]!r} does not hash to what its parent holds"]
+    if snapshot.get(STATE_PREFIX + key) != value:
+        return [f"state key {key[:32]!r}: its value (s:) is not the one the state tree holds"]
+    return []
