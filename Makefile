@@ -21,6 +21,8 @@ $(STAMP): $(PY) pyproject.toml contracts/engine/_speedups.c chainnode/store/_tre
 	$(PY) -m pip install --quiet -e '.[test]'
 	@$(PY) -c "import contracts.engine._speedups" 2>/dev/null || \
 		echo "warning: the contract engine's C accelerator was not built (no C compiler or Python headers?)"
+	@$(PY) -c "import chainnode.store._treespeed" 2>/dev/null || \
+		echo "warning: the state tree's C accelerator was not built (no C compiler or Python headers?)"
 	@touch $(STAMP)
 
 define HAVE_BUILD_TOOLS
@@ -63,4 +65,4 @@ bench: $(STAMP)
 	$(PY) -m tests.bench.chain
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis contracts/engine/_speedups*.so
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis contracts/engine/_speedups*.so chainnode/store/_treespeed*.so
