@@ -48,10 +48,10 @@ import trio
 
 from chainnode.blocksync.syncer import FetchFailed
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_version, pack, unpack
-from chainnode.protocol.stateproof import DEPTH_MAX, EMPTY_ROOT, HASH_BYTES, INTERNAL_TAG, LEAF_TAG, ProofError, StateProof, nibble
+from chainnode.protocol.stateproof import DEPTH_MAX, EMPTY_ROOT, HASH_BYTES, ProofError, StateProof, internal_hash, leaf_hash, nibble
 from chainnode.protocol.types import BlockHeader, CommitCertificate, InvalidCertificate, sealer_set_hash
 from chainnode.store.ledger import Ledger, StateNotKept
-from chainnode.store.tree import NODE_RECORD_BYTES_MAX, child_path, decode_internal, node_key, path_prefix
+from chainnode.store.tree import NODE_RECORD_BYTES_MAX, child_path, decode_internal, encode_internal, node_key, path_prefix
 from chainnode.system.state import MEMBERSHIP_DELAY_BLOCKS, NODES_KEY, PENDING_NODES_KEY, nodes_at, sealers_at
 
 log = logging.getLogger("chainnode.snapshot")
@@ -263,7 +263,7 @@ def check_node(h, node_hash: bytes, record: bytes) -> tuple[bool, list[tuple[int
         f = expect_list(unpack(record, max_bytes=NODE_RECORD_BYTES_MAX), "tree node")
         if f and f[0] == 0:
             _, key, value = expect_list(f, "leaf", length=3)
-            if h(LEAF_TAG + h(expect_bytes(key, "leaf key")) + h(expect_bytes(value, "leaf value"))) != node_hash:
+            if leaf_hash(h, h(expect_bytes(key, "leaf key")), h(expect_bytes(value, "leaf value"))) != node_hash:
                 raise SnapshotError("a leaf does not hash to what its parent promised")
             return True, []
         _, bitmap, hashes = expect_list(f, "internal node", length=5)[:3]
@@ -271,7 +271,7 @@ def check_node(h, node_hash: bytes, record: bytes) -> tuple[bool, list[tuple[int
         hashes = expect_bytes(hashes, "child hashes", length=HASH_BYTES * bin(bitmap).count("1"))
     except DecodeError as exc:
         raise SnapshotError(f"a malformed tree node: {exc}") from None
-    if h(INTERNAL_TAG + bitmap.to_bytes(2, "big") + hashes) != node_hash:
+    if internal_hash(h, bitmap, [hashes]) != node_hash:
         raise SnapshotError("an internal node does not hash to what its parent promised")
     nibs = [nib for nib in range(16) if bitmap >> nib & 1]
     return False, [(nib, hashes[HASH_BYTES * j:HASH_BYTES * (j + 1)]) for j, nib in enumerate(nibs)]
@@ -376,7 +376,7 @@ class SnapshotSyncer:
                 bitmap |= 1 << nib
                 leaves |= (1 << nib) if leaf else 0
             hashes = b"".join(h for _, h, _ in parent.children)
-            record = pack([1, bitmap, hashes, [self._height] * len(parent.children), leaves])
+            record = encode_internal(bitmap, hashes, [self._height] * len(parent.children), leaves)
             self._writes.append((node_key(parent.depth, parent.path, self._height), record))
             parent, index, is_leaf = parent.parent, parent.index, False
 

@@ -100,6 +100,11 @@ def _load(get: Get, k: bytes) -> bytes:
     return raw
 
 
+def encode_internal(bitmap: int, hashes: bytes, heights: list[int], leaves: int) -> bytes:
+    """An internal node's record (the layout above; decode_internal reads it back)."""
+    return pack([1, bitmap, hashes, heights, leaves])
+
+
 def decode_internal(raw: bytes) -> list:
     """The 16 children (a ref or None) of an internal node's record."""
     f = unpack(raw, max_bytes=NODE_RECORD_BYTES_MAX)
@@ -403,7 +408,7 @@ class StateTree:
             bit <<= 1
         joined = b"".join(hashes)
         k = _NODE_DEPTH[depth] + path + u.height_key
-        u.nodes[k] = u.internal[k] = pack([1, bitmap, joined, heights, leaves])
+        u.nodes[k] = u.internal[k] = encode_internal(bitmap, joined, heights, leaves)
         return (self._h(INTERNAL_TAG + bitmap.to_bytes(2, "big") + joined), u.height, False)
 
     @staticmethod
