@@ -24,6 +24,8 @@ def test_rendered_default_loads(tmp_path):
 def test_minimal_file_takes_defaults(tmp_path):
     cfg = load_config(write(tmp_path, "[limits]\ntx_bytes_max = 4096\n"))
     assert cfg.limits.tx_bytes_max == 4096 and cfg.p2p_listen == "/ip4/127.0.0.1/tcp/30300"
+    assert cfg.state_history_blocks == 10_000 and cfg.limits.snapshot_nodes_per_request_max == 512
+    assert load_config(write(tmp_path, "[storage]\nstate_history_blocks = 0\n")).state_history_blocks == 0  # an archive node
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,14 @@ def test_minimal_file_takes_defaults(tmp_path):
         ("[network]\nbootstrap = ['/ip4/1.2.3.4/tcp/5']", "must end in /p2p/<peer id>"),
         ("[network]\nbootstrap = ['/ip4/1.2.3.4/udp/5/p2p/12D3KooWx']", r"\[network\] bootstrap: .*not a dial address"),
         ("[network]\nbootstrap = [5]", "bootstrap must be a list"),
+        ("[storage]\nstate_history_blocks = 1", r"state_history_blocks must be 0 .* or an integer in \[2,"),
+        ("[storage]\nstate_history_blocks = -5", "state_history_blocks must be 0"),
+        ("[storage]\nstate_history_blocks = '100'", "state_history_blocks must be 0"),
+        ("[storage]\nstate_history_blocks = true", "state_history_blocks must be 0"),
+        ("[storage]\nstate_history_blocks = 1099511627777", "state_history_blocks must be 0"),
+        ("[storage]\nkeep = 3", r"unknown key\(s\) in \[storage\]: keep"),
+        ("[limits]\nsnapshot_nodes_per_request_max = 0", r"snapshot_nodes_per_request_max must be an integer in \[1, 2048\]"),
+        ("[limits]\nsnapshot_nodes_per_request_max = 5000", r"snapshot_nodes_per_request_max must be an integer in \[1, 2048\]"),
     ],
 )
 def test_bad_configs(tmp_path, text, match):
