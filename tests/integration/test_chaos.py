@@ -18,8 +18,8 @@ from devnet.supervisor import CHAINNODE
 from tests.integration.cluster import Cluster
 
 DEVNET = os.path.join(os.path.dirname(CHAINNODE), "devnet")
-SEED = 14  # a kill, a pause, then a double kill within 36 s (see schedule)
-DURATION_S = 36
+SEED = 14  # a kill, a pause, then a double kill within 28 s (see schedule)
+DURATION_S = 28
 RATE_TPS = 5
 
 

@@ -1,6 +1,6 @@
-"""Kill -9 a process that is committing blocks, 30 times at random moments; after each kill
-the ledger reopens at a whole block whose state root (the state tree's, header version 2)
-replays exactly from genesis."""
+"""Kill -9 a process that is committing blocks, 20 times at random moments
+(CHAINNODE_CRASH_KILLS for more); after each kill the ledger reopens at a whole block whose
+state root (the state tree's, header version 2) replays exactly from genesis."""
 
 import os
 import random
@@ -15,7 +15,7 @@ from chainnode.store.ledger import Ledger
 from chainnode.store.tree import StateTree
 from tests.integration.crash_writer import SUITE_NAME, execute, sealer_keys
 
-KILLS = int(os.environ.get("CHAINNODE_CRASH_KILLS", "30"))
+KILLS = int(os.environ.get("CHAINNODE_CRASH_KILLS", "20"))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -36,7 +36,10 @@ def _wait(what: str, condition, timeout_s: float = 120) -> None:
 
 
 async def test_a_new_node_joins_by_snapshot_resumes_after_kill_and_follows(tmp_path):
-    config = {"block_interval_min_ms": 100, "tx_count_limit": 2000}
+    # The load is signed before it is sent, each transaction valid for block_limit_window
+    # blocks from then; at ~10 blocks a second a 100,000-transfer load outlives the default
+    # 1,000 blocks, and its last transactions would expire unsent.
+    config = {"block_interval_min_ms": 100, "tx_count_limit": 2000, "block_limit_window": 10_000}
     with Cluster(tmp_path / "net", sealers=4, observers=1, config=config) as cluster:
         for i in range(4):
             cluster.start(i, env={TAMPER_ENV: "1"} if i == 1 else None)
