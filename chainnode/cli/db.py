@@ -262,9 +262,13 @@ def db_verify(config_path: str | None, data_dir: str | None, as_json: bool) -> N
             ledger.close()
     seconds = time.monotonic() - started_s
     data = {"dataDir": str(target), "height": report.head_height, "blocks": report.blocks, "transactions": report.transactions,
-            "ok": report.ok, "problemsTotal": report.problems_total, "problems": report.problems, "ms": round(seconds * 1000)}
+            "bodiesFrom": report.bodies_from, "ok": report.ok, "problemsTotal": report.problems_total, "problems": report.problems,
+            "ms": round(seconds * 1000)}
     if report.ok:
-        emit(as_json, data, [f"{target}: blocks 0..{report.head_height} ({report.transactions:,} transactions) verified in {seconds:.1f} s: "
+        bodies = (f"({report.transactions:,} transactions)" if report.bodies_from == 0 else
+                  f"(bodies from block {report.bodies_from} on, {report.transactions:,} transactions; those before are pruned: "
+                  "their headers and certificates checked)")
+        emit(as_json, data, [f"{target}: blocks 0..{report.head_height} {bodies} verified in {seconds:.1f} s: "
                              "every hash, certificate, root and index holds"])
         return
     more = report.problems_total - PROBLEMS_SHOWN

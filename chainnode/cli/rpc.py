@@ -691,6 +691,8 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
             "peersConnected": sum(1 for p in peers if p["connected"]),
             "peersTotal": len(peers),
             "pendingTxs": pending,
+            "oldestBlock": sync.get("oldestBlock"),  # (None from a node before 0.3.0)
+            "oldestStateBlock": sync.get("oldestStateBlock"),
         }
 
     s = run_with_client(rpc_url, group, body)
@@ -705,7 +707,14 @@ def status_cmd(rpc_url: str, group: str, as_json: bool) -> None:
         "sync:       " + (f"syncing to {s['knownHighestNumber']}" if s["isSyncing"] else "up to date"),
         f"peers:      {s['peersConnected']} of {s['peersTotal']} connected",
         f"pool:       {s['pendingTxs']} pending transaction(s)",
+        *([f"history:    {_history(s['oldestBlock'], s['oldestStateBlock'])}"] if s["oldestBlock"] is not None else []),
     ])
+
+
+def _history(oldest_block: int, oldest_state: int | None) -> str:
+    """What the node keeps (docs/operations.md, "Pruning")."""
+    state = "no state tree" if oldest_state is None else f"state from block {oldest_state}"
+    return f"transactions and receipts from block {oldest_block}, {state}"
 
 
 @click.command("peers")

@@ -368,7 +368,8 @@ def import_blocks(config: NodeConfig, genesis: Genesis, path: Path, *, progress:
                           f"genesis is {genesis.hash().hex()[:16]}…: import it into a node of that chain")
     try:
         # The node's own history setting, or the import would prune state it keeps (as Node opens it).
-        ledger = open_chain_ledger(config.data_dir, genesis, create=False, state_history_blocks=config.state_history_blocks)
+        ledger = open_chain_ledger(config.data_dir, genesis, create=False, state_history_blocks=config.state_history_blocks,
+                                   block_history_blocks=config.block_history_blocks)
     except InitError as exc:
         raise BackupError(str(exc)) from None
     try:

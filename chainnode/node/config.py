@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chainnode.protocol.dialaddr import ADDR_CHARS_MAX, ADDRS_MAX, DialAddrError, parse_dial_addr
 from chainnode.store.files import read_bounded
-from chainnode.store.ledger import STATE_HISTORY_BLOCKS_DEFAULT
+from chainnode.store.ledger import BLOCK_HISTORY_BLOCKS_DEFAULT, STATE_HISTORY_BLOCKS_DEFAULT
 
 CONFIG_BYTES_MAX = 256 * 1024
 BOOTSTRAP_MAX = 64
@@ -132,6 +132,9 @@ class NodeConfig:
     # [storage] state_history_blocks: past states kept for proofs; 0 keeps every one (an
     # archive node). Older ones are deleted a few blocks' worth at each commit.
     state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT
+    # [storage] block_history_blocks: block bodies (transactions, receipts) kept; 0 keeps every
+    # one (an archive of blocks). Headers and certificates always stay (ledger.py, `_body_prune_ops`).
+    block_history_blocks: int = BLOCK_HISTORY_BLOCKS_DEFAULT
 
 
 _SCHEMA = {
@@ -141,9 +144,14 @@ _SCHEMA = {
     "channel": {"listen"},
     "limits": set(LIMIT_BOUNDS),
     "log": {"level", "format"},
-    "storage": {"state_history_blocks"},
+    "storage": {"state_history_blocks", "block_history_blocks"},
 }
 STATE_HISTORY_BLOCKS_MAX = 1 << 40
+# The fewest block bodies a pruning node keeps. Peers a little behind (a restart, a short
+# partition, an upgrade) catch up from them by block sync, and PBFT answers lagging sealers
+# from the last 128 (chainnode/pbft/driver.py, RECENT_BLOCKS_FOR_REPLICA): a node that falls
+# further behind than every peer keeps bodies must start over by snapshot sync.
+BLOCK_HISTORY_BLOCKS_MIN = 128
 
 
 def load_config(path: str | os.PathLike) -> NodeConfig:
@@ -213,6 +221,11 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
     if type(history) is not int or not (history == 0 or 2 <= history <= STATE_HISTORY_BLOCKS_MAX):
         raise ConfigError(f"{where}: [storage] state_history_blocks must be 0 (keep every past state: an archive node) "
                           f"or an integer in [2, {STATE_HISTORY_BLOCKS_MAX}], got {history!r}")
+    bodies = doc.get("storage", {}).get("block_history_blocks", BLOCK_HISTORY_BLOCKS_DEFAULT)
+    if type(bodies) is not int or not (bodies == 0 or BLOCK_HISTORY_BLOCKS_MIN <= bodies <= STATE_HISTORY_BLOCKS_MAX):
+        raise ConfigError(f"{where}: [storage] block_history_blocks must be 0 (keep every block's transactions and receipts: an archive "
+                          f"of blocks) or an integer in [{BLOCK_HISTORY_BLOCKS_MIN}, {STATE_HISTORY_BLOCKS_MAX}] (the newest blocks whose "
+                          f"bodies are kept), got {bodies!r}")
     password = doc.get("node", {}).get("password_file")
     cert = doc.get("node", {}).get("cert_file")
     return NodeConfig(
@@ -237,6 +250,7 @@ def parse_config(doc: dict, path: Path) -> NodeConfig:
         p2p_advertise=advertise,
         p2p_bootstrap=bootstrap,
         state_history_blocks=history,
+        block_history_blocks=bodies,
     )
 
 
@@ -335,6 +349,13 @@ def render_config(
         "[limits]",
     ]
     lines += [f"{f.name} = {getattr(defaults, f.name)}" for f in fields(Limits)]
+    lines += [
+        "",
+        "[storage]",
+        f"state_history_blocks = {STATE_HISTORY_BLOCKS_DEFAULT}   # past states kept for proofs; 0 keeps all (an archive node)",
+        f"block_history_blocks = {BLOCK_HISTORY_BLOCKS_DEFAULT}   # block bodies kept; 0 keeps all (an archive of blocks), "
+        f"else at least {BLOCK_HISTORY_BLOCKS_MIN}",
+    ]
     lines += ["", "[log]", 'level = "info"', 'format = "text"', ""]
     return "\n".join(lines)
 

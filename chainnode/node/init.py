@@ -11,7 +11,7 @@ from chainnode.node.config import DEFAULT_CHANNEL_LISTEN, render_config
 from chainnode.protocol.dialaddr import DialAddrError, parse_dial_addr, split_dial_addr
 from chainnode.protocol.hexstr import HexError, parse_hex
 from chainnode.security.keyfile import KeyFileError, read_key_file
-from chainnode.store.ledger import STATE_HISTORY_BLOCKS_DEFAULT, Ledger
+from chainnode.store.ledger import BLOCK_HISTORY_BLOCKS_DEFAULT, STATE_HISTORY_BLOCKS_DEFAULT, Ledger
 from chainnode.store.leveldb import StorageError
 from chainnode.system.genesis import GenesisError, load_genesis
 
@@ -23,11 +23,12 @@ class InitError(RuntimeError):
     pass
 
 
-def open_chain_ledger(data_dir: Path, genesis, *, create: bool, state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT) -> Ledger:
+def open_chain_ledger(data_dir: Path, genesis, *, create: bool, state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT,
+                      block_history_blocks: int = BLOCK_HISTORY_BLOCKS_DEFAULT) -> Ledger:
     """Open the ledger of `data_dir` and make sure it is this genesis's chain (committing
     block 0 into an empty one when `create`)."""
     suite = get_suite(genesis.suite)
-    ledger = Ledger.open(data_dir, suite, create=create, state_history_blocks=state_history_blocks)
+    ledger = Ledger.open(data_dir, suite, create=create, state_history_blocks=state_history_blocks, block_history_blocks=block_history_blocks)
     try:
         if ledger.head_height < 0:
             if not create:

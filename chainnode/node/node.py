@@ -96,7 +96,8 @@ class Node:
         if key.suite != genesis.suite:
             raise NodeError(f"{config.key_file} is a {key.suite} key but the chain uses {genesis.suite}")
         try:
-            ledger = open_chain_ledger(config.data_dir, genesis, create=False, state_history_blocks=config.state_history_blocks)
+            ledger = open_chain_ledger(config.data_dir, genesis, create=False, state_history_blocks=config.state_history_blocks,
+                                       block_history_blocks=config.block_history_blocks)
         except InitError as exc:
             raise NodeError(str(exc)) from None
         too_old = _too_old(read_config(ledger.state, "compatibility_version"), ledger.head_height)

@@ -22,7 +22,7 @@ from chainnode.protocol.versions import SOFTWARE_VERSION, format_version
 from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, tx_json, value_json
-from chainnode.store.ledger import StateNotKept
+from chainnode.store.ledger import StateNotKept, block_not_kept_message
 from chainnode.store.leveldb import FORMAT
 from chainnode.store.state import STATE_KEY_BYTES_MAX
 from chainnode.system import governance as gov
@@ -159,20 +159,27 @@ class ChainRpc:
         return out | {"receipt": receipt}
 
     async def getTransactionReceipt(self, params: list) -> Any:
+        """null for a transaction this node does not know, or whose block's body it has
+        pruned (`[storage] block_history_blocks`; docs/rpc.md)."""
         p = self._params(params, ["txHash", "requireProof"], 1)
         tx_hash = p.hex(2, length=32)
         require_proof = p.bool(3, default=False)
         found = self._ledger.get_transaction(tx_hash)
-        if found is None:
+        receipt = None if found is None else self._ledger.get_receipt(tx_hash)
+        if receipt is None:  # (also when a commit prunes it between the two reads)
             return None
         _, loc = found
-        out = receipt_json(self._ledger.get_receipt(tx_hash), height=loc.height, index=loc.index)
+        out = receipt_json(receipt, height=loc.height, index=loc.index)
         if require_proof:
-            proof, height = self._ledger.receipt_proof(tx_hash)
-            out["receiptProof"] = self._proof_json(proof, height)
+            proven = self._ledger.receipt_proof(tx_hash)
+            if proven is None:
+                return None
+            out["receiptProof"] = self._proof_json(*proven)
         return out
 
     async def getTransaction(self, params: list) -> Any:
+        """null for a transaction this node neither holds nor has pending: unknown, or in a
+        block whose body it has pruned (docs/rpc.md)."""
         p = self._params(params, ["txHash", "requireProof"], 1)
         tx_hash = p.hex(2, length=32)
         require_proof = p.bool(3, default=False)
@@ -183,8 +190,10 @@ class ChainRpc:
         tx, loc = found
         out = tx_json(tx, self.node.chain.suite, height=loc.height, index=loc.index)
         if require_proof:
-            proof, height = self._ledger.transaction_proof(tx_hash)
-            out["txProof"] = self._proof_json(proof, height)
+            proven = self._ledger.transaction_proof(tx_hash)
+            if proven is None:  # pruned since the read above
+                return None
+            out["txProof"] = self._proof_json(*proven)
         return out
 
     def _proof_json(self, proof, height: int) -> dict:
@@ -270,13 +279,14 @@ class ChainRpc:
         out["certificate"] = certificate_json(cert) if cert else None
         if not only_header:
             hashes = ledger.get_block_tx_hashes(height)
-            if hashes is None:
-                raise RpcError(NOT_FOUND, f"block {height}'s transactions are not on this node: it started from a snapshot at that block "
-                                          "(ask with onlyHeader=true, or ask another node)")
+            found = [] if hashes is None or only_tx_hash else [ledger.get_transaction(h) for h in hashes]
+            if hashes is None or None in found:  # pruned, or before the snapshot this node started from
+                oldest = ledger.oldest_block_height()
+                raise RpcError(NOT_FOUND, block_not_kept_message(height, oldest), {"oldestBlock": oldest})
             if only_tx_hash:
                 out["transactions"] = [to_hex(h) for h in hashes]
             else:
-                out["transactions"] = [tx_json(ledger.get_transaction(h)[0], suite, height=height, index=i) for i, h in enumerate(hashes)]
+                out["transactions"] = [tx_json(tx, suite, height=height, index=i) for i, (tx, _) in enumerate(found)]
         return out
 
     async def getBlockHashByNumber(self, params: list) -> Any:
@@ -319,6 +329,9 @@ class ChainRpc:
             "isSyncing": highest > ledger.head_height,
             "peers": self.node.peer_summaries(),
             "snapshot": self.node.snapshot_status(),
+            # What this node can still serve: block bodies and past states (docs/operations.md, "Pruning").
+            "oldestBlock": ledger.oldest_block_height(),
+            "oldestStateBlock": ledger.oldest_state_height(),
         }
 
     async def getPendingTxSize(self, params: list) -> Any:

@@ -41,9 +41,9 @@ import trio
 from chainnode.crypto import ADDRESS_BYTES, CryptoSuite
 from chainnode.protocol.codec import pack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
-from chainnode.rpc.jsonrpc import INVALID_REQUEST, Dispatcher, Params, RpcError, invalid_params
+from chainnode.rpc.jsonrpc import INVALID_REQUEST, NOT_FOUND, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, value_json
-from chainnode.store.ledger import Ledger
+from chainnode.store.ledger import Ledger, block_not_kept_message
 
 log = logging.getLogger("chainnode.rpc.subscriptions")
 
@@ -180,6 +180,13 @@ class SubscriptionHub:
             raise invalid_params(f"'options' of {kind} takes {', '.join(OPTIONS[kind])}; unknown: {', '.join(map(str, unknown))}")
         session = self._session()  # after the checks, so HTTP callers see bad params first
         sub = _parse_options(kind, options, self.head_height)
+        if kind == "events":
+            # Events are read from receipts: refused from a block whose body is not kept,
+            # rather than starting later and leaving a gap the client cannot see.
+            oldest = self.ledger.oldest_block_height()
+            if sub.from_block < oldest:
+                raise RpcError(NOT_FOUND, f"cannot replay events from block {sub.from_block}: {block_not_kept_message(sub.from_block, oldest)}; "
+                                          f"subscribe with fromBlock >= {oldest}", {"oldestBlock": oldest})
         return session.add(sub)
 
     async def _unsubscribe(self, params: list) -> bool:
@@ -218,11 +225,13 @@ class SubscriptionHub:
                 break
             found = []
             tx_hashes = self.ledger.get_block_tx_hashes(height)
-            if tx_hashes is None:  # before this node's first block: it started from a snapshot (docs/operations.md)
-                continue
+            receipts = [self.ledger.get_receipt(h) for h in tx_hashes or []]
+            if tx_hashes is None or None in receipts:
+                # Pruned since the subscription began (it was at or above the oldest body
+                # then): a replay slower than the chain. The gap must not pass unseen.
+                raise BodyPruned(height, self.ledger.oldest_block_height())
             receipts_read += len(tx_hashes)
-            for tx_index, tx_hash in enumerate(tx_hashes):
-                receipt = self.ledger.get_receipt(tx_hash)
+            for tx_index, (tx_hash, receipt) in enumerate(zip(tx_hashes, receipts)):
                 for log_index, event in enumerate(receipt.events):
                     if (address is None or event.address == address) and (name is None or event.name == name):
                         found.append({
@@ -246,6 +255,14 @@ class SubscriptionHub:
         if loc.height > self.head_height:
             return None  # durable, but not yet announced: wait for on_commit like everyone else
         return receipt_json(self.ledger.get_receipt(tx_hash), height=loc.height, index=loc.index)
+
+
+class BodyPruned(Exception):
+    """An events replay reached a block whose receipts this node no longer keeps."""
+
+    def __init__(self, height: int, oldest: int) -> None:
+        super().__init__(height, oldest)
+        self.height, self.oldest = height, oldest
 
 
 @dataclass
@@ -474,6 +491,10 @@ class Session:
                     await self._pump_receipt(sub)
                 else:
                     await self._pump_blocks(sub)
+        except BodyPruned as exc:
+            # (A close reason has room for 123 bytes.)
+            self.close(CLOSE_POLICY, f"events of block {exc.height} are pruned here (bodies kept from block {exc.oldest}); "
+                                     f"resubscribe from {exc.oldest} or ask an archive node")
         except Exception:
             # A bug here must cost this connection only, never the node: say so and close.
             log.exception("subscription %s (%s) failed", sub.id, sub.kind)

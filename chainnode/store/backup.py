@@ -286,13 +286,15 @@ def export_blocks(ledger: Ledger, path: str | os.PathLike, *, chain_id: str, fro
                   tick: Tick | None = None) -> dict:
     """Write blocks from_height..to_height (default: the head) with their certificates and
     receipts to `path`. Committed blocks never change, so a running node's ledger can be
-    read while it commits more. Returns what was written (file, from, to, blocks, bytes, ms)."""
+    read while it commits more (a body it prunes meanwhile fails the export, naming the
+    oldest block it keeps). Returns what was written (file, from, to, blocks, bytes, ms)."""
     started = time.monotonic()
     head = ledger.head_height
     to_height = head if to_height is None else to_height
     if not 1 <= from_height <= to_height <= head:
         raise BackupError(f"blocks {from_height}..{to_height} are not all committed here: the head is block {head}; "
                           f"choose 1 <= --from <= --to <= {head} (block 0 is the genesis, which every node makes itself)")
+    _check_bodies_kept(ledger, from_height, to_height)
     header = ArchiveHeader(chain_id, ledger.suite.name, ledger.genesis_hash, from_height, to_height, int(time.time() * 1000))
     with _Writer(path, ARCHIVE_MAGIC, ledger.suite, header.to_fields()) as out:
         for height in range(from_height, to_height + 1):
@@ -304,10 +306,19 @@ def export_blocks(ledger: Ledger, path: str | os.PathLike, *, chain_id: str, fro
             "ms": round((time.monotonic() - started) * 1000)}
 
 
+def _check_bodies_kept(ledger: Ledger, from_height: int, to_height: int) -> None:
+    oldest = ledger.oldest_block_height()
+    if from_height < oldest:
+        raise BackupError(f"blocks {from_height}..{to_height} are not all kept here: this node keeps block bodies from block {oldest} on "
+                          "(older ones are pruned, [storage] block_history_blocks, or it started from a snapshot); "
+                          f"choose --from {oldest} or later, or export the older blocks from an archive node")
+
+
 def _archive_record(ledger: Ledger, height: int) -> list:
     block, certificate, tx_hashes = ledger.get_block(height), ledger.get_certificate(height), ledger.get_block_tx_hashes(height)
     receipts = [ledger.get_receipt(h) for h in tx_hashes or []]
     if block is None or certificate is None or None in receipts:
+        _check_bodies_kept(ledger, height, height)  # pruned while the export ran
         raise BackupError(f"block {height} is incomplete in this data directory (its header, certificate or a receipt is missing); "
                           "run `chainnode db verify` on it, or export from another node")
     return [block.to_fields(), certificate.to_fields(), [r.to_fields() for r in receipts]]

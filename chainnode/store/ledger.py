@@ -10,14 +10,19 @@ Key layout (docs/protocol.md, "Storage"):
     h:<height:8>        header encoding
     n:<block hash>      height, 8 bytes big-endian
     b:<height:8>        pack([tx hash, ...]) in block order
+    l:<height:8>        pack(the highest block_limit of its transactions; 0 for none)
     t:<tx hash>         pack([height, index, tx encoding])
     r:<tx hash>         receipt encoding
     c:<height:8>        commit certificate encoding (none for genesis)
+    m:blocks_pruned     pack(B): the bodies (b:, l:, t:, r:) of the blocks below B are deleted
     s:<state key>       state value (state.py)
     z:, x:, y:          the state tree's nodes, roots and stale lists (tree.py)
 
 Because the head moves in the same batch as everything else, a node killed at any instant
 reopens at a whole block (DESIGN.md rule 4), and `open` checks that this holds.
+
+A block's body is its transactions and receipts; its header, hash index and certificate are
+never deleted, so the headers still chain and still certify the tx and receipt roots.
 """
 
 from __future__ import annotations
@@ -46,12 +51,16 @@ HEAD_KEY = b"m:head"
 GENESIS_KEY = b"m:genesis"
 TXCOUNT_KEY = b"m:txcount"
 STATE_PRUNED_KEY = b"m:state_pruned"  # pack(height): the state trees below it are deleted
+BLOCKS_PRUNED_KEY = b"m:blocks_pruned"  # pack(height): the first height whose body is kept
+LIMIT_PREFIX = b"l:"  # l:<height:8>: the highest block_limit of the block's transactions
 SNAPSHOT_KEY = b"m:snapshot"  # a snapshot sync under way: pack([header, certificate, tx count])
 FLAT_STATE_BATCH = 10_000  # keys per batch when the flat state is rewritten from a snapshot's tree
 # Past states kept for proofs (`[storage] state_history_blocks`; 0 keeps all: an archive node).
 STATE_HISTORY_BLOCKS_DEFAULT = 10_000
-# Heights of old trees one block's batch deletes at most: pruning catches up after the
-# setting is lowered without making any one block's write much bigger.
+# Past block bodies kept (`[storage] block_history_blocks`; 0 keeps all: an archive of blocks).
+BLOCK_HISTORY_BLOCKS_DEFAULT = 0
+# Heights of old trees, and of old bodies, one block's batch deletes at most: pruning catches
+# up after a setting is lowered without making any one block's write much bigger.
 PRUNE_HEIGHTS_PER_BLOCK_MAX = 4
 
 
@@ -74,6 +83,13 @@ class StateNotKept(LookupError):
     """The state at that height cannot be proven here; the message says why and what is kept."""
 
 
+def block_not_kept_message(height: int, oldest: int) -> str:
+    """What a node says when asked for the body of a block it does not keep."""
+    return (f"block {height}'s transactions and receipts are not kept on this node: it keeps block bodies from block {oldest} on "
+            "(older ones are pruned, [storage] block_history_blocks, or were never here: it started from a snapshot); "
+            "its header and certificate are kept: ask with onlyHeader=true, or ask an archive node for the body")
+
+
 @dataclass(frozen=True, slots=True)
 class TxLocation:
     height: int
@@ -83,10 +99,13 @@ class TxLocation:
 class Ledger:
     """Open with `Ledger.open(data_dir, suite)`; close when done (or use `with`)."""
 
-    def __init__(self, store: Store, suite: CryptoSuite, *, state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT) -> None:
+    def __init__(self, store: Store, suite: CryptoSuite, *, state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT,
+                 block_history_blocks: int = BLOCK_HISTORY_BLOCKS_DEFAULT) -> None:
         self.suite = suite
         self._store = store
         self.state_history_blocks = state_history_blocks
+        assert block_history_blocks >= 0, "block_history_blocks: 0 keeps every body, N keeps the newest N"
+        self.block_history_blocks = block_history_blocks
         self.head_height: int = -1  # -1: no genesis yet
         self.head_hash: bytes = ZERO_HASH
         self.head_header: BlockHeader | None = None
@@ -96,10 +115,10 @@ class Ledger:
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike, suite: CryptoSuite, *, create: bool = True,
-             state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT) -> "Ledger":
+             state_history_blocks: int = STATE_HISTORY_BLOCKS_DEFAULT, block_history_blocks: int = BLOCK_HISTORY_BLOCKS_DEFAULT) -> "Ledger":
         store = Store(data_dir, create=create)
         try:
-            return cls(store, suite, state_history_blocks=state_history_blocks)
+            return cls(store, suite, state_history_blocks=state_history_blocks, block_history_blocks=block_history_blocks)
         except BaseException:
             store.close()
             raise
@@ -164,12 +183,16 @@ class Ledger:
         return None if raw is None else unpack(raw, max_bytes=64 << 20)
 
     def get_block(self, height: int) -> Block | None:
+        """The whole block; None without its body (pruned, or before a snapshot this node
+        started from), also when a commit prunes it during the read."""
         header = self.get_header(height)
         hashes = self.get_block_tx_hashes(height)
-        if header is None or hashes is None:  # no body: the block a snapshot started this node at
+        if header is None or hashes is None:
             return None
-        txs = [self.get_transaction(h)[0] for h in hashes]
-        return Block(header=header, transactions=txs)
+        found = [self.get_transaction(h) for h in hashes]
+        if None in found:
+            return None
+        return Block(header=header, transactions=[tx for tx, _ in found])
 
     def get_transaction(self, tx_hash: bytes) -> tuple[Transaction, TxLocation] | None:
         raw = self._store.get(b"t:" + tx_hash)
@@ -192,7 +215,10 @@ class Ledger:
         if found is None:
             return None
         _, loc = found
-        return merkle_proof(self.get_block_tx_hashes(loc.height), loc.index, self.suite.name), loc.height
+        hashes = self.get_block_tx_hashes(loc.height)
+        if hashes is None:  # pruned since the read above
+            return None
+        return merkle_proof(hashes, loc.index, self.suite.name), loc.height
 
     def receipt_proof(self, tx_hash: bytes) -> tuple[MerkleProof, int] | None:
         """A proof that the receipt of `tx_hash` is in its block's receipt root."""
@@ -200,7 +226,9 @@ class Ledger:
         if found is None:
             return None
         _, loc = found
-        leaves = [self._store.get(b"r:" + h) for h in self.get_block_tx_hashes(loc.height)]
+        leaves = [self._store.get(b"r:" + h) for h in self.get_block_tx_hashes(loc.height) or []]
+        if not leaves or None in leaves:  # pruned since the read above
+            return None
         return merkle_proof(leaves, loc.index, self.suite.name), loc.height
 
     def state_proof(self, key: bytes, height: int) -> StateProof:
@@ -265,6 +293,7 @@ class Ledger:
         self._store.write_batch([
             (b"h:" + _h(height), header_raw), (b"n:" + block_hash, _h(height)), (b"c:" + _h(height), cert_raw),
             (root_key(height), encode_ref(root)), (STATE_PRUNED_KEY, pack(height)), (TXCOUNT_KEY, pack(tx_count)),
+            (BLOCKS_PRUNED_KEY, pack(height + 1)),  # no body of this block or any before it is here
             (HEAD_KEY, pack([height, block_hash])),
         ], [SNAPSHOT_KEY])
         self._load_head()
@@ -272,9 +301,32 @@ class Ledger:
 
     def oldest_state_height(self) -> int | None:
         """The oldest height whose state tree this node keeps (None: no tree yet)."""
-        for k, _ in self._store.iterate(ROOT_PREFIX):
-            return int.from_bytes(k[len(ROOT_PREFIX):], "big")
-        return None
+        return self._first_height(ROOT_PREFIX)
+
+    def oldest_block_height(self) -> int:
+        """The first height whose body (transactions, receipts) this node keeps: the bodies
+        below it are pruned, or were never here (a snapshot sync's block and those before
+        it). The head + 1 when it keeps none; 0 on an archive of blocks."""
+        raw = self._store.get(BLOCKS_PRUNED_KEY)
+        if raw is not None:
+            return expect_int(unpack(raw, max_bytes=16), "the pruning mark (m:blocks_pruned)")
+        if self.head_height < 1 or self._store.get(b"b:" + _h(1)) is not None:
+            return 0  # no mark and block 1's body: nothing was pruned
+        # A snapshot installed by a build that set no mark: the bodies after block 0's begin
+        # after its block.
+        first = self._first_height(b"b:", above=0)
+        return self.head_height + 1 if first is None else first
+
+    def _first_height(self, prefix: bytes, above: int = -1) -> int | None:
+        keys = self._store.iterate(prefix)
+        try:
+            for k, _ in keys:
+                height = int.from_bytes(k[len(prefix):], "big")
+                if height > above:
+                    return height
+            return None
+        finally:
+            keys.close()
 
     # ---- the one write per block --------------------------------------------------------
 
@@ -352,6 +404,11 @@ class Ledger:
         puts.append((b"h:" + hkey, header.encode()))
         puts.append((b"n:" + block_hash, hkey))
         puts.append((b"b:" + hkey, pack(tx_hashes)))
+        puts.append((LIMIT_PREFIX + hkey, pack(max((tx.block_limit for tx in block.transactions), default=0))))
+        if self.block_history_blocks > 0:
+            old, marks = self._body_prune_ops(height)
+            deletes += old
+            puts += marks
         for index, (tx_hash, tx_raw, receipt_raw) in enumerate(zip(tx_hashes, tx_raws, receipt_raws)):
             puts.append((b"t:" + tx_hash, pack([height, index, tx_raw])))
             puts.append((b"r:" + tx_hash, receipt_raw))
@@ -367,3 +424,50 @@ class Ledger:
         self.state.applied(state_writes, height, tree_update)
         self.head_height, self.head_hash, self.head_header = height, block_hash, header
         self.total_tx_count = total
+
+    def _body_prune_ops(self, height: int) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+        """Block `height`'s share of deleting old bodies (`block_history_blocks`): the deletes,
+        and the puts that go with them (the new mark; the l: record of a block it waits for).
+
+        The newest `block_history_blocks` bodies stay (from the retain height, `height` -
+        `block_history_blocks` + 1, on). An older one may still have to wait, for replay
+        protection: a transaction is refused a second time because its record t:<hash> is
+        found (Chain.is_committed, the pool), so that record must stay while a later block
+        could still hold the transaction. A block at height H may hold a transaction only if
+        H <= its block_limit (the executor refuses any other, and the pool refuses one whose
+        block_limit is not above the head), and the block_limit is fixed in the signed
+        transaction: the window (block_limit_window, which governance may change) only
+        bounds how far ahead it may be set, so it never enters. This batch makes block
+        `height` the head; the head before it is `height` - 1, and the pool and RPC may read
+        that head until the batch lands. So a body goes only once every one of its
+        transactions has block_limit <= height - 1: expired for the pool at either head, and
+        for every block from `height` on. l:<height> holds the highest block_limit of a
+        block's transactions, so that this costs one read per height. Bodies go in height
+        order behind one mark, so a block held back holds back the ones after it, at most
+        until its block_limit passes (at most the window after it was committed)."""
+        first = self.oldest_block_height()
+        stop = min(height - self.block_history_blocks + 1, first + PRUNE_HEIGHTS_PER_BLOCK_MAX)
+        deletes: list[bytes] = []
+        puts: list[tuple[bytes, bytes]] = []
+        p = first
+        while p < stop:
+            hkey = _h(p)
+            hashes = self.get_block_tx_hashes(p)
+            if hashes is not None:
+                raw = self._store.get(LIMIT_PREFIX + hkey)
+                limit = unpack(raw, max_bytes=16) if raw is not None else self._highest_block_limit(hashes)
+                if limit > height - 1:
+                    if raw is None:  # a block from before l: records: computed once, kept for the next blocks
+                        puts.append((LIMIT_PREFIX + hkey, pack(limit)))
+                    break
+                deletes += [b"b:" + hkey, LIMIT_PREFIX + hkey, *(b"t:" + h for h in hashes), *(b"r:" + h for h in hashes)]
+            p += 1
+        if p != first:
+            puts.append((BLOCKS_PRUNED_KEY, pack(p)))
+        return deletes, puts
+
+    def _highest_block_limit(self, tx_hashes: list[bytes]) -> int:
+        """The highest block_limit of these committed transactions (a block with no l: record)."""
+        found = [self.get_transaction(h) for h in tx_hashes]
+        assert None not in found, "a block's body is partly missing: the database is corrupt (chainnode db verify)"
+        return max((tx.block_limit for tx, _ in found), default=0)

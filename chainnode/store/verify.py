@@ -9,7 +9,10 @@ For each block from 0 to the head:
   through chainnode/system/state.py);
 - its transactions hash to the tx root, each has its index record at its place and a valid
   signature; its receipts, in transaction order, hash to the receipt root and their gas
-  adds up to the header's.
+  adds up to the header's; its l: record is its transactions' highest block_limit. Below
+  the pruning mark (`Ledger.oldest_block_height`, `[storage] block_history_blocks`) the
+  bodies are gone by design: those blocks are checked up to here, and count the
+  transactions their headers certify.
 Then the head record and the transaction count, that no block record lies beyond the head
 and that there are exactly as many index records as blocks and transactions; and the state
 (`_verify_state`): its bounds, and the state tree against the head's state root.
@@ -27,7 +30,7 @@ from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expe
 from chainnode.protocol.merkle import merkle_root
 from chainnode.protocol.stateproof import EMPTY_ROOT, internal_hash, leaf_hash
 from chainnode.protocol.types import ZERO_HASH, BlockHeader, CommitCertificate, InvalidCertificate, Receipt, Transaction
-from chainnode.store.ledger import GENESIS_KEY, HEAD_KEY, TXCOUNT_KEY, Ledger
+from chainnode.store.ledger import GENESIS_KEY, HEAD_KEY, LIMIT_PREFIX, TXCOUNT_KEY, Ledger
 from chainnode.store.state import STATE_KEY_BYTES_MAX, STATE_PREFIX, STATE_VALUE_BYTES_MAX
 from chainnode.store.tree import NODE_RECORD_BYTES_MAX, StateTree, decode_ref, root_key
 
@@ -41,7 +44,9 @@ SealerSets = Callable[[bytes], tuple[list[bytes], list[int]] | None]
 class Report:
     head_height: int
     blocks: int = 0
-    transactions: int = 0
+    transactions: int = 0  # in the bodies checked
+    bodies_from: int = 0  # the first block whose body is kept (and checked)
+    pruned_transactions: int = 0  # in the blocks below it, as their headers say
     problems: list[str] = field(default_factory=list)
     problems_total: int = 0
 
@@ -62,12 +67,19 @@ def _h(height: int) -> bytes:
 def verify(ledger: Ledger, sealer_set: SealerSets, *, progress: Callable[[int], None] | None = None) -> Report:
     """Check every block, the head and the state of `ledger`; `progress(height)` after each block."""
     report = Report(ledger.head_height)
+    try:
+        report.bodies_from = ledger.oldest_block_height()
+    except DecodeError as exc:
+        report.add(f"the pruning mark (m:blocks_pruned) does not decode ({exc}); checking every block's body")
+    if not 0 <= report.bodies_from <= ledger.head_height + 1:
+        report.add(f"the pruning mark (m:blocks_pruned) says block {report.bodies_from}, beyond the head block {ledger.head_height} + 1")
+        report.bodies_from = 0
     snapshot = ledger.snapshot()
     try:
         checker = _BlockChecker(ledger, snapshot, sealer_set, report)
         parent: BlockHeader | None = None
         for height in range(ledger.head_height + 1):
-            parent = checker.block(height, parent)
+            parent = checker.block(height, parent, has_body=height >= report.bodies_from)
             report.blocks += 1
             if progress is not None:
                 progress(height)
@@ -88,13 +100,15 @@ class _BlockChecker:
         self.report = report
         self._sets: dict[bytes, tuple[list[bytes], list[int]] | None] = {}  # a chain uses few sets, over many blocks
 
-    def block(self, height: int, parent: BlockHeader | None) -> BlockHeader | None:
-        """Check block `height` (its parent's header, if that was readable); returns its header."""
+    def block(self, height: int, parent: BlockHeader | None, has_body: bool = True) -> BlockHeader | None:
+        """Check block `height` (its parent's header, if that was readable), and its body
+        unless it is below the pruning mark; returns its header."""
         header = self._header(height)
         if header is None:
             # Nothing to check its body against; its transactions still count, so that the
             # totals below blame only what is wrong.
-            self.report.transactions += len(self._tx_hashes(height) or [])
+            if has_body:
+                self.report.transactions += len(self._tx_hashes(height) or [])
             return None
         block_hash = header.hash(self.suite)
         problem = self.report.add
@@ -111,7 +125,10 @@ class _BlockChecker:
             if header.timestamp_ms < parent.timestamp_ms:
                 problem(f"block {height}: its timestamp is before block {height - 1}'s")
         self._certificate(height, header, block_hash)
-        self._body(height, header)
+        if has_body:
+            self._body(height, header)
+        else:
+            self.report.pruned_transactions += header.tx_count
         return header
 
     def _header(self, height: int) -> BlockHeader | None:
@@ -176,13 +193,14 @@ class _BlockChecker:
             problem(f"block {height}: it lists {len(tx_hashes)} transactions, its header says {header.tx_count}")
         if merkle_root(tx_hashes, self.suite.hash) != header.tx_root:
             problem(f"block {height}: its transactions do not hash to its tx root")
-        receipts, gas = [], []
+        receipts, gas, limits = [], [], []
         for index, tx_hash in enumerate(tx_hashes):
-            self._transaction(height, index, tx_hash)
+            limits.append(self._transaction(height, index, tx_hash))
             raw, gas_used = self._receipt(height, index, tx_hash)
             receipts.append(raw)
             gas.append(gas_used)
         self.report.transactions += len(tx_hashes)
+        self._limit(height, limits)
         if None in receipts:
             return  # each missing one is reported; the root cannot be recomputed
         if merkle_root(receipts, self.suite.hash) != header.receipt_root:
@@ -201,25 +219,42 @@ class _BlockChecker:
             self.report.add(f"block {height}: its list of transactions does not decode ({exc})")
             return None
 
-    def _transaction(self, height: int, index: int, tx_hash: bytes) -> None:
+    def _limit(self, height: int, limits: list[int | None]) -> None:
+        """l:<height>, which pruning trusts to keep a body while its transactions may be
+        replayed, holds their highest block_limit (a block written before l: records has none)."""
+        raw = self.get(LIMIT_PREFIX + _h(height))
+        if raw is None or None in limits:
+            return
+        try:
+            recorded = expect_int(unpack(raw, max_bytes=16), "highest block_limit")
+        except DecodeError as exc:
+            self.report.add(f"block {height}: its highest block_limit (l:{height}) does not decode ({exc})")
+            return
+        highest = max(limits, default=0)
+        if recorded != highest:
+            self.report.add(f"block {height}: its l:{height} record says block_limit {recorded}, its transactions' highest is {highest}")
+
+    def _transaction(self, height: int, index: int, tx_hash: bytes) -> int | None:
+        """Check one transaction record; its block_limit (None: unreadable)."""
         where = f"block {height}: transaction {index} ({tx_hash.hex()[:16]}…)"
         raw = self.get(b"t:" + tx_hash)
         if raw is None:
             self.report.add(f"{where}: its record is missing (t:)")
-            return
+            return None
         try:
             fields = expect_list(unpack(raw, max_bytes=8 << 20), "transaction record", length=3)
             at_height, at_index = expect_int(fields[0], "height"), expect_int(fields[1], "index")
             tx = Transaction.decode(expect_bytes(fields[2], "transaction"))
         except DecodeError as exc:
             self.report.add(f"{where}: its record does not decode ({exc})")
-            return
+            return None
         if (at_height, at_index) != (height, index):
             self.report.add(f"{where}: its record says it is transaction {at_index} of block {at_height}")
         if tx.hash(self.suite) != tx_hash:
             self.report.add(f"{where}: the stored transaction does not hash to it")
         elif not tx.verify_signature(self.suite):
             self.report.add(f"{where}: its signature does not verify")
+        return tx.block_limit
 
     def _receipt(self, height: int, index: int, tx_hash: bytes) -> tuple[bytes | None, int | None]:
         """The receipt's stored bytes and the gas it used (None for what is missing or unreadable)."""
@@ -251,15 +286,16 @@ def _verify_head(snapshot: Any, ledger: Ledger, report: Report) -> None:
     except DecodeError as exc:
         report.add(f"the transaction count (m:txcount) does not decode ({exc})")
         return
-    if count != report.transactions:
-        report.add(f"the transaction count (m:txcount) says {count}, the blocks hold {report.transactions}")
+    total = report.transactions + report.pruned_transactions
+    if count != total:
+        report.add(f"the transaction count (m:txcount) says {count}, the blocks hold {total}")
 
 
 def _verify_indexes(snapshot: Any, head_height: int, report: Report) -> None:
     """No block record beyond the head, and one index record per block and per transaction
     (a left-over record would answer queries about something the chain does not hold)."""
     beyond = _h(head_height + 1)
-    for prefix in (b"h:", b"b:", b"c:"):
+    for prefix in (b"h:", b"b:", b"c:", LIMIT_PREFIX):
         with snapshot.iterator(start=prefix + beyond, stop=prefix[:1] + b";", include_value=False) as extra:
             found = next(extra, None)
         if found is not None:

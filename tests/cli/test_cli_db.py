@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from chainnode.cli.main import main
-from chainnode.protocol.codec import unpack
+from chainnode.protocol.codec import pack, unpack
 from chainnode.store.leveldb import Store
 from chainnode.store.tree import StateTree, decode_ref, root_key
 from chainnode.system.genesis import load_genesis, parse_genesis
@@ -20,9 +20,10 @@ from tests.chain_fixtures import GENESIS, GENESIS_0_2, SUITE, grow, open_chain
 BLOCKS = 5
 
 
-def node_folder(folder: Path, *, blocks: int, genesis=GENESIS) -> Path:
+def node_folder(folder: Path, *, blocks: int, genesis=GENESIS, block_history_blocks: int = 0) -> Path:
     """A stopped node's folder: its chain (block 0 and `blocks` more) and a node.toml."""
     chain = open_chain(folder, genesis)
+    chain.ledger.block_history_blocks = block_history_blocks  # (node.toml's minimum is 128)
     grow(chain, blocks)
     chain.ledger.close()
     (folder / "genesis.json").write_text(json.dumps(genesis.to_json()))
@@ -134,6 +135,29 @@ def test_verify_lists_every_problem_in_json(tmp_path, config):
     # Exactly what was done, and nothing it merely hides (block 3's parent link, the totals).
     assert [p.split(" (")[0] for p in report["problems"]] == [
         "block 2: its header is missing", "block 4: the receipt of transaction 0", "block 4: its receipts do not hash to its receipt root"]
+
+
+def test_a_pruned_directory_verifies_its_headers_and_certificates_and_exports_only_what_it_keeps(tmp_path):
+    # grow's transactions may be in blocks up to 10 after their own: bodies go 10 blocks behind the head.
+    config = node_folder(tmp_path / "pruned", blocks=15, block_history_blocks=2)
+    checked = db("verify", "--config", config, "--json")
+    assert checked.exit_code == 0, checked.output
+    report = json.loads(checked.output)
+    assert (report["height"], report["blocks"], report["bodiesFrom"], report["transactions"]) == (15, 16, 6, 10)
+    text = db("verify", "--config", config).output
+    assert "blocks 0..15 (bodies from block 6 on, 10 transactions; those before are pruned: their headers and certificates checked) verified" in text
+    refused = db("export-blocks", "--config", config, "--from", 3, "--to", 8, "--out", tmp_path / "old.archive")
+    assert refused.exit_code == 1 and "blocks 3..8 are not all kept here: this node keeps block bodies from block 6 on" in refused.output
+    assert "choose --from 6 or later, or export the older blocks from an archive node" in refused.output
+    assert not (tmp_path / "old.archive").exists()
+    assert db("export-blocks", "--config", config, "--from", 6, "--out", tmp_path / "kept.archive").exit_code == 0
+    with Store(config.parent, upgrading=True) as store:  # below the mark, what stays is still checked
+        _, good = next(store.iterate(b"c:" + (3).to_bytes(8, "big")))
+        limit_of_9 = store.get(b"l:" + (9).to_bytes(8, "big"))
+        store.write_batch([(b"c:" + (2).to_bytes(8, "big"), good), (b"l:" + (9).to_bytes(8, "big"), pack(1))])
+    result = db("verify", "--config", config)
+    assert result.exit_code == 1 and "block 2: its commit certificate is for another block" in result.output, result.output
+    assert f"block 9: its l:9 record says block_limit 1, its transactions' highest is {unpack(limit_of_9, max_bytes=16)}" in result.output
 
 
 def test_export_then_import_seeds_a_fresh_node(tmp_path, config):

@@ -19,6 +19,7 @@ def test_rendered_default_loads(tmp_path):
     assert cfg.genesis_file == (tmp_path.parent / "genesis.json").resolve()
     assert (cfg.rpc_host, cfg.rpc_port) == ("127.0.0.1", 8545)
     assert cfg.limits == Limits() and cfg.password_file is None
+    assert (cfg.state_history_blocks, cfg.block_history_blocks) == (10_000, 0)
 
 
 def test_minimal_file_takes_defaults(tmp_path):
@@ -26,6 +27,8 @@ def test_minimal_file_takes_defaults(tmp_path):
     assert cfg.limits.tx_bytes_max == 4096 and cfg.p2p_listen == "/ip4/127.0.0.1/tcp/30300"
     assert cfg.state_history_blocks == 10_000 and cfg.limits.snapshot_nodes_per_request_max == 512
     assert load_config(write(tmp_path, "[storage]\nstate_history_blocks = 0\n")).state_history_blocks == 0  # an archive node
+    assert cfg.block_history_blocks == 0  # every block body kept, as before pruning existed
+    assert load_config(write(tmp_path, "[storage]\nblock_history_blocks = 128\n")).block_history_blocks == 128  # the minimum
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,14 @@ def test_minimal_file_takes_defaults(tmp_path):
         ("[storage]\nstate_history_blocks = true", "state_history_blocks must be 0"),
         ("[storage]\nstate_history_blocks = 1099511627777", "state_history_blocks must be 0"),
         ("[storage]\nkeep = 3", r"unknown key\(s\) in \[storage\]: keep"),
+        ("[storage]\nblock_history_blocks = 127", r"block_history_blocks must be 0 \(keep every block's .* or an integer in \[128, 1099511627776\]"),
+        ("[storage]\nblock_history_blocks = -1", "block_history_blocks must be 0"),
+        ("[storage]\nblock_history_blocks = 1099511627777", "block_history_blocks must be 0"),
+        ("[storage]\nblock_history_blocks = '1000'", "block_history_blocks must be 0"),
+        ("[storage]\nblock_history_blocks = 1000.0", "block_history_blocks must be 0"),
+        ("[storage]\nblock_history_blocks = false", "block_history_blocks must be 0"),
+        ("[storage]\nblocks_history_blocks = 1000",
+         r"unknown key\(s\) in \[storage\]: blocks_history_blocks; known: block_history_blocks, state_history_blocks"),
         ("[limits]\nsnapshot_nodes_per_request_max = 0", r"snapshot_nodes_per_request_max must be an integer in \[1, 2048\]"),
         ("[limits]\nsnapshot_nodes_per_request_max = 5000", r"snapshot_nodes_per_request_max must be an integer in \[1, 2048\]"),
     ],

@@ -121,6 +121,7 @@ async def test_send_commit_and_read_back_with_proofs(rpc):
     assert [s["index"] for s in sealers] == [0, 1, 2, 3]
     status = await call("getSyncStatus", "g", "")
     assert status["blockNumber"] == 1 and status["isSyncing"] is False
+    assert (status["oldestBlock"], status["oldestStateBlock"]) == (0, 0)  # every body and every past state so far
 
 
 async def test_bad_calls_are_clear(rpc):
@@ -334,6 +335,38 @@ async def test_a_chain_from_before_the_tree_says_its_blocks_prove_no_single_key(
         assert err["code"] == NOT_FOUND and "predates the state tree" in err["message"]
     finally:
         chain.ledger.close()
+
+async def test_a_pruned_block_is_refused_naming_the_oldest_kept_and_its_header_stays(rpc):
+    node, call = rpc
+    ledger = node.chain.ledger
+    ledger.block_history_blocks = 3  # as `[storage] block_history_blocks` opens it (at least 128 in node.toml)
+    grow(node.chain, 1)
+    old = ledger.get_block(1).transactions[0]
+    grow(node.chain, 20)  # each block's transaction may be in blocks up to 10 after it: bodies go 10 blocks behind
+    assert (ledger.head_height, ledger.oldest_block_height()) == (21, 12)
+    old_hash = to_hex(old.hash(SUITE))
+    for params in ([1], [1, False, True], ["0xb"]):
+        err = await call("getBlockByNumber", "g", "", *params)
+        assert err["code"] == NOT_FOUND and err["data"] == {"oldestBlock": 12}, (params, err)
+        assert err["message"].startswith(f"block {int(str(params[0]), 0)}'s transactions and receipts are not kept on this node: "
+                                          "it keeps block bodies from block 12 on") and "onlyHeader=true" in err["message"]
+    header = await call("getBlockByNumber", "g", "", 1, True)  # headers and certificates stay, and still chain
+    assert header["number"] == 1 and header["certificate"]["number"] == 1 and "transactions" not in header
+    assert (await call("getBlockByNumber", "g", "", 2, True))["parentHash"] == header["hash"]
+    assert (await call("getBlockByHash", "g", "", header["hash"]))["data"] == {"oldestBlock": 12}
+    assert (await call("getBlockByHash", "g", "", header["hash"], True)) == header
+    assert await call("getBlockHashByNumber", "g", "", 1) == header["hash"]
+    assert len((await call("getBlockByNumber", "g", "", 12))["transactions"]) == 1
+    # A pruned transaction is answered as an unknown one: null.
+    for method in ("getTransaction", "getTransactionReceipt"):
+        assert await call(method, "g", "", old_hash) is None and await call(method, "g", "", old_hash, True) is None
+    status = await call("getSyncStatus", "g", "")
+    assert (status["oldestBlock"], status["oldestStateBlock"]) == (12, 0)
+    # Replays stay refused: a kept transaction by its record, a pruned one by its block_limit (passed before it went).
+    kept = ledger.get_block(21).transactions[0]
+    assert (await call("sendTransaction", "g", "", kept.encode().hex()))["status"] == "committed"
+    assert (await call("sendTransaction", "g", "", old.encode().hex()))["data"]["reason"] == "block_limit_expired"
+
 
 # ---- read-only calls beside block execution ------------------------------------------------
 

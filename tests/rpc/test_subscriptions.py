@@ -276,6 +276,45 @@ async def test_receipt_subscription_pushes_once_and_ends(env):
             pytest.fail(f"unexpected notification {extra}")
 
 
+async def test_events_from_a_pruned_block_are_refused_and_a_replay_that_pruning_overtakes_is_closed(env):
+    ledger = env.chain.ledger
+    ledger.block_history_blocks = 2  # as `[storage] block_history_blocks` opens it (at least 128 in node.toml)
+
+    def expiring(to: bytes, method: str, args: list) -> Transaction:  # for the next block only: its body may go 2 blocks on
+        return Transaction("c", "g", os.urandom(16), env.chain.height + 1, to, method, args, 1_000_000, USER[1]).signed(SUITE, USER[0])
+
+    deploy = expiring(b"", "", [EMITTER])
+    env.commit([deploy])
+    contract = ledger.get_receipt(deploy.hash(SUITE)).contract_address
+    for i in range(4):
+        env.commit([expiring(contract, "bump", [i])])
+    assert (ledger.head_height, ledger.oldest_block_height()) == (5, 4)
+    assert [h for h, _ in env.hub.blocks_view(0, 5)] == list(range(6))  # headers stay: newBlocks from any block
+    async with open_websocket_url(env.ws_url) as ws:
+        c = WsClient(ws)
+        refused = (await c.call("subscribe", "g", "", "events", {"fromBlock": 3}))["error"]
+        assert refused["code"] == -32001 and refused["data"] == {"oldestBlock": 4}
+        assert refused["message"].startswith("cannot replay events from block 3: block 3's transactions and receipts are not kept")
+        assert refused["message"].endswith("subscribe with fromBlock >= 4")
+        await c.subscribe("events", {"fromBlock": 4})
+        with trio.fail_after(5):
+            assert [pos((await c.note())["result"]) for _ in range(4)] == env.events(start=4)
+    async with open_websocket_url(env.ws_url) as ws:
+        c = WsClient(ws)
+        await env.hub._reader.acquire()  # the replay reader is busy: the new subscription waits to read block 5...
+        try:
+            await c.subscribe("events", {"fromBlock": 5})
+            for i in range(3):  # ...while blocks 5 and 6 are pruned
+                env.commit([expiring(contract, "bump", [i])])
+        finally:
+            env.hub._reader.release()
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(5):
+            while True:
+                await c.note()
+    assert closed.value.reason.code == CLOSE_POLICY
+    assert closed.value.reason.reason == "events of block 5 are pruned here (bodies kept from block 7); resubscribe from 7 or ask an archive node"
+
+
 async def test_bad_params_limits_and_http(env):
     async with open_websocket_url(env.ws_url) as ws:
         c = WsClient(ws)

@@ -183,3 +183,18 @@ def test_a_block_archive_holds_the_blocks_it_was_written_from(tmp_path, chain_di
     damage(tmp_path / "blocks.archive", "flipped")
     with pytest.raises(BackupError, match="damaged"):
         check_archive(tmp_path / "blocks.archive")
+
+
+def test_an_export_that_pruning_overtakes_names_the_oldest_block_kept(tmp_path):
+    chain = open_chain(tmp_path / "chain")
+    chain.ledger.block_history_blocks = 2  # grow's bodies go 10 blocks behind the head
+    grow(chain, 12)
+    assert chain.ledger.oldest_block_height() == 3
+
+    def commit_more(blocks: int, written: int) -> None:  # a running node commits, and prunes, faster than the export reads
+        grow(chain, 2)
+
+    with pytest.raises(BackupError, match="blocks 4..4 are not all kept here: this node keeps block bodies from block 5 on"):
+        export_blocks(chain.ledger, tmp_path / "blocks.archive", chain_id="c", from_height=3, tick=commit_more)
+    assert not (tmp_path / "blocks.archive").exists() and not (tmp_path / "blocks.archive.tmp").exists()
+    chain.ledger.close()
