@@ -23,6 +23,7 @@ from typing import Any, Callable
 import trio
 
 from chainnode.blocksync.reactor import CHANNEL_STATUS, BlockSyncReactor
+from chainnode.blocksync.recent import fetch_recent_bodies, recent_bodies_from
 from chainnode.blocksync.snapshot import SNAPSHOT_PROTOCOL, SnapshotError, SnapshotServer, SnapshotSyncer
 from chainnode.blocksync.syncer import FetchFailed
 from chainnode.crypto import get_suite
@@ -354,6 +355,8 @@ class Node:
             nursery.start_soon(self._route_frames)
             if self.sync_mode == "snapshot" and (self.chain.ledger.snapshot_pending is not None or self.chain.height == 0):
                 nursery.start_soon(self._snapshot_then_follow, nursery)
+            elif self.chain.ledger.recent_bodies_pending:  # killed after installing a snapshot, before this
+                nursery.start_soon(self._recent_bodies_then_follow, nursery)
             else:
                 await self._follow(nursery)
             nursery.start_soon(self._stop_if_too_old)
@@ -398,6 +401,20 @@ class Node:
             self.pbft.reopen()
             self._committed(manifest.height, [])
         self.snapshot_sync = None
+        if ledger.recent_bodies_pending:
+            await self._recent_bodies_then_follow(nursery)
+        else:
+            await self._follow(nursery)
+
+    async def _recent_bodies_then_follow(self, nursery: trio.Nursery) -> None:
+        """After a snapshot: fetch the transactions replays could repeat (blocksync/recent.py)
+        before taking part, then follow blocks."""
+        ledger = self.chain.ledger
+        snapshot_height = ledger.head_height
+        peers = lambda: sorted(p for p, status in self.blocksync.peers.items() if status.height >= snapshot_height)  # noqa: E731
+        log.info("%s: fetching the transactions of blocks %d-%d, to refuse replays of them", self.name, recent_bodies_from(ledger), snapshot_height)
+        stored = await fetch_recent_bodies(ledger, self.blocksync.syncer.fetch, peers, penalise=self.network.report_misbehaviour)
+        log.info("%s: replay protection: %d blocks before the snapshot stored", self.name, stored)
         await self._follow(nursery)
 
     def snapshot_status(self) -> dict | None:

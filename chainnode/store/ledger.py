@@ -54,6 +54,8 @@ STATE_PRUNED_KEY = b"m:state_pruned"  # pack(height): the state trees below it a
 BLOCKS_PRUNED_KEY = b"m:blocks_pruned"  # pack(height): the first height whose body is kept
 LIMIT_PREFIX = b"l:"  # l:<height:8>: the highest block_limit of the block's transactions
 SNAPSHOT_KEY = b"m:snapshot"  # a snapshot sync under way: pack([header, certificate, tx count])
+# A snapshot installed, the blocks before it that replays need not fetched yet (blocksync/recent.py).
+RECENT_BODIES_KEY = b"m:recent_bodies"
 FLAT_STATE_BATCH = 10_000  # keys per batch when the flat state is rewritten from a snapshot's tree
 # Past states kept for proofs (`[storage] state_history_blocks`; 0 keeps all: an archive node).
 STATE_HISTORY_BLOCKS_DEFAULT = 10_000
@@ -294,10 +296,57 @@ class Ledger:
             (b"h:" + _h(height), header_raw), (b"n:" + block_hash, _h(height)), (b"c:" + _h(height), cert_raw),
             (root_key(height), encode_ref(root)), (STATE_PRUNED_KEY, pack(height)), (TXCOUNT_KEY, pack(tx_count)),
             (BLOCKS_PRUNED_KEY, pack(height + 1)),  # no body of this block or any before it is here
+            (RECENT_BODIES_KEY, b""),
             (HEAD_KEY, pack([height, block_hash])),
         ], [SNAPSHOT_KEY])
         self._load_head()
         self.state = StateStore(self._store, self.suite, self.head_height)
+
+    @property
+    def recent_bodies_pending(self) -> bool:
+        """A snapshot was installed and the blocks before it whose transactions could still
+        be replayed are not all here yet: this node cannot tell a replay from a new one."""
+        return self._store.get(RECENT_BODIES_KEY) is not None
+
+    def put_recent_blocks(self, blocks: list[tuple[Block, CommitCertificate]]) -> None:
+        """Store consecutive blocks that end just below the oldest block held, without
+        receipts (a snapshot node's replay protection: their transactions' records t:).
+        Raises ValueError, writing nothing, unless the last one's hash is the hash its
+        header here has (the snapshot's block), or else the parent hash of the oldest block
+        held, and each block's transactions match its header."""
+        suite = self.suite
+        oldest = self.oldest_block_height()
+        own, above = self.get_header(oldest - 1), self.get_header(oldest)
+        if own is not None:
+            expected = own.hash(suite)
+        elif above is not None:
+            expected = above.parent_hash
+        else:
+            raise ValueError(f"no header at {oldest - 1} or {oldest} to chain blocks to")
+        if not blocks:
+            raise ValueError("no blocks")
+        puts: list[tuple[bytes, bytes]] = []
+        for block, cert in reversed(blocks):
+            header = block.header
+            height, block_hash = header.height, header.hash(suite)
+            if height != oldest - 1 or block_hash != expected:
+                raise ValueError(f"block {height} is not the block {oldest - 1} that block {oldest} here builds on")
+            if cert.height != height or cert.block_hash != block_hash:
+                raise ValueError(f"block {height}'s certificate is for another block")
+            tx_hashes = [tx.hash(suite) for tx in block.transactions]
+            if header.tx_count != len(tx_hashes) or merkle_root(tx_hashes, suite.hash) != header.tx_root:
+                raise ValueError(f"block {height}'s transactions do not match its tx root")
+            hkey = _h(height)
+            puts += [(b"h:" + hkey, header.encode()), (b"n:" + block_hash, hkey), (b"c:" + hkey, cert.encode()),
+                     (b"b:" + hkey, pack(tx_hashes)),
+                     (LIMIT_PREFIX + hkey, pack(max((tx.block_limit for tx in block.transactions), default=0)))]
+            puts += [(b"t:" + h, pack([height, i, tx.encode()])) for i, (h, tx) in enumerate(zip(tx_hashes, block.transactions))]
+            oldest, expected = height, header.parent_hash
+        puts.append((BLOCKS_PRUNED_KEY, pack(oldest)))
+        self._store.write_batch(puts)
+
+    def finish_recent_bodies(self) -> None:
+        self._store.write_batch([], [RECENT_BODIES_KEY])
 
     def oldest_state_height(self) -> int | None:
         """The oldest height whose state tree this node keeps (None: no tree yet)."""

@@ -69,11 +69,11 @@ from chainnode.store.state import StateOverlay, next_state_root
 from chainnode.store.tree import tree_root
 from chainnode.system.governance import GovernanceError, check_params
 from chainnode.system.state import (
-    CONFIG_SPEC,
     ADMIN_PREFIX,
     CA_KEY,
     CHAIN_KEY,
     COMMITTEE_KEY,
+    CONFIG_SPEC,
     GOVERNANCE_KEY,
     NAMES_KEY,
     NODES_MAX,

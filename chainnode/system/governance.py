@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from chainnode.crypto import ADDRESS_BYTES, HASH_BYTES
 from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_str, pack, unpack
-from chainnode.protocol.versions import format_version
+from chainnode.protocol.versions import STATE_TREE_VERSION, format_version
 from chainnode.store.state import StateReader
 from chainnode.system.state import (
     ACL_PREFIX,
@@ -57,6 +57,7 @@ from chainnode.system.state import (
     pending_nodes_writes,
     read_config,
     read_pending_nodes,
+    window_lowered_writes,
 )
 
 GOVERNORS_MAX = 64
@@ -440,6 +441,10 @@ def _apply_config(changes: Changes, params: list) -> str:
                                   f"{format_version(value)} is older (nodes of that version may already be replaced)")
         changes.put({CONFIG_PREFIX + name.encode(): pack(value)})
         return f"{name} = {format_version(value)}"
+    if name == "block_limit_window" and read_config(changes.state, "compatibility_version") >= STATE_TREE_VERSION:
+        current = read_config(changes.state, name)
+        if value < current:  # a snapshot joiner must still find the transactions the old window let in
+            changes.put(window_lowered_writes(changes.state, changes.height, current))
     changes.put({CONFIG_PREFIX + name.encode(): pack(value)})
     return f"{name} = {value}"
 

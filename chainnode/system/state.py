@@ -46,6 +46,8 @@ SEALER_SETS_PREFIX = b"sys/sset/"
 COMMITTEE_KEY = b"sys/committee"
 GOVERNANCE_KEY = b"sys/governance"
 CONFIG_PREFIX = b"sys/config/"
+# Lowerings of block_limit_window still in reach (replay_window below): pack([[height, old window], ...]).
+WINDOW_LOWERED_KEY = b"sys/config_lowered/block_limit_window"
 CA_KEY = b"sys/ca"  # the consortium CA certificate (canonical encoding), written at genesis only
 # Governance (chainnode/system/governance.py):
 NEXT_ID_KEY = b"sys/gov/next"
@@ -228,6 +230,33 @@ def read_config(state: StateReader, name: str) -> int:
         raise ConfigValueError(f"unknown system config {name!r}; known: {', '.join(sorted(CONFIG_SPEC))}")
     raw = state.get(CONFIG_PREFIX + name.encode())
     return CONFIG_SPEC[name][2] if raw is None else unpack(raw, max_bytes=16)
+
+
+def window_lowered_writes(state: StateReader, height: int, old_window: int) -> dict[bytes, bytes]:
+    """The record of block_limit_window lowered from `old_window` in block `height`: that
+    block's transactions (checked against the window before it) may name block_limit up to
+    height - 1 + old_window. Entries no block can still be replayed in are dropped."""
+    kept = [[h, w] for h, w in read_window_lowerings(state) if h - 1 + w > height]
+    return {WINDOW_LOWERED_KEY: pack(kept + [[height, old_window]])}
+
+
+def read_window_lowerings(state: StateReader) -> list[tuple[int, int]]:
+    raw = state.get(WINDOW_LOWERED_KEY)
+    if raw is None:
+        return []
+    return [(expect_int(e[0], "lowering height", lo=0), expect_int(e[1], "lowered window", lo=1))
+            for e in (expect_list(x, "window lowering", length=2) for x in expect_list(unpack(raw, max_bytes=1 << 16), "window lowerings", max_length=4096))]
+
+
+def replay_window(state: StateReader, height: int) -> int:
+    """How many blocks up to `height` (the state after it) may hold a transaction that a
+    later block could replay: a transaction in block p has block_limit <= p - 1 + the window
+    p was checked against, and that window is either at most today's (it was raised since,
+    or never changed) or one that a later lowering recorded (window_lowered_writes). So
+    every transaction with block_limit > `height` is in the last `replay_window` blocks.
+    A node that joins by snapshot fetches those blocks' transactions (chainnode/blocksync/recent.py)."""
+    current = read_config(state, "block_limit_window")
+    return max([current] + [w for h, w in read_window_lowerings(state) if h - 1 + w > height])
 
 
 def read_chain(state: StateReader) -> tuple[str, str, str] | None:

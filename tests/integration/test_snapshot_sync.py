@@ -70,6 +70,17 @@ async def test_a_new_node_joins_by_snapshot_resumes_after_kill_and_follows(tmp_p
         assert present > 0, installed  # it went on from what the killed run fetched
         assert "sent a tree node that fails its check" in log  # node1's tampering was caught, and the others served
 
+        # Before it takes part it holds the transactions a replay could repeat: one from the
+        # snapshot's last block with transactions, sent to it again, is answered as committed.
+        _wait("the blocks before the snapshot to be fetched", lambda: "replay protection:" in cluster.log(JOINER) and
+              "blocks before the snapshot stored" in cluster.log(JOINER))
+        height = head
+        while not (txs := cluster.rpc(0, "getBlockByNumber", height, False, False)["transactions"]):
+            height -= 1
+        replayed = txs[0]
+        assert cluster.rpc(JOINER, "sendTransaction", replayed["raw"])["status"] == "committed"  # not "added"
+        assert cluster.rpc(JOINER, "getTransaction", replayed["hash"])["blockNumber"] == height
+
         # From there it follows the chain block by block.
         more = await run_bench(cluster.net, 100)
         assert more.committed == 100

@@ -22,12 +22,15 @@ from chainnode.system.state import (
     ADMIN_PREFIX,
     COMMITTEE_KEY,
     GOVERNANCE_KEY,
+    WINDOW_LOWERED_KEY,
     NodeEntry,
     latest_nodes,
     nodes_at,
     nodes_writes,
     promotion_writes,
     read_config,
+    read_window_lowerings,
+    replay_window,
     sealers_at,
 )
 from contracts.engine import CallContext
@@ -319,3 +322,19 @@ def test_a_node_moves_by_vote_and_the_compatibility_version_only_rises():
     assert read_proposal(state, down.value).status == "failed" and "never lowered" in read_proposal(state, down.value).result
     assert read_config(state, "compatibility_version") == 3000
     assert not propose(state, "set_config", ["compatibility_version", 1999]).ok  # below any release that has it
+
+
+def test_a_lowered_block_limit_window_is_remembered_while_it_can_matter_for_replays():
+    state = chain_state(GOV[:1])
+    assert replay_window(state, 10) == 1000  # the default window, never changed
+    propose(state, "set_config", ["block_limit_window", 500], height=20)  # a 0.2.0 chain's rules: nothing recorded
+    assert state.get(WINDOW_LOWERED_KEY) is None and replay_window(state, 20) == 500
+    propose(state, "set_config", ["compatibility_version", 3000])
+    propose(state, "set_config", ["block_limit_window", 5000], height=30)  # raised: blocks before held less
+    propose(state, "set_config", ["block_limit_window", 100], height=40)
+    propose(state, "set_config", ["block_limit_window", 50], height=50)
+    assert read_window_lowerings(state) == [(40, 5000), (50, 100)]
+    # Block 40's transactions were checked against 5,000: block_limit up to 40 - 1 + 5000.
+    assert replay_window(state, 60) == 5000 and replay_window(state, 5038) == 5000 and replay_window(state, 5039) == 50
+    propose(state, "set_config", ["block_limit_window", 10], height=6000)  # entries out of reach are dropped
+    assert read_window_lowerings(state) == [(6000, 50)]
