@@ -23,7 +23,31 @@ from chainnode.security.pkcs8 import PBKDF2_ITERATIONS_DEFAULT, PBKDF2_ITERATION
 from chainnode.store.files import read_bounded, write_atomic
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The console commands (RPC, governance, db, ca, genesis, service) are added the first
+    time a command this module does not define is looked up or the list is shown: `chainnode
+    start` then never imports the SDK and its HTTP stack, a third of a node's start-up time."""
+
+    _console_added = False
+
+    def _with_console(self) -> None:
+        if not self._console_added:
+            type(self)._console_added = True
+            _add_console_commands()
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._with_console()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx):
+        self._with_console()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chainnode")
 def main() -> None:
     """chainnode: a permissioned consortium blockchain node (PBFT, SM2/SM3, LevelDB)."""
@@ -357,8 +381,6 @@ def _add_console_commands() -> None:
     main.add_command(gov_group)
     main.add_command(service_group)
 
-
-_add_console_commands()
 
 if __name__ == "__main__":
     main()

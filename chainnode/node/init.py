@@ -30,16 +30,22 @@ def open_chain_ledger(data_dir: Path, genesis, *, create: bool, state_history_bl
     suite = get_suite(genesis.suite)
     ledger = Ledger.open(data_dir, suite, create=create, state_history_blocks=state_history_blocks, block_history_blocks=block_history_blocks)
     try:
+        # Making block 0 deploys the genesis contracts (most of a node's start-up time); a
+        # ledger that records the digest of the content it was checked against skips that.
+        digest = genesis.content_digest()
         if ledger.head_height < 0:
             if not create:
                 raise InitError(f"{data_dir} has no chain yet; run `chainnode init` first")
             block, writes = genesis.block()
             ledger.commit_block(block, [], None, writes)
-        elif ledger.genesis_hash != genesis.hash():
-            raise InitError(
-                f"{data_dir} holds another chain (genesis {ledger.genesis_hash.hex()[:16]}…, this genesis is "
-                f"{genesis.hash().hex()[:16]}…); use the genesis file this node was initialised with, or a new --data-dir"
-            )
+            ledger.set_genesis_source(digest)
+        elif ledger.genesis_source != digest:
+            if ledger.genesis_hash != genesis.hash():
+                raise InitError(
+                    f"{data_dir} holds another chain (genesis {ledger.genesis_hash.hex()[:16]}…, this genesis is "
+                    f"{genesis.hash().hex()[:16]}…); use the genesis file this node was initialised with, or a new --data-dir"
+                )
+            ledger.set_genesis_source(digest)
     except BaseException:
         ledger.close()
         raise

@@ -6,6 +6,7 @@ Key layout (docs/protocol.md, "Storage"):
     m:format            b"chainnode-ledger/1"           (storage.py)
     m:head              pack([height, block hash])
     m:genesis           genesis block hash (the chain's identity)
+    m:genesis_source    SM3 (the suite's hash) of the genesis file's canonical content it was made from
     m:txcount           pack(total committed transactions)
     h:<height:8>        header encoding
     n:<block hash>      height, 8 bytes big-endian
@@ -49,6 +50,7 @@ from chainnode.store.tree import NODE_RECORD_BYTES_MAX, ROOT_PREFIX, TreeUpdate,
 
 HEAD_KEY = b"m:head"
 GENESIS_KEY = b"m:genesis"
+GENESIS_SOURCE_KEY = b"m:genesis_source"  # the digest of the genesis content block 0 was checked against
 TXCOUNT_KEY = b"m:txcount"
 STATE_PRUNED_KEY = b"m:state_pruned"  # pack(height): the state trees below it are deleted
 BLOCKS_PRUNED_KEY = b"m:blocks_pruned"  # pack(height): the first height whose body is kept
@@ -167,6 +169,14 @@ class Ledger:
     @property
     def genesis_hash(self) -> bytes | None:
         return self._store.get(GENESIS_KEY)
+
+    @property
+    def genesis_source(self) -> bytes | None:
+        return self._store.get(GENESIS_SOURCE_KEY)
+
+    def set_genesis_source(self, digest: bytes) -> None:
+        """Record that block 0 here is the one made from the genesis content of this digest."""
+        self._store.write_batch([(GENESIS_SOURCE_KEY, digest)])
 
     def snapshot(self):
         """The database as of now, whole blocks only (chainnode/rpc/headview.py reads it)."""

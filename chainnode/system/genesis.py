@@ -211,6 +211,12 @@ class Genesis:
     def hash(self) -> bytes:
         return self.block()[0].header.hash(get_suite(self.suite))
 
+    def content_digest(self) -> bytes:
+        """The hash of this genesis's canonical content: the same content always makes the
+        same block 0, so a ledger that recorded it need not deploy the genesis contracts
+        again to know it holds this chain (chainnode/node/init.py)."""
+        return get_suite(self.suite).hash(json.dumps(self.to_json(), sort_keys=True).encode())
+
     def to_json(self) -> dict:
         return {
             "format": FORMAT,

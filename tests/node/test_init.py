@@ -2,13 +2,16 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from chainnode.cli.main import main
 from chainnode.crypto import get_suite
 from chainnode.node.config import load_config
+from chainnode.node.init import InitError, open_chain_ledger
 from chainnode.security.keyfile import encrypt_key, write_key_file
 from chainnode.store.ledger import Ledger
+from chainnode.system.genesis import load_genesis
 
 SUITE = get_suite("sm")
 
@@ -83,3 +86,20 @@ def test_init_writes_the_channel_port(tmp_path):
     assert (cfg.channel_host, cfg.channel_port, cfg.rpc_port) == ("127.0.0.1", 20300, 8600)
     info = init_node(genesis, tmp_path / "k1.key", tmp_path / "n1", p2p_listen=None, rpc_listen="127.0.0.1:8601")
     assert (load_config(info["config"]).channel_port) == 20200  # the default: FISCO's channel port
+
+
+def test_a_ledger_that_recorded_its_genesis_content_opens_without_making_block_0_again(tmp_path):
+    genesis_path = setup(tmp_path)
+    data = tmp_path / "node0"
+    assert run("init", "--genesis", str(genesis_path), "--key", str(tmp_path / "k0.key"), "--data-dir", str(data)).exit_code == 0
+    genesis = load_genesis(genesis_path)
+    with open_chain_ledger(data, genesis, create=False) as ledger:
+        assert ledger.genesis_source == genesis.content_digest()
+    assert "_state_writes" not in genesis.__dict__  # block 0 was not made (its contracts not deployed) to check it
+    with Ledger.open(data, SUITE) as ledger:  # a ledger from before the record: checked in full once, then recorded
+        ledger._store.write_batch([], [b"m:genesis_source"])
+    with open_chain_ledger(data, genesis, create=False) as ledger:
+        assert ledger.genesis_source == genesis.content_digest() and "_state_writes" in genesis.__dict__
+    other = load_genesis(setup(tmp_path, chain_id="other"))
+    with pytest.raises(InitError, match="holds another chain"):
+        open_chain_ledger(data, other, create=False)
