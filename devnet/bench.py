@@ -15,7 +15,7 @@ import statistics
 import time
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 import httpx
 import trio
@@ -90,27 +90,32 @@ def raw_sm2_verify_rate(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def _proc_stats(pid: int | None) -> tuple[float, float]:
-    """(CPU seconds used, resident MiB) of a process, from /proc; zeros if unavailable."""
+def proc_stats(pid: int | None) -> tuple[float, float, float]:
+    """(CPU seconds used, resident MiB, of which anonymous MiB) of a process, from /proc;
+    zeros if unavailable. Resident but not anonymous is mostly LevelDB's table files,
+    which it maps into memory to read: page cache the kernel may drop, not heap."""
     if not pid or pid <= 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         with open(f"/proc/{pid}/status") as f:
-            rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        return cpu_s, rss_kib / 1024
-    except (OSError, StopIteration, ValueError, IndexError):
-        return 0.0, 0.0
+            kib = {line.split(":")[0]: int(line.split()[1]) for line in f if line.startswith(("VmRSS:", "RssAnon:"))}
+        return cpu_s, kib["VmRSS"] / 1024, kib.get("RssAnon", 0) / 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return 0.0, 0.0, 0.0
 
 
 class Transfers:
     """The load: transfers of a token contract (TOKEN) deployed for the run, from funded
-    sender accounts taken in turn, to fresh addresses. Used by `devnet bench` and `devnet chaos`."""
+    sender accounts taken in turn, to fresh addresses, or to `recipients` in turn (existing
+    accounts: tests/bench/scale.py sends to accounts of a seeded chain, so that the reads
+    and tree updates hit cold state). Used by `devnet bench` and `devnet chaos`."""
 
-    def __init__(self, info: dict, token: bytes, senders: list[Account]) -> None:
+    def __init__(self, info: dict, token: bytes, senders: list[Account], recipients: list[bytes] | None = None) -> None:
         self.info, self.token, self.senders = info, token, senders
+        self.recipients = recipients
         self.suite = senders[0].suite
         self._next = 0
 
@@ -132,9 +137,10 @@ class Transfers:
         txs = []
         for _ in range(count):
             acct = self.senders[self._next % len(self.senders)]
+            to = self.recipients[self._next % len(self.recipients)] if self.recipients else os.urandom(20)
             self._next += 1
             txs.append(acct.transaction(chain_id=self.info["chainId"], group_id=self.info["groupId"], block_limit=block_limit,
-                                        to=self.token, method="transfer", args=[os.urandom(20), 1], gas_limit=1_000_000))
+                                        to=self.token, method="transfer", args=[to, 1], gas_limit=1_000_000))
         return txs
 
 
@@ -176,8 +182,10 @@ async def run_bench(
     progress: Callable[[str, int, int], None] | None = None,
     timeout_s: float = 600.0,
     http: bool = False,
+    load: Callable[[Client], Awaitable[Transfers]] | None = None,
 ) -> BenchResult:
-    """Deploy a token, fund senders, pre-sign `tx_count` transfers, send them over all nodes
+    """Deploy a token, fund senders (or take `load(client)`'s: a chain that has them
+    already), pre-sign `tx_count` transfers, send them over all nodes
     (at `rate_tps`, or as fast as the nodes take them), and follow the chain until all are
     committed. `progress(stage, done, total)` is called as it goes. The transactions go over
     the nodes' channel ports (one connection per sender and node), or with `http` (or on a
@@ -191,19 +199,22 @@ async def run_bench(
     first = up[0]
     async with net.client(first.rpc_url if result.transport == "http" else first.channel_url, timeout_s=60) as client:
         report("deploying the token contract", 0, 1)
-        load = await Transfers.setup(client, max(1, -(-tx_count // TXS_PER_SENDER_ACCOUNT)), supply=tx_count)
+        senders = max(1, -(-tx_count // TXS_PER_SENDER_ACCOUNT))
+        transfers = await (load(client) if load else Transfers.setup(client, senders, supply=tx_count))
+        if len(transfers.senders) < senders:
+            raise RuntimeError(f"{tx_count} transfers need {senders} senders (a pool caps one sender's share), the load has {len(transfers.senders)}")
         height = await client.block_number()
-    info = load.info
+    info = transfers.info
     txs = []
     for i in range(0, tx_count, 200):
         report("signing transactions", i, tx_count)
-        txs += load.sign(min(200, tx_count - i), block_limit=height + info["blockLimitWindow"] - 10)
-    hashes = [tx.hash(load.suite) for tx in txs]
+        txs += transfers.sign(min(200, tx_count - i), block_limit=height + info["blockLimitWindow"] - 10)
+    hashes = [tx.hash(transfers.suite) for tx in txs]
     report("measuring raw SM2 verification", 0, 1)
     result.raw_sm2_verify_per_s = round(raw_sm2_verify_rate(), 1)
 
     pids = {n.name: net.pid(n.name) for n in up}
-    before = {name: _proc_stats(pid) for name, pid in pids.items()}
+    before = {name: proc_stats(pid) for name, pid in pids.items()}
     sent_at: dict[bytes, float] = {}
     batches = [list(range(i, min(i + RPC_BATCH, tx_count))) for i in range(0, tx_count, RPC_BATCH)]
     interval_s = (RPC_BATCH / rate_tps) if rate_tps else 0.0
@@ -259,7 +270,7 @@ async def run_bench(
                     senders_nursery.start_soon(sender, k, http)
             result.send_seconds = round(time.monotonic() - start, 2)
     elapsed = time.monotonic() - start
-    after = {name: _proc_stats(pid) for name, pid in pids.items()}
+    after = {name: proc_stats(pid) for name, pid in pids.items()}
     latencies = sorted(committed)
     result.committed = len(committed)
     result.seconds = round(elapsed, 2)
@@ -270,5 +281,6 @@ async def run_bench(
     result.tps_per_raw_verify = round(result.tps / result.raw_sm2_verify_per_s, 3) if result.raw_sm2_verify_per_s else 0.0
     for name in pids:
         cpu_s = after[name][0] - before[name][0]
-        result.nodes.append({"node": name, "cpu_s": round(cpu_s, 2), "cpu_pct": round(100 * cpu_s / elapsed, 1), "rss_mib": round(after[name][1], 1)})
+        result.nodes.append({"node": name, "cpu_s": round(cpu_s, 2), "cpu_pct": round(100 * cpu_s / elapsed, 1), "rss_mib": round(after[name][1], 1),
+                             "anon_mib": round(after[name][2], 1)})
     return result

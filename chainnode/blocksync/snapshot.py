@@ -31,8 +31,8 @@ each internal node once all its children are on disk (post-order).
 Progress is durable and resumable: a node on disk means its whole subtree is, so a restart
 walks from the root and skips every complete subtree. The flat state (`s:`) is written
 from the finished tree at the end, so a sync that moves to a newer height leaves nothing
-stale behind. Memory is bounded by the walk (depth x 16 x a request's nodes), not by the
-state's size.
+stale behind. Memory is bounded by the walk (depth x 16 x a request's nodes x the
+requests in flight), not by the state's size.
 """
 
 from __future__ import annotations
@@ -59,9 +59,16 @@ log = logging.getLogger("chainnode.snapshot")
 SNAPSHOT_PROTOCOL = "/chainnode/snapshot/1"
 MANIFEST, NODES = 0, 1
 NODE_ASK_BYTES_MAX = 3 + 34 + 34  # [depth, path, hash], encoded
-CHILDREN_REMEMBERED_MAX = 65_536
+# Internal nodes whose children the server remembers (decoded, ~2 KB each): a walk asks
+# for a node's children soon after the node, and REQUESTS_IN_FLIGHT requests of 512 nodes
+# have at most 4 x 512 parents; at 65,536 a serving node held ~130 MB more at 1,000,000 accounts.
+CHILDREN_REMEMBERED_MAX = 8_192
+# Fetched nodes are written once this many requests' worth are ready (and at the end): one
+# synced write per request cost about as much as checking its nodes.
+WRITE_REQUESTS = 4
 HANDOVERS_MAX = 10_000
 NODES_PER_REQUEST_DEFAULT = 512
+REQUESTS_IN_FLIGHT = 4  # node requests a syncing node has out at once (to as many peers, in turn)
 RESPONSE_BYTES_MAX = 16 << 20
 # A test hook, not a setting: with it set to 1 this node serves every tree node with its last
 # byte flipped, a hostile peer for tests/integration/test_snapshot_sync.py.
@@ -289,6 +296,12 @@ class _Pending:
     index: int  # this node's place in its parent's children
 
 
+def _leave(good: list[int], peer: int) -> None:
+    """Drop `peer` from the peers asked (another walker may have dropped it already)."""
+    if peer in good:
+        good.remove(peer)
+
+
 class SnapshotSyncer:
     """Fetches the state at a certified height from peers and installs it in the ledger."""
 
@@ -333,36 +346,90 @@ class SnapshotSyncer:
         self.penalise(peer, why)
 
     async def fetch_tree(self, manifest: Manifest, peers: list[int]) -> None:
-        """Every node of the tree under the manifest's root, verified, on disk."""
+        """Every node of the tree under the manifest's root, verified, on disk.
+
+        REQUESTS_IN_FLIGHT walkers share the walk, each with a request out to the next peer
+        in turn: a node's answer is a round trip and the peer's reads, which one request at
+        a time left this node idle for (~16 ms a request under load, as long as checking
+        its 512 nodes). What they fetched is checked and written one batch at a time, in
+        order (`_write_lock`), so a parent is written with or after the writes that hold its
+        children: post-order holds on disk, and with it resuming."""
         ledger = self.ledger
+        # Only a sync of this same block begun before can have nodes of its tree on disk.
+        resumed = ledger.snapshot_pending == manifest.height
         await trio.to_thread.run_sync(ledger.begin_snapshot, manifest.header, manifest.certificate, manifest.tx_count)
         if manifest.header.state_root == EMPTY_ROOT:
             return
         self._height = manifest.height
-        self._writes: list[tuple[bytes, bytes]] = []
         # To fetch: (depth, path, hash, waiting parent, index in it); root first.
-        stack: list[tuple[int, bytes, bytes, _Pending | None, int]] = [(0, b"", manifest.header.state_root, None, 0)]
+        self._stack: list[tuple[int, bytes, bytes, _Pending | None, int]] = [(0, b"", manifest.header.state_root, None, 0)]
+        self._walking = 0  # walkers with a batch out: their answers may add to the stack
+        self._changed = trio.Event()
+        self._write_lock = trio.Lock()
+        self._error: BaseException | None = None
+        self._writes: list[tuple[bytes, bytes]] = []
         good = list(peers)
-        while stack:
-            batch = [stack.pop() for _ in range(min(len(stack), self.nodes_per_request))]
-            local = await trio.to_thread.run_sync(lambda: [ledger.store_get(node_key(d, p, self._height)) for d, p, *_ in batch])
-            records = await self._records(manifest.height, [b for b, r in zip(batch, local) if r is None], good)
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(1, min(REQUESTS_IN_FLIGHT, len(good)))):
+                nursery.start_soon(self._walker, manifest.height, good, resumed, nursery.cancel_scope)
+        if self._error is not None:
+            raise self._error
+        await self._flush()
+
+    async def _walker(self, height: int, good: list[int], resumed: bool, cancel: trio.CancelScope) -> None:
+        try:
+            while True:
+                stack = self._stack
+                if not stack:
+                    if not self._walking:
+                        self._changed.set()  # the walk is done: wake the others to end too
+                        return
+                    await self._changed.wait()
+                    continue
+                batch = [stack.pop() for _ in range(min(len(stack), self.nodes_per_request))]
+                self._walking += 1
+                try:
+                    await self._fetch_batch(height, batch, good, resumed)
+                finally:
+                    self._walking -= 1
+                    self._changed.set()
+                    self._changed = trio.Event()
+        except (SnapshotError, DecodeError) as exc:
+            self._error = self._error or exc
+            cancel.cancel()
+
+    async def _fetch_batch(self, height: int, batch: list, good: list[int], resumed: bool) -> None:
+        ledger = self.ledger
+        if resumed:
+            local = await trio.to_thread.run_sync(lambda: [ledger.store_get(node_key(d, p, height)) for d, p, *_ in batch])
+        else:
+            local = [None] * len(batch)
+        records = await self._records(height, [b for b, r in zip(batch, local) if r is None], good)
+        records.reverse()  # taken from the end, in batch order
+        async with self._write_lock:
+            stack = self._stack
             for (depth, path, node_hash, parent, index), record in zip(batch, local):
                 if record is not None:  # complete on disk already (a resumed sync)
                     self.nodes_present += 1
                     self._complete(parent, index, unpack(record, max_bytes=NODE_RECORD_BYTES_MAX)[0] == 0)
                     continue
-                record = records.pop(0)
-                is_leaf, children = check_node(ledger.suite.hash, node_hash, record)
+                record, is_leaf, children = records.pop()  # checked by _records already
                 self.nodes_fetched += 1
                 if is_leaf:
-                    self._writes.append((node_key(depth, path, self._height), record))
+                    self._writes.append((node_key(depth, path, height), record))
                     self._complete(parent, index, True)
                     continue
-                pending = _Pending(depth, path, [[nib, h, None] for nib, h in children], len(children), parent, index)
-                stack += [(depth + 1, child_path(path, depth, nib), h, pending, i) for i, (nib, h) in enumerate(children)]
-            await trio.to_thread.run_sync(ledger.put_tree_nodes, self._writes)
-            self._writes = []
+                pending = _Pending(depth, path, [[nib, ch, None] for nib, ch in children], len(children), parent, index)
+                stack += [(depth + 1, child_path(path, depth, nib), ch, pending, i) for i, (nib, ch) in enumerate(children)]
+            if len(self._writes) >= WRITE_REQUESTS * self.nodes_per_request:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        """Write what was fetched, in the order it completed (under `_write_lock`, or at the
+        end): a parent is in the same write as its last children, or a later one."""
+        writes, self._writes = self._writes, []
+        if writes:
+            await trio.to_thread.run_sync(self.ledger.put_tree_nodes, writes)
 
     def _complete(self, parent: _Pending | None, index: int, is_leaf: bool) -> None:
         """A child is complete on disk: its parent may now be written (post-order)."""
@@ -380,10 +447,10 @@ class SnapshotSyncer:
             self._writes.append((node_key(parent.depth, parent.path, self._height), record))
             parent, index, is_leaf = parent.parent, parent.index, False
 
-    async def _records(self, height: int, asks: list, good: list[int]) -> list[bytes]:
-        """The records of `asks` (depth, path, hash, ...), verified against their hashes,
-        from the peers in `good` in turn (a peer that fails is dropped from it)."""
-        out: list[bytes] = []
+    async def _records(self, height: int, asks: list, good: list[int]) -> list[tuple[bytes, bool, list]]:
+        """(record, is leaf, children) of `asks` (depth, path, hash, ...), verified against
+        their hashes, from the peers in `good` in turn (a peer that fails is dropped from it)."""
+        out: list[tuple[bytes, bool, list]] = []
         h = self.ledger.suite.hash
         while len(out) < len(asks):
             if not good:
@@ -397,28 +464,29 @@ class SnapshotSyncer:
                 got = await trio.to_thread.run_sync(self._check_all, h, [a[2] for a in rest], records)
             except FetchFailed as exc:
                 log.info("snapshot: peer %d did not answer: %s", peer, exc)
-                good.remove(peer)
+                _leave(good, peer)
                 continue
             except (SnapshotError, DecodeError) as exc:
-                self._bad(peer, f"sent a tree node that fails its check: {exc}")
-                good.remove(peer)
+                if peer in good:  # once per peer: other walkers may have had requests out to it too
+                    self._bad(peer, f"sent a tree node that fails its check: {exc}")
+                _leave(good, peer)
                 continue
             out += got
             if len(got) < len(records) or not records:
-                good.remove(peer)  # it lacks a node (pruned, or not that block's tree): others may have it
+                _leave(good, peer)  # it lacks a node (pruned, or not that block's tree): others may have it
         return out
 
     @staticmethod
-    def _check_all(h, hashes: list[bytes], records: list) -> list[bytes]:
-        """The records that are there and check, in order, up to the first one missing."""
+    def _check_all(h, hashes: list[bytes], records: list) -> list[tuple[bytes, bool, list]]:
+        """(record, is leaf, children) of the records that are there and check, in order, up
+        to the first one missing."""
         out = []
         for node_hash, record in zip(hashes, records):
             if record is None:
                 break
             if type(record) is not bytes:
                 raise SnapshotError("a tree node record is not bytes")
-            check_node(h, node_hash, record)
-            out.append(record)
+            out.append((record, *check_node(h, node_hash, record)))
         return out
 
     async def run(self, peers: Callable[[], list[int]], *, wait_for_peers_s: float = 30.0, peers_wanted: int = 1,

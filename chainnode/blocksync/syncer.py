@@ -30,6 +30,9 @@ log = logging.getLogger("chainnode.blocksync")
 
 SYNC_PROTOCOL = "/chainnode/sync/1"
 RESPONSE_BYTES_MAX = 64 << 20
+# About how many transactions a request asks for (by the blocks of the last range): decoded,
+# 10,000 transfers are ~20 MB, and block sync holds two ranges (one applied, one ahead).
+TXS_PER_RANGE_MAX = 10_000
 
 
 def encode_request(from_height: int, count: int) -> bytes:
@@ -138,36 +141,82 @@ class BlockSyncer:
         return ready[k:] + ready[:k]
 
     async def catch_up(self) -> int:
-        """Fetch and apply blocks until no reachable peer is ahead; returns blocks applied."""
+        """Fetch and apply blocks until no reachable peer is ahead; returns blocks applied.
+
+        Fetching and applying overlap: while one range is applied (on the chain's worker
+        thread) the next is fetched and decoded, so replay is bound by execution, not by
+        round trips. A range that fails to apply (a bad block or certificate) costs its
+        peer a penalty, drops what was fetched after it, and the sync goes on from the head."""
         applied = 0
         while True:
+            done, count = await self._pipeline()
+            applied += count
+            if done:
+                return applied
+
+    async def _pipeline(self) -> tuple[bool, int]:
+        """One run of fetching ahead and applying in order: (no peer is ahead any more, blocks applied)."""
+        applied = 0
+        failed = False
+        # Unbuffered: the fetcher holds one range, fetched and decoded, until the range before
+        # it is applied; so at most two ranges are in memory.
+        send, recv = trio.open_memory_channel[tuple[int, list[tuple[Block, CommitCertificate]]]](0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._fetch_ranges, send)
+            async with recv:
+                async for peer, items in recv:
+                    try:
+                        for block, cert in items:
+                            if await self.apply(block, cert) is not False:
+                                applied += 1
+                                self.blocks_applied += 1
+                    except (InvalidBlock, InvalidCertificate) as exc:
+                        log.warning("sync from peer %d failed at height %d: %s", peer, self.chain.height + 1, exc)
+                        self._penalise(peer)
+                        failed = True
+                        nursery.cancel_scope.cancel()
+                        break
+        return not failed, applied
+
+    async def _fetch_ranges(self, send: trio.MemorySendChannel) -> None:
+        """Fetch consecutive ranges from the head on, each from the next peer that claims it,
+        and hand them over in order; ends when no reachable peer has the next height."""
+        async with send:
             next_height = self.chain.height + 1
-            candidates = self._candidates(next_height)
-            if not candidates:
-                return applied
-            progressed = False
-            for peer in candidates:
-                count = min(self._request_blocks, self.peers[peer].height - next_height + 1)
-                try:
-                    items = decode_response(await self.fetch(peer, encode_request(next_height, count)), next_height)
-                    if not items:
-                        raise InvalidBlock(f"peer {peer} claims height {self.peers[peer].height} but sent nothing from {next_height}")
-                    for block, cert in items:
-                        if await self.apply(block, cert) is not False:
-                            applied += 1
-                            self.blocks_applied += 1
-                    progressed = True
-                    self._request_blocks = min(self.blocks_per_request, 2 * self._request_blocks)
+            while True:
+                next_height = max(next_height, self.chain.height + 1)  # consensus may have committed some meanwhile
+                candidates = self._candidates(next_height)
+                if not candidates:
+                    return
+                for peer in candidates:
+                    count = min(self._request_blocks, self.peers[peer].height - next_height + 1)
+                    try:
+                        raw = await self.fetch(peer, encode_request(next_height, count))
+                        items = await trio.to_thread.run_sync(decode_response, raw, next_height)
+                        if not items:
+                            raise InvalidBlock(f"peer {peer} claims height {self.peers[peer].height} but sent nothing from {next_height}")
+                    except (FetchFailed, DecodeError, InvalidBlock) as exc:
+                        log.warning("sync from peer %d failed at height %d: %s", peer, next_height, exc)
+                        self._penalise(peer)
+                        if isinstance(exc, FetchFailed):
+                            # Perhaps the peer (or we) could not serve that many blocks in time under
+                            # load: ask the next peer for fewer; successes double it back.
+                            self._request_blocks = max(1, self._request_blocks // 2)
+                        continue
+                    # A range's decoded transactions are what sync holds in memory (twice, with
+                    # one fetched ahead): the next request asks for about TXS_PER_RANGE_MAX.
+                    txs_per_block = max(1, sum(len(b.transactions) for b, _ in items) // len(items))
+                    self._request_blocks = max(1, min(self.blocks_per_request, 2 * self._request_blocks, TXS_PER_RANGE_MAX // txs_per_block))
+                    await send.send((peer, items))
+                    next_height += len(items)
                     break
-                except (FetchFailed, DecodeError, InvalidBlock, InvalidCertificate) as exc:
-                    log.warning("sync from peer %d failed at height %d: %s", peer, next_height, exc)
-                    self.peers[peer].skip_until_ms = trio.current_time() * 1000 + self.penalty_ms
-                    if isinstance(exc, FetchFailed):
-                        # Perhaps the peer (or we) could not serve that many blocks in time under
-                        # load: ask the next peer for fewer; successes double it back.
-                        self._request_blocks = max(1, self._request_blocks // 2)
-            if not progressed:
-                return applied
+                else:
+                    return  # every candidate failed: the next round (run) tries again
+
+    def _penalise(self, peer: int) -> None:
+        head = self.peers.get(peer)
+        if head is not None:
+            head.skip_until_ms = trio.current_time() * 1000 + self.penalty_ms
 
     async def run(self, *, poll_ms: int = 1_000, grace_ms: int = 500) -> None:
         """Catch up whenever a peer is ahead: woken by `peer_head`, and polled.

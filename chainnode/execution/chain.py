@@ -130,6 +130,16 @@ class Chain:
 
         Returns False, writing nothing, for a block we already committed (consensus got
         there first); a different block at a height we committed is refused loudly.
+
+        The transactions' signatures are not checked again (docs/architecture.md,
+        "Decisions"): a quorum certificate means 2f+1 of the sealers signed the commit,
+        so at least f+1 honest ones checked every signature of this block before they
+        prepared it, the same trust a snapshot places in a certified state root. What the
+        certificate cannot vouch for on this node is checked: the certificate itself
+        against the sealer set, and the re-execution, whose every root must match the
+        header. Replay is then bound by execution, not by SM2 (~4,400 verifications per
+        second per core against ~13,000 transfers executed). `chainnode db verify` checks
+        every signature of a ledger offline.
         """
         header = block.header
         if self._already_committed(header):
@@ -139,5 +149,10 @@ class Chain:
         if certificate.height != header.height or certificate.block_hash != header.hash(self.suite):
             raise InvalidCertificate(f"the certificate is for another block than height {header.height}")
         certificate.verify(self.suite, pubs, [s.weight for s in sealers])
-        proposal = self.check_proposal(header, block.transactions)
+        proposal = self.check_proposal(header, block.transactions, is_verified=_certified)
         return self.commit(proposal, certificate)
+
+
+def _certified(tx_hash: bytes) -> bool:
+    """`is_verified` of a block under a verified quorum certificate (Chain.apply_certified)."""
+    return True

@@ -28,7 +28,13 @@ from chainnode.store.tree import StateTree, TreeUpdate
 STATE_PREFIX = b"s:"
 STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
-STATE_CACHE_ENTRIES_MAX = 500_000
+# The read cache's budget, in bytes of keys and values plus a dict entry's and two bytes
+# objects' overhead each: a bound on memory (values go up to STATE_VALUE_BYTES_MAX), not on
+# a count. 32 MiB holds ~130,000 token balances: every hot key (config, senders, contracts)
+# and a block's recent writes; at 1,000,000 accounts the rest is one LevelDB read away
+# (docs/performance.md, "Scale").
+STATE_CACHE_BYTES_MAX = 32 << 20
+CACHE_ENTRY_OVERHEAD_BYTES = 170
 
 _MISSING = object()
 
@@ -38,13 +44,14 @@ class StateReader(Protocol):
 
 
 class StateStore:
-    """Committed state, read through a FIFO-bounded cache (absent keys are cached too), and
-    its tree (`tree`, as of `head_height`)."""
+    """Committed state, read through a FIFO cache bounded in bytes (absent keys are cached
+    too), and its tree (`tree`, as of `head_height`)."""
 
-    def __init__(self, store: Store, suite: CryptoSuite, head_height: int, cache_entries_max: int = STATE_CACHE_ENTRIES_MAX) -> None:
+    def __init__(self, store: Store, suite: CryptoSuite, head_height: int, cache_bytes_max: int = STATE_CACHE_BYTES_MAX) -> None:
         self._store = store
         self._cache: dict[bytes, bytes | None] = {}
-        self._cache_max = cache_entries_max
+        self._cache_bytes = 0
+        self._cache_bytes_max = cache_bytes_max
         self.tree = StateTree(store.get, suite.hash, head_height=head_height)
 
     def get(self, key: bytes) -> bytes | None:
@@ -56,12 +63,18 @@ class StateStore:
 
     def _remember(self, key: bytes, value: bytes | None) -> None:
         cache = self._cache
-        if len(cache) >= self._cache_max and key not in cache:
+        old = cache.pop(key, _MISSING)
+        if old is not _MISSING:
+            self._cache_bytes -= _entry_bytes(key, old)  # type: ignore[arg-type]
+        size = _entry_bytes(key, value)
+        if self._cache_bytes + size > self._cache_bytes_max and cache:
             # The oldest sixteenth at once: deleting one at a time from the front makes each
             # `next(iter(cache))` walk over every slot deleted before it.
-            for old in list(islice(cache, max(1, self._cache_max // 16))):
-                del cache[old]
-        cache[key] = value
+            for k in list(islice(cache, max(1, len(cache) // 16))):
+                self._cache_bytes -= _entry_bytes(k, cache.pop(k))
+        if size <= self._cache_bytes_max:
+            cache[key] = value
+            self._cache_bytes += size
 
     def batch_ops(self, writes: Mapping[bytes, bytes | None]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """The LevelDB puts and deletes for a block's writes (the ledger adds them to its batch)."""
@@ -89,6 +102,10 @@ class StateStore:
     def items(self) -> list[tuple[bytes, bytes]]:
         """Every committed key and value, in key order (for tests and exports)."""
         return [(k[len(STATE_PREFIX):], v) for k, v in self._store.iterate(STATE_PREFIX)]
+
+
+def _entry_bytes(key: bytes, value: bytes | None) -> int:
+    return len(key) + (len(value) if value is not None else 0) + CACHE_ENTRY_OVERHEAD_BYTES
 
 
 class StateOverlay:

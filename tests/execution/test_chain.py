@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from chainnode.execution.executor import InvalidBlock
-from chainnode.protocol.types import Block, Transaction
+from chainnode.protocol.types import Block, InvalidCertificate, Transaction
 from tests.chain_fixtures import SOURCE, SUITE, USER, certify, open_chain
 
 
@@ -158,3 +158,28 @@ def test_a_block_over_block_gas_limit_is_cut_by_the_leader_refused_by_a_replica_
     assert replica.check_proposal(second.header, second.transactions).header == second.header
     for c in (probe, leader, replica):
         c.ledger.close()
+
+
+# ---- a certified block: the certificate vouches for the signatures, execution is redone ----
+
+
+def test_a_certified_block_is_applied_without_its_signatures_checked_again_but_everything_else_is(tmp_path):
+    # docs/architecture.md, "Decisions": 2f+1 sealers checked every signature before they
+    # committed the block, so sync (and `chainnode db import`) trusts its certificate for them.
+    leader, replica = open_chain(tmp_path / "l"), open_chain(tmp_path / "r")
+    tx = deploy_tx(leader)
+    forged = replace(tx, signature=bytes(64))
+    with pytest.raises(InvalidBlock, match="invalid signature"):  # a proposal (consensus) is checked in full
+        replica.check_proposal(leader.execute_proposal([tx], timestamp_ms=1, proposer_index=0).header, [forged])
+    proposal = leader.execute_proposal([forged], timestamp_ms=1, proposer_index=0, is_verified=lambda h: True)
+    block = Block(proposal.header, [forged])
+    with pytest.raises(InvalidCertificate):  # the certificate itself is checked against the sealers
+        replica.apply_certified(block, certify(proposal.header, signers=(0, 1)))
+    with pytest.raises(InvalidBlock, match="state_root"):  # and the execution is redone and compared
+        wrong = replace(proposal.header, state_root=b"\x01" * 32)
+        replica.apply_certified(Block(wrong, [forged]), certify(wrong))
+    assert replica.height == 0
+    assert replica.apply_certified(block, certify(proposal.header)) is True
+    assert replica.ledger.head_hash == proposal.header.hash(SUITE)
+    leader.ledger.close()
+    replica.ledger.close()

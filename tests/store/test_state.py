@@ -64,3 +64,22 @@ def test_state_root_depends_on_writes_not_their_order():
     assert next_state_root(s, parent, w1) == next_state_root(s, parent, w2)
     assert next_state_root(s, parent, w1) != next_state_root(s, parent, {b"a": b"1"})
     assert next_state_root(s, parent, w1) != next_state_root(s, b"\x01" * 32, w1)
+
+
+def test_the_read_cache_is_bounded_in_bytes_not_entries(tmp_path):
+    from chainnode.store.leveldb import Store
+    from chainnode.store.state import CACHE_ENTRY_OVERHEAD_BYTES, STATE_PREFIX, StateStore
+
+    store = Store(tmp_path)
+    try:
+        store.write_batch([(STATE_PREFIX + b"k%d" % i, b"v" * 1000) for i in range(100)] + [(STATE_PREFIX + b"big", b"x" * 50_000)])
+        budget = 20 * (1000 + 3 + CACHE_ENTRY_OVERHEAD_BYTES)
+        state = StateStore(store, get_suite("sm"), head_height=-1, cache_bytes_max=budget)
+        for i in range(100):
+            assert state.get(b"k%d" % i) == b"v" * 1000  # the values are right, cached or not
+            assert state._cache_bytes <= budget
+        assert 10 <= len(state._cache) <= 20
+        assert state.get(b"big") == b"x" * 50_000 and b"big" not in state._cache  # more than the whole budget: never cached
+        assert state.get(b"k99") == b"v" * 1000 and state._cache_bytes <= budget
+    finally:
+        store.close()
