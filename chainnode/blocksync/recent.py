@@ -20,7 +20,7 @@ from typing import Callable
 
 import trio
 
-from chainnode.blocksync.syncer import Fetch, FetchFailed, decode_response, encode_request
+from chainnode.blocksync.syncer import BodiesNotKept, Fetch, FetchFailed, decode_response, encode_request
 from chainnode.protocol.codec import DecodeError
 from chainnode.store.ledger import Ledger
 from chainnode.system.state import replay_window
@@ -59,7 +59,7 @@ async def fetch_recent_bodies(
         for peer in peers():
             try:
                 items = await trio.to_thread.run_sync(decode_response, await fetch(peer, encode_request(lo, top - lo + 1)), lo)
-            except (FetchFailed, DecodeError) as exc:
+            except (FetchFailed, DecodeError, BodiesNotKept) as exc:
                 log.warning("replay protection: peer %d did not send blocks %d-%d: %s", peer, lo, top, exc)
                 continue
             if len(items) < top - lo + 1:

@@ -5,6 +5,8 @@ Wire format (request/response on the `/chainnode/sync/1` protocol):
 
     request  = pack([1, from_height, count])
     response = pack([1, [[block, certificate], ...]])     # consecutive heights from from_height
+             | pack([1, [], oldest])                      # from_height's body is not kept here;
+                                                          # bodies are from `oldest` on (pruned)
 
 A response may be shorter than asked (the server's limits, or its head); an empty one
 means "I have nothing from there". It cannot get stuck: each range goes to a peer that
@@ -33,6 +35,7 @@ RESPONSE_BYTES_MAX = 64 << 20
 # About how many transactions a request asks for (by the blocks of the last range): decoded,
 # 10,000 transfers are ~20 MB, and block sync holds two ranges (one applied, one ahead).
 TXS_PER_RANGE_MAX = 10_000
+PRUNED_LOG_INTERVAL_MS = 60_000  # how often it says that no peer keeps the bodies it needs
 
 
 def encode_request(from_height: int, count: int) -> bytes:
@@ -48,6 +51,9 @@ def serve_request(ledger: Ledger, payload: bytes, *, blocks_max: int, response_b
         count = expect_int(f[2], "sync count", lo=1, hi=blocks_max)
     except DecodeError:
         return pack([1, []])
+    oldest = ledger.oldest_block_height()
+    if start < oldest:
+        return pack([1, [], oldest])
     items = []
     size = 0
     for height in range(start, min(start + count, ledger.head_height + 1)):
@@ -62,9 +68,25 @@ def serve_request(ledger: Ledger, payload: bytes, *, blocks_max: int, response_b
     return pack([1, items])
 
 
+class BodiesNotKept(Exception):
+    """The peer does not keep the bodies asked for: it keeps them from `oldest` on."""
+
+    def __init__(self, oldest: int) -> None:
+        super().__init__(f"it keeps block bodies from block {oldest} on only (pruned)")
+        self.oldest = oldest
+
+
 def decode_response(payload: bytes, expected_from: int) -> list[tuple[Block, CommitCertificate]]:
-    f = expect_list(unpack(payload, max_bytes=RESPONSE_BYTES_MAX), "sync response", length=2)
+    """The blocks of a response; `BodiesNotKept` if the peer said it pruned them."""
+    f = expect_list(unpack(payload, max_bytes=RESPONSE_BYTES_MAX), "sync response", max_length=3)
+    if len(f) < 2:
+        raise DecodeError(f"sync response: expected 2 or 3 fields, got {len(f)}")
     expect_version(f, "sync response", 1)
+    if len(f) == 3:
+        oldest = expect_int(f[2], "sync response oldest body", lo=expected_from + 1)
+        if f[1] != []:
+            raise DecodeError("sync response: blocks and a pruning mark at once")
+        raise BodiesNotKept(oldest)
     out = []
     for i, item in enumerate(expect_list(f[1], "sync response blocks", max_length=1000)):
         item = expect_list(item, "sync response item", length=2)
@@ -87,6 +109,7 @@ Fetch = Callable[[int, bytes], Awaitable[bytes]]
 class PeerHead:
     height: int
     skip_until_ms: float = 0.0
+    bodies_from: int = 0  # it said it keeps block bodies from this height on only
 
 
 class BlockSyncer:
@@ -113,6 +136,7 @@ class BlockSyncer:
         self.peers: dict[int, PeerHead] = {}
         self.blocks_applied = 0
         self._rotation = 0
+        self._pruned_said_ms = -PRUNED_LOG_INTERVAL_MS
         self._wake = trio.Event()
 
     def peer_head(self, peer: int, height: int) -> None:
@@ -133,8 +157,14 @@ class BlockSyncer:
         """Peers that claim `height`, rotated per request so that successive ranges come
         from different peers (spreading the load, and not trusting one peer's pace)."""
         now = trio.current_time() * 1000
-        ready = sorted(p for p, h in self.peers.items() if h.height >= height and h.skip_until_ms <= now)
+        ready = sorted(p for p, h in self.peers.items() if h.height >= height and h.skip_until_ms <= now and h.bodies_from <= height)
         if not ready:
+            pruned = [h.bodies_from for h in self.peers.values() if h.height >= height and h.bodies_from > height]
+            if pruned and len(pruned) == sum(1 for h in self.peers.values() if h.height >= height) and now - self._pruned_said_ms >= PRUNED_LOG_INTERVAL_MS:
+                self._pruned_said_ms = now
+                log.warning("no peer keeps block %d's body any more (they keep bodies from block %d on): this node cannot replay "
+                            "the chain from here; add an archive node (block_history_blocks = 0) as a peer, or start an empty data "
+                            "directory with --sync snapshot", height, min(pruned))
             return []
         self._rotation += 1
         k = self._rotation % len(ready)
@@ -188,6 +218,7 @@ class BlockSyncer:
                 candidates = self._candidates(next_height)
                 if not candidates:
                     return
+                pruned = False
                 for peer in candidates:
                     count = min(self._request_blocks, self.peers[peer].height - next_height + 1)
                     try:
@@ -195,6 +226,11 @@ class BlockSyncer:
                         items = await trio.to_thread.run_sync(decode_response, raw, next_height)
                         if not items:
                             raise InvalidBlock(f"peer {peer} claims height {self.peers[peer].height} but sent nothing from {next_height}")
+                    except BodiesNotKept as exc:
+                        log.info("sync: peer %d %s; asking others for block %d", peer, exc, next_height)
+                        self.peers[peer].bodies_from = exc.oldest
+                        pruned = True
+                        continue
                     except (FetchFailed, DecodeError, InvalidBlock) as exc:
                         log.warning("sync from peer %d failed at height %d: %s", peer, next_height, exc)
                         self._penalise(peer)
@@ -211,6 +247,8 @@ class BlockSyncer:
                     next_height += len(items)
                     break
                 else:
+                    if pruned:
+                        continue  # the candidates without those peers (or, if none is left, why)
                     return  # every candidate failed: the next round (run) tries again
 
     def _penalise(self, peer: int) -> None:

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import trio
 
-from chainnode.blocksync.syncer import BlockSyncer, FetchFailed, encode_request, serve_request
-from chainnode.protocol.codec import pack, unpack
+from chainnode.blocksync.syncer import BlockSyncer, BodiesNotKept, FetchFailed, decode_response, encode_request, serve_request
+from chainnode.protocol.codec import DecodeError, pack, unpack
 from chainnode.protocol.types import Block
 from tests.chain_fixtures import certify, grow, open_chain
 
@@ -146,3 +146,37 @@ async def test_requests_that_time_out_ask_the_next_peer_for_fewer_blocks(pair):
     assert behind.ledger.head_hash == ahead.ledger.head_hash
     assert [count for _, count in asked[:3]] == [8, 4, 2]  # each on the next peer, for half as many
     assert len({peer for peer, _ in asked[:3]}) == 3
+
+
+
+async def test_a_peer_that_pruned_the_bodies_says_so_and_another_serves_them(pair, tmp_path, caplog):
+    archive, behind = pair
+    grow(archive, 20)
+    pruning = open_chain(tmp_path / "pruning")
+    try:
+        pruning.ledger.block_history_blocks = 3  # (node.toml's minimum is 128; the rule is the same)
+        for h in range(1, 21):
+            pruning.apply_certified(archive.ledger.get_block(h), archive.ledger.get_certificate(h))
+        oldest = pruning.ledger.oldest_block_height()
+        assert oldest > 1
+        assert unpack(serve_request(pruning.ledger, encode_request(1, 5), blocks_max=5), max_bytes=64) == [1, [], oldest]
+
+        async def fetch(peer, request):
+            return await server(pruning if peer == 1 else archive)(peer, request)
+        syncer = BlockSyncer(behind, fetch, blocks_per_request=5)
+        syncer.peer_head(1, 20)
+        assert await syncer.catch_up() == 0  # only the pruning peer: nothing to replay from, and it says why
+        assert "no peer keeps block 1's body any more" in caplog.text and "--sync snapshot" in caplog.text
+        assert syncer.peers[1].skip_until_ms == 0  # not a misbehaving peer: just not an archive
+        syncer.peer_head(2, 20)
+        assert await syncer.catch_up() == 20 and behind.ledger.head_hash == archive.ledger.head_hash
+    finally:
+        pruning.ledger.close()
+
+
+@pytest.mark.parametrize("response", [pack([1]), pack([1, [], 1]), pack([1, [], "5"]), pack([1, [[0, 0]], 9]), pack([1, [], 9, 9])])
+def test_malformed_sync_responses_and_pruning_marks_are_refused(response):
+    with pytest.raises(DecodeError):
+        decode_response(response, 1)
+    with pytest.raises(BodiesNotKept, match="from block 9 on"):
+        decode_response(pack([1, [], 9]), 1)
