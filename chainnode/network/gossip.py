@@ -15,6 +15,13 @@ drops when its queues fill, without telling anyone (research traps 5 and 6). So:
   the clock in nanoseconds: py-libp2p's default id is (origin, seqno) with the counter
   seeded from whole seconds, so a node restarted within the peers' 120 s seen-cache
   reused ids they had seen and its gossip was dropped as duplicates for minutes;
+- every RPC written to a peer's pubsub stream is written whole before the next one starts
+  (`_GuardedPubsub.write_msg`): py-libp2p writes to one stream from several tasks (the
+  peer's outbound queue, and the replay of recent messages and the flush of pending ones
+  when a peer (re)subscribes), and Yamux sends an RPC over 64 KiB as several frames,
+  giving up the stream between them, so two RPCs' bytes interleaved and the peer read
+  garbage (protobuf `DecodeError`), dropped the connection and banned us; on reconnect the
+  replay ran again: peers cut each other off for seconds, again and again, under load;
 - nothing may rely on gossip alone: a replica that lacks a transaction a proposal lists
   fetches it by hash (request/response), and a lagging node syncs blocks.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import weakref
 from typing import Callable
 
 import trio
@@ -84,6 +92,19 @@ class _GuardedPubsub(Pubsub):
     def __init__(self, *args, on_bad_peer: Callable[[str, str], None], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.on_bad_peer = on_bad_peer
+        # One lock per outbound stream; an entry goes with its stream.
+        self._write_locks: weakref.WeakKeyDictionary[object, trio.Lock] = weakref.WeakKeyDictionary()
+
+    async def write_msg(self, stream, rpc_msg) -> bool:
+        """Write one RPC whole: the library's writers to a stream (the peer's queue, the
+        replay of recent messages, the flush of pending ones) run as separate tasks, and a
+        Yamux write of over 64 KiB yields between frames, so unserialized writes interleave
+        (module docstring). Every library path to a peer's stream goes through here."""
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            return await super().write_msg(stream, rpc_msg)
 
     async def stream_handler(self, stream) -> None:
         try:

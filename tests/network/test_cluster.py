@@ -197,6 +197,18 @@ async def _gossip_until_received(src, dst, tag: bytes, tries_max: int) -> bool:
     return False
 
 
+async def _restart(nursery, running, peer, member, members):
+    """Stop `running`, wait until `peer` sees it gone, start `member` again: its new network."""
+    running.stop()
+    await running.stopped.wait()
+    with trio.fail_after(10):
+        while peer.connected_peers():
+            await trio.sleep(0.01)
+    again = (await start(nursery, make_network(member, members))).net
+    await again.wait_connected(1, timeout_s=10)
+    return again
+
+
 async def test_gossip_of_a_restarted_node_is_not_dropped_as_already_seen():
     # py-libp2p numbers a node's messages from int(time.time()), one per publish, and peers
     # drop ids seen in the last 120 s: a node restarted within seconds reused the ids of its
@@ -212,13 +224,7 @@ async def test_gossip_of_a_restarted_node_is_not_dropped_as_already_seen():
         with trio.fail_after(20):
             while (await b.incoming_txs.receive())[1] != b"busy 149":
                 pass
-        first.stop()
-        await first.stopped.wait()
-        with trio.fail_after(10):
-            while b.connected_peers():
-                await trio.sleep(0.01)
-        again = (await start(nursery, make_network(members[0], members))).net
-        await again.wait_connected(1, timeout_s=10)
+        again = await _restart(nursery, first, b, members[0], members)
         assert await _gossip_until_received(again, b, b"after", tries_max=30)
         nursery.cancel_scope.cancel()
 
@@ -267,3 +273,36 @@ async def test_a_bad_request_is_answered_but_a_handler_bug_stops_the_node(caplog
                 await trio.sleep_forever()  # until the victim's crash tears down the nursery
     assert crashed.value.subgroup(lambda e: isinstance(e, AssertionError) and "a broken invariant" in str(e)) is not None
     assert not crashed.value.subgroup(lambda e: isinstance(e, DecodeError))
+
+
+async def test_big_gossip_batches_to_a_reconnecting_peer_arrive_whole():
+    # py-libp2p writes to a peer's pubsub stream from several tasks: its outbound queue, and,
+    # when the peer (re)subscribes, the replay of the recent messages. Yamux sends a write of
+    # over 64 KiB as several frames and lets other writers in between them, so two big
+    # batches' bytes interleaved: the reconnected peer read a malformed RPC (DecodeError),
+    # dropped the connection and banned the publisher, every time it reconnected.
+    members = make_members(2)
+    big = 200_000  # > Yamux's 64 KiB frame and not far from its 256 KiB window
+
+    async def publish_until_received(src, dst, tag: bytes, count: int) -> None:
+        seen = 0
+        with trio.fail_after(30):
+            for i in range(10_000):
+                await src.publish_txs(tag + i.to_bytes(4, "big") + bytes(big))
+                with trio.move_on_after(0.05):
+                    while True:
+                        _, batch = await dst.incoming_txs.receive()
+                        seen += batch.startswith(tag)
+                        if seen >= count:
+                            return
+
+    async with trio.open_nursery() as nursery:
+        a = (await start(nursery, make_network(members[0], members))).net
+        first = await start(nursery, make_network(members[1], members))
+        await a.wait_connected(1, timeout_s=10)
+        await publish_until_received(a, first.net, b"first life", 5)  # a's recent-message cache holds big batches now
+        again = await _restart(nursery, first, a, members[1], members)
+        await publish_until_received(a, again, b"second life", 10)
+        assert {k: n for k, n in again.counters.items() if k.startswith("disconnects:")} == {}
+        assert a.connected_peers() == [1]
+        nursery.cancel_scope.cancel()
