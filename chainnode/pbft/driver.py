@@ -51,6 +51,9 @@ TXFETCH_RESPONSE_BYTES_MAX = 64 << 20
 TXFETCH_ROUNDS = 3
 TXFETCH_RETRY_MS = 300
 RECENT_BLOCKS_FOR_REPLICA = 128
+# A block's execution time per transaction is sampled from blocks of at least this many: in
+# smaller ones the fixed cost (roots, receipts, the write) is most of it.
+PER_TX_SAMPLE_TXS_MIN = 100
 TIMEOUT_MAX_MS_MIN = 30_000  # the cap of the core's view-timeout backoff, unless the base is higher
 SAFETY_FILE = "consensus.state"
 
@@ -119,6 +122,7 @@ class PbftGlue:
         self.my_pub = replica.my_pub
         self.suite = replica.suite
         self.execution_ms = 0.0  # moving average of executing a proposal here
+        self.execution_ms_per_tx = 0.0  # moving average per transaction, of blocks of PER_TX_SAMPLE_TXS_MIN or more
         self._proposals: dict[bytes, Any] = {}  # header hash -> what the application built or checked
         self._told: set[tuple[int, tuple[bytes, ...], tuple[int, ...]]] = set()  # SealersChanged given
         self._config = (replica.cfg.timeout_base_ms, replica.cfg.block_tx_count_max)  # as the core has it
@@ -148,7 +152,7 @@ class PbftGlue:
         hashes, or None if there was nothing to propose (or the head moved meanwhile)."""
         header = None
         if proposal is not None:
-            self._note_execution_ms(elapsed_ms)
+            self._note_execution_ms(elapsed_ms, len(tx_hashes))
             header = proposal.header
             self._proposals[header.hash(self.suite)] = proposal
         self._feed(ev.ProposalReady(action.height, action.view, header, list(tx_hashes) if header is not None else []))
@@ -157,7 +161,7 @@ class PbftGlue:
         """The answer to `App.execute`: the checked proposal, or None with `retry` (data
         missing: says nothing about the block) or a `reason` (the block is bad here)."""
         if proposal is not None:
-            self._note_execution_ms(elapsed_ms)
+            self._note_execution_ms(elapsed_ms, len(action.tx_hashes))
             self._proposals[proposal.header.hash(self.suite)] = proposal
             self._feed(ev.ExecutionDone(action.proposal_id, proposal.header))
         else:
@@ -220,8 +224,21 @@ class PbftGlue:
         if self.app.has_pool_work():
             self._feed(ev.PoolNotEmpty())
 
-    def _note_execution_ms(self, elapsed_ms: float) -> None:
+    def _note_execution_ms(self, elapsed_ms: float, tx_count: int) -> None:
         self.execution_ms += (elapsed_ms - self.execution_ms) / 8
+        if tx_count >= PER_TX_SAMPLE_TXS_MIN:
+            sample = elapsed_ms / tx_count
+            self.execution_ms_per_tx += (sample - self.execution_ms_per_tx) / 8 if self.execution_ms_per_tx else sample
+
+    def execution_allowance_ms(self) -> int:
+        """What a view's timer adds for execution: the leader builds a proposal, then we check
+        it, so twice what a block takes here; and a block may be full however small the
+        recent ones were. With the average alone, the first full block after a few small ones
+        (a load starting) was given ~0.2 s: at 1,000,000 accounts such a block takes ~1 s to
+        build and ~1 s to check on a loaded machine, the replicas' 3 s timers fired first, and
+        the view change cost more than the block."""
+        full_block_ms = self.execution_ms_per_tx * self._config[1]
+        return int(2 * max(self.execution_ms, full_block_ms))
 
     # ---- actions out ----------------------------------------------------------------------
 
@@ -235,8 +252,8 @@ class PbftGlue:
                 self.transport.send(action.to_pub, action.data)
             elif t is ev.SetTimer:
                 # The core's timeouts assume a block executes in no time; add what it takes here
-                # (twice the recent average), so slow execution is not taken for a dead leader.
-                self.app.set_timer(action.timer_id, action.delay_ms + int(2 * self.execution_ms))
+                # (`execution_allowance_ms`), so slow execution is not taken for a dead leader.
+                self.app.set_timer(action.timer_id, action.delay_ms + self.execution_allowance_ms())
             elif t is ev.CancelTimer:
                 self.app.cancel_timer(action.timer_id)
             elif t is ev.BuildProposal:

@@ -89,8 +89,8 @@ def make_glue(index: int = 0, facts: ChainFacts = QUIET) -> tuple[PbftGlue, Worl
     return glue, world, fed
 
 
-def propose_and_execute(glue: PbftGlue, world: World, elapsed_ms: float = 0.0):
-    header, txs = make_header()
+def propose_and_execute(glue: PbftGlue, world: World, elapsed_ms: float = 0.0, txs: list[bytes] | None = None):
+    header, txs = make_header(txs=txs)
     glue.on_message(PUBS[LEADER], signed(PrePrepare(1, 0, LEADER, header, txs)).encode())
     _, action, fetch_from = world.last("execute")
     glue.executed(action, Built(header), elapsed_ms=elapsed_ms)
@@ -173,6 +173,18 @@ def test_timeouts_allow_for_how_long_blocks_take_to_execute_here():
     glue.timer_fired(world.last("timer")[1])  # the view times out: the next timer is padded
     _, _, delay_ms = world.last("timer")
     assert delay_ms == 2 * CFG.timeout_base_ms + 100
+
+
+def test_timeouts_allow_for_a_full_block_however_small_the_recent_ones_were():
+    # A load starting after small blocks: the average alone gave its first full block ~0.2 s,
+    # and at 1,000,000 accounts the replicas changed view while the leader still built it.
+    glue, world, _ = make_glue()
+    txs = [SUITE.hash(b"tx %d" % i) for i in range(200)]
+    propose_and_execute(glue, world, elapsed_ms=100.0, txs=txs)  # 0.5 ms per transaction
+    assert glue.execution_allowance_ms() == int(2 * 0.5 * CFG.block_tx_count_max)
+    glue.timer_fired(world.last("timer")[1])
+    _, _, delay_ms = world.last("timer")
+    assert delay_ms == 2 * CFG.timeout_base_ms + int(2 * 0.5 * CFG.block_tx_count_max)
 
 
 def test_the_core_committing_a_block_nobody_executed_here_is_a_loud_error():
