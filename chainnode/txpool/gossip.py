@@ -97,7 +97,7 @@ class TxGossipReactor:
             await trio.sleep(REGOSSIP_INTERVAL_MS / 1000)
             if not self.network.connected_peers():
                 continue
-            batch = self.regossip.pick(self.pool.pending(), time.monotonic(), lambda h: self.pool.get(h) is not None)
+            batch = self.regossip.pick(self.pool.pending(), time.monotonic(), lambda h: self.pool.get(h) is not None, self.pool.last_commit_s)
             if batch:
                 await self._publish(batch)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -45,6 +45,9 @@ log = logging.getLogger("chainnode.txpool")
 # executor.refusal's error types -> the pool's reason codes
 _POLICY_CODES = {"AccountFrozen": "account_frozen", "ContractFrozen": "contract_frozen", "PermissionDenied": "permission_denied"}
 VERIFY_BATCH_MAX = 256  # transactions per worker-thread call: amortises the thread hop
+# Blocks whose transactions' bytes the pool keeps after they leave it, so that gossip's late
+# copies of them are refused undecoded: peers commit a block within a block or so of us.
+COMMITS_REMEMBERED = 4
 
 # What `submit_durably` found: a new transaction, or one already pending or committed.
 ADDED, PENDING, COMMITTED = "added", "pending", "committed"
@@ -113,6 +116,14 @@ class TxPool:
         self.journal = journal  # None: acknowledgements are not durable (unit tests of admission)
         self._txs: OrderedDict[bytes, PooledTx] = OrderedDict()
         self._nonces: set[tuple[bytes, bytes]] = set()
+        # The pooled transactions, and those of the last COMMITS_REMEMBERED blocks, by their
+        # exact bytes: gossip delivers a transaction again and again (from every peer,
+        # regossip.py repeats it, and a peer a block behind still gossips what we committed),
+        # and a copy found here is turned away before it is decoded (~10x this lookup's cost).
+        self._raws: dict[bytes, bytes] = {}
+        self._committed_raws: deque[list[bytes]] = deque()  # per block, oldest first
+        # When a block last removed transactions (time.monotonic()); regossip.py waits from it.
+        self.last_commit_s = time.monotonic()
         # Each sender's pending transactions in arrival order; senders in order of their
         # oldest pending transaction (a sender whose queue empties goes to the back).
         self._by_sender: dict[bytes, dict[bytes, PooledTx]] = {}
@@ -137,6 +148,11 @@ class TxPool:
             raise self._reject("malformed", "a transaction is raw bytes")
         if len(raw) > limits.tx_bytes_max:
             raise self._reject("too_large", f"transaction is {len(raw)} bytes; the limit is {limits.tx_bytes_max}")
+        known = self._raws.get(bytes(raw))
+        if known is not None:
+            if known in self._txs:
+                raise self._reject("already_in_pool", "this transaction is already pending", known)
+            raise self._reject("already_committed", "this transaction was already committed (replay)", known)
         try:
             tx = Transaction.decode(bytes(raw), max_bytes=limits.tx_bytes_max)
         except DecodeError as exc:
@@ -303,6 +319,7 @@ class TxPool:
             raise self._reject("nonce_reused", "this sender already has a pending transaction with this nonce")
         self._check_room(p.sender, len(p.raw))
         self._txs[p.tx_hash] = p
+        self._raws[p.raw] = p.tx_hash
         self._nonces.add((p.sender, p.tx.nonce))
         self._by_sender.setdefault(p.sender, {})[p.tx_hash] = p
         self._bytes += len(p.raw)
@@ -350,13 +367,22 @@ class TxPool:
         removed = 0
         if committed:
             self._commits += 1
+            self.last_commit_s = time.monotonic()
+            self._committed_raws.append([])
         for h in tx_hashes:
             p = self._txs.pop(h, None)
             if p is not None:
                 self._forget(p)
                 removed += 1
+                if committed:
+                    self._committed_raws[-1].append(p.raw)  # its _raws entry stays a while
+                else:
+                    del self._raws[p.raw]
                 if committed and p.sender in self._by_sender:
                     self._served[p.sender] = self._commits
+        while len(self._committed_raws) > COMMITS_REMEMBERED:
+            for raw in self._committed_raws.popleft():
+                del self._raws[raw]
         if self.journal is not None:
             self.journal.forget(tx_hashes)
         if not self._txs:

@@ -7,6 +7,15 @@ commits it: one node's view change cannot move the others (f + 1 are needed). So
 gossips again what has waited in its pool for `after_s`, each transaction at doubling
 intervals up to `interval_max_s`, at most `batch_bytes_max` per round: a chain with a real
 backlog pays little for it, and a lone transaction reaches the leader within seconds.
+
+Waiting counts from the later of a transaction's arrival and the chain's last block: while
+blocks commit, a pending transaction waits for room in a block, not for gossip, and the
+leader rotates (`leader_period`), so the node holding it proposes it itself. Counting from
+arrival alone, a backlog of a few blocks made every node send `batch_bytes_max` of it every
+round, which every peer decoded and refused as known: at 1,000,000 accounts (slower
+blocks, longer backlogs) 7 duplicates per new transaction, the CPU the chain needed.
+Whatever has waited `interval_max_s` since it arrived goes again even while blocks commit
+(a long `leader_period`).
 """
 
 from __future__ import annotations
@@ -34,13 +43,14 @@ class Regossip:
         self._due: dict[bytes, tuple[float, float]] = {}  # tx hash -> (next gossip at, interval)
         self.sent_txs = 0
 
-    def pick(self, oldest_first: Iterable[Pending], now_s: float, is_pending: Callable[[bytes], bool]) -> list[bytes]:
-        """The raw transactions to gossip now, from the pool's pending ones (oldest first)."""
+    def pick(self, oldest_first: Iterable[Pending], now_s: float, is_pending: Callable[[bytes], bool], chain_moved_s: float = 0.0) -> list[bytes]:
+        """The raw transactions to gossip now, from the pool's pending ones (oldest first);
+        `chain_moved_s`: when the last block committed (on the clock of `now_s`)."""
         self._due = {h: d for h, d in self._due.items() if is_pending(h)}
         batch: list[bytes] = []
         size = 0
         for p in oldest_first:
-            if now_s - p.arrived_s < self.after_s:
+            if now_s - max(p.arrived_s, chain_moved_s) < self.after_s and now_s - p.arrived_s < self.interval_max_s:
                 break
             at, interval = self._due.get(p.tx_hash, (0.0, self.after_s))
             cost = len(p.raw) + BATCH_ITEM_OVERHEAD_BYTES

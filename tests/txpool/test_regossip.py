@@ -48,3 +48,17 @@ def test_a_full_batch_packs_within_what_receivers_accept():
     batch = Regossip(after_s=0, interval_max_s=1, batch_bytes_max=batch_bytes_max).pick(txs, 1.0, lambda h: True)
     assert len(batch) > 800
     assert len(pack([1, batch])) <= batch_bytes_max + BATCH_HEADER_BYTES_MAX
+
+
+def test_while_blocks_commit_waiting_counts_from_the_last_block():
+    # A backlog waits for room in blocks, not for gossip: every node re-sent it every round
+    # and every peer decoded and refused the copies (7 per new transaction at 1,000,000 accounts).
+    old = Tx(b"o", b"old-raw", 0.0)
+    r = Regossip(after_s=2, interval_max_s=30, batch_bytes_max=1000)
+    pending = lambda h: True  # noqa: E731
+    assert r.pick([old], 10.0, pending, chain_moved_s=9.0) == []  # a block 1 s ago
+    assert r.pick([old], 11.0, pending, chain_moved_s=9.0) == [b"old-raw"]  # the chain stood still for 2 s
+    young = Tx(b"y", b"young-raw", 20.0)
+    assert [t for t in range(21, 40) if r.pick([young], float(t), pending, chain_moved_s=float(t) - 0.5)] == []
+    # However busy the chain, what waited interval_max_s since it arrived goes again.
+    assert r.pick([young], 50.0, pending, chain_moved_s=49.5) == [b"young-raw"]

@@ -8,7 +8,7 @@ import trio
 from chainnode.crypto import get_suite
 from chainnode.protocol.codec import pack
 from chainnode.protocol.types import Transaction
-from chainnode.txpool.pool import PoolLimits, Rejected, TxPool
+from chainnode.txpool.pool import COMMITS_REMEMBERED, PoolLimits, Rejected, TxPool
 
 SUITE = get_suite("sm")
 USER = SUITE.generate_keypair()
@@ -176,3 +176,31 @@ async def test_a_sender_a_block_just_served_goes_behind_the_others():
     assert [p.tx_hash for p in pool.take(2, height=11)] == backlog[1:3]
     pool.drop_expired(head_height=200)  # expiry is no service
     assert len(pool) == 0 and not pool._served
+
+
+async def test_a_copy_of_a_pending_transaction_is_refused_before_it_is_decoded(monkeypatch):
+    # Gossip delivers pending transactions again and again (every peer, and regossip); each
+    # copy was decoded in full before the pool saw it knew it: at 1,000,000 accounts most of
+    # a node's admission work went to 7 copies per new transaction.
+    pool = make_pool()
+    first, other = tx(), tx()
+    await pool.submit(first.encode())
+    decoded = []
+    real_decode = Transaction.decode
+    monkeypatch.setattr(Transaction, "decode", staticmethod(lambda raw, **kw: decoded.append(raw) or real_decode(raw, **kw)))
+    results = await pool.submit_many([bytearray(first.encode()), first.encode(), other.encode()])
+    assert [r.code if isinstance(r, Rejected) else r for r in results] == ["already_in_pool", "already_in_pool", other.hash(SUITE)]
+    assert results[0].tx_hash == first.hash(SUITE)
+    assert decoded == [other.encode()]
+    # A committed one's copies (a peer a block behind still gossips it) are refused undecoded for a
+    # few blocks, then checked in full again (and refused by the chain's index).
+    pool.remove([first.hash(SUITE)])
+    await reject(pool, first.encode(), "already_committed")
+    assert decoded == [other.encode()]
+    for _ in range(COMMITS_REMEMBERED):
+        pool.remove([])
+    assert pool._raws == {other.encode(): other.hash(SUITE)}
+    assert await pool.submit(first.encode()) == first.hash(SUITE)  # this test's chain index knows nothing
+    assert decoded[-1] == first.encode()
+    # Dropped without a commit (expired): forgotten at once.
+    assert pool.remove([first.hash(SUITE), other.hash(SUITE)], committed=False) == 2 and pool._raws == {}
