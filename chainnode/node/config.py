@@ -51,7 +51,7 @@ class Limits:
     peer_frame_bytes_max: int = 4 * 1024 * 1024
     peer_messages_per_s_max: int = 20_000
     sync_blocks_per_request_max: int = 64
-    snapshot_nodes_per_request_max: int = 512  # state tree nodes a snapshot sync asks one peer for at once
+    snapshot_nodes_per_request_max: int = 2_048  # state tree nodes a snapshot sync asks one peer for at once
     # The pool's journal of acknowledged transactions (chainnode/txpool/journal.py); above the pool's own
     # byte limit, so it only binds if the disk budget is set lower on purpose.
     txjournal_bytes_max: int = 512 * 1024 * 1024

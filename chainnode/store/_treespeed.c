@@ -28,7 +28,13 @@
  *     leaf      [0, key, value]
  *     internal  [1, bitmap, children's hashes joined, [heights], leaf mask]
  *
- * No state of its own besides what `configure` hands over; each update makes its own
+ * Snapshot sync (chainnode/blocksync/snapshot.py) has two more steps here, each run for
+ * every node of a fetched tree: `check_nodes` checks a response's records against the hashes
+ * their parents promised (only canonical records of the two shapes; anything else stops it,
+ * and the Python check_node judges that record), and `push_child_asks` puts an internal
+ * node's children on the walk's stack (tree.push_child_asks_reference is the reference).
+ *
+ * No state of its own besides what `configure` hands over; each call makes its own
  * digest context and frees it. The GIL is held throughout (the callbacks need it).
  */
 #define PY_SSIZE_T_CLEAN
@@ -1027,6 +1033,185 @@ done:
     return result;
 }
 
+/* ---- snapshot sync: checking fetched nodes ----------------------------------------------- */
+
+/* A fetched record of canonical form, checked against the hash its parent promised
+ * (chainnode/blocksync/snapshot.py check_node, for the records it meets from honest
+ * peers): 1 and *is_leaf, *bitmap, *hashes (an internal node's children's hashes, in
+ * `rec`) when it is one and hashes right; 0 for anything else, which the Python check then
+ * judges (it accepts or names the fault). */
+static int
+check_record(Hasher *h, PyObject *rec, PyObject *want, int *is_leaf, unsigned int *bitmap_out,
+             const unsigned char **hashes_out, int *failed)
+{
+    unsigned char got[HASH_BYTES], kh[HASH_BYTES], vh[HASH_BYTES];
+    *failed = 0;
+    if (!PyBytes_CheckExact(rec) || !PyBytes_CheckExact(want) || PyBytes_GET_SIZE(want) != HASH_BYTES
+        || PyBytes_GET_SIZE(rec) > record_bytes_max)
+        return 0;
+    Reader r = {(const unsigned char *)PyBytes_AS_STRING(rec),
+                (const unsigned char *)PyBytes_AS_STRING(rec) + PyBytes_GET_SIZE(rec)};
+    size_t count, n1, n2, nheights;
+    unsigned long long tag, bitmap, v;
+    const unsigned char *d1, *d2;
+    if (!read_array(&r, &count) || !read_uint(&r, &tag))
+        return 0;
+    if (count == 3 && tag == 0) {
+        if (!read_bin(&r, &d1, &n1) || !read_bin(&r, &d2, &n2) || r.p != r.end)
+            return 0;
+        if (digest3(h, d1, n1, NULL, 0, NULL, 0, kh) < 0 || digest3(h, d2, n2, NULL, 0, NULL, 0, vh) < 0
+            || digest3(h, "\x00", 1, kh, HASH_BYTES, vh, HASH_BYTES, got) < 0) {
+            *failed = 1;
+            return 0;
+        }
+        *is_leaf = 1;
+    } else if (count == 5 && tag == 1) {
+        if (!read_uint(&r, &bitmap) || bitmap == 0 || bitmap > 0xffff || !read_bin(&r, &d1, &n1)
+            || n1 != (size_t)popcount16((unsigned int)bitmap) * HASH_BYTES || !read_array(&r, &nheights))
+            return 0;
+        for (size_t j = 0; j < nheights; j++)
+            if (!read_uint(&r, &v))
+                return 0;
+        if (!read_uint(&r, &v) || r.p != r.end)
+            return 0;
+        unsigned char b2[2] = {(unsigned char)(bitmap >> 8), (unsigned char)bitmap};
+        if (digest3(h, "\x01", 1, b2, 2, d1, n1, got) < 0) {
+            *failed = 1;
+            return 0;
+        }
+        *is_leaf = 0;
+        *bitmap_out = (unsigned int)bitmap;
+        *hashes_out = d1;
+    } else {
+        return 0;
+    }
+    return memcmp(got, PyBytes_AS_STRING(want), HASH_BYTES) == 0;
+}
+
+/* check_nodes(md, hashes, records, start) -> (checked, stop): the records from `start` on
+ * that are there, of canonical form and hash to what `hashes` promised, up to the first
+ * that is not (at `stop`: missing, or for the Python check to judge). Each checked one is
+ * None for a leaf, or (bitmap, its children's hashes joined) for an internal node. */
+static PyObject *
+check_nodes(PyObject *module, PyObject *args)
+{
+    PyObject *md_obj, *hashes, *records;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OO!O!n:check_nodes", &md_obj, &PyList_Type, &hashes, &PyList_Type, &records, &start))
+        return NULL;
+    const void *md = PyLong_AsVoidPtr(md_obj);
+    int known = 0;
+    for (int i = 0; i < mds_count; i++)
+        known |= mds[i] == md;
+    if (md == NULL && PyErr_Occurred())
+        return NULL;
+    if (!known)
+        return PyErr_Format(PyExc_ValueError, "digest %R was not handed to configure()", md_obj);
+    Hasher h;
+    if (hasher_open(&h, md) < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    Py_ssize_t n = PyList_GET_SIZE(hashes) < PyList_GET_SIZE(records) ? PyList_GET_SIZE(hashes) : PyList_GET_SIZE(records);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; out != NULL && i < n; i++) {
+        int is_leaf = 0, failed = 0;
+        unsigned int bitmap = 0;
+        const unsigned char *child_hashes = NULL;
+        if (!check_record(&h, PyList_GET_ITEM(records, i), PyList_GET_ITEM(hashes, i), &is_leaf, &bitmap, &child_hashes, &failed)) {
+            if (failed)
+                Py_CLEAR(out);
+            break;
+        }
+        PyObject *item;
+        if (is_leaf) {
+            item = Py_None;
+            Py_INCREF(item);
+        } else {
+            item = Py_BuildValue("(Iy#)", bitmap, (const char *)child_hashes, (Py_ssize_t)popcount16(bitmap) * HASH_BYTES);
+        }
+        if (item == NULL || PyList_Append(out, item) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(item);
+    }
+    hasher_close(&h);
+    if (out == NULL)
+        return NULL;
+    PyObject *result = Py_BuildValue("(Nn)", out, i);
+    return result;
+}
+
+/* push_child_asks(out, depth, path, bitmap, hashes, parent, first, count):
+ * tree.push_child_asks_reference, the same entries appended in the same order. */
+static PyObject *
+push_child_asks(PyObject *module, PyObject *args)
+{
+    PyObject *stack, *parent;
+    int depth, first, count;
+    Py_buffer path, hashes;
+    unsigned int bitmap;
+    if (!PyArg_ParseTuple(args, "O!iy*Iy*Oii:push_child_asks", &PyList_Type, &stack, &depth, &path, &bitmap, &hashes, &parent,
+                          &first, &count))
+        return NULL;
+    PyObject *result = NULL, *deeper = NULL;
+    int n = popcount16(bitmap & 0xffff);
+    if (depth < 0 || depth >= DEPTH_MAX || path.len != (depth + 1) / 2 || bitmap == 0 || bitmap > 0xffff
+        || hashes.len != (Py_ssize_t)n * HASH_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "push_child_asks: depth, path, bitmap and hashes disagree");
+        goto done;
+    }
+    if (first < 0 || count < 0 || first + count > n) {
+        PyErr_SetString(PyExc_ValueError, "push_child_asks: first and count are not within the node's children");
+        goto done;
+    }
+    deeper = PyLong_FromLong(depth + 1);
+    if (deeper == NULL)
+        goto done;
+    unsigned char child[PATH_BYTES_MAX];
+    Py_ssize_t child_len = (depth + 2) >> 1;
+    for (int nib = 0, j = 0; nib < 16 && j < first + count; nib++) {
+        if (!(bitmap >> nib & 1))
+            continue;
+        if (j < first) {
+            j++;
+            continue;
+        }
+        child_path((const unsigned char *)path.buf, depth, nib, child);
+        PyObject *ask = PyList_New(3);
+        PyObject *p = PyBytes_FromStringAndSize((const char *)child, child_len);
+        PyObject *h = PyBytes_FromStringAndSize((const char *)hashes.buf + HASH_BYTES * j, HASH_BYTES);
+        PyObject *nib_obj = PyLong_FromLong(nib);
+        PyObject *entry = PyTuple_New(3);
+        if (ask == NULL || p == NULL || h == NULL || nib_obj == NULL || entry == NULL) {
+            Py_XDECREF(ask);
+            Py_XDECREF(p);
+            Py_XDECREF(h);
+            Py_XDECREF(nib_obj);
+            Py_XDECREF(entry);
+            goto done;
+        }
+        Py_INCREF(deeper);
+        PyList_SET_ITEM(ask, 0, deeper);
+        PyList_SET_ITEM(ask, 1, p);
+        PyList_SET_ITEM(ask, 2, h);
+        Py_INCREF(parent);
+        PyTuple_SET_ITEM(entry, 0, ask);
+        PyTuple_SET_ITEM(entry, 1, parent);
+        PyTuple_SET_ITEM(entry, 2, nib_obj);
+        int failed = PyList_Append(stack, entry);
+        Py_DECREF(entry);
+        if (failed < 0)
+            goto done;
+        j++;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(deeper);
+    PyBuffer_Release(&path);
+    PyBuffer_Release(&hashes);
+    return result;
+}
+
 /* ---- configuration ----------------------------------------------------------------------- */
 
 static int
@@ -1129,6 +1314,10 @@ static PyMethodDef module_methods[] = {
      "update(parent, writes, existed, height, get, cache, cache_entries_max, md) -> "
      "(root ref, nodes, internal, stale), or NotImplemented: StateTree.update's work"},
     {"digest", digest, METH_VARARGS, "digest(md, data) -> bytes"},
+    {"check_nodes", check_nodes, METH_VARARGS,
+     "check_nodes(md, hashes, records, start) -> (checked, stop): snapshot sync's check of fetched tree nodes"},
+    {"push_child_asks", push_child_asks, METH_VARARGS,
+     "push_child_asks(out, depth, path, bitmap, hashes, parent, first, count): snapshot sync's walk, a node's children"},
     {NULL},
 };
 

@@ -46,7 +46,17 @@ from chainnode.protocol.types import (
 )
 from chainnode.store.leveldb import StorageError, Store
 from chainnode.store.state import STATE_PREFIX, StateStore, next_state_root
-from chainnode.store.tree import NODE_RECORD_BYTES_MAX, ROOT_PREFIX, TreeUpdate, decode_ref, encode_ref, node_key, root_key
+from chainnode.store.tree import (
+    NODE_PREFIX,
+    NODE_RECORD_BYTES_MAX,
+    ROOT_PREFIX,
+    TreeUpdate,
+    decode_ref,
+    encode_ref,
+    leaves_written_at,
+    node_key,
+    root_key,
+)
 
 HEAD_KEY = b"m:head"
 GENESIS_KEY = b"m:genesis"
@@ -287,7 +297,9 @@ class Ledger:
 
     def finish_snapshot(self) -> None:
         """Make the fetched tree the state and its block the head: the flat state is
-        rewritten from the tree's leaves, then one synced batch moves the head."""
+        rewritten from the tree's leaves, then one synced batch moves the head (until then
+        the flat state stays genesis's, to whatever reads it at block 0, and a restart
+        finds it so)."""
         raw = self._store.get(SNAPSHOT_KEY)
         assert raw is not None, "no snapshot sync was begun"
         header_raw, cert_raw, tx_count = unpack(raw, max_bytes=1 << 20)
@@ -299,8 +311,14 @@ class Ledger:
             root = (header.state_root, header.height, unpack(top, max_bytes=NODE_RECORD_BYTES_MAX)[0] == 0)
         for batch in _batches((k for k, _ in self._store.iterate(STATE_PREFIX)), FLAT_STATE_BATCH):
             self._store.write_batch([], batch)
-        for batch in _batches(((STATE_PREFIX + k, v) for k, v in self.state.tree.items(root)), FLAT_STATE_BATCH):
-            self._store.write_batch(batch)
+        # Every node of this height here is of the snapshot's tree (snapshot sync writes only
+        # nodes it checked against it, each as written at its height), and the tree is whole.
+        nodes = self._store.iterate(NODE_PREFIX)
+        try:
+            for batch in _batches(((STATE_PREFIX + k, v) for k, v in leaves_written_at(nodes, header.height)), FLAT_STATE_BATCH):
+                self._store.write_batch(batch)
+        finally:
+            nodes.close()
         height, block_hash = header.height, header.hash(self.suite)
         self._store.write_batch([
             (b"h:" + _h(height), header_raw), (b"n:" + block_hash, _h(height)), (b"c:" + _h(height), cert_raw),

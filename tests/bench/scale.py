@@ -1,6 +1,7 @@
 """Scale benchmark (issue 18 budgets), every ratio measured in the same run:
 
     python -m tests.bench.scale [--accounts 1000000] [--txs 6000] [--quick] [--keep DIR]
+    python -m tests.bench.scale --only catch-up [--seeded DIR]   (snapshot against replay only)
 
 Two devnets of 4 sealers are seeded offline (tests/bench/seed.py: real certified blocks of
 real signed transfers, one new account each), one with `--accounts` accounts, one with
@@ -14,6 +15,10 @@ real signed transfers, one new account each), one with `--accounts` accounts, on
   (replays every block) and, once it is at the head, another with `--sync snapshot`; each
   timed from its start until its head is the sealers'. Budgets: snapshot >= 5x faster
   than replay; replay >= 3,000 tx/s. Their RSS counts against the 300 MB too.
+
+`--only catch-up` runs the catching up alone, on a chain it seeds or, with `--seeded DIR`,
+on the devnet `python -m tests.bench.seed --dir DIR` seeded (starting its nodes changes it:
+seed once, copy the folder aside, and copy it back, to the same path, before each run).
 
 Exits 1 if a budget is missed. Not part of `make test`: --quick (20,000 accounts) takes
 about two minutes, the default about half an hour (docs/performance.md).
@@ -35,6 +40,7 @@ import trio
 from chainnode.client import Account, Client
 from chainnode.crypto import get_suite
 from devnet.bench import BenchResult, Transfers, proc_stats, run_bench
+from devnet.supervisor import Devnet
 from tests.bench.seed import SCALE_CONFIG, SeedInfo, account_address, seed, sender_private
 from tests.integration.cluster import Cluster
 
@@ -101,15 +107,82 @@ def catch_up(cluster: Cluster, node: int, mode: str) -> tuple[float, int]:
     return time.monotonic() - started, head
 
 
+def catch_up_results(cluster: Cluster, accounts: int, rss: dict) -> list[tuple[str, str, bool]]:
+    """The sealers of `cluster` run: first a node replays the chain, then one takes a snapshot."""
+    total_txs = cluster.rpc(0, "getTotalTransactionCount")["transactionCount"]
+    load = os.getloadavg()[0]
+    full_s, head = catch_up(cluster, FULL_JOINER, "full")
+    full_cpu_s = proc_stats(cluster.net.pid(cluster.layout[FULL_JOINER].name))[0]
+    rss["large replaying node"] = memory_mib(cluster, FULL_JOINER)
+    snapshot_s, _ = catch_up(cluster, SNAPSHOT_JOINER, "snapshot")
+    snapshot_cpu_s = proc_stats(cluster.net.pid(cluster.layout[SNAPSHOT_JOINER].name))[0]
+    rss["large snapshot node"] = memory_mib(cluster, SNAPSHOT_JOINER)
+    for i in range(SEALERS):
+        rss[f"large node{i} after serving"] = memory_mib(cluster, i)
+    log = cluster.log(SNAPSHOT_JOINER)
+    installed = [line.split("snapshot: ", 1)[1] for line in log.splitlines() if "snapshot: installed block" in line]
+    speedup = full_s / snapshot_s
+    replay_tps = total_txs / full_s
+    return [(f"catching up {head:,} blocks, {accounts:,} accounts: snapshot against replay",
+             f"snapshot {snapshot_s:.1f} s, joiner CPU {snapshot_cpu_s:.1f} s ({installed[-1] if installed else 'no install logged'}), "
+             f"replay {full_s:.1f} s, CPU {full_cpu_s:.1f} s: {speedup:.1f}x (>= {SNAPSHOT_SPEEDUP_MIN:.0f}x; load average {load:.1f} before)",
+             speedup >= SNAPSHOT_SPEEDUP_MIN),
+            ("full replay (block sync)", f"{total_txs:,} transactions in {full_s:.1f} s: {replay_tps:,.0f} tx/s (>= {REPLAY_TPS_MIN:,})",
+             replay_tps >= REPLAY_TPS_MIN)]
+
+
+def rss_result(rss: dict) -> tuple[str, str, bool]:
+    worst = max(rss, key=lambda k: rss[k][0])
+    every = ", ".join(f"{k} {v[0]:.0f} ({v[1]:.0f})" for k, v in rss.items())
+    largest = f"largest {rss[worst][0]:.0f} MiB ({worst}; <= {RSS_MIB_MAX:.0f} MiB = 300 MB)"
+    return "RSS per node", f"{largest}; resident (anonymous) MiB: {every}", rss[worst][0] <= RSS_MIB_MAX
+
+
+def catch_up_only(args, accounts: int) -> list[tuple[str, str, bool]]:
+    rss: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="chainnode-scale-") as tmp:
+        if args.seeded:
+            cluster = Cluster.__new__(Cluster)  # the devnet is there already: open it, do not create one
+            cluster.folder, cluster.net = args.seeded, Devnet(args.seeded)
+            cluster.layout = cluster.net.nodes
+            info = SeedInfo.load(args.seeded)
+        else:
+            cluster = Cluster((args.keep or Path(tmp)) / "large", sealers=SEALERS, observers=2, config=SCALE_CONFIG)
+            info = seed(cluster.net, accounts)
+        with cluster:
+            for i in range(SEALERS):
+                cluster.start(i)
+            for i in range(SEALERS):
+                cluster.wait_rpc(i)
+            return catch_up_results(cluster, info.accounts, rss) + [rss_result(rss)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--txs", type=int, default=6000, help="transfers per TPS round")
     ap.add_argument("--quick", action="store_true", help="20,000 accounts, 2,000 transfers per round (a smoke run)")
     ap.add_argument("--keep", type=Path, help="build the devnets in this new folder and leave them there")
+    ap.add_argument("--only", choices=["catch-up"], help="only snapshot sync against replay (no TPS rounds, no small chain)")
+    ap.add_argument("--seeded", type=Path, help="with --only catch-up: the devnet tests/bench/seed.py seeded in this folder")
     args = ap.parse_args()
+    if args.seeded and not args.only:
+        ap.error("--seeded goes with --only catch-up")
     accounts, tx_count = (20_000, 2_000) if args.quick else (args.accounts, args.txs)
     rng = random.Random(18)
+    results = []
+    if args.only:
+        results = catch_up_only(args, accounts)
+    else:
+        results = full_run(args, accounts, tx_count, rng)
+    print(f"chainnode scale benchmark ({os.cpu_count()} cores, Python {sys.version.split()[0]}; real node processes on this machine)")
+    width = max(len(r[0]) for r in results)
+    for name, text, ok in results:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name:<{width}}  {text}")
+    return 0 if all(ok for _, _, ok in results) else 1
+
+
+def full_run(args, accounts: int, tx_count: int, rng: random.Random) -> list[tuple[str, str, bool]]:
     results = []
     with tempfile.TemporaryDirectory(prefix="chainnode-scale-") as tmp:
         root = args.keep or Path(tmp)
@@ -141,33 +214,9 @@ def main() -> int:
                             loss <= TPS_LOSS_MAX))
 
             # The large chain's sealers run on: first a node replays it, then one takes a snapshot.
-            total_txs = large_cluster.rpc(0, "getTotalTransactionCount")["transactionCount"]
-            full_s, head = catch_up(large_cluster, FULL_JOINER, "full")
-            rss["large replaying node"] = memory_mib(large_cluster, FULL_JOINER)
-            snapshot_s, _ = catch_up(large_cluster, SNAPSHOT_JOINER, "snapshot")
-            rss["large snapshot node"] = memory_mib(large_cluster, SNAPSHOT_JOINER)
-            for i in range(SEALERS):
-                rss[f"large node{i} after serving"] = memory_mib(large_cluster, i)
-            log = large_cluster.log(SNAPSHOT_JOINER)
-            installed = [line.split("snapshot: ", 1)[1] for line in log.splitlines() if "snapshot: installed block" in line]
-            speedup = full_s / snapshot_s
-            replay_tps = total_txs / full_s
-            results.append((f"catching up {head:,} blocks, {accounts:,} accounts: snapshot against replay",
-                            f"snapshot {snapshot_s:.1f} s ({installed[-1] if installed else 'no install logged'}), replay {full_s:.1f} s: "
-                            f"{speedup:.1f}x (>= {SNAPSHOT_SPEEDUP_MIN:.0f}x)", speedup >= SNAPSHOT_SPEEDUP_MIN))
-            results.append(("full replay (block sync)",
-                            f"{total_txs:,} transactions in {full_s:.1f} s: {replay_tps:,.0f} tx/s (>= {REPLAY_TPS_MIN:,})",
-                            replay_tps >= REPLAY_TPS_MIN))
-            worst = max(rss, key=lambda k: rss[k][0])
-            every = ", ".join(f"{k} {v[0]:.0f} ({v[1]:.0f})" for k, v in rss.items())
-            largest = f"largest {rss[worst][0]:.0f} MiB ({worst}; <= {RSS_MIB_MAX:.0f} MiB = 300 MB)"
-            results.append(("RSS per node", f"{largest}; resident (anonymous) MiB: {every}",
-                            rss[worst][0] <= RSS_MIB_MAX))
-    print(f"chainnode scale benchmark ({os.cpu_count()} cores, Python {sys.version.split()[0]}; real node processes on this machine)")
-    width = max(len(r[0]) for r in results)
-    for name, text, ok in results:
-        print(f"  {'PASS' if ok else 'FAIL'}  {name:<{width}}  {text}")
-    return 0 if all(ok for _, _, ok in results) else 1
+            results += catch_up_results(large_cluster, accounts, rss)
+            results.append(rss_result(rss))
+    return results
 
 
 if __name__ == "__main__":

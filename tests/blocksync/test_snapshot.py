@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 import trio
 
-from chainnode.blocksync.snapshot import NODES, SnapshotServer, SnapshotSyncer, verify_manifest
+from chainnode.blocksync.snapshot import NODES, SnapshotError, SnapshotServer, SnapshotSyncer, check_node, verify_manifest
 from chainnode.blocksync.syncer import FetchFailed
+from chainnode.crypto import get_suite
 from chainnode.protocol.codec import pack, unpack
+from chainnode.protocol.stateproof import internal_hash, leaf_hash
+from chainnode.store.tree import StateTree, fetched_node_checker, treespeed
 from tests.chain_fixtures import GENESIS_GOVERNED, certify, change_sealers, commit_by_sealers, grow, open_chain
 
 
@@ -165,3 +168,52 @@ async def test_the_sealer_set_changes_are_handed_over_from_the_genesis_set(tmp_p
     finally:
         chain.ledger.close()
         joiner.ledger.close()
+
+
+@pytest.mark.parametrize("suite_name", ["sm", "ed25519"])
+def test_the_accelerated_node_check_agrees_with_check_node(suite_name):
+    """The C check (chainnode/store/_treespeed.c check_nodes) takes exactly the records
+    check_node takes, with the same result; what it does not take, check_node judges."""
+    suite = get_suite(suite_name)
+    h = suite.hash
+    fast = fetched_node_checker(h)
+    if treespeed is None:
+        assert fast is None
+        pytest.skip("the reference implementation is running")
+    writes = {b"key%d" % i: b"v" * (i % 300) for i in range(300)}
+    u = StateTree(lambda k: None, h).update(0, writes, lambda k: False, from_empty=True)
+    # Each record with the hash its parent promises, from the update's own nodes.
+    promised = {}
+    for k, record in u.nodes.items():
+        f = unpack(record, max_bytes=1 << 24)
+        promised[record] = (leaf_hash(h, h(f[1]), h(f[2])) if f[0] == 0 else internal_hash(h, f[1], [f[2]]))
+    records, hashes = list(promised), list(promised.values())
+    leaf = next(r for r in records if unpack(r, max_bytes=1 << 24)[0] == 0)
+    internal = next(r for r in records if unpack(r, max_bytes=1 << 24)[0] == 1)
+    odd = [
+        leaf[:-1] + bytes([leaf[-1] ^ 1]), internal[:-1] + bytes([internal[-1] ^ 1]),  # a value byte, the leaf mask
+        leaf + b"\x00", leaf[:-1], b"", b"\xc0", pack([0, b"k"]), pack([False] + unpack(leaf, max_bytes=1 << 24)[1:]),
+        pack([2] + unpack(internal, max_bytes=1 << 24)[1:]), pack([1, 0, b"", [], 0]),
+        pack(unpack(internal, max_bytes=1 << 24)[:3] + [[-1], 0]),  # heights the check ignores, in a form C does not read
+        b"\x93\x00\xd9\x01k\xc4\x01v",  # a str key
+        b"\x93\x00\xc5\x00\x01k\xc4\x01v",  # a key's length in a longer form than needed
+    ]
+    expected_hash = {r: promised.get(leaf if r.startswith(leaf[:3]) else internal) for r in odd}
+    for record in records + odd:
+        want = promised.get(record) or expected_hash[record] or bytes(32)
+        try:
+            reference = ("ok", check_node(h, want, record))
+        except SnapshotError as exc:
+            reference = ("error", str(exc))
+        got, stop = fast([want], [record], 0)
+        if stop == 1:
+            assert reference == ("ok", got[0]), record
+        else:  # left to check_node
+            assert got == [] and stop == 0
+    # A batch: checked up to the first record it leaves to check_node, or a missing one.
+    got, stop = fast(hashes, records, 0)
+    assert stop == len(records) and got == [check_node(h, w, r) for w, r in zip(hashes, records)]
+    got, stop = fast(hashes, records[:5] + [None] + records[6:], 2)
+    assert stop == 5 and len(got) == 3
+    got, stop = fast(hashes[:3] + [bytes(32)] + hashes[4:], records, 0)
+    assert stop == 3

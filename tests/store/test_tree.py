@@ -5,13 +5,14 @@ against the root, and no proof verifies a wrong value or survives a changed byte
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainnode.crypto import get_suite
 from chainnode.protocol.codec import DecodeError, unpack
 from chainnode.protocol.stateproof import EMPTY_ROOT, ProofError, StateProof
 from chainnode.store.leveldb import Store
-from chainnode.store.tree import STALE_PREFIX, StateTree, tree_root
+from chainnode.store.tree import STALE_PREFIX, StateTree, leaves_written_at, tree_root
 
 SUITE = get_suite("sm")
 H = SUITE.hash
@@ -178,3 +179,17 @@ def test_a_chain_that_gets_its_tree_by_an_upgrade_prunes_from_there(tmp_path):
             if version == 2:
                 assert ledger.oldest_state_height() == max(20, height - 1)
         assert dict(ledger.state.tree.items(ledger.state.tree.head_ref)) == dict(ledger.state.items())
+
+
+def test_the_leaves_written_at_a_height_are_read_in_one_pass_over_the_nodes():
+    """leaves_written_at (a snapshot's flat state, chainnode/store/ledger.py finish_snapshot):
+    the key and value of exactly the leaves written at that height, whatever else is there."""
+    h = get_suite("sm").hash
+    first = {b"key%d" % i: b"v%d" % i for i in range(200)}
+    u0 = StateTree(lambda k: None, h).update(0, first, lambda k: False, from_empty=True)
+    changed = {b"key%d" % i: b"w" * i for i in range(0, 300, 3)}
+    u1 = StateTree(lambda k: None, h, head_height=6).update(7, {**first, **changed}, lambda k: False, from_empty=True)
+    nodes = sorted([*u0.nodes.items(), *u1.nodes.items()])  # z: order, two heights' nodes mixed
+    assert dict(leaves_written_at(nodes, 7)) == {**first, **changed}
+    assert dict(leaves_written_at(nodes, 0)) == first
+    assert list(leaves_written_at(nodes, 3)) == []

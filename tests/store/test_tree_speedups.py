@@ -12,6 +12,7 @@ Python reference in chainnode/store/tree.py gives.
   non-canonical, the wrong shape) is decoded by the reference, so the errors are the same.
 - Writes it does not cover (keys or values that are not bytes, an `existed` that returns
   no bool) go to the reference, with the same result.
+- Snapshot sync's walk step (`push_child_asks`) appends what the reference appends.
 - No references or memory are leaked, on success or on error.
 """
 
@@ -26,11 +27,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chainnode.crypto import SUITE_NAMES, get_suite
 from chainnode.protocol.codec import pack, unpack
-from chainnode.store.tree import NODE_PREFIX, StateTree, TreeUpdate, node_key, tree_root, treespeed
+from chainnode.store.tree import NODE_PREFIX, StateTree, TreeUpdate, fetched_node_checker, node_key, push_child_asks_reference, tree_root, treespeed
 
 REPO = Path(__file__).resolve().parents[2]
 PURE = os.environ.get("CHAINNODE_PURE_PYTHON") == "1"
@@ -305,3 +307,57 @@ def test_memory_stays_bounded() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024, f"{grown:,} bytes more after 300 updates"
+
+
+@needs_c
+def test_snapshot_walk_steps_are_the_references() -> None:
+    """push_child_asks (snapshot sync's walk) appends what tree.push_child_asks_reference appends."""
+    parent = object()
+    for depth in (0, 1, 2, 7, 62, 63):
+        path = bytes(range(0x1F, 0x1F + (depth + 1) // 2))
+        if depth & 1:  # the low nibble of an odd depth's last byte is not on the path yet
+            path = path[:-1] + bytes([path[-1] & 0xF0])
+        for bitmap in (1, 0x8000, 0x8001, 0xFFFF, 0x1234):
+            hashes = bytes(i % 251 for i in range(32 * bitmap.bit_count()))
+            n = bitmap.bit_count()
+            for first, count in ((0, n), (0, 1), (n - 1, 1), (n // 2, n - n // 2), (n, 0)):
+                c_stack, py_stack = [("before",)], [("before",)]
+                treespeed.push_child_asks(c_stack, depth, path, bitmap, hashes, parent, first, count)
+                push_child_asks_reference(py_stack, depth, path, bitmap, hashes, parent, first, count)
+                assert repr(c_stack) == repr(py_stack) and all(e[1] is parent for e in c_stack[1:]) and len(c_stack) == 1 + count
+    for bad in ((64, b"\x00" * 32, 1, bytes(32), 0, 1), (2, b"\x00\x00", 1, bytes(32), 0, 1), (0, b"", 0, b"", 0, 0),
+                (0, b"", 3, bytes(32), 0, 1), (0, b"", 1 << 16, bytes(32), 0, 1), (0, b"", 3, bytes(64), 1, 2), (0, b"", 3, bytes(64), -1, 1)):
+        with pytest.raises(ValueError):
+            treespeed.push_child_asks([], *bad[:4], parent, *bad[4:])
+        if bad[2] == 3 and len(bad[3]) == 64:
+            with pytest.raises(ValueError):
+                push_child_asks_reference([], *bad[:4], parent, *bad[4:])
+
+
+@needs_c
+def test_the_snapshot_steps_leak_nothing() -> None:
+    check = fetched_node_checker(SM.hash)
+    u = StateTree(lambda k: None, SM.hash).update(0, {b"k%d" % i: b"v" for i in range(300)}, lambda k: False, from_empty=True)
+    records = list(u.nodes.values())
+    hashes = [SM.hash(b"not it")] * len(records)  # every check fails: the loop stops at once
+    parent, path, joined = object(), b"\x10", bytes(64)
+
+    def steps():
+        for _ in range(300):
+            check(hashes, records, 0)
+            check([u.root] * 2, [records[-1], None], 0)
+            treespeed.push_child_asks([], 1, path, 0x0101, joined, parent, 0, 2)
+            with pytest.raises(ValueError):
+                treespeed.push_child_asks([], 1, path, 0x0101, joined[:-1], parent, 0, 2)
+
+    steps()
+    gc.collect()
+    counts = [sys.getrefcount(x) for x in (parent, path, joined, records[-1], u.root)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    steps()
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert [sys.getrefcount(x) for x in (parent, path, joined, records[-1], u.root)] == counts
+    assert grown < 64 * 1024, f"{grown} bytes more after 300 rounds"
