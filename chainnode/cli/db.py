@@ -262,14 +262,13 @@ def db_verify(config_path: str | None, data_dir: str | None, as_json: bool) -> N
             ledger.close()
     seconds = time.monotonic() - started_s
     data = {"dataDir": str(target), "height": report.head_height, "blocks": report.blocks, "transactions": report.transactions,
-            "bodiesFrom": report.bodies_from, "ok": report.ok, "problemsTotal": report.problems_total, "problems": report.problems,
-            "ms": round(seconds * 1000)}
+            "bodiesFrom": report.bodies_from, "fromSnapshot": report.from_snapshot, "headersFrom": report.headers_from,
+            "withoutReceipts": ([report.without_receipts_from, report.without_receipts_to]
+                                if report.without_receipts_from <= report.without_receipts_to else None),
+            "absentTransactions": report.absent_transactions, "recentBodiesPending": report.recent_bodies_pending,
+            "ok": report.ok, "problemsTotal": report.problems_total, "problems": report.problems, "ms": round(seconds * 1000)}
     if report.ok:
-        bodies = (f"({report.transactions:,} transactions)" if report.bodies_from == 0 else
-                  f"(bodies from block {report.bodies_from} on, {report.transactions:,} transactions; those before are pruned: "
-                  "their headers and certificates checked)")
-        emit(as_json, data, [f"{target}: blocks 0..{report.head_height} {bodies} verified in {seconds:.1f} s: "
-                             "every hash, certificate, root and index holds"])
+        emit(as_json, data, [f"{target}: {_verified(report)} verified in {seconds:.1f} s: every hash, certificate, root and index holds"])
         return
     more = report.problems_total - PROBLEMS_SHOWN
     emit(as_json, data, [
@@ -279,6 +278,27 @@ def db_verify(config_path: str | None, data_dir: str | None, as_json: bool) -> N
         "restore the directory from a backup (chainnode db restore), or move it away and let the node sync from its peers",
     ])
     click.get_current_context().exit(1)
+
+
+def _verified(report) -> str:
+    """What `db verify` checked, for the line it prints when everything holds."""
+    head = report.head_height
+    if not report.from_snapshot:
+        if report.bodies_from == 0:
+            return f"blocks 0..{head} ({report.transactions:,} transactions)"
+        return (f"blocks 0..{head} (bodies from block {report.bodies_from} on, {report.transactions:,} transactions; those before are "
+                "pruned: their headers and certificates checked)")
+    low = report.headers_from
+    notes = ["started from a snapshot" + (f": blocks 1..{low - 1} were never here" if low > 1 else "")]
+    if report.without_receipts_from <= report.without_receipts_to:
+        notes.append(f"blocks {report.without_receipts_from}..{report.without_receipts_to} hold their transactions without receipts, "
+                     "as fetched to refuse replays")
+    if report.bodies_from > low:
+        notes.append(f"bodies from block {report.bodies_from} on, the headers and certificates before checked")
+    notes.append(f"{report.transactions:,} transactions")
+    if report.recent_bodies_pending:
+        notes.append("the blocks before the snapshot that replays need are not all fetched yet: the node goes on when it starts")
+    return f"blocks 0{f' and {low}' if low > 1 else ''}..{head} ({'; '.join(notes)})"
 
 
 @db_group.command("export-blocks")

@@ -13,6 +13,12 @@ For each block from 0 to the head:
   the pruning mark (`Ledger.oldest_block_height`, `[storage] block_history_blocks`) the
   bodies are gone by design: those blocks are checked up to here, and count the
   transactions their headers certify.
+A node that started from a snapshot at block S holds block 0 whole, no record of the
+blocks after it up to the oldest one it fetched before S for replay protection
+(chainnode/blocksync/recent.py; they are expected absent, and checked to be: no leftover
+record of theirs), then every block from there to the head. Those fetched, up to S, hold
+their transactions without receipts; their certificates verify as any others, since the
+state keeps every sealer set the chain has used (sys/sset/). See `_SnapshotLayout`.
 Then the head record and the transaction count, that no block record lies beyond the head
 and that there are exactly as many index records as blocks and transactions; and the state
 (`_verify_state`): its bounds, and the state tree against the head's state root.
@@ -30,7 +36,7 @@ from chainnode.protocol.codec import DecodeError, expect_bytes, expect_int, expe
 from chainnode.protocol.merkle import merkle_root
 from chainnode.protocol.stateproof import EMPTY_ROOT, internal_hash, leaf_hash
 from chainnode.protocol.types import ZERO_HASH, BlockHeader, CommitCertificate, InvalidCertificate, Receipt, Transaction
-from chainnode.store.ledger import GENESIS_KEY, HEAD_KEY, LIMIT_PREFIX, TXCOUNT_KEY, Ledger
+from chainnode.store.ledger import GENESIS_KEY, HEAD_KEY, LIMIT_PREFIX, RECENT_BODIES_KEY, STATE_PRUNED_KEY, TXCOUNT_KEY, Ledger
 from chainnode.store.state import STATE_KEY_BYTES_MAX, STATE_PREFIX, STATE_VALUE_BYTES_MAX
 from chainnode.store.tree import NODE_RECORD_BYTES_MAX, StateTree, decode_ref, root_key
 
@@ -43,10 +49,20 @@ SealerSets = Callable[[bytes], tuple[list[bytes], list[int]] | None]
 @dataclass
 class Report:
     head_height: int
-    blocks: int = 0
+    blocks: int = 0  # the blocks held, each checked
     transactions: int = 0  # in the bodies checked
     bodies_from: int = 0  # the first block whose body is kept (and checked)
     pruned_transactions: int = 0  # in the blocks below it, as their headers say
+    # A node that started from a snapshot: block 0, then the blocks from `headers_from` on
+    # (1 when none is absent); blocks without_receipts_from..without_receipts_to (none when
+    # the first is above the second) hold their transactions without receipts.
+    from_snapshot: bool = False
+    headers_from: int = 1
+    without_receipts_from: int = 0
+    without_receipts_to: int = -1
+    without_receipts_transactions: int = 0
+    absent_transactions: int = 0  # in the blocks never here, by the transaction count (m:txcount)
+    recent_bodies_pending: bool = False  # m:recent_bodies: it has not fetched all it needs before its snapshot yet
     problems: list[str] = field(default_factory=list)
     problems_total: int = 0
 
@@ -65,7 +81,7 @@ def _h(height: int) -> bytes:
 
 
 def verify(ledger: Ledger, sealer_set: SealerSets, *, progress: Callable[[int], None] | None = None) -> Report:
-    """Check every block, the head and the state of `ledger`; `progress(height)` after each block."""
+    """Check every block held, the head and the state of `ledger`; `progress(height)` after each block."""
     report = Report(ledger.head_height)
     try:
         report.bodies_from = ledger.oldest_block_height()
@@ -77,9 +93,13 @@ def verify(ledger: Ledger, sealer_set: SealerSets, *, progress: Callable[[int], 
     snapshot = ledger.snapshot()
     try:
         checker = _BlockChecker(ledger, snapshot, sealer_set, report)
+        if report.bodies_from > 0 and snapshot.get(b"b:" + _h(0)) is not None:
+            checker.without_receipts_max = _snapshot_layout(snapshot, report)
         parent: BlockHeader | None = None
-        for height in range(ledger.head_height + 1):
-            parent = checker.block(height, parent, has_body=height >= report.bodies_from)
+        for height in (0, *range(report.headers_from, ledger.head_height + 1)) if ledger.head_height >= 0 else ():
+            if height == report.headers_from and height > 1:
+                parent = None  # block headers_from - 1 was never here: nothing to chain block headers_from to
+            parent = checker.block(height, parent, has_body=height >= report.bodies_from or (height == 0 and report.from_snapshot))
             report.blocks += 1
             if progress is not None:
                 progress(height)
@@ -92,6 +112,44 @@ def verify(ledger: Ledger, sealer_set: SealerSets, *, progress: Callable[[int], 
     return report
 
 
+_ABSENT_BLOCK_RECORDS = ((b"c:", "commit certificate"), (b"b:", "list of transactions"), (LIMIT_PREFIX, "highest block_limit"))
+
+
+def _snapshot_layout(snapshot: Any, report: Report) -> int:
+    """What a ledger that started from a snapshot holds, into `report`; returns the highest
+    block that may hold its transactions without receipts.
+
+    Such a ledger keeps block 0 whole below its pruning mark, which no other does: pruning
+    deletes bodies from block 0 up, while a snapshot's mark starts above the blocks it
+    never had (Ledger.finish_snapshot, put_recent_blocks). After block 0 it holds the
+    blocks from the oldest one it fetched before its snapshot (`headers_from`) and none
+    between, so a record there is a leftover. The fetched ones, the lowest bodies, have no
+    receipts, up to the snapshot's block S: at most m:state_pruned, which was S when the
+    state was installed and only rises (as past states are pruned)."""
+    report.from_snapshot = True
+    report.recent_bodies_pending = snapshot.get(RECENT_BODIES_KEY) is not None
+    head = report.head_height
+    with snapshot.iterator(start=b"h:" + _h(1), stop=b"h:" + _h(head + 1), include_value=False) as keys:
+        first = next(keys, None)
+    low = report.headers_from = head + 1 if first is None else int.from_bytes(first[2:10], "big")
+    for prefix, what in _ABSENT_BLOCK_RECORDS if low > 1 else ():
+        with snapshot.iterator(start=prefix + _h(1), stop=prefix + _h(low), include_value=False) as keys:
+            found = next(keys, None)
+        if found is not None:
+            height = int.from_bytes(found[2:10], "big")
+            report.add(f"block {height}: its {what} ({prefix.decode()}{height}) is here, but not its header; a node that started "
+                       f"from a snapshot holds no block between 0 and block {low}, its oldest header")
+    if report.bodies_from < low:
+        report.add(f"the pruning mark (m:blocks_pruned) says block bodies from block {report.bodies_from} on, "
+                   f"but the headers after block 0 begin at block {low}")
+    raw = snapshot.get(STATE_PRUNED_KEY)
+    try:
+        return -1 if raw is None else expect_int(unpack(raw, max_bytes=16), "state pruning mark")
+    except DecodeError as exc:
+        report.add(f"the state pruning mark (m:state_pruned) does not decode ({exc}); checking that every body has its receipts")
+        return -1
+
+
 class _BlockChecker:
     def __init__(self, ledger: Ledger, snapshot: Any, sealer_set: SealerSets, report: Report) -> None:
         self.suite = ledger.suite
@@ -99,6 +157,8 @@ class _BlockChecker:
         self.sealer_set = sealer_set
         self.report = report
         self._sets: dict[bytes, tuple[list[bytes], list[int]] | None] = {}  # a chain uses few sets, over many blocks
+        self.without_receipts_max = -1  # the highest block that may hold transactions without receipts (_snapshot_layout)
+        self.receipts_seen = False  # a block with receipts was checked
 
     def block(self, height: int, parent: BlockHeader | None, has_body: bool = True) -> BlockHeader | None:
         """Check block `height` (its parent's header, if that was readable), and its body
@@ -108,7 +168,9 @@ class _BlockChecker:
             # Nothing to check its body against; its transactions still count, so that the
             # totals below blame only what is wrong.
             if has_body:
-                self.report.transactions += len(self._tx_hashes(height) or [])
+                tx_hashes = self._tx_hashes(height) or []
+                self.report.transactions += len(tx_hashes)
+                self._fetched_without_receipts(height, [self.get(b"r:" + tx_hash) for tx_hash in tx_hashes])
             return None
         block_hash = header.hash(self.suite)
         problem = self.report.add
@@ -193,20 +255,35 @@ class _BlockChecker:
             problem(f"block {height}: it lists {len(tx_hashes)} transactions, its header says {header.tx_count}")
         if merkle_root(tx_hashes, self.suite.hash) != header.tx_root:
             problem(f"block {height}: its transactions do not hash to its tx root")
-        receipts, gas, limits = [], [], []
-        for index, tx_hash in enumerate(tx_hashes):
-            limits.append(self._transaction(height, index, tx_hash))
-            raw, gas_used = self._receipt(height, index, tx_hash)
-            receipts.append(raw)
-            gas.append(gas_used)
+        limits = [self._transaction(height, index, tx_hash) for index, tx_hash in enumerate(tx_hashes)]
         self.report.transactions += len(tx_hashes)
         self._limit(height, limits)
+        receipts = [self.get(b"r:" + tx_hash) for tx_hash in tx_hashes]
+        if self._fetched_without_receipts(height, receipts):
+            return
+        gas = [self._receipt(height, index, tx_hash, raw) for index, (tx_hash, raw) in enumerate(zip(tx_hashes, receipts))]
         if None in receipts:
             return  # each missing one is reported; the root cannot be recomputed
         if merkle_root(receipts, self.suite.hash) != header.receipt_root:
             problem(f"block {height}: its receipts do not hash to its receipt root")
         if None not in gas and sum(gas) != header.gas_used:  # (a receipt that does not decode is reported already)
             problem(f"block {height}: its receipts used {sum(gas)} gas, its header says {header.gas_used}")
+
+    def _fetched_without_receipts(self, height: int, receipts: list[bytes | None]) -> bool:
+        """Whether block `height` is one a snapshot node fetched before its snapshot, without
+        receipts: they are the lowest bodies, up to `without_receipts_max` at most, so once
+        a block has receipts every later one must (a block without transactions tells nothing)."""
+        if any(raw is not None for raw in receipts):
+            self.receipts_seen = True
+            return False
+        if not receipts or self.receipts_seen or height > self.without_receipts_max:
+            return False
+        report = self.report
+        if report.without_receipts_from > report.without_receipts_to:
+            report.without_receipts_from = height
+        report.without_receipts_to = height
+        report.without_receipts_transactions += len(receipts)
+        return True
 
     def _tx_hashes(self, height: int) -> list[bytes] | None:
         raw = self.get(b"b:" + _h(height))
@@ -256,21 +333,20 @@ class _BlockChecker:
             self.report.add(f"{where}: its signature does not verify")
         return tx.block_limit
 
-    def _receipt(self, height: int, index: int, tx_hash: bytes) -> tuple[bytes | None, int | None]:
-        """The receipt's stored bytes and the gas it used (None for what is missing or unreadable)."""
+    def _receipt(self, height: int, index: int, tx_hash: bytes, raw: bytes | None) -> int | None:
+        """Check one receipt's stored bytes; the gas it used (None: missing or unreadable)."""
         where = f"block {height}: the receipt of transaction {index} ({tx_hash.hex()[:16]}…)"
-        raw = self.get(b"r:" + tx_hash)
         if raw is None:
             self.report.add(f"{where} is missing (r:)")
-            return None, None
+            return None
         try:
             receipt = Receipt.decode(raw)
         except DecodeError as exc:
             self.report.add(f"{where} does not decode ({exc})")
-            return raw, None
+            return None
         if receipt.tx_hash != tx_hash:
             self.report.add(f"{where} is another transaction's")
-        return raw, receipt.gas_used
+        return receipt.gas_used
 
 
 def _verify_head(snapshot: Any, ledger: Ledger, report: Report) -> None:
@@ -287,7 +363,10 @@ def _verify_head(snapshot: Any, ledger: Ledger, report: Report) -> None:
         report.add(f"the transaction count (m:txcount) does not decode ({exc})")
         return
     total = report.transactions + report.pruned_transactions
-    if count != total:
+    if report.headers_from > 1 and type(count) is int and count >= total:
+        # The blocks never here held the rest; the node took the count from the snapshot's peer.
+        report.absent_transactions = count - total
+    elif count != total:
         report.add(f"the transaction count (m:txcount) says {count}, the blocks hold {total}")
 
 
@@ -300,7 +379,7 @@ def _verify_indexes(snapshot: Any, head_height: int, report: Report) -> None:
             found = next(extra, None)
         if found is not None:
             report.add(f"a block record beyond the head block {head_height}: {found[:2].decode()}{int.from_bytes(found[2:10], 'big')}")
-    expected = {b"n:": head_height + 1, b"t:": report.transactions, b"r:": report.transactions}
+    expected = {b"n:": report.blocks, b"t:": report.transactions, b"r:": report.transactions - report.without_receipts_transactions}
     for prefix, count in expected.items():
         with snapshot.iterator(prefix=prefix, include_value=False) as keys:
             found = sum(1 for _ in keys)

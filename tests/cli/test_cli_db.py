@@ -16,6 +16,7 @@ from chainnode.store.leveldb import Store
 from chainnode.store.tree import StateTree, decode_ref, root_key
 from chainnode.system.genesis import load_genesis, parse_genesis
 from tests.chain_fixtures import GENESIS, GENESIS_0_2, SUITE, grow, open_chain
+from tests.store.test_verify import FETCHED_FROM, GENESIS_WINDOW_10, SNAPSHOT_AT, follow, joined_by_snapshot
 
 BLOCKS = 5
 
@@ -158,6 +159,22 @@ def test_a_pruned_directory_verifies_its_headers_and_certificates_and_exports_on
     result = db("verify", "--config", config)
     assert result.exit_code == 1 and "block 2: its commit certificate is for another block" in result.output, result.output
     assert f"block 9: its l:9 record says block_limit 1, its transactions' highest is {unpack(limit_of_9, max_bytes=16)}" in result.output
+
+
+async def test_verify_says_what_a_node_that_started_from_a_snapshot_never_had(tmp_path):
+    server = open_chain(tmp_path / "server", GENESIS_WINDOW_10)
+    grow(server, SNAPSHOT_AT)
+    joiner = await joined_by_snapshot(server, tmp_path / "joiner")
+    follow(joiner, server, 1)
+    joiner.ledger.close()
+    server.ledger.close()
+    text = db("verify", "--data-dir", tmp_path / "joiner").output
+    assert (f"blocks 0 and {FETCHED_FROM}..{SNAPSHOT_AT + 1} (started from a snapshot: blocks 1..{FETCHED_FROM - 1} were never here; "
+            f"blocks {FETCHED_FROM}..{SNAPSHOT_AT} hold their transactions without receipts, as fetched to refuse replays; 10 transactions) "
+            "verified") in text, text
+    report = json.loads(db("verify", "--data-dir", tmp_path / "joiner", "--json").output)
+    assert report["ok"] and (report["fromSnapshot"], report["headersFrom"], report["withoutReceipts"], report["absentTransactions"]) == (
+        True, FETCHED_FROM, [FETCHED_FROM, SNAPSHOT_AT], FETCHED_FROM - 1)
 
 
 def test_export_then_import_seeds_a_fresh_node(tmp_path, config):
