@@ -22,7 +22,7 @@ from chainnode.protocol.versions import SOFTWARE_VERSION, format_version
 from chainnode.rpc.headview import CallLimits, CallRunner, HeadView
 from chainnode.rpc.jsonrpc import NOT_FOUND, TX_REJECTED, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, tx_json, value_json
-from chainnode.store.ledger import StateNotKept, block_not_kept_message
+from chainnode.store.ledger import StateNotKept, block_not_kept_message, header_not_kept_message
 from chainnode.store.leveldb import FORMAT
 from chainnode.store.state import STATE_KEY_BYTES_MAX
 from chainnode.system import governance as gov
@@ -253,11 +253,18 @@ class ChainRpc:
         height = p.int(2, hi=HEIGHT_MAX)
         only_header = p.bool(3, default=False)
         only_tx_hash = p.bool(4, default=False)
+        return self._block_json(height, self._header(height), only_header, only_tx_hash)
+
+    def _header(self, height: int):
+        """Block `height`'s header, or the RPC error that says why it is not here."""
         ledger = self._ledger
         header = ledger.get_header(height)
-        if header is None:
-            raise RpcError(NOT_FOUND, f"block {height} not found; the chain is at height {ledger.head_height}")
-        return self._block_json(height, header, only_header, only_tx_hash)
+        if header is not None:
+            return header
+        if 0 < height <= ledger.head_height:  # this node started from a snapshot above it
+            oldest = ledger.oldest_header_height()
+            raise RpcError(NOT_FOUND, header_not_kept_message(height, oldest), {"oldestHeader": oldest})
+        raise RpcError(NOT_FOUND, f"block {height} not found; the chain is at height {ledger.head_height}")
 
     async def getBlockByHash(self, params: list) -> Any:
         p = self._params(params, ["blockHash", "onlyHeader", "onlyTxHash"], 1)
@@ -291,8 +298,10 @@ class ChainRpc:
 
     async def getBlockHashByNumber(self, params: list) -> Any:
         p = self._params(params, ["blockNumber"], 1)
-        header = self._ledger.get_header(p.int(2, hi=HEIGHT_MAX))
-        return None if header is None else to_hex(header.hash(self.node.chain.suite))
+        height = p.int(2, hi=HEIGHT_MAX)
+        if height > self._ledger.head_height:
+            return None
+        return to_hex(self._header(height).hash(self.node.chain.suite))
 
     async def getSealerList(self, params: list) -> Any:
         """The sealers of the next block; with a block number, those that certified it."""
@@ -303,10 +312,7 @@ class ChainRpc:
         else:
             height = p.int(2, hi=HEIGHT_MAX)
             ledger = self._ledger
-            header = ledger.get_header(height)
-            if header is None:
-                raise RpcError(NOT_FOUND, f"no block {height}; the chain is at height {ledger.head_height}")
-            found = read_sealer_set(ledger.state, header.sealer_set_hash)
+            found = read_sealer_set(ledger.state, self._header(height).sealer_set_hash)
             if found is None:
                 raise RpcError(NOT_FOUND, f"the sealer set of block {height} is not recorded (a chain from before sets were kept)")
             peer_ids = {n.consensus_pub: n.peer_id for n in read_nodes(ledger.state)}

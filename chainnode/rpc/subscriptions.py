@@ -43,7 +43,7 @@ from chainnode.protocol.codec import pack
 from chainnode.protocol.hexstr import HexError, parse_hex, to_hex
 from chainnode.rpc.jsonrpc import INVALID_REQUEST, NOT_FOUND, Dispatcher, Params, RpcError, invalid_params
 from chainnode.rpc.jsonview import certificate_json, header_json, receipt_json, value_json
-from chainnode.store.ledger import Ledger, block_not_kept_message
+from chainnode.store.ledger import Ledger, block_not_kept_message, header_not_kept_message
 
 log = logging.getLogger("chainnode.rpc.subscriptions")
 
@@ -180,6 +180,12 @@ class SubscriptionHub:
             raise invalid_params(f"'options' of {kind} takes {', '.join(OPTIONS[kind])}; unknown: {', '.join(map(str, unknown))}")
         session = self._session()  # after the checks, so HTTP callers see bad params first
         sub = _parse_options(kind, options, self.head_height)
+        if kind == "newBlocks":
+            # A node that started from a snapshot never had the blocks below its oldest header.
+            oldest = self.ledger.oldest_header_height()
+            if sub.from_block < oldest and oldest > 1:
+                raise RpcError(NOT_FOUND, f"cannot replay blocks from block {sub.from_block}: {header_not_kept_message(sub.from_block, oldest)}; "
+                                          f"subscribe with fromBlock >= {oldest}", {"oldestHeader": oldest})
         if kind == "events":
             # Events are read from receipts: refused from a block whose body is not kept,
             # rather than starting later and leaving a gap the client cannot see.

@@ -104,6 +104,12 @@ def block_not_kept_message(height: int, oldest: int) -> str:
             "its header and certificate are kept: ask with onlyHeader=true, or ask an archive node for the body")
 
 
+def header_not_kept_message(height: int, oldest: int) -> str:
+    """What a node that started from a snapshot says when asked for a block it never had."""
+    return (f"block {height} is not on this node: it started from a snapshot and holds block 0 and the blocks from {oldest} on; "
+            "ask an archive node for older blocks")
+
+
 @dataclass(frozen=True, slots=True)
 class TxLocation:
     height: int
@@ -392,6 +398,15 @@ class Ledger:
         # A snapshot installed by a build that set no mark: the bodies after block 0's begin
         # after its block.
         first = self._first_height(b"b:", above=0)
+        return self.head_height + 1 if first is None else first
+
+    def oldest_header_height(self) -> int:
+        """The first height after block 0 whose header is here: 1, unless this node started
+        from a snapshot (it never had the blocks before the oldest it fetched to refuse
+        replays); the head + 1 when it holds none after block 0. Headers are never pruned."""
+        if self.head_height < 1 or self._store.get(b"h:" + _h(1)) is not None:
+            return 1
+        first = self._first_height(b"h:", above=0)
         return self.head_height + 1 if first is None else first
 
     def _first_height(self, prefix: bytes, above: int = -1) -> int | None:

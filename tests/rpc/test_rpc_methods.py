@@ -22,6 +22,7 @@ from chainnode.rpc.jsonrpc import LIMIT_EXCEEDED, NOT_FOUND, TIMED_OUT, Dispatch
 from chainnode.rpc.methods import ChainRpc
 from chainnode.txpool.pool import TxPool
 from tests.chain_fixtures import GENESIS_0_2, SOURCE, SUITE, USER, certify, grow, open_chain
+from tests.store.test_verify import FETCHED_FROM, GENESIS_WINDOW_10, SNAPSHOT_AT, joined_by_snapshot
 
 
 @dataclass
@@ -366,6 +367,31 @@ async def test_a_pruned_block_is_refused_naming_the_oldest_kept_and_its_header_s
     kept = ledger.get_block(21).transactions[0]
     assert (await call("sendTransaction", "g", "", kept.encode().hex()))["status"] == "committed"
     assert (await call("sendTransaction", "g", "", old.encode().hex()))["data"]["reason"] == "block_limit_expired"
+
+
+async def test_a_node_that_started_from_a_snapshot_names_the_blocks_it_never_had(tmp_path):
+    server = open_chain(tmp_path / "server", GENESIS_WINDOW_10)
+    grow(server, SNAPSHOT_AT)
+    joiner = await joined_by_snapshot(server, tmp_path / "joiner")  # block 0, then FETCHED_FROM..SNAPSHOT_AT
+    try:
+        _, call = serve(joiner)
+        for method, params in [("getBlockByNumber", [5]), ("getBlockByNumber", [5, True]), ("getBlockHashByNumber", [5]),
+                               ("getSealerList", [FETCHED_FROM - 1])]:
+            err = await call(method, "g", "", *params)
+            assert err["code"] == NOT_FOUND and err["data"] == {"oldestHeader": FETCHED_FROM}, (method, err)
+            assert err["message"] == (f"block {params[0]} is not on this node: it started from a snapshot and holds block 0 and the "
+                                      f"blocks from {FETCHED_FROM} on; ask an archive node for older blocks")
+        assert (await call("getBlockByNumber", "g", "", 0, True))["number"] == 0
+        fetched = await call("getBlockByNumber", "g", "", FETCHED_FROM)
+        assert fetched["number"] == FETCHED_FROM and len(fetched["transactions"]) == 1
+        assert await call("getBlockHashByNumber", "g", "", FETCHED_FROM) == fetched["hash"]
+        assert len(await call("getSealerList", "g", "", FETCHED_FROM)) == len(await call("getSealerList", "g", ""))
+        assert await call("getBlockHashByNumber", "g", "", SNAPSHOT_AT + 1) is None  # above the head: not yet
+        err = await call("getBlockByNumber", "g", "", SNAPSHOT_AT + 1)
+        assert err["message"] == f"block {SNAPSHOT_AT + 1} not found; the chain is at height {SNAPSHOT_AT}"
+    finally:
+        joiner.ledger.close()
+        server.ledger.close()
 
 
 # ---- read-only calls beside block execution ------------------------------------------------

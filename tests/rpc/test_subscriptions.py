@@ -21,8 +21,9 @@ from chainnode.rpc.methods import ChainRpc
 from chainnode.rpc.server import RpcApp, serve_rpc
 from chainnode.rpc.subscriptions import CLOSE_POLICY, SubscriptionHub, SubscriptionLimits
 from chainnode.txpool.pool import TxPool
-from tests.chain_fixtures import GENESIS, SUITE, USER, certify, open_chain
+from tests.chain_fixtures import GENESIS, SUITE, USER, certify, grow, open_chain
 from tests.helpers import free_port
+from tests.store.test_verify import FETCHED_FROM, GENESIS_WINDOW_10, SNAPSHOT_AT, joined_by_snapshot
 
 EMITTER = (
     "def init():\n    storage['n'] = 0\n\n"
@@ -313,6 +314,31 @@ async def test_events_from_a_pruned_block_are_refused_and_a_replay_that_pruning_
                 await c.note()
     assert closed.value.reason.code == CLOSE_POLICY
     assert closed.value.reason.reason == "events of block 5 are pruned here (bodies kept from block 7); resubscribe from 7 or ask an archive node"
+
+
+async def test_new_blocks_below_what_a_snapshot_node_holds_are_refused_naming_its_oldest(nursery, tmp_path):
+    # It holds block 0 and the blocks from FETCHED_FROM on: a replay from lower would meet
+    # blocks that were never here.
+    server = open_chain(tmp_path / "server", GENESIS_WINDOW_10)
+    grow(server, SNAPSHOT_AT)
+    (await joined_by_snapshot(server, tmp_path / "joiner")).ledger.close()
+    server.ledger.close()
+    env = await start_env(nursery, tmp_path / "joiner", genesis=GENESIS_WINDOW_10)
+    try:
+        async with open_websocket_url(env.ws_url) as ws:
+            c = WsClient(ws)
+            for from_block in (0, 1, FETCHED_FROM - 1):
+                refused = (await c.call("subscribe", "g", "", "newBlocks", {"fromBlock": from_block}))["error"]
+                assert refused["code"] == -32001 and refused["data"] == {"oldestHeader": FETCHED_FROM}, refused
+                assert refused["message"] == (f"cannot replay blocks from block {from_block}: block {from_block} is not on this node: it "
+                                              f"started from a snapshot and holds block 0 and the blocks from {FETCHED_FROM} on; ask an "
+                                              f"archive node for older blocks; subscribe with fromBlock >= {FETCHED_FROM}")
+            await c.subscribe("newBlocks", {"fromBlock": FETCHED_FROM})
+            with trio.fail_after(5):
+                got = [(await c.note())["result"]["number"] for _ in range(SNAPSHOT_AT - FETCHED_FROM + 1)]
+            assert got == list(range(FETCHED_FROM, SNAPSHOT_AT + 1))
+    finally:
+        env.chain.ledger.close()
 
 
 async def test_bad_params_limits_and_http(env):
