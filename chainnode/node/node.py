@@ -32,6 +32,7 @@ from chainnode.execution.executor import Executor, refusal
 from chainnode.network import Network, NetworkError, NetworkLimits, PeerInfo
 from chainnode.network.identity import host_seed_from_consensus_key, peer_id_from_seed
 from chainnode.network.reachability import Reachability
+from chainnode.node import memory
 from chainnode.node.admin import AdminServer
 from chainnode.node.config import NodeConfig, is_loopback
 from chainnode.node.init import InitError, open_chain_ledger
@@ -360,6 +361,7 @@ class Node:
             else:
                 await self._follow(nursery)
             nursery.start_soon(self._stop_if_too_old)
+            nursery.start_soon(memory.trim_periodically)
             await nursery.start(self.reachability.run, REACHABILITY_INTERVAL_S)
             log.info(
                 "%s: started at height %d as %s; p2p %s, rpc %s://%s:%d%s",
