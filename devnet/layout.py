@@ -25,6 +25,7 @@ key, certificate from the same agency): what a governance test adds to a running
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -131,8 +132,37 @@ def issue_node_certificate(out_dir: Path, public_key: bytes, peer_id: str, *, na
                        not_before_ms=not_before_ms, not_after_ms=not_after_ms)
 
 
+# Where free ports are looked for: below the kernel's ephemeral range. A port the kernel
+# hands out from that range (bind to 0) and that is released until the node binds it may
+# meanwhile become the source port of any process's outgoing connection, and the node then
+# exits with "port ... is in use" (seen once in a test suite run). The kernel never picks a
+# source port outside the range.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PICKED_PORTS_MIN = 10_000
+
+
 def kernel_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports, chosen by the kernel (bound, then released)."""
+    """`count` distinct free loopback ports: random ones between PICKED_PORTS_MIN and the
+    kernel's ephemeral range that bind now, or, if too few do (or the range is not known),
+    ones the kernel chooses (bound, then released)."""
+    try:
+        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = PICKED_PORTS_MIN
+    candidates = list(range(PICKED_PORTS_MIN, low))
+    random.shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates[:50 * count]:
+        if len(ports) == count:
+            break
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    if len(ports) == count:
+        return ports
     socks = []
     try:
         for _ in range(count):
