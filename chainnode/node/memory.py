@@ -5,8 +5,8 @@ LevelDB reads, and glibc gives threads arenas of their own. What a block's execu
 synced range of blocks allocates and then frees stays in those arenas' free lists, and in
 the node's resident set, until that arena happens to reuse it. A node replaying a
 1,000,000-account chain held 270-305 MiB of anonymous memory at block 200, of which
-~110 MiB in thread arenas; returning the free pages after each range brought it to
-237-245 MiB at the same speed (docs/performance.md, "Scale").
+~110 MiB in thread arenas; returning the free pages every 5 s brought it to 241-251 MiB
+at the same speed (237-245 after each synced range: no better; docs/performance.md, "Scale").
 
 `trim_periodically` returns them every `interval_s`, on a worker thread (a few
 milliseconds; glibc takes each arena's lock in turn, so allocations wait that long at
