@@ -25,6 +25,7 @@ key, certificate from the same agency): what a governance test adds to a running
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import time
@@ -139,17 +140,30 @@ def issue_node_certificate(out_dir: Path, public_key: bytes, peer_id: str, *, na
 # source port outside the range.
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 PICKED_PORTS_MIN = 10_000
+# Devnets run side by side (the test suite's parallel workers) each pick from their own
+# range, "LOW-HIGH" (HIGH excluded), so two of them never pick the same port at once.
+PORT_RANGE_ENV = "DEVNET_PORT_RANGE"
+
+
+def picking_range() -> tuple[int, int]:
+    text = os.environ.get(PORT_RANGE_ENV)
+    if text:
+        low, _, high = text.partition("-")
+        try:
+            return int(low), int(high)
+        except ValueError:
+            raise ValueError(f"{PORT_RANGE_ENV} must be LOW-HIGH, like 20000-30000, not {text!r}") from None
+    try:
+        return PICKED_PORTS_MIN, int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return PICKED_PORTS_MIN, PICKED_PORTS_MIN
 
 
 def kernel_ports(count: int) -> list[int]:
     """`count` distinct free loopback ports: random ones between PICKED_PORTS_MIN and the
-    kernel's ephemeral range that bind now, or, if too few do (or the range is not known),
-    ones the kernel chooses (bound, then released)."""
-    try:
-        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = PICKED_PORTS_MIN
-    candidates = list(range(PICKED_PORTS_MIN, low))
+    kernel's ephemeral range (or in $DEVNET_PORT_RANGE) that bind now, or, if too few do (or
+    the range is not known), ones the kernel chooses (bound, then released)."""
+    candidates = list(range(*picking_range()))
     random.shuffle(candidates)
     ports: list[int] = []
     for port in candidates[:50 * count]:
