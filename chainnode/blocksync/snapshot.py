@@ -18,11 +18,11 @@ Wire (request/response on `/chainnode/snapshot/1`):
     manifest  request pack([1, 0]) for the peer's head, pack([1, 0, height]) for an earlier block
               response pack([1, height, header, certificate, [hand-over, ...], tx count])
               hand-over = [q, header of q - 1, its certificate, [proof of sys/nodes, proof of sys/nodes_pending]]
-    nodes     request pack([1, 1, height, [[depth, path, hash], ...]])
+    nodes     request pack([1, 1, height, [[depth, path], ...]])
               response pack([1, [record or nil, ...]])   nil: no such node in that block's tree here
 
-A node is asked for by its position in the tree of block `height` and the hash its parent
-promised, never by the storage key a peer named: the record's bitmap and child hashes are
+A node is asked for by its position in the tree of block `height`, never by the storage key
+a peer named, and checked against the hash its parent promised: the record's bitmap and child hashes are
 what the hash covers, while the heights and leaf mask a record also holds are storage
 details that a lying peer could falsify unseen. So the joining node keeps only what the
 hashes prove and writes its own records, every node as written at the snapshot's height,
@@ -66,10 +66,11 @@ log = logging.getLogger("chainnode.snapshot")
 
 SNAPSHOT_PROTOCOL = "/chainnode/snapshot/1"
 MANIFEST, NODES = 0, 1
-NODE_ASK_BYTES_MAX = 3 + 34 + 34  # [depth, path, hash], encoded
+NODE_ASK_BYTES_MAX = 2 + 34  # [depth, path], encoded
 # Internal nodes whose children the server remembers (decoded, ~2 KB each): a walk asks
-# for a node's children soon after the node, and REQUESTS_IN_FLIGHT requests of 2,048 nodes
-# have at most 4 x 2,048 parents; at 65,536 a serving node held ~130 MB more at 1,000,000 accounts.
+# for a node's children soon after the node, and the REQUESTS_PER_PEER requests a peer has
+# out to this server hold at most 2 x 4,096 nodes, so as many parents; at 65,536 a serving
+# node held ~130 MB more at 1,000,000 accounts.
 CHILDREN_REMEMBERED_MAX = 8_192
 # Fetched nodes are written once this many requests' worth are ready (and at the end): one
 # synced write per request cost about as much as checking its nodes.
@@ -77,9 +78,10 @@ WRITE_REQUESTS = 4
 HANDOVERS_MAX = 10_000
 # Nodes a request asks for (`[limits] snapshot_nodes_per_request_max`): each request is a new
 # stream and its round trip, ~3 ms of a node's CPU on both ends; at 512 a 1,000,000-account
-# sync spent ~60 s, at 2,048 ~38 s (docs/performance.md, "Snapshot sync speed").
-NODES_PER_REQUEST_DEFAULT = NODES_PER_REQUEST_MAX = 2_048
-REQUESTS_IN_FLIGHT = 4  # node requests a syncing node has out at once (to as many peers, in turn)
+# sync spent ~60 s, at 2,048 ~38 s, at 4,096 ~30 s (docs/performance.md, "Snapshot sync speed").
+NODES_PER_REQUEST_DEFAULT = NODES_PER_REQUEST_MAX = 4_096
+REQUESTS_IN_FLIGHT = 8  # node requests a syncing node has out at once (to the peers in turn)
+REQUESTS_PER_PEER = 2  # while one answer is checked and written, the next is read
 RESPONSE_BYTES_MAX = 16 << 20
 # A test hook, not a setting: with it set to 1 this node serves every tree node with its last
 # byte flipped, a hostile peer for tests/integration/test_snapshot_sync.py.
@@ -128,15 +130,13 @@ class SnapshotServer:
         get, limit = self.ledger.store_get, self.response_bytes_max
         parent_key = parent_children = None  # siblings come together: their parent's children, once
         for ask in asks:
-            if type(ask) is list and len(ask) == 3:
-                depth, path, node_hash = ask
+            if type(ask) is list and len(ask) == 2:
+                depth, path = ask
             else:
-                depth, path, node_hash = expect_list(ask, "node position", length=3)
-            if not (type(depth) is int and 0 < depth < DEPTH_MAX and type(path) is bytes and len(path) == (depth + 1) >> 1
-                    and type(node_hash) is bytes and len(node_hash) == HASH_BYTES):
+                depth, path = expect_list(ask, "node position", length=2)
+            if not (type(depth) is int and 0 < depth < DEPTH_MAX and type(path) is bytes and len(path) == (depth + 1) >> 1):
                 depth = expect_int(depth, "node depth", hi=DEPTH_MAX - 1)
                 path = expect_bytes(path, "node path", length=(depth + 1) // 2)
-                node_hash = expect_bytes(node_hash, "node hash", length=HASH_BYTES)
             if depth == 0:
                 ref = self.ledger.state_root_ref(height)
             else:
@@ -145,7 +145,7 @@ class SnapshotServer:
                 if key != parent_key:
                     parent_key, parent_children = key, self._children_of(height, *key)
                 ref = None if parent_children is None else parent_children[path[up >> 1] & 15 if up & 1 else path[up >> 1] >> 4]
-            record = None if ref is None or ref[0] != node_hash else get(_DEPTH_KEY[depth] + path + ref[1].to_bytes(8, "big"))
+            record = None if ref is None else get(_DEPTH_KEY[depth] + path + ref[1].to_bytes(8, "big"))
             size += len(record or b"") + 8
             if size > limit:
                 break  # the client asks again for the rest
@@ -385,11 +385,12 @@ class SnapshotSyncer:
             return
         self._height = manifest.height
         # To fetch: the children not asked for yet of internal nodes fetched (the newest
-        # last), and first the root, as ([depth, path, hash] as a request asks for it, waiting
-        # parent, nibble in it). A node's children are made into asks only when a request
-        # takes them: the stack holds a node, not its up to 16 children (at 2,048 nodes a
-        # request, ~130,000 asks, ~35 MB, at once at 1,000,000 accounts).
-        self._stack: list = [([0, b"", manifest.header.state_root], None, 0)]
+        # last), and first the root, as ([depth, path] as a request asks for it, the hash
+        # its parent promised, waiting parent, nibble in it). A node's children are made
+        # into asks only when a request takes them: the stack holds a node, not its up to 16
+        # children (at 2,048 nodes a request, ~130,000 asks, ~35 MB, at once at 1,000,000
+        # accounts).
+        self._stack: list = [([0, b""], manifest.header.state_root, None, 0)]
         self._hkey = manifest.height.to_bytes(8, "big")
         self._walking = 0  # walkers with a batch out: their answers may add to the stack
         self._changed = trio.Event()
@@ -398,7 +399,7 @@ class SnapshotSyncer:
         self._writes: list[tuple[bytes, bytes]] = []
         good = list(peers)
         async with trio.open_nursery() as nursery:
-            for _ in range(max(1, min(REQUESTS_IN_FLIGHT, len(good)))):
+            for _ in range(max(1, min(REQUESTS_IN_FLIGHT, REQUESTS_PER_PEER * len(good)))):
                 nursery.start_soon(self._walker, manifest.height, good, resumed, nursery.cancel_scope)
         if self._error is not None:
             raise self._error
@@ -429,7 +430,7 @@ class SnapshotSyncer:
     async def _fetch_batch(self, height: int, batch: list, good: list[int], resumed: bool) -> None:
         ledger = self.ledger
         if resumed:
-            local = await trio.to_thread.run_sync(lambda: [ledger.store_get(node_key(d, p, height)) for (d, p, _), *_ in batch])
+            local = await trio.to_thread.run_sync(lambda: [ledger.store_get(node_key(d, p, height)) for (d, p), *_ in batch])
         else:
             local = [None] * len(batch)
         records_asked = [b for b, r in zip(batch, local) if r is None]
@@ -437,7 +438,7 @@ class SnapshotSyncer:
         records.reverse()  # taken from the end, in batch order
         async with self._write_lock:
             stack, writes, hkey, complete = self._stack, self._writes, self._hkey, self._complete
-            for ((depth, path, _), parent, nib), record in zip(batch, local):
+            for ((depth, path), _, parent, nib), record in zip(batch, local):
                 if record is not None:  # complete on disk already (a resumed sync)
                     self.nodes_present += 1
                     complete(parent, nib, unpack(record, max_bytes=NODE_RECORD_BYTES_MAX)[0] == 0)
@@ -493,7 +494,7 @@ class SnapshotSyncer:
             parent, nib, is_leaf = parent.parent, parent.nib, False
 
     async def _records(self, height: int, asks: list, good: list[int]) -> list[tuple[bytes, tuple[int, bytes] | None]]:
-        """(record, None for a leaf or (bitmap, children's hashes)) of `asks` ([depth, path, hash], ...),
+        """(record, None for a leaf or (bitmap, children's hashes)) of `asks` (([depth, path], hash, ...), ...),
         verified against their hashes, from the peers in `good` in turn (a peer that fails is
         dropped from it)."""
         out: list[tuple[bytes, tuple[int, bytes] | None]] = []
@@ -506,7 +507,7 @@ class SnapshotSyncer:
             try:
                 answer = await self.fetch(peer, pack([1, NODES, height, [a[0] for a in rest]]))
                 records = expect_list(expect_list(unpack(answer, max_bytes=RESPONSE_BYTES_MAX), "nodes answer", length=2)[1], "records", max_length=len(rest))
-                got = await trio.to_thread.run_sync(self._check_all, [a[0][2] for a in rest], records)
+                got = await trio.to_thread.run_sync(self._check_all, [a[1] for a in rest], records)
             except FetchFailed as exc:
                 log.info("snapshot: peer %d did not answer: %s", peer, exc)
                 _leave(good, peer)

@@ -51,7 +51,7 @@ class Limits:
     peer_frame_bytes_max: int = 4 * 1024 * 1024
     peer_messages_per_s_max: int = 20_000
     sync_blocks_per_request_max: int = 64
-    snapshot_nodes_per_request_max: int = 2_048  # state tree nodes a snapshot sync asks one peer for at once
+    snapshot_nodes_per_request_max: int = 4_096  # state tree nodes a snapshot sync asks one peer for at once
     # The pool's journal of acknowledged transactions (chainnode/txpool/journal.py); above the pool's own
     # byte limit, so it only binds if the disk budget is set lower on purpose.
     txjournal_bytes_max: int = 512 * 1024 * 1024
@@ -86,7 +86,7 @@ LIMIT_BOUNDS = {
     "peer_frame_bytes_max": (64 * 1024, 64 << 20),
     "peer_messages_per_s_max": (10, 1_000_000),
     "sync_blocks_per_request_max": (1, 1_000),
-    "snapshot_nodes_per_request_max": (1, 2_048),
+    "snapshot_nodes_per_request_max": (1, 4_096),
     "txjournal_bytes_max": (1 << 20, 1 << 36),
     "rpc_receipt_wait_ms_max": (0, 600_000),
     "channel_connections_max": (1, 100_000),

@@ -1176,11 +1176,11 @@ push_child_asks(PyObject *module, PyObject *args)
             continue;
         }
         child_path((const unsigned char *)path.buf, depth, nib, child);
-        PyObject *ask = PyList_New(3);
+        PyObject *ask = PyList_New(2);
         PyObject *p = PyBytes_FromStringAndSize((const char *)child, child_len);
         PyObject *h = PyBytes_FromStringAndSize((const char *)hashes.buf + HASH_BYTES * j, HASH_BYTES);
         PyObject *nib_obj = PyLong_FromLong(nib);
-        PyObject *entry = PyTuple_New(3);
+        PyObject *entry = PyTuple_New(4);
         if (ask == NULL || p == NULL || h == NULL || nib_obj == NULL || entry == NULL) {
             Py_XDECREF(ask);
             Py_XDECREF(p);
@@ -1192,11 +1192,11 @@ push_child_asks(PyObject *module, PyObject *args)
         Py_INCREF(deeper);
         PyList_SET_ITEM(ask, 0, deeper);
         PyList_SET_ITEM(ask, 1, p);
-        PyList_SET_ITEM(ask, 2, h);
         Py_INCREF(parent);
         PyTuple_SET_ITEM(entry, 0, ask);
-        PyTuple_SET_ITEM(entry, 1, parent);
-        PyTuple_SET_ITEM(entry, 2, nib_obj);
+        PyTuple_SET_ITEM(entry, 1, h);
+        PyTuple_SET_ITEM(entry, 2, parent);
+        PyTuple_SET_ITEM(entry, 3, nib_obj);
         int failed = PyList_Append(stack, entry);
         Py_DECREF(entry);
         if (failed < 0)

@@ -194,7 +194,7 @@ def fetched_node_checker(h: HashFn) -> Callable[[list, list, int], tuple[list, i
 
 
 def push_child_asks_reference(out: list, depth: int, path: bytes, bitmap: int, hashes: bytes, parent: Any, first: int, count: int) -> None:
-    """Append ([depth + 1, path, hash], parent, nibble) for `count` children, from the
+    """Append ([depth + 1, path], hash, parent, nibble) for `count` children, from the
     `first`-th on in nibble order, of the internal node at (depth, path) whose bitmap and
     joined child hashes are these: snapshot sync's walk (chainnode/blocksync/snapshot.py),
     one entry for every node of a tree, so the accelerator's when it is built."""
@@ -202,7 +202,7 @@ def push_child_asks_reference(out: list, depth: int, path: bytes, bitmap: int, h
     if not (0 <= first and 0 <= count and first + count <= len(nibs)):
         raise ValueError("push_child_asks: first and count are not within the node's children")
     for j in range(first, first + count):
-        out.append(([depth + 1, child_path(path, depth, nibs[j]), hashes[32 * j:32 * j + 32]], parent, nibs[j]))
+        out.append(([depth + 1, child_path(path, depth, nibs[j])], hashes[32 * j:32 * j + 32], parent, nibs[j]))
 
 
 push_child_asks = push_child_asks_reference if treespeed is None else treespeed.push_child_asks

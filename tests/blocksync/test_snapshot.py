@@ -143,6 +143,29 @@ def test_a_manifest_must_lead_from_the_genesis_sealers(tmp_path, served):
         joiner.ledger.close()
 
 
+def test_a_node_request_names_positions_and_a_malformed_one_is_refused(served):
+    """Nodes are asked for by [depth, path] only: the joiner checks each record against the
+    hash its parent promised, so the hash need not travel."""
+    chain, server = served
+    height = chain.height
+    root = unpack(server.serve(pack([1, NODES, height, [[0, b""]]])), max_bytes=1 << 24)[1][0]
+    bitmap = unpack(root, max_bytes=1 << 20)[1]
+    first = (bitmap & -bitmap).bit_length() - 1
+    child, absent = [1, bytes((first << 4,))], [5, b"\xff\xff\xf0"]
+    records = unpack(server.serve(pack([1, NODES, height, [child, absent]])), max_bytes=1 << 24)[1]
+    assert type(records[0]) is bytes and records[1] is None  # nothing lies at that position
+    for junk, why in (
+        (pack([1, NODES, height, [[1, child[1], bytes(32)]]]), "node position"),  # the hash does not travel
+        (pack([1, NODES, height, [[1, b"\x10\x00"]]]), "node path"),  # depth 1 has a path of one byte
+        (pack([1, NODES, height, [[99, b"\x10"]]]), "node depth"),
+        (pack([1, NODES, height, [["1", b"\x10"]]]), "node depth"),
+        (pack([1, NODES, height, [child] * (server.nodes_max + 1)]), "nodes request nodes"),
+        (pack([1, NODES, height, child]), "node position"),
+    ):
+        with pytest.raises(Exception, match=why):
+            server.serve(junk)
+
+
 async def test_the_sealer_set_changes_are_handed_over_from_the_genesis_set(tmp_path):
     chain = open_chain(tmp_path / "server", GENESIS_GOVERNED)
     joiner = open_chain(tmp_path / "joiner", GENESIS_GOVERNED)

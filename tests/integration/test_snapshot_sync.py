@@ -52,8 +52,8 @@ async def test_a_new_node_joins_by_snapshot_resumes_after_kill_and_follows(tmp_p
         # One tree node per request, so the sync takes long enough to be killed halfway.
         joiner = cluster.layout[JOINER]
         toml = joiner.config.read_text()
-        assert "snapshot_nodes_per_request_max = 2048" in toml
-        joiner.config.write_text(toml.replace("snapshot_nodes_per_request_max = 2048", "snapshot_nodes_per_request_max = 1"))
+        assert "snapshot_nodes_per_request_max = 4096" in toml
+        joiner.config.write_text(toml.replace("snapshot_nodes_per_request_max = 4096", "snapshot_nodes_per_request_max = 1"))
         cluster.start(JOINER, args=("--sync", "snapshot"))
         cluster.wait_rpc(JOINER)
         _wait("the snapshot sync to fetch 200 nodes", lambda: (_snapshot(cluster) or {}).get("nodesFetched", 0) >= 200)

@@ -25,7 +25,7 @@ def test_rendered_default_loads(tmp_path):
 def test_minimal_file_takes_defaults(tmp_path):
     cfg = load_config(write(tmp_path, "[limits]\ntx_bytes_max = 4096\n"))
     assert cfg.limits.tx_bytes_max == 4096 and cfg.p2p_listen == "/ip4/127.0.0.1/tcp/30300"
-    assert cfg.state_history_blocks == 10_000 and cfg.limits.snapshot_nodes_per_request_max == 2048
+    assert cfg.state_history_blocks == 10_000 and cfg.limits.snapshot_nodes_per_request_max == 4096
     assert load_config(write(tmp_path, "[storage]\nstate_history_blocks = 0\n")).state_history_blocks == 0  # an archive node
     assert cfg.block_history_blocks == 0  # every block body kept, as before pruning existed
     assert load_config(write(tmp_path, "[storage]\nblock_history_blocks = 128\n")).block_history_blocks == 128  # the minimum
@@ -66,8 +66,8 @@ def test_minimal_file_takes_defaults(tmp_path):
         ("[storage]\nblock_history_blocks = false", "block_history_blocks must be 0"),
         ("[storage]\nblocks_history_blocks = 1000",
          r"unknown key\(s\) in \[storage\]: blocks_history_blocks; known: block_history_blocks, state_history_blocks"),
-        ("[limits]\nsnapshot_nodes_per_request_max = 0", r"snapshot_nodes_per_request_max must be an integer in \[1, 2048\]"),
-        ("[limits]\nsnapshot_nodes_per_request_max = 5000", r"snapshot_nodes_per_request_max must be an integer in \[1, 2048\]"),
+        ("[limits]\nsnapshot_nodes_per_request_max = 0", r"snapshot_nodes_per_request_max must be an integer in \[1, 4096\]"),
+        ("[limits]\nsnapshot_nodes_per_request_max = 5000", r"snapshot_nodes_per_request_max must be an integer in \[1, 4096\]"),
     ],
 )
 def test_bad_configs(tmp_path, text, match):

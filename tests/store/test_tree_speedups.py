@@ -324,7 +324,7 @@ def test_snapshot_walk_steps_are_the_references() -> None:
                 c_stack, py_stack = [("before",)], [("before",)]
                 treespeed.push_child_asks(c_stack, depth, path, bitmap, hashes, parent, first, count)
                 push_child_asks_reference(py_stack, depth, path, bitmap, hashes, parent, first, count)
-                assert repr(c_stack) == repr(py_stack) and all(e[1] is parent for e in c_stack[1:]) and len(c_stack) == 1 + count
+                assert repr(c_stack) == repr(py_stack) and all(e[2] is parent for e in c_stack[1:]) and len(c_stack) == 1 + count
     for bad in ((64, b"\x00" * 32, 1, bytes(32), 0, 1), (2, b"\x00\x00", 1, bytes(32), 0, 1), (0, b"", 0, b"", 0, 0),
                 (0, b"", 3, bytes(32), 0, 1), (0, b"", 1 << 16, bytes(32), 0, 1), (0, b"", 3, bytes(64), 1, 2), (0, b"", 3, bytes(64), -1, 1)):
         with pytest.raises(ValueError):
