@@ -33,8 +33,10 @@ log = logging.getLogger("chainnode.blocksync")
 SYNC_PROTOCOL = "/chainnode/sync/1"
 RESPONSE_BYTES_MAX = 64 << 20
 # About how many transactions a request asks for (by the blocks of the last range): decoded,
-# 10,000 transfers are ~20 MB, and block sync holds two ranges (one applied, one ahead).
-TXS_PER_RANGE_MAX = 10_000
+# 10,000 transfers are ~20 MB, and block sync holds two ranges (one applied, one ahead). At
+# 4,000 a node replaying a 1,000,000-account chain held ~14 MiB less than at 10,000, and
+# replayed as fast (148 s against 146 s).
+TXS_PER_RANGE_MAX = 4_000
 PRUNED_LOG_INTERVAL_MS = 60_000  # how often it says that no peer keeps the bodies it needs
 
 

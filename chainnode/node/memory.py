@@ -11,6 +11,13 @@ at the same speed (237-245 after each synced range: no better; docs/performance.
 `trim_periodically` returns them every `interval_s`, on a worker thread (a few
 milliseconds; glibc takes each arena's lock in turn, so allocations wait that long at
 most). Without glibc (musl, macOS) it does nothing.
+
+`map_large_allocations` keeps glibc from raising its mmap threshold as it goes: by default,
+freeing a large mapped block (a synced range's response, several MB) raises the threshold
+to that size, and from then on blocks up to it come from the arenas and stay resident after
+they are freed, until the next trim. Fixed at 128 KiB, they are mapped and unmapped: the
+replaying node's malloc held 131 MB of memory instead of 208 MB (78 MB in use in both),
+its resident set 267 MiB instead of 282-292, at the same speed.
 """
 
 from __future__ import annotations
@@ -35,6 +42,21 @@ def _malloc_trim():
 
 
 _TRIM = _malloc_trim()
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+LARGE_ALLOCATION_BYTES = 128 << 10  # glibc's own starting threshold
+
+
+def map_large_allocations() -> bool:
+    """Blocks over LARGE_ALLOCATION_BYTES are always mapped, and the heap is trimmed once
+    that much is free at its top (setting either stops glibc's adjusting of both); False
+    without glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, LARGE_ALLOCATION_BYTES) == 1
 
 
 def trim() -> bool:

@@ -89,6 +89,7 @@ class Node:
         if not __debug__:  # -O strips asserts, and the node's invariants are asserts (DESIGN rule 7)
             raise NodeError("this Python runs with -O or PYTHONOPTIMIZE set, which strips the node's safety checks; "
                             "start the node without them")
+        memory.map_large_allocations()  # before LevelDB and the worker threads allocate
         self.config = config
         self.name = config.name
         self.group_id = genesis.group_id

@@ -30,10 +30,11 @@ STATE_KEY_BYTES_MAX = 1024
 STATE_VALUE_BYTES_MAX = 1 << 20
 # The read cache's budget, in bytes of keys and values plus a dict entry's and two bytes
 # objects' overhead each: a bound on memory (values go up to STATE_VALUE_BYTES_MAX), not on
-# a count. 32 MiB holds ~130,000 token balances: every hot key (config, senders, contracts)
-# and a block's recent writes; at 1,000,000 accounts the rest is one LevelDB read away
-# (docs/performance.md, "Scale").
-STATE_CACHE_BYTES_MAX = 32 << 20
+# a count. 16 MiB holds ~65,000 token balances: every hot key (config, senders, contracts)
+# and a block's recent writes; at 1,000,000 accounts the rest is one LevelDB read away, and
+# twice the budget caught only ~6 % more of a block's random payees for 16 MiB more of a
+# replaying node's memory (docs/performance.md, "Scale").
+STATE_CACHE_BYTES_MAX = 16 << 20
 CACHE_ENTRY_OVERHEAD_BYTES = 170
 
 _MISSING = object()

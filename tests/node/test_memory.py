@@ -65,3 +65,43 @@ async def test_the_periodic_trim_runs_on_a_worker_thread(monkeypatch):
             await done.wait()
         nursery.cancel_scope.cancel()
     assert threading.get_ident() not in threads
+
+
+LARGE_PROBE = textwrap.dedent("""
+    import json, sys, threading
+    from chainnode.node import memory
+
+    def anon_mib():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon"):
+                return int(line.split()[1]) / 1024
+
+    mapped = memory.map_large_allocations() if sys.argv[1] == "fixed" else None
+    big = bytearray(16 << 20)  # a synced range's response, freed: glibc's own threshold rises to its size
+    del big
+    start = anon_mib()
+    keep = []
+
+    def ranges():  # blocks of a few hundred KB made and dropped on a worker thread, a little kept after each
+        for _ in range(50):
+            chunks = [bytearray(400 << 10) for _ in range(20)]
+            keep.append(bytes(1000))  # a cache entry: the arena cannot shrink past it
+            del chunks
+
+    thread = threading.Thread(target=ranges)
+    thread.start()
+    thread.join()
+    print(json.dumps({"mapped": mapped, "grown": anon_mib() - start}))
+""")
+
+
+@pytest.mark.skipif(memory._TRIM is None, reason="no glibc here")
+def test_large_blocks_are_unmapped_when_freed_even_after_a_larger_one():
+    def run(mode: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", LARGE_PROBE, mode], capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(done.stdout)
+
+    default, fixed = run("default"), run("fixed")
+    assert fixed["mapped"] is True
+    assert default["grown"] > 4, default  # glibc's adjusted threshold: the blocks stayed in the thread's arena
+    assert fixed["grown"] < 2, fixed
