@@ -50,7 +50,7 @@ from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo as Libp2pPeerInfo
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID, Transport as NoiseTransport
-from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID, Yamux
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from multiaddr.exceptions import ProtocolLookupError
 
 from chainnode.channel.handshake import VERDICT_BYTES_MAX
@@ -72,6 +72,7 @@ from chainnode.network.identity import keypair_from_seed
 from chainnode.network.inbox import FairInbox
 from chainnode.network.limits import NetworkLimits
 from chainnode.network.metrics import Counters
+from chainnode.network.muxer import NonBlockingReadYamux, install as install_muxer
 from chainnode.network.peers import PEERS_MAX, PeerInfo, PeerTable
 from chainnode.network.policing import PenaltyBox, TokenBucket
 from chainnode.network.reachability import resolve_all
@@ -506,10 +507,11 @@ class Network:
         self._core_scope.cancel()
 
     def _build_host(self):
+        install_muxer()
         host = new_host(
             key_pair=self._keypair,
             sec_opt=self._security_options(),
-            muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+            muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): NonBlockingReadYamux},  # muxer.py: py-libp2p's read loop can deadlock
             connection_config=ConnectionConfig(
                 # One connection per peer; also skips the 250 ms "happy eyeballs" wait (trap 3).
                 max_connections_per_peer=1,
