@@ -5,6 +5,7 @@ half of the two-sided deadlock that cut loaded connections after 6 s of silence.
 from __future__ import annotations
 
 import struct
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -55,19 +56,29 @@ class StuckSocket:
         pass
 
 
-async def _stuck_write_then_ping(muxer_class):
-    """A stream of ours whose data write is stuck on the socket, then the peer pings and
-    sends data on that stream: whether the read loop took all of it off the socket within
-    2 s (what drains the peer's send buffer), what the stream then reads, and what was sent."""
+@asynccontextmanager
+async def muxed(muxer_class, *, stuck: bytes | None = None):
+    """A started muxer over a StuckSocket and a stream of ours on it; with `stuck`, a write
+    of those bytes on that stream waits on a full send buffer (holding the write lock)."""
     sock = StuckSocket()
     mux = muxer_class(sock, ID(b"\x00peer"), is_initiator=True)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(mux.start)
         await mux.event_started.wait()
         stream = await mux.open_stream()
-        sock.sending = trio.Event()  # the kernel's send buffer is full from here on
-        nursery.start_soon(stream.write, b"x" * 1000)  # takes the write lock, waits on the socket
-        await trio.testing.wait_all_tasks_blocked()
+        if stuck is not None:
+            sock.sending = trio.Event()  # the kernel's send buffer is full from here on
+            nursery.start_soon(stream.write, stuck)
+            await trio.testing.wait_all_tasks_blocked()
+        yield sock, mux, stream
+        nursery.cancel_scope.cancel()
+
+
+async def _stuck_write_then_ping(muxer_class):
+    """A stream of ours whose data write is stuck on the socket, then the peer pings and
+    sends data on that stream: whether the read loop took all of it off the socket within
+    2 s (what drains the peer's send buffer), what the stream then reads, and what was sent."""
+    async with muxed(muxer_class, stuck=b"x" * 1000) as (sock, mux, stream):
         sock.feed(frame(TYPE_PING, FLAG_SYN, 0, 7) + frame(TYPE_DATA, FLAG_ACK, stream.stream_id, 5, b"hello"))
         drained = False
         with trio.move_on_after(2):
@@ -79,7 +90,6 @@ async def _stuck_write_then_ping(muxer_class):
         with trio.move_on_after(2):
             got = await stream.read(5)
         await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
     return drained, got, sock.sent
 
 
@@ -99,30 +109,16 @@ async def test_py_libp2p_yamux_stops_reading_there():
 
 
 async def test_a_peer_that_floods_pings_loses_its_connection():
-    sock = StuckSocket()
-    mux = NonBlockingReadYamux(sock, ID(b"\x00peer"), is_initiator=True)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(mux.start)
-        await mux.event_started.wait()
-        stream = await mux.open_stream()
-        sock.sending = trio.Event()
-        nursery.start_soon(stream.write, b"x")
-        await trio.testing.wait_all_tasks_blocked()
+    async with muxed(NonBlockingReadYamux, stuck=b"x") as (sock, mux, _):
         sock.feed(b"".join(frame(TYPE_PING, FLAG_SYN, 0, i) for i in range(CONTROL_FRAMES_MAX + 10)))
         with trio.fail_after(5):
             await mux.event_shutting_down.wait()
         assert len(mux._control) == CONTROL_FRAMES_MAX
-        nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("count", [1, 50])
 async def test_queued_answers_go_out_before_later_writes(count):
-    sock = StuckSocket()
-    mux = NonBlockingReadYamux(sock, ID(b"\x00peer"), is_initiator=True)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(mux.start)
-        await mux.event_started.wait()
-        stream = await mux.open_stream()
+    async with muxed(NonBlockingReadYamux) as (sock, _, stream):
         sock.feed(b"".join(frame(TYPE_PING, FLAG_SYN, 0, i) for i in range(count)))
         await stream.write(b"after")
         with trio.fail_after(5):
@@ -131,7 +127,6 @@ async def test_queued_answers_go_out_before_later_writes(count):
         pings = [s for s in sock.sent if s[1] == TYPE_PING]
         assert pings == [frame(TYPE_PING, FLAG_ACK, 0, i) for i in range(count)]
         assert sock.sent.index(pings[-1]) < len(sock.sent) - 1 and sock.sent[-1].endswith(b"after")
-        nursery.cancel_scope.cancel()
 
 
 async def test_real_connections_use_it():
