@@ -21,10 +21,10 @@ Wire (request/response on `/chainnode/snapshot/1`):
     nodes     request pack([1, 1, height, [[depth, path], ...]])
               response pack([1, [record or nil, ...]])   nil: no such node in that block's tree here
 
-A node is asked for by its position in the tree of block `height`, never by the storage key
-a peer named, and checked against the hash its parent promised: the record's bitmap and child hashes are
-what the hash covers, while the heights and leaf mask a record also holds are storage
-details that a lying peer could falsify unseen. So the joining node keeps only what the
+A node is asked for by its position in the tree of block `height`, never by the storage
+key a peer named, and checked against the hash its parent promised: the record's bitmap
+and child hashes are what the hash covers, while the heights and leaf mask a record also
+holds are storage details that a lying peer could falsify unseen. So the joining node keeps only what the
 hashes prove and writes its own records, every node as written at the snapshot's height,
 each internal node once all its children are on disk (post-order).
 

@@ -10,10 +10,11 @@ cut only by the channel's silence timeout (6 s), then redialled. Seen as the
 machine): both read loops were parked in `_write_frame` answering a ping, both writers in
 the socket's send.
 
-Here (`install`, called before a host is built) the frames the read loop sends are queued instead and written by a task of their own,
-or, before it, by the next write of any other task, which takes the lock anyway: the queue
-goes out first, so a stream's acknowledgement still precedes the data written on it. The
-read loop goes on reading, the peer's send buffer drains, and its writer and ours go on.
+Here (`install`, called before a host is built) the frames the read loop sends are queued
+instead and written by a task of their own, or, before it, by the next write of any other
+task, which takes the lock anyway: the queue goes out first, so a stream's acknowledgement
+still precedes the data written on it. The read loop goes on reading, the peer's send
+buffer drains, and its writer and ours go on.
 """
 
 from __future__ import annotations
