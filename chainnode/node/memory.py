@@ -32,16 +32,18 @@ log = logging.getLogger("chainnode.node")
 TRIM_INTERVAL_S = 5.0
 
 
-def _malloc_trim():
+def _glibc(name: str, argtypes: list):
+    """glibc's function `name` (returning an int), or None without glibc."""
     try:
-        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc's, if it is glibc
+        function = getattr(ctypes.CDLL(None), name)  # the process's own symbols: libc's, if it is glibc
     except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    function.argtypes, function.restype = argtypes, ctypes.c_int
+    return function
 
 
-_TRIM = _malloc_trim()
+_TRIM = _glibc("malloc_trim", [ctypes.c_size_t])
+_MALLOPT = _glibc("mallopt", [ctypes.c_int, ctypes.c_int])
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 LARGE_ALLOCATION_BYTES = 128 << 10  # glibc's own starting threshold
@@ -51,12 +53,9 @@ def map_large_allocations() -> bool:
     """Blocks over LARGE_ALLOCATION_BYTES are always mapped, and the heap is trimmed once
     that much is free at its top (setting either stops glibc's adjusting of both); False
     without glibc."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    if _MALLOPT is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, LARGE_ALLOCATION_BYTES) == 1
+    return _MALLOPT(M_MMAP_THRESHOLD, LARGE_ALLOCATION_BYTES) == 1 and _MALLOPT(M_TRIM_THRESHOLD, LARGE_ALLOCATION_BYTES) == 1
 
 
 def trim() -> bool:
