@@ -146,13 +146,17 @@ PORT_RANGE_ENV = "DEVNET_PORT_RANGE"
 
 
 def picking_range() -> tuple[int, int]:
+    """(low, high): the ports kernel_ports picks from, high excluded."""
     text = os.environ.get(PORT_RANGE_ENV)
     if text:
         low, _, high = text.partition("-")
         try:
-            return int(low), int(high)
+            low_port, high_port = int(low), int(high)
         except ValueError:
-            raise ValueError(f"{PORT_RANGE_ENV} must be LOW-HIGH, like 20000-30000, not {text!r}") from None
+            low_port = high_port = 0
+        if not 1024 <= low_port < high_port <= 65536:
+            raise ValueError(f"{PORT_RANGE_ENV} must be LOW-HIGH with 1024 <= LOW < HIGH <= 65536, like 20000-30000, not {text!r}")
+        return low_port, high_port
     try:
         return PICKED_PORTS_MIN, int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
     except (OSError, ValueError, IndexError):
